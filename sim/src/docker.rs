@@ -1,0 +1,523 @@
+//! The `docker` command line on a simulated host: the subcommands of this slice, with
+//! Docker's own output and error texts (CLI 28 against a 20.10+ engine).
+//!
+//! Commands that take time (`docker exec ... ping`) run the lab's clock until they end.
+
+use crate::lab::{ContainerId, Lab, RestartPolicy};
+use crate::time::{Duration, Instant};
+use crate::underlay::HostId;
+
+/// What a command printed, and its exit status.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct CommandOutput {
+    /// Standard output.
+    pub stdout: String,
+    /// Standard error.
+    pub stderr: String,
+    /// Exit status.
+    pub exit_code: i32,
+}
+
+impl CommandOutput {
+    fn out(text: impl Into<String>) -> CommandOutput {
+        CommandOutput {
+            stdout: text.into(),
+            ..Default::default()
+        }
+    }
+
+    fn err(text: impl Into<String>, exit_code: i32) -> CommandOutput {
+        CommandOutput {
+            stderr: text.into(),
+            exit_code,
+            ..Default::default()
+        }
+    }
+}
+
+/// Images this slice knows. Every container runs an IPv4 stack answering ARP and ping.
+const IMAGES: &[&str] = &["alpine", "busybox"];
+
+fn run_usage_error(flag: &str) -> CommandOutput {
+    CommandOutput::err(
+        format!("unknown flag: {flag}\n\nUsage:  docker run [OPTIONS] IMAGE [COMMAND] [ARG...]\n\nRun 'docker run --help' for more information\n"),
+        125,
+    )
+}
+
+fn daemon_run_error(msg: &str) -> CommandOutput {
+    CommandOutput::err(
+        format!("{msg}\n\nRun 'docker run --help' for more information\n"),
+        125,
+    )
+}
+
+fn no_such_container(name: &str) -> CommandOutput {
+    CommandOutput::err(
+        format!("Error response from daemon: No such container: {name}\n"),
+        1,
+    )
+}
+
+/// Run one command line on `host`.
+pub fn execute(lab: &mut Lab, host: HostId, argv: &[String]) -> CommandOutput {
+    let Some(program) = argv.first() else {
+        return CommandOutput::default();
+    };
+    if !lab.underlay.nic(host).up {
+        return CommandOutput::err(
+            format!(
+                "ssh: connect to host {} port 22: No route to host\n",
+                lab.host_name(host)
+            ),
+            255,
+        );
+    }
+    if program != "docker" {
+        return CommandOutput::err(format!("bash: {program}: command not found\n"), 127);
+    }
+    let args = &argv[1..];
+    match args.first().map(String::as_str) {
+        Some("run") => docker_run(lab, host, &args[1..]),
+        Some("exec") => docker_exec(lab, host, &args[1..]),
+        Some("ps") => docker_ps(lab, host, &args[1..]),
+        Some("stop") => docker_stop_start(lab, host, &args[1..], false),
+        Some("start") => docker_stop_start(lab, host, &args[1..], true),
+        Some("rm") => docker_rm(lab, host, &args[1..]),
+        Some(other) => CommandOutput::err(
+            format!("docker: unknown command: docker {other}\n\nRun 'docker --help' for more information\n"),
+            1,
+        ),
+        None => CommandOutput::err("Usage:  docker [OPTIONS] COMMAND\n", 0),
+    }
+}
+
+fn image_known(image: &str) -> bool {
+    let name = image.split(':').next().unwrap_or(image);
+    IMAGES.contains(&name)
+}
+
+fn docker_run(lab: &mut Lab, host: HostId, args: &[String]) -> CommandOutput {
+    let mut detach = false;
+    let mut remove = false;
+    let mut name: Option<String> = None;
+    let mut network: Option<String> = None;
+    let mut restart = RestartPolicy::No;
+    let mut i = 0;
+    while i < args.len() && args[i].starts_with('-') {
+        let a = args[i].as_str();
+        let (flag, inline) = match a.split_once('=') {
+            Some((f, v)) => (f, Some(v.to_string())),
+            None => (a, None),
+        };
+        let mut value = || -> Option<String> {
+            inline.clone().or_else(|| {
+                i += 1;
+                args.get(i).cloned()
+            })
+        };
+        match flag {
+            "-d" | "--detach" => detach = true,
+            "-i" | "-t" | "-it" | "-ti" | "-dit" | "-itd" | "--interactive" | "--tty" => {
+                if flag.contains('d') && flag != "--interactive" {
+                    detach = true;
+                }
+            }
+            "--rm" => remove = true,
+            "--name" => name = value(),
+            "--network" | "--net" => network = value(),
+            "--restart" => match value().as_deref() {
+                Some("no") => restart = RestartPolicy::No,
+                Some("always") | Some("unless-stopped") => restart = RestartPolicy::Always,
+                Some(p) if p.starts_with("on-failure") => restart = RestartPolicy::Always,
+                Some(p) => {
+                    return daemon_run_error(&format!("docker: invalid restart policy '{p}'"))
+                }
+                None => return run_usage_error("--restart"),
+            },
+            _ => return run_usage_error(flag),
+        }
+        i += 1;
+    }
+    let Some(image) = args.get(i) else {
+        return CommandOutput::err(
+            "docker: 'docker run' requires at least 1 argument\n\nUsage:  docker run [OPTIONS] IMAGE [COMMAND] [ARG...]\n\nSee 'docker run --help' for more information\n",
+            125,
+        );
+    };
+    let command: Vec<String> = args[i + 1..].to_vec();
+    if !image_known(image) {
+        let full = if image.contains(':') {
+            image.clone()
+        } else {
+            format!("{image}:latest")
+        };
+        let repo = image.split(':').next().unwrap_or(image);
+        return CommandOutput::err(
+            format!("Unable to find image '{full}' locally\ndocker: Error response from daemon: pull access denied for {repo}, repository does not exist or may require 'docker login': denied: requested access to the resource is denied\n\nRun 'docker run --help' for more information\n"),
+            125,
+        );
+    }
+    let Some(network) = network else {
+        return daemon_run_error(
+            "swarmlab: the default bridge network is not simulated; attach the container to an overlay with --network NAME",
+        );
+    };
+    let Some(net) = lab.net_by_name(&network) else {
+        return daemon_run_error(&format!(
+            "docker: Error response from daemon: network {network} not found"
+        ));
+    };
+    let name = name.unwrap_or_else(|| format!("c{}", lab.containers.len() + 1));
+    let shown = if command.is_empty() {
+        "/bin/sh".to_string()
+    } else {
+        command.join(" ")
+    };
+    let cid = match lab.run_container(host, &name, net, image, &shown, restart) {
+        Ok(c) => c,
+        Err(e) => return daemon_run_error(&e),
+    };
+    if detach {
+        return CommandOutput::out(format!("{}\n", lab.containers[cid.0].id));
+    }
+    // Attached: run the command to completion, then the container exits with its status.
+    let out = if command.is_empty() {
+        CommandOutput::default()
+    } else {
+        exec_in(lab, cid, &command)
+    };
+    lab.stop_container(cid, out.exit_code, "command exited");
+    if remove {
+        lab.remove_container(cid);
+    }
+    out
+}
+
+fn find_container(lab: &Lab, host: HostId, r: &str) -> Option<ContainerId> {
+    lab.container_by_ref(r)
+        .filter(|c| lab.containers[c.0].host == host && lab.exists(*c))
+}
+
+fn docker_exec(lab: &mut Lab, host: HostId, args: &[String]) -> CommandOutput {
+    let mut i = 0;
+    while i < args.len() && args[i].starts_with('-') {
+        match args[i].as_str() {
+            "-i" | "-t" | "-it" | "-ti" | "--interactive" | "--tty" => {}
+            other => {
+                return CommandOutput::err(
+                    format!("unknown flag: {other}\n\nUsage:  docker exec [OPTIONS] CONTAINER COMMAND [ARG...]\n\nRun 'docker exec --help' for more information\n"),
+                    125,
+                )
+            }
+        }
+        i += 1;
+    }
+    let (Some(name), Some(_)) = (args.get(i), args.get(i + 1)) else {
+        return CommandOutput::err(
+            "docker: 'docker exec' requires at least 2 arguments\n\nUsage:  docker exec [OPTIONS] CONTAINER COMMAND [ARG...]\n\nSee 'docker exec --help' for more information\n",
+            1,
+        );
+    };
+    let Some(cid) = find_container(lab, host, name) else {
+        return no_such_container(name);
+    };
+    if !lab.containers[cid.0].running {
+        return CommandOutput::err(
+            format!(
+                "Error response from daemon: Container {} is not running\n",
+                lab.containers[cid.0].id
+            ),
+            1,
+        );
+    }
+    exec_in(lab, cid, &args[i + 1..])
+}
+
+/// Run a program inside a running container.
+fn exec_in(lab: &mut Lab, cid: ContainerId, argv: &[String]) -> CommandOutput {
+    match argv[0].as_str() {
+        "ping" => ping(lab, cid, &argv[1..]),
+        "true" => CommandOutput::default(),
+        "hostname" => CommandOutput::out(format!("{}\n", &lab.containers[cid.0].id[..12])),
+        other => CommandOutput::out(format!(
+            "OCI runtime exec failed: exec failed: unable to start container process: exec: \"{other}\": executable file not found in $PATH: unknown\n"
+        ))
+        .with_code(126),
+    }
+}
+
+impl CommandOutput {
+    fn with_code(mut self, code: i32) -> CommandOutput {
+        self.exit_code = code;
+        self
+    }
+}
+
+const PING_USAGE: &str = "\nUsage\n  ping [options] <destination>\n";
+
+fn ping(lab: &mut Lab, cid: ContainerId, args: &[String]) -> CommandOutput {
+    let mut count: Option<u32> = None;
+    let mut size = 56usize;
+    let mut interval = Duration::from_secs(1);
+    let mut timeout = Duration::from_secs(10);
+    let mut target: Option<String> = None;
+    let mut i = 0;
+    while i < args.len() {
+        let a = &args[i];
+        let value = args.get(i + 1);
+        let bad =
+            |what: &str, v: &str| CommandOutput::err(format!("ping: invalid {what}: '{v}'\n"), 2);
+        match a.as_str() {
+            "-c" | "-s" | "-i" | "-W" => {
+                let Some(v) = value else {
+                    return CommandOutput::err(
+                        format!(
+                            "ping: option requires an argument -- '{}'{PING_USAGE}",
+                            &a[1..]
+                        ),
+                        2,
+                    );
+                };
+                match a.as_str() {
+                    "-c" => match v.parse::<u32>() {
+                        Ok(n) if n > 0 => count = Some(n),
+                        _ => return bad("argument", v),
+                    },
+                    "-s" => match v.parse::<usize>() {
+                        Ok(n) if n <= 65507 => size = n,
+                        _ => return bad("argument", v),
+                    },
+                    "-i" => match v.parse::<f64>() {
+                        Ok(s) if s >= 0.002 => interval = Duration((s * 1e9) as u64),
+                        _ => return bad("argument", v),
+                    },
+                    _ => match v.parse::<f64>() {
+                        Ok(s) if s >= 0.0 => timeout = Duration((s * 1e9) as u64),
+                        _ => return bad("timeout value", v),
+                    },
+                }
+                i += 2;
+            }
+            s if s.starts_with('-') && s.len() > 1 => {
+                return CommandOutput::err(
+                    format!("ping: invalid option -- '{}'{PING_USAGE}", &s[1..2]),
+                    2,
+                );
+            }
+            _ => {
+                target = Some(a.clone());
+                i += 1;
+            }
+        }
+    }
+    let Some(target) = target else {
+        return CommandOutput::err(
+            format!("ping: usage error: Destination address required{PING_USAGE}"),
+            1,
+        );
+    };
+    let Some(count) = count else {
+        return CommandOutput::err(
+            "swarmlab: ping without -c would run forever in a scenario; add -c N\n",
+            2,
+        );
+    };
+    let Some(dst) = lab.resolve(cid, &target) else {
+        return CommandOutput::err(format!("ping: {target}: Name or service not known\n"), 2);
+    };
+    if size + 28 > 1450 {
+        // Linux pings set DF: a datagram above the interface MTU is refused locally.
+        return CommandOutput::err(
+            format!("ping: local error: message too long, mtu=1450\n"),
+            1,
+        );
+    }
+    let id = lab.start_ping(cid, &target, dst, count, size, interval, timeout);
+    let horizon = lab.now()
+        + Duration(interval.as_nanos() * u64::from(count))
+        + timeout
+        + Duration::from_secs(5);
+    lab.run_until_or(horizon, |lab| lab.pings[id.0].finished);
+    let p = &lab.pings[id.0];
+    let mut stdout = p.stdout.join("\n");
+    stdout.push('\n');
+    CommandOutput {
+        stdout,
+        stderr: String::new(),
+        exit_code: p.exit_code(),
+    }
+}
+
+/// Docker's "human" durations (go-units HumanDuration).
+pub fn human_duration(d: Duration) -> String {
+    let s = d.as_nanos() / 1_000_000_000;
+    match s {
+        0 => "Less than a second".into(),
+        1 => "1 second".into(),
+        2..=59 => format!("{s} seconds"),
+        60..=119 => "About a minute".into(),
+        _ if s < 46 * 60 => format!("{} minutes", s / 60),
+        _ if s < 90 * 60 => "About an hour".into(),
+        _ => format!("{} hours", s / 3600),
+    }
+}
+
+/// Lay out a table as the Docker CLI does: columns padded to their widest cell and
+/// separated by three spaces, no trailing spaces.
+pub fn table(rows: &[Vec<String>]) -> String {
+    let cols = rows.iter().map(Vec::len).max().unwrap_or(0);
+    let widths: Vec<usize> = (0..cols)
+        .map(|c| {
+            rows.iter()
+                .filter_map(|r| r.get(c))
+                .map(|s| s.chars().count())
+                .max()
+                .unwrap_or(0)
+        })
+        .collect();
+    let mut out = String::new();
+    for r in rows {
+        let mut line = String::new();
+        for (c, cell) in r.iter().enumerate() {
+            line.push_str(cell);
+            if c + 1 < r.len() {
+                line.push_str(&" ".repeat(widths[c] - cell.chars().count() + 3));
+            }
+        }
+        out.push_str(line.trim_end());
+        out.push('\n');
+    }
+    out
+}
+
+fn docker_ps(lab: &mut Lab, host: HostId, args: &[String]) -> CommandOutput {
+    let all = match args {
+        [] => false,
+        [a] if a == "-a" || a == "--all" => true,
+        [other, ..] => {
+            return CommandOutput::err(
+                format!("unknown flag: {other}\n\nUsage:  docker ps [OPTIONS]\n\nRun 'docker ps --help' for more information\n"),
+                125,
+            )
+        }
+    };
+    let now: Instant = lab.now();
+    let mut rows = vec![[
+        "CONTAINER ID",
+        "IMAGE",
+        "COMMAND",
+        "CREATED",
+        "STATUS",
+        "PORTS",
+        "NAMES",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect::<Vec<_>>()];
+    // Newest first, as Docker lists them.
+    for c in lab.containers.iter().rev() {
+        if c.host != host || c.id.is_empty() || !(c.running || all) {
+            continue;
+        }
+        let status = if c.running {
+            format!("Up {}", human_duration(now - c.since))
+        } else {
+            format!(
+                "Exited ({}) {} ago",
+                c.exit_code.unwrap_or(0),
+                human_duration(now - c.since)
+            )
+        };
+        let mut cmd = c.command.clone();
+        if cmd.chars().count() > 20 {
+            cmd = format!("{}…", cmd.chars().take(19).collect::<String>());
+        }
+        rows.push(vec![
+            c.id[..12].to_string(),
+            c.image.clone(),
+            format!("\"{cmd}\""),
+            format!("{} ago", human_duration(now - c.created)),
+            status,
+            String::new(),
+            c.name.clone(),
+        ]);
+    }
+    CommandOutput::out(table(&rows))
+}
+
+fn docker_stop_start(lab: &mut Lab, host: HostId, args: &[String], start: bool) -> CommandOutput {
+    let mut out = CommandOutput::default();
+    for name in args {
+        match find_container(lab, host, name) {
+            Some(c) => {
+                if start {
+                    lab.start_container(c);
+                } else {
+                    // SIGTERM ignored by an idle shell, then SIGKILL after 10 s: exit 137.
+                    lab.stop_container(c, 137, "docker stop");
+                }
+                out.stdout.push_str(&format!("{name}\n"));
+            }
+            None => {
+                out.stderr.push_str(&format!(
+                    "Error response from daemon: No such container: {name}\n"
+                ));
+                out.exit_code = 1;
+            }
+        }
+    }
+    out
+}
+
+fn docker_rm(lab: &mut Lab, host: HostId, args: &[String]) -> CommandOutput {
+    let force = args.iter().any(|a| a == "-f" || a == "--force");
+    let mut out = CommandOutput::default();
+    for name in args.iter().filter(|a| !a.starts_with('-')) {
+        match find_container(lab, host, name) {
+            Some(c) if lab.containers[c.0].running && !force => {
+                out.stderr.push_str(&format!("Error response from daemon: You cannot remove a running container {}. Stop the container before attempting removal or force remove\n", lab.containers[c.0].id));
+                out.exit_code = 1;
+            }
+            Some(c) => {
+                lab.remove_container(c);
+                out.stdout.push_str(&format!("{name}\n"));
+            }
+            None => {
+                out.stderr.push_str(&format!(
+                    "Error response from daemon: No such container: {name}\n"
+                ));
+                // `rm -f` of a missing container still exits 0.
+                if !force {
+                    out.exit_code = 1;
+                }
+            }
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tables_pad_columns_with_three_spaces_and_trim() {
+        let t = table(&[
+            vec!["A".into(), "BB".into(), "C".into()],
+            vec!["xxxx".into(), "".into(), "z".into()],
+        ]);
+        assert_eq!(t, "A      BB   C\nxxxx        z\n");
+    }
+
+    #[test]
+    fn human_durations_match_docker() {
+        assert_eq!(
+            human_duration(Duration::from_millis(300)),
+            "Less than a second"
+        );
+        assert_eq!(human_duration(Duration::from_secs(6)), "6 seconds");
+        assert_eq!(human_duration(Duration::from_secs(75)), "About a minute");
+        assert_eq!(human_duration(Duration::from_secs(600)), "10 minutes");
+    }
+}

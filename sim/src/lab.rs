@@ -1,0 +1,934 @@
+//! The lab: hosts with their VTEPs and bridges, overlays, containers and their network
+//! stacks, all driven by the engine in virtual time.
+//!
+//! A packet's path: container -> host bridge -> local container, or `vxlan::Vtep`
+//! encapsulation -> underlay (MTU, partitions, loss, latency, firewall, pcap taps) ->
+//! remote host -> `Vtep` decapsulation -> bridge -> container. Everything observable goes
+//! into the trace. The scenario language lives in `scenario`; this module has no syntax.
+
+use crate::engine::{Engine, Rng};
+use crate::ping::{Ping, PingId};
+use crate::time::{Duration, Instant};
+use crate::trace::{Trace, TraceEvent};
+use crate::underlay::{HostId, LinkParams, Underlay, UnderlayDrop};
+use etherparse::{
+    ArpOperation, ArpPacketSlice, EtherType, Ethernet2Header, IcmpEchoHeader, Icmpv4Header,
+    Icmpv4Slice, Icmpv4Type, IpNumber, Ipv4Header, Ipv4HeaderSlice,
+};
+use std::collections::{BTreeMap, BTreeSet};
+use std::net::Ipv4Addr;
+use vxlan::{Forward, MacAddr, Vni, Vtep, OUTER_LEN};
+
+/// Index of a container in the lab.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct ContainerId(pub usize);
+
+/// Index of an overlay network in the lab.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct NetId(pub usize);
+
+/// An IPv4 subnet.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Subnet {
+    /// Network address.
+    pub base: Ipv4Addr,
+    /// Prefix length.
+    pub prefix: u8,
+}
+
+impl Subnet {
+    /// The `i`-th address after the network address, if inside the subnet (and not the
+    /// broadcast address).
+    pub fn host(&self, i: u32) -> Option<Ipv4Addr> {
+        let size = 1u64 << (32 - u32::from(self.prefix));
+        (u64::from(i) < size - 1).then(|| Ipv4Addr::from(u32::from(self.base) + i))
+    }
+
+    /// Whether `ip` is inside.
+    pub fn contains(&self, ip: Ipv4Addr) -> bool {
+        let mask = if self.prefix == 0 {
+            0
+        } else {
+            u32::MAX << (32 - self.prefix)
+        };
+        u32::from(ip) & mask == u32::from(self.base) & mask
+    }
+}
+
+impl std::fmt::Display for Subnet {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}/{}", self.base, self.prefix)
+    }
+}
+
+/// An overlay network.
+#[derive(Clone, Debug)]
+pub struct Overlay {
+    /// Name.
+    pub name: String,
+    /// VXLAN network identifier.
+    pub vni: Vni,
+    /// Subnet; the gateway takes the first address.
+    pub subnet: Subnet,
+    /// Hosts that have the network.
+    pub hosts: BTreeSet<HostId>,
+    used: BTreeSet<Ipv4Addr>,
+}
+
+/// What Docker does with a container when its host comes back.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RestartPolicy {
+    /// `no` (the default): it stays exited.
+    No,
+    /// `always` or `unless-stopped`: the engine starts it again.
+    Always,
+}
+
+/// A container: an interface on one overlay, with a minimal IPv4 stack (ARP, ICMP echo).
+#[derive(Clone, Debug)]
+pub struct Container {
+    /// 64 hex digits.
+    pub id: String,
+    /// Name.
+    pub name: String,
+    /// Image.
+    pub image: String,
+    /// Command, as `docker ps` quotes it.
+    pub command: String,
+    /// Host it runs on.
+    pub host: HostId,
+    /// Its network.
+    pub net: NetId,
+    /// Address on that network.
+    pub ip: Ipv4Addr,
+    /// MAC: 02:42 and the four octets of the IP, as Docker derives it.
+    pub mac: MacAddr,
+    /// Running or exited.
+    pub running: bool,
+    /// Exit code once exited.
+    pub exit_code: Option<i32>,
+    /// When it was created.
+    pub created: Instant,
+    /// When it last started or stopped.
+    pub since: Instant,
+    /// Restart policy.
+    pub restart: RestartPolicy,
+    arp: BTreeMap<Ipv4Addr, MacAddr>,
+    /// Frames waiting for ARP resolution, by next hop.
+    arp_pending: BTreeMap<Ipv4Addr, Vec<Vec<u8>>>,
+}
+
+/// Events of the lab.
+#[derive(Debug)]
+pub enum Event {
+    /// An outer frame arrives at a host's NIC.
+    Underlay {
+        /// Receiving host.
+        to: HostId,
+        /// The frame.
+        frame: Vec<u8>,
+    },
+    /// An inner frame arrives at a container's interface.
+    Container {
+        /// Receiving container.
+        to: ContainerId,
+        /// The frame.
+        frame: Vec<u8>,
+    },
+    /// A ping sends its next echo request.
+    PingSend(PingId),
+    /// A ping stops waiting.
+    PingDeadline(PingId),
+    /// ARP resolution gives up (3 requests, 1 s apart, as Linux's defaults).
+    ArpRetry {
+        /// The asking container.
+        from: ContainerId,
+        /// The address asked for.
+        ip: Ipv4Addr,
+        /// How many requests have been sent.
+        tries: u8,
+    },
+}
+
+/// One host: its VTEP; its NIC is in the underlay.
+#[derive(Debug)]
+pub struct Host {
+    /// The tunnel endpoint, serving the host's overlays.
+    pub vtep: Vtep,
+    /// Frames seen on the NIC (both ways), for pcap.
+    pub capture: Vec<(Instant, Vec<u8>)>,
+}
+
+/// Errors Docker would print.
+pub type DockerError = String;
+
+/// The whole lab.
+pub struct Lab {
+    /// The event queue and clock.
+    pub engine: Engine<Event>,
+    /// The one random source.
+    pub rng: Rng,
+    /// The underlay.
+    pub underlay: Underlay,
+    /// Hosts, indexed by `HostId`.
+    pub hosts: Vec<Host>,
+    /// Overlays, indexed by `NetId`.
+    pub nets: Vec<Overlay>,
+    /// Containers, indexed by `ContainerId`.
+    pub containers: Vec<Container>,
+    /// Ping sessions, indexed by `PingId`.
+    pub pings: Vec<Ping>,
+    /// The event trace.
+    pub trace: Trace,
+    /// Whether hosts capture frames for pcap output.
+    pub capture: bool,
+}
+
+/// The ICMP echo identifier a container's pings use (one per ping session).
+fn echo_ident(ping: PingId) -> u16 {
+    0x1000 + ping.0 as u16
+}
+
+impl Lab {
+    /// An empty lab.
+    pub fn new(seed: u64) -> Lab {
+        Lab {
+            engine: Engine::new(),
+            rng: Rng::new(seed),
+            underlay: Underlay::default(),
+            hosts: Vec::new(),
+            nets: Vec::new(),
+            containers: Vec::new(),
+            pings: Vec::new(),
+            trace: Trace::default(),
+            capture: false,
+        }
+    }
+
+    /// The current virtual time.
+    pub fn now(&self) -> Instant {
+        self.engine.now()
+    }
+
+    fn record(&mut self, event: TraceEvent) {
+        self.trace.push(self.engine.now(), event);
+    }
+
+    /// Add a host on the LAN.
+    pub fn add_host(&mut self, name: &str, ip: Ipv4Addr, mtu: u16) -> HostId {
+        let id = self.underlay.add_host(name, ip, mtu);
+        let nic = self.underlay.nic(id).clone();
+        let mut cfg = vxlan::Config::docker(ip, nic.mac);
+        cfg.underlay_mtu = mtu;
+        let mut vtep = Vtep::new(cfg);
+        // Underlay ARP on one LAN: every host knows every other host's MAC.
+        for (other, n) in self.underlay.nics() {
+            if other != id {
+                vtep.set_neighbor(n.ip, n.mac);
+                self.hosts[other.0].vtep.set_neighbor(ip, nic.mac);
+            }
+        }
+        self.hosts.push(Host {
+            vtep,
+            capture: Vec::new(),
+        });
+        self.record(TraceEvent::HostAdded {
+            host: name.to_string(),
+            ip: ip.to_string(),
+            mtu,
+        });
+        id
+    }
+
+    /// Set link properties between two hosts.
+    pub fn set_link(&mut self, a: HostId, b: HostId, params: LinkParams) {
+        self.underlay.set_link(a, b, params);
+    }
+
+    /// Host name.
+    pub fn host_name(&self, h: HostId) -> &str {
+        &self.underlay.nic(h).name
+    }
+
+    /// Declare an overlay on some hosts.
+    pub fn add_overlay(
+        &mut self,
+        name: &str,
+        vni: Vni,
+        subnet: Subnet,
+        hosts: BTreeSet<HostId>,
+    ) -> NetId {
+        let id = NetId(self.nets.len());
+        for h in &hosts {
+            self.hosts[h.0].vtep.add_network(vni);
+        }
+        let gateway = subnet.host(1);
+        self.nets.push(Overlay {
+            name: name.to_string(),
+            vni,
+            subnet,
+            hosts: hosts.clone(),
+            used: gateway.into_iter().collect(),
+        });
+        self.record(TraceEvent::OverlayCreated {
+            network: name.to_string(),
+            vni: vni.get(),
+            subnet: subnet.to_string(),
+            hosts: hosts
+                .iter()
+                .map(|h| self.host_name(*h).to_string())
+                .collect(),
+        });
+        id
+    }
+
+    /// The overlay with this name.
+    pub fn net_by_name(&self, name: &str) -> Option<NetId> {
+        self.nets.iter().position(|n| n.name == name).map(NetId)
+    }
+
+    /// The container with this name or (prefix of an) ID, as Docker resolves it.
+    pub fn container_by_ref(&self, r: &str) -> Option<ContainerId> {
+        let by_name = self.containers.iter().position(|c| c.name == r);
+        by_name
+            .or_else(|| {
+                (!r.is_empty())
+                    .then(|| self.containers.iter().position(|c| c.id.starts_with(r)))
+                    .flatten()
+            })
+            .map(ContainerId)
+    }
+
+    fn random_id(&mut self) -> String {
+        let mut s = String::with_capacity(64);
+        for _ in 0..4 {
+            s.push_str(&format!("{:016x}", self.rng.next_u64()));
+        }
+        s
+    }
+
+    /// `docker run -d`: create and start a container on `host` attached to `net`.
+    pub fn run_container(
+        &mut self,
+        host: HostId,
+        name: &str,
+        net: NetId,
+        image: &str,
+        command: &str,
+        restart: RestartPolicy,
+    ) -> Result<ContainerId, DockerError> {
+        if let Some(c) = self.containers.iter().find(|c| c.name == name) {
+            return Err(format!(
+                "docker: Error response from daemon: Conflict. The container name \"/{name}\" is already in use by container \"{}\". You have to remove (or rename) that container to be able to reuse that name.",
+                c.id
+            ));
+        }
+        let overlay = &self.nets[net.0];
+        if !overlay.hosts.contains(&host) {
+            return Err(format!(
+                "docker: Error response from daemon: network {} not found",
+                overlay.name
+            ));
+        }
+        let Some(ip) = (2..)
+            .map_while(|i| overlay.subnet.host(i))
+            .find(|ip| !overlay.used.contains(ip))
+        else {
+            return Err(format!(
+                "docker: Error response from daemon: no available IPv4 addresses on this network's address pools: {} ({})",
+                overlay.name, overlay.subnet
+            ));
+        };
+        let o = ip.octets();
+        let mac = MacAddr([0x02, 0x42, o[0], o[1], o[2], o[3]]);
+        let id = self.random_id();
+        let now = self.now();
+        self.nets[net.0].used.insert(ip);
+        let cid = ContainerId(self.containers.len());
+        self.containers.push(Container {
+            id,
+            name: name.to_string(),
+            image: image.to_string(),
+            command: command.to_string(),
+            host,
+            net,
+            ip,
+            mac,
+            running: true,
+            exit_code: None,
+            created: now,
+            since: now,
+            restart,
+            arp: BTreeMap::new(),
+            arp_pending: BTreeMap::new(),
+        });
+        self.program_peer(cid, true);
+        self.record(TraceEvent::ContainerStarted {
+            container: name.to_string(),
+            host: self.host_name(host).to_string(),
+            network: self.nets[net.0].name.clone(),
+            ip: ip.to_string(),
+            mac: mac.to_string(),
+        });
+        Ok(cid)
+    }
+
+    /// Add or remove a container's FDB and ARP-proxy entries on every other host of its
+    /// network, as Docker's overlay driver does for a peer (static entries, no learning).
+    fn program_peer(&mut self, cid: ContainerId, add: bool) {
+        let c = &self.containers[cid.0];
+        let (vni, ip, mac, host) = (self.nets[c.net.0].vni, c.ip, c.mac, c.host);
+        let vtep_ip = self.underlay.nic(host).ip;
+        let hosts: Vec<HostId> = self.nets[c.net.0].hosts.iter().copied().collect();
+        for h in hosts {
+            if h == host {
+                continue;
+            }
+            let vtep = &mut self.hosts[h.0].vtep;
+            if add {
+                // The network exists on every host in `hosts`, so these cannot fail.
+                let _ = vtep.add_fdb(vni, mac, vtep_ip);
+                let _ = vtep.add_arp(vni, ip, mac);
+            } else {
+                vtep.remove_fdb(vni, mac);
+                vtep.remove_arp(vni, ip);
+            }
+        }
+    }
+
+    /// Stop a container (exit code as Docker reports it), withdrawing it from peers.
+    pub fn stop_container(&mut self, cid: ContainerId, exit_code: i32, reason: &str) {
+        if !self.containers[cid.0].running {
+            return;
+        }
+        self.program_peer(cid, false);
+        let now = self.now();
+        let c = &mut self.containers[cid.0];
+        c.running = false;
+        c.exit_code = Some(exit_code);
+        c.since = now;
+        c.arp.clear();
+        c.arp_pending.clear();
+        let event = TraceEvent::ContainerStopped {
+            container: c.name.clone(),
+            exit_code,
+            reason: reason.to_string(),
+        };
+        self.record(event);
+    }
+
+    /// Start an exited container again.
+    pub fn start_container(&mut self, cid: ContainerId) {
+        if self.containers[cid.0].running {
+            return;
+        }
+        let now = self.now();
+        let c = &mut self.containers[cid.0];
+        c.running = true;
+        c.exit_code = None;
+        c.since = now;
+        self.program_peer(cid, true);
+        let c = &self.containers[cid.0];
+        let event = TraceEvent::ContainerStarted {
+            container: c.name.clone(),
+            host: self.host_name(c.host).to_string(),
+            network: self.nets[c.net.0].name.clone(),
+            ip: c.ip.to_string(),
+            mac: c.mac.to_string(),
+        };
+        self.record(event);
+    }
+
+    /// Remove a (stopped) container and free its address.
+    pub fn remove_container(&mut self, cid: ContainerId) {
+        self.stop_container(cid, 137, "removed");
+        let c = &mut self.containers[cid.0];
+        let ip = c.ip;
+        let net = c.net;
+        // Keep the slot so ids stay stable; an empty name can never be looked up.
+        c.name.clear();
+        c.id.clear();
+        self.nets[net.0].used.remove(&ip);
+    }
+
+    /// Whether a container slot still holds a container.
+    pub fn exists(&self, cid: ContainerId) -> bool {
+        !self.containers[cid.0].id.is_empty()
+    }
+
+    /// Crash a host: its NIC goes silent and its containers die.
+    pub fn crash(&mut self, host: HostId) {
+        self.underlay.set_up(host, false);
+        let name = self.host_name(host).to_string();
+        self.record(TraceEvent::HostCrashed { host: name });
+        let on_host: Vec<ContainerId> = (0..self.containers.len())
+            .map(ContainerId)
+            .filter(|c| self.containers[c.0].host == host && self.exists(*c))
+            .collect();
+        for c in on_host {
+            // Docker reports 255 for containers whose engine died under them.
+            self.stop_container(c, 255, "host crashed");
+        }
+    }
+
+    /// Restart a crashed host; containers with a restart policy come back.
+    pub fn restart(&mut self, host: HostId) {
+        self.underlay.set_up(host, true);
+        let name = self.host_name(host).to_string();
+        self.record(TraceEvent::HostRestarted { host: name });
+        let back: Vec<ContainerId> = (0..self.containers.len())
+            .map(ContainerId)
+            .filter(|c| {
+                let c = &self.containers[c.0];
+                c.host == host && !c.id.is_empty() && c.restart == RestartPolicy::Always
+            })
+            .collect();
+        for c in back {
+            self.start_container(c);
+        }
+    }
+
+    /// Resolve a name as the container's embedded DNS would: containers on its network.
+    pub fn resolve(&self, from: ContainerId, name: &str) -> Option<Ipv4Addr> {
+        if let Ok(ip) = name.parse::<Ipv4Addr>() {
+            return Some(ip);
+        }
+        let net = self.containers[from.0].net;
+        self.containers
+            .iter()
+            .find(|c| c.net == net && c.name == name && c.running)
+            .map(|c| c.ip)
+    }
+
+    // ---- running the clock ----------------------------------------------------------
+
+    /// Run events until `until` (inclusive), then set the clock there.
+    pub fn run_until(&mut self, until: Instant) {
+        while let Some((_, ev)) = self.engine.pop_until(until) {
+            self.handle(ev);
+        }
+        self.engine.advance_to(until);
+    }
+
+    /// Run events until `done` holds or `until` passes; returns whether `done` held.
+    pub fn run_until_or(&mut self, until: Instant, mut done: impl FnMut(&Lab) -> bool) -> bool {
+        loop {
+            if done(self) {
+                return true;
+            }
+            match self.engine.pop_until(until) {
+                Some((_, ev)) => self.handle(ev),
+                None => {
+                    self.engine.advance_to(until);
+                    return done(self);
+                }
+            }
+        }
+    }
+
+    fn handle(&mut self, ev: Event) {
+        match ev {
+            Event::Underlay { to, frame } => self.underlay_arrival(to, frame),
+            Event::Container { to, frame } => self.container_input(to, &frame),
+            Event::PingSend(p) => self.ping_send(p),
+            Event::PingDeadline(p) => self.ping_finish(p),
+            Event::ArpRetry { from, ip, tries } => self.arp_retry(from, ip, tries),
+        }
+    }
+
+    // ---- underlay ---------------------------------------------------------------------
+
+    fn transmit(&mut self, from: HostId, frame: Vec<u8>) {
+        let now = self.now();
+        if self.capture {
+            self.hosts[from.0].capture.push((now, frame.clone()));
+        }
+        match self.underlay.transmit(now, &mut self.rng, from, &frame) {
+            Ok((to, at)) => self.engine.schedule(at, Event::Underlay { to, frame }),
+            Err(why) => {
+                let host = self.host_name(from).to_string();
+                self.record(TraceEvent::UnderlayDrop {
+                    host,
+                    reason: why.to_string(),
+                    bytes: frame.len(),
+                });
+            }
+        }
+    }
+
+    fn underlay_arrival(&mut self, to: HostId, frame: Vec<u8>) {
+        if self.capture && self.underlay.nic(to).up {
+            let now = self.now();
+            self.hosts[to.0].capture.push((now, frame.clone()));
+        }
+        if let Err(why) = self.underlay.accept(to, &frame) {
+            let host = self.host_name(to).to_string();
+            self.record(TraceEvent::UnderlayDrop {
+                host,
+                reason: why.to_string(),
+                bytes: frame.len(),
+            });
+            return;
+        }
+        let vtep = &mut self.hosts[to.0].vtep;
+        let port = vtep.config().port;
+        let is_vxlan = crate::underlay::outer_flow(&frame)
+            .is_some_and(|(_, proto, p, _)| proto == 17 && p == Some(port));
+        if !is_vxlan {
+            let host = self.host_name(to).to_string();
+            self.record(TraceEvent::UnderlayDrop {
+                host,
+                reason: "no listener for this protocol/port".into(),
+                bytes: frame.len(),
+            });
+            return;
+        }
+        match vtep.decapsulate(&frame) {
+            Ok(d) => {
+                let (vni, inner) = (d.vni, d.inner.to_vec());
+                self.bridge_deliver(to, vni, &inner, None);
+            }
+            Err(reason) => {
+                let host = self.host_name(to).to_string();
+                self.record(TraceEvent::VtepDrop {
+                    host,
+                    reason: reason.as_str().to_string(),
+                });
+            }
+        }
+    }
+
+    // ---- host bridge ------------------------------------------------------------------
+
+    /// Deliver an inner frame to the local containers of `vni` it is addressed to
+    /// (all of them for broadcast), except the sender.
+    fn bridge_deliver(
+        &mut self,
+        host: HostId,
+        vni: Vni,
+        frame: &[u8],
+        except: Option<ContainerId>,
+    ) -> bool {
+        let Some(dst) = MacAddr::from_slice(frame) else {
+            return false;
+        };
+        let targets: Vec<ContainerId> = (0..self.containers.len())
+            .map(ContainerId)
+            .filter(|c| Some(*c) != except)
+            .filter(|c| {
+                let c = &self.containers[c.0];
+                c.running
+                    && c.host == host
+                    && self.nets[c.net.0].vni == vni
+                    && (dst.is_multicast() || c.mac == dst)
+            })
+            .collect();
+        for t in &targets {
+            // veth + bridge: a few microseconds.
+            self.engine.schedule_in(
+                Duration::from_micros(5),
+                Event::Container {
+                    to: *t,
+                    frame: frame.to_vec(),
+                },
+            );
+        }
+        !targets.is_empty()
+    }
+
+    /// A container sends a frame: the host's bridge delivers it locally, the VTEP's ARP
+    /// proxy answers it, or the VTEP tunnels it.
+    fn container_output(&mut self, from: ContainerId, frame: Vec<u8>) {
+        let c = &self.containers[from.0];
+        if !c.running {
+            return;
+        }
+        let (host, vni) = (c.host, self.nets[c.net.0].vni);
+        let local = self.bridge_deliver(host, vni, &frame, Some(from));
+        let dst = MacAddr::from_slice(&frame).unwrap_or_default();
+        if dst.is_multicast() {
+            let mut reply = [0u8; 64];
+            if let Some(n) = self.hosts[host.0].vtep.arp_proxy(vni, &frame, &mut reply) {
+                self.engine.schedule_in(
+                    Duration::from_micros(5),
+                    Event::Container {
+                        to: from,
+                        frame: reply[..n].to_vec(),
+                    },
+                );
+            }
+            return;
+        }
+        if local {
+            return;
+        }
+        let mut buf = vec![0u8; OUTER_LEN + frame.len()];
+        buf[OUTER_LEN..].copy_from_slice(&frame);
+        let vtep = &mut self.hosts[host.0].vtep;
+        match vtep.encapsulate(vni, &mut buf, OUTER_LEN, frame.len()) {
+            Ok(Forward::Unicast(e)) => {
+                buf.drain(..e.start);
+                self.transmit(host, buf);
+            }
+            Ok(Forward::Flood) => {}
+            Err(reason) => {
+                let host = self.host_name(host).to_string();
+                self.record(TraceEvent::VtepDrop {
+                    host,
+                    reason: reason.as_str().to_string(),
+                });
+            }
+        }
+    }
+
+    // ---- container IPv4 stack -------------------------------------------------------
+
+    fn container_input(&mut self, to: ContainerId, frame: &[u8]) {
+        let c = &self.containers[to.0];
+        if !c.running {
+            return;
+        }
+        if let Some(reply) = crate::stack::reply_to(c.ip, c.mac, frame) {
+            // Linux also learns the asker from an ARP request it answers.
+            if let Ok((eth, rest)) = Ethernet2Header::from_slice(frame) {
+                if eth.ether_type == EtherType::ARP {
+                    self.learn_arp(to, rest);
+                }
+            }
+            self.container_output(to, reply);
+            return;
+        }
+        let Ok((eth, rest)) = Ethernet2Header::from_slice(frame) else {
+            return;
+        };
+        if eth.destination != c.mac.0 {
+            return;
+        }
+        match eth.ether_type {
+            EtherType::ARP => self.learn_arp(to, rest),
+            EtherType::IPV4 => self.container_echo_reply(to, rest),
+            _ => {}
+        }
+    }
+
+    /// Cache the sender of an ARP packet and release the frames that waited for it.
+    fn learn_arp(&mut self, to: ContainerId, payload: &[u8]) {
+        let Ok(arp) = ArpPacketSlice::from_slice(payload) else {
+            return;
+        };
+        let Ok(arp) = arp.to_packet().try_eth_ipv4() else {
+            return;
+        };
+        let sender_ip = arp.sender_ipv4_addr();
+        let sender_mac = MacAddr(arp.sender_mac);
+        let c = &mut self.containers[to.0];
+        c.arp.insert(sender_ip, sender_mac);
+        let waiting = c.arp_pending.remove(&sender_ip).unwrap_or_default();
+        for mut f in waiting {
+            f[..6].copy_from_slice(&sender_mac.0);
+            self.container_output(to, f);
+        }
+    }
+
+    fn container_echo_reply(&mut self, to: ContainerId, payload: &[u8]) {
+        let Ok(ip) = Ipv4HeaderSlice::from_slice(payload) else {
+            return;
+        };
+        if ip.destination_addr() != self.containers[to.0].ip || ip.protocol() != IpNumber::ICMP {
+            return;
+        }
+        let total = usize::from(ip.total_len()).min(payload.len());
+        let Some(body) = payload.get(ip.slice().len()..total) else {
+            return;
+        };
+        let Ok(icmp) = Icmpv4Slice::from_slice(body) else {
+            return;
+        };
+        if let Icmpv4Type::EchoReply(echo) = icmp.icmp_type() {
+            let (ttl, len, from) = (ip.ttl(), body.len(), ip.source_addr());
+            if let Some(p) = self
+                .pings
+                .iter()
+                .position(|p| echo_ident(p.id) == echo.id && p.container == to)
+            {
+                let now = self.now();
+                if self.pings[p].on_reply(now, echo.seq, from, ttl, len) {
+                    self.ping_finish(PingId(p));
+                }
+            }
+        }
+    }
+
+    /// Send an ICMP message from a container, resolving the next hop with ARP.
+    fn send_ipv4_icmp(
+        &mut self,
+        from: ContainerId,
+        dst: Ipv4Addr,
+        icmp: Icmpv4Header,
+        data: &[u8],
+    ) {
+        let c = &self.containers[from.0];
+        let payload_len = (icmp.header_len() + data.len()) as u16;
+        let Ok(mut ip) =
+            Ipv4Header::new(payload_len, 64, IpNumber::ICMP, c.ip.octets(), dst.octets())
+        else {
+            return;
+        };
+        // Linux pings set DF (path MTU discovery), IP ID left to the stack.
+        ip.dont_fragment = true;
+        ip.header_checksum = ip.calc_header_checksum();
+        let dst_mac = c.arp.get(&dst).copied();
+        let eth = Ethernet2Header {
+            source: c.mac.0,
+            destination: dst_mac.unwrap_or_default().0,
+            ether_type: EtherType::IPV4,
+        };
+        let mut frame = Vec::with_capacity(14 + 20 + usize::from(payload_len));
+        frame.extend_from_slice(&eth.to_bytes());
+        frame.extend_from_slice(&ip.to_bytes());
+        frame.extend_from_slice(&icmp.to_bytes());
+        frame.extend_from_slice(data);
+        if dst_mac.is_some() {
+            self.container_output(from, frame);
+            return;
+        }
+        let c = &mut self.containers[from.0];
+        let first = !c.arp_pending.contains_key(&dst);
+        c.arp_pending.entry(dst).or_default().push(frame);
+        if first {
+            self.arp_request(from, dst);
+            self.engine.schedule_in(
+                Duration::from_secs(1),
+                Event::ArpRetry {
+                    from,
+                    ip: dst,
+                    tries: 1,
+                },
+            );
+        }
+    }
+
+    fn arp_request(&mut self, from: ContainerId, ip: Ipv4Addr) {
+        let c = &self.containers[from.0];
+        let arp = etherparse::ArpEthIpv4Packet {
+            operation: ArpOperation::REQUEST,
+            sender_mac: c.mac.0,
+            sender_ipv4: c.ip.octets(),
+            target_mac: [0; 6],
+            target_ipv4: ip.octets(),
+        };
+        let eth = Ethernet2Header {
+            source: c.mac.0,
+            destination: MacAddr::BROADCAST.0,
+            ether_type: EtherType::ARP,
+        };
+        let mut frame = eth.to_bytes().to_vec();
+        frame.extend_from_slice(&arp.to_bytes());
+        self.container_output(from, frame);
+    }
+
+    fn arp_retry(&mut self, from: ContainerId, ip: Ipv4Addr, tries: u8) {
+        if !self.containers[from.0].arp_pending.contains_key(&ip) {
+            return;
+        }
+        if tries < 3 {
+            self.arp_request(from, ip);
+            self.engine.schedule_in(
+                Duration::from_secs(1),
+                Event::ArpRetry {
+                    from,
+                    ip,
+                    tries: tries + 1,
+                },
+            );
+            return;
+        }
+        // Resolution failed: the stack reports "Destination Host Unreachable" to the
+        // sockets whose packets were waiting.
+        let waiting = self.containers[from.0]
+            .arp_pending
+            .remove(&ip)
+            .unwrap_or_default();
+        let name = self.containers[from.0].name.clone();
+        self.record(TraceEvent::ArpFailed {
+            container: name,
+            ip: ip.to_string(),
+        });
+        let src = self.containers[from.0].ip;
+        for f in waiting {
+            let Some(body) = f.get(34..) else { continue };
+            let Ok(icmp) = Icmpv4Slice::from_slice(body) else {
+                continue;
+            };
+            if let Icmpv4Type::EchoRequest(IcmpEchoHeader { id, seq }) = icmp.icmp_type() {
+                if let Some(p) = self
+                    .pings
+                    .iter()
+                    .position(|p| echo_ident(p.id) == id && p.container == from)
+                {
+                    let now = self.now();
+                    if self.pings[p].on_unreachable(now, seq, src) {
+                        self.ping_finish(PingId(p));
+                    }
+                }
+            }
+        }
+    }
+
+    // ---- ping -------------------------------------------------------------------------
+
+    /// Start `ping` in a container. The session's output accumulates in `pings[id]`.
+    pub fn start_ping(
+        &mut self,
+        from: ContainerId,
+        target: &str,
+        dst: Ipv4Addr,
+        count: u32,
+        size: usize,
+        interval: Duration,
+        timeout: Duration,
+    ) -> PingId {
+        let id = PingId(self.pings.len());
+        let now = self.now();
+        self.pings.push(Ping::new(
+            id, from, target, dst, count, size, interval, timeout, now,
+        ));
+        self.ping_send(id);
+        id
+    }
+
+    fn ping_send(&mut self, id: PingId) {
+        let p = &mut self.pings[id.0];
+        if p.finished {
+            return;
+        }
+        let now = self.engine.now();
+        let Some(seq) = p.next_seq(now) else { return };
+        let (from, dst, size, interval, more) =
+            (p.container, p.dst, p.size, p.interval, p.has_more());
+        let data: Vec<u8> = (0..size).map(|i| (i % 256) as u8).collect();
+        let header = Icmpv4Header::with_checksum(
+            Icmpv4Type::EchoRequest(IcmpEchoHeader {
+                id: echo_ident(id),
+                seq,
+            }),
+            &data,
+        );
+        self.send_ipv4_icmp(from, dst, header, &data);
+        if more {
+            self.engine.schedule_in(interval, Event::PingSend(id));
+        } else {
+            let wait = self.pings[id.0].linger();
+            self.engine.schedule_in(wait, Event::PingDeadline(id));
+        }
+    }
+
+    fn ping_finish(&mut self, id: PingId) {
+        let now = self.now();
+        let p = &mut self.pings[id.0];
+        if p.finished {
+            return;
+        }
+        p.finish(now);
+    }
+}

@@ -1,0 +1,19 @@
+//! swarmlab: a lab simulator of Docker Swarm's overlay networking.
+//!
+//! The simulator side of the workspace: the deterministic engine (`engine`, `time`), the
+//! underlay (`underlay`), hosts, overlays and containers (`lab`), the applications
+//! (`ping`, `docker`), the scenario language (`scenario`), the outputs (`trace`,
+//! `report`), and the live driver (`live`). Protocol cores live in the `vxlan` and
+//! `gossip` crates and never touch time or sockets themselves.
+
+pub mod docker;
+pub mod engine;
+pub mod lab;
+pub mod live;
+pub mod ping;
+pub mod report;
+pub mod scenario;
+pub mod stack;
+pub mod time;
+pub mod trace;
+pub mod underlay;

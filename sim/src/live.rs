@@ -1,0 +1,122 @@
+//! The live driver: the same `vxlan::Vtep` core and container stack as the simulator,
+//! on a real UDP socket, with tokio. This first slice serves one container interface
+//! on one VNI, enough to answer a Linux kernel `vxlan` device across a veth pair
+//! (`tests/kernel_vxlan.rs`); `swarmlab node` will grow from here.
+
+use crate::stack;
+use anyhow::Context;
+use std::net::{Ipv4Addr, SocketAddrV4};
+use vxlan::{Config, MacAddr, Vni, Vtep, OUTER_LEN};
+
+/// Arguments of `swarmlab live-vtep`.
+#[derive(clap::Args, Debug, Clone)]
+pub struct LiveArgs {
+    /// Local underlay address to bind.
+    #[arg(long)]
+    pub local: Ipv4Addr,
+    /// UDP port (4789 unless a data-path port is configured).
+    #[arg(long, default_value_t = vxlan::VXLAN_PORT)]
+    pub port: u16,
+    /// The remote VTEP's address.
+    #[arg(long)]
+    pub remote: Ipv4Addr,
+    /// VNI to serve.
+    #[arg(long)]
+    pub vni: u32,
+    /// The container's overlay address.
+    #[arg(long)]
+    pub ip: Ipv4Addr,
+    /// The container's MAC (default: 02:42 and the IP's octets, as Docker derives it).
+    #[arg(long)]
+    pub mac: Option<String>,
+    /// Exit after answering this many ICMP echo requests.
+    #[arg(long, default_value_t = u64::MAX)]
+    pub echo_replies: u64,
+    /// Exit after this many seconds without a datagram.
+    #[arg(long, default_value_t = 30)]
+    pub idle_secs: u64,
+}
+
+fn parse_mac(s: &str) -> anyhow::Result<MacAddr> {
+    let bytes: Vec<u8> = s
+        .split(':')
+        .map(|b| u8::from_str_radix(b, 16))
+        .collect::<Result<_, _>>()
+        .with_context(|| format!("bad MAC {s}"))?;
+    let arr: [u8; 6] = bytes
+        .try_into()
+        .map_err(|_| anyhow::anyhow!("bad MAC {s}"))?;
+    Ok(MacAddr(arr))
+}
+
+/// Serve until `echo_replies` echo requests were answered or the socket idles out.
+pub fn run_vtep(args: LiveArgs) -> anyhow::Result<()> {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    rt.block_on(serve(args))
+}
+
+async fn serve(args: LiveArgs) -> anyhow::Result<()> {
+    let vni = Vni::new(args.vni).context("VNI must fit in 24 bits")?;
+    let o = args.ip.octets();
+    let mac = match &args.mac {
+        Some(m) => parse_mac(m)?,
+        None => MacAddr([0x02, 0x42, o[0], o[1], o[2], o[3]]),
+    };
+    // The kernel builds the outer Ethernet/IP/UDP headers for a socket; the VTEP's MAC
+    // and neighbor entries only matter to the simulator's raw frames.
+    let mut vtep = Vtep::new(Config::docker(args.local, MacAddr::default()));
+    vtep.add_network(vni);
+    vtep.add_peer(vni, args.remote)?;
+    vtep.set_neighbor(args.remote, MacAddr::default());
+    let socket = tokio::net::UdpSocket::bind(SocketAddrV4::new(args.local, args.port))
+        .await
+        .with_context(|| format!("bind {}:{}", args.local, args.port))?;
+    eprintln!(
+        "live-vtep: {}:{} vni {vni} serving {} ({mac})",
+        args.local, args.port, args.ip
+    );
+    let mut rx = vec![0u8; 65536];
+    let mut tx = vec![0u8; 65536 + OUTER_LEN];
+    let mut replies = 0u64;
+    let idle = std::time::Duration::from_secs(args.idle_secs);
+    while replies < args.echo_replies {
+        let (n, from) = match tokio::time::timeout(idle, socket.recv_from(&mut rx)).await {
+            Ok(r) => r?,
+            Err(_) => anyhow::bail!("no datagram for {}s", args.idle_secs),
+        };
+        let std::net::SocketAddr::V4(from) = from else {
+            continue;
+        };
+        let inner = match vtep.decapsulate_datagram(*from.ip(), &rx[..n]) {
+            Ok(d) => d.inner.to_vec(),
+            Err(reason) => {
+                eprintln!("live-vtep: dropped a datagram from {from}: {reason}");
+                continue;
+            }
+        };
+        let Some(reply) = stack::reply_to(args.ip, mac, &inner) else {
+            continue;
+        };
+        let is_echo = reply.get(12..14) == Some(&[0x08, 0x00]);
+        tx[OUTER_LEN..OUTER_LEN + reply.len()].copy_from_slice(&reply);
+        let e = vtep
+            .encapsulate_to(vni, *from.ip(), &mut tx, OUTER_LEN, reply.len())
+            .map_err(|r| anyhow::anyhow!("encapsulation refused: {r}"))?;
+        socket
+            .send_to(
+                &tx[e.udp_payload()],
+                SocketAddrV4::new(*from.ip(), args.port),
+            )
+            .await?;
+        if is_echo {
+            replies += 1;
+        }
+    }
+    eprintln!(
+        "live-vtep: answered {replies} echo requests; counters {:?}",
+        vtep.counters()
+    );
+    Ok(())
+}

@@ -1,0 +1,36 @@
+//! Files written by `--out DIR`: one pcap per host (the underlay as that host's NIC saw
+//! it, both directions) and the JSON-lines trace.
+
+use crate::lab::Lab;
+use pcap_file::pcap::{PcapHeader, PcapPacket, PcapWriter};
+use pcap_file::DataLink;
+use std::fs::File;
+use std::io::{self, BufWriter};
+use std::path::{Path, PathBuf};
+
+/// Write `DIR/HOST.pcap` for every host and `DIR/trace.jsonl`; returns the paths.
+pub fn write_outputs(lab: &Lab, dir: &Path) -> io::Result<Vec<PathBuf>> {
+    std::fs::create_dir_all(dir)?;
+    let mut written = Vec::new();
+    for (id, nic) in lab.underlay.nics() {
+        let path = dir.join(format!("{}.pcap", nic.name));
+        let header = PcapHeader {
+            datalink: DataLink::ETHERNET,
+            snaplen: 65535,
+            ..Default::default()
+        };
+        let mut w = PcapWriter::with_header(BufWriter::new(File::create(&path)?), header)
+            .map_err(io::Error::other)?;
+        for (at, frame) in &lab.hosts[id.0].capture {
+            let ts = std::time::Duration::from_nanos(at.0);
+            w.write_packet(&PcapPacket::new(ts, frame.len() as u32, frame))
+                .map_err(io::Error::other)?;
+        }
+        written.push(path);
+    }
+    let path = dir.join("trace.jsonl");
+    lab.trace
+        .write_jsonl(BufWriter::new(File::create(&path)?))?;
+    written.push(path);
+    Ok(written)
+}

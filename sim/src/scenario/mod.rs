@@ -1,0 +1,133 @@
+//! The scenario language: a lab sheet, one statement per line.
+//!
+//! `parse` turns text into `Step`s or a `ParseError` that points at file:line:col, says
+//! what was expected and gives a hint. `check` validates names across lines (hosts
+//! declared before use, containers that exist). `run` plays the steps on a `Lab`. New
+//! directives are added in three places: the `StepKind` enum, the `parse_directive`
+//! table, and `run::Runner::step`.
+
+mod parse;
+pub mod run;
+
+pub use parse::{parse, ParseError};
+
+use crate::time::Duration;
+use crate::underlay::{LinkParams, PortRule};
+use std::net::Ipv4Addr;
+
+/// The default scenario, compiled in (also shipped as `scenarios/default.lab`).
+pub const DEFAULT_SCENARIO: &str = include_str!("../../../scenarios/default.lab");
+
+/// A parsed scenario.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Scenario {
+    /// File name, for messages.
+    pub file: String,
+    /// Its steps, in order.
+    pub steps: Vec<Step>,
+}
+
+/// One line that does something.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Step {
+    /// 1-based line number.
+    pub line: usize,
+    /// The line as written, without comment.
+    pub text: String,
+    /// What it does.
+    pub kind: StepKind,
+}
+
+/// What a step does.
+#[derive(Debug, Clone, PartialEq)]
+pub enum StepKind {
+    /// `host NAME IP [mtu=N]`
+    Host {
+        /// Name.
+        name: String,
+        /// Underlay address.
+        ip: Ipv4Addr,
+        /// MTU.
+        mtu: u16,
+    },
+    /// `link A B [latency=..] [jitter=..] [loss=..%] [bandwidth=..mbit]`
+    Link {
+        /// One end.
+        a: String,
+        /// Other end.
+        b: String,
+        /// Properties.
+        params: LinkParams,
+    },
+    /// `overlay NAME vni=N subnet=CIDR hosts=A,B`
+    Overlay {
+        /// Name.
+        name: String,
+        /// VNI.
+        vni: u32,
+        /// Subnet address.
+        subnet: Ipv4Addr,
+        /// Prefix length.
+        prefix: u8,
+        /// Hosts.
+        hosts: Vec<String>,
+    },
+    /// `sleep DURATION`
+    Sleep(Duration),
+    /// `crash HOST`
+    Crash(String),
+    /// `restart HOST`
+    Restart(String),
+    /// `partition A,B | C` (both ways) or `partition A,B -> C` (one way).
+    Partition {
+        /// Left side.
+        from: Vec<String>,
+        /// Right side.
+        to: Vec<String>,
+        /// Only from the left to the right.
+        one_way: bool,
+    },
+    /// `heal`
+    Heal,
+    /// `block HOST PROTO/PORT` or `unblock HOST PROTO/PORT`.
+    Block {
+        /// Host.
+        host: String,
+        /// Rule.
+        rule: PortRule,
+        /// Block (true) or unblock.
+        block: bool,
+    },
+    /// `HOST$ COMMAND...`
+    Command {
+        /// Host the command runs on.
+        host: String,
+        /// Arguments, shell-split.
+        argv: Vec<String>,
+    },
+    /// `expect ...`
+    Expect {
+        /// What must hold.
+        what: Expectation,
+        /// Keep trying for this long.
+        within: Option<Duration>,
+    },
+}
+
+/// What an `expect` line asks for.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Expectation {
+    /// The previous command's standard output contains the text.
+    OutputContains(String),
+    /// The previous command's standard error contains the text.
+    ErrorContains(String),
+    /// One ICMP echo from a container to another gets (or does not get) its reply.
+    Ping {
+        /// From this container.
+        from: String,
+        /// To this container (name or IP).
+        to: String,
+        /// Expect success (true) or failure.
+        ok: bool,
+    },
+}

@@ -1,0 +1,895 @@
+//! Text to `Scenario`: tokenizing with columns, one parser per directive, and errors
+//! that show the line with a caret under the culprit.
+
+use super::{Expectation, Scenario, Step, StepKind};
+use crate::time::Duration;
+use crate::underlay::{LinkParams, PortRule, Proto};
+use std::collections::BTreeSet;
+use std::fmt;
+use std::net::Ipv4Addr;
+
+/// A broken scenario line.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ParseError {
+    /// File name.
+    pub file: String,
+    /// 1-based line.
+    pub line: usize,
+    /// 1-based column (characters).
+    pub col: usize,
+    /// How many columns the culprit spans.
+    pub width: usize,
+    /// What was expected, and what was found.
+    pub message: String,
+    /// How to fix it.
+    pub hint: String,
+    /// The line as written.
+    pub source: String,
+}
+
+impl fmt::Display for ParseError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let n = self.line.to_string();
+        let pad = " ".repeat(n.len());
+        writeln!(
+            f,
+            "error: {}:{}:{}: {}",
+            self.file, self.line, self.col, self.message
+        )?;
+        writeln!(f, "{pad} |")?;
+        writeln!(f, "{n} | {}", self.source)?;
+        writeln!(
+            f,
+            "{pad} | {}{}",
+            " ".repeat(self.col.saturating_sub(1)),
+            "^".repeat(self.width.max(1))
+        )?;
+        write!(f, "{pad} = hint: {}", self.hint)
+    }
+}
+
+impl std::error::Error for ParseError {}
+
+#[derive(Debug, Clone)]
+struct Token {
+    text: String,
+    col: usize,
+    width: usize,
+    quoted: bool,
+}
+
+struct Line<'a> {
+    file: &'a str,
+    number: usize,
+    source: &'a str,
+    tokens: Vec<Token>,
+    pos: usize,
+}
+
+type PResult<T> = Result<T, ParseError>;
+
+/// Split a line into words, honouring "double" and 'single' quotes; `#` outside quotes
+/// starts a comment. Columns count characters from 1.
+fn tokenize(file: &str, number: usize, source: &str) -> PResult<Vec<Token>> {
+    let chars: Vec<char> = source.chars().collect();
+    let mut tokens = Vec::new();
+    let mut i = 0;
+    while i < chars.len() {
+        let c = chars[i];
+        if c.is_whitespace() {
+            i += 1;
+            continue;
+        }
+        if c == '#' {
+            break;
+        }
+        let start = i;
+        let mut text = String::new();
+        let mut quoted = false;
+        while i < chars.len() && !chars[i].is_whitespace() {
+            let c = chars[i];
+            if c == '"' || c == '\'' {
+                quoted = true;
+                let quote = c;
+                i += 1;
+                loop {
+                    match chars.get(i) {
+                        None => {
+                            return Err(ParseError {
+                                file: file.to_string(),
+                                line: number,
+                                col: start + 1,
+                                width: chars.len() - start,
+                                message: format!("expected a closing {quote}, found the end of the line"),
+                                hint: format!("close the quoted text with {quote}; write \\{quote} for a literal {quote}"),
+                                source: source.to_string(),
+                            })
+                        }
+                        Some('\\') if quote == '"' && i + 1 < chars.len() => {
+                            text.push(chars[i + 1]);
+                            i += 2;
+                        }
+                        Some(&ch) if ch == quote => {
+                            i += 1;
+                            break;
+                        }
+                        Some(&ch) => {
+                            text.push(ch);
+                            i += 1;
+                        }
+                    }
+                }
+            } else {
+                text.push(c);
+                i += 1;
+            }
+        }
+        tokens.push(Token {
+            text,
+            col: start + 1,
+            width: i - start,
+            quoted,
+        });
+    }
+    Ok(tokens)
+}
+
+impl<'a> Line<'a> {
+    fn error_at(&self, col: usize, width: usize, message: String, hint: &str) -> ParseError {
+        ParseError {
+            file: self.file.to_string(),
+            line: self.number,
+            col,
+            width,
+            message,
+            hint: hint.to_string(),
+            source: self.source.to_string(),
+        }
+    }
+
+    fn error(&self, tok: &Token, expected: &str, hint: &str) -> ParseError {
+        self.error_at(
+            tok.col,
+            tok.width,
+            format!("expected {expected}, found \"{}\"", tok.text),
+            hint,
+        )
+    }
+
+    fn end_col(&self) -> usize {
+        self.tokens
+            .last()
+            .map(|t| t.col + t.width)
+            .unwrap_or(self.source.chars().count() + 1)
+    }
+
+    /// The next token, or an error naming what was expected at the end of the line.
+    fn next(&mut self, expected: &str, hint: &str) -> PResult<Token> {
+        match self.tokens.get(self.pos) {
+            Some(t) => {
+                self.pos += 1;
+                Ok(t.clone())
+            }
+            None => Err(self.error_at(
+                self.end_col(),
+                1,
+                format!("expected {expected}, found the end of the line"),
+                hint,
+            )),
+        }
+    }
+
+    fn peek(&self) -> Option<&Token> {
+        self.tokens.get(self.pos)
+    }
+
+    fn done(&self, hint: &str) -> PResult<()> {
+        match self.peek() {
+            None => Ok(()),
+            Some(t) => Err(self.error(t, "the end of the line", hint)),
+        }
+    }
+
+    fn name(&mut self, what: &str) -> PResult<Token> {
+        let t = self.next(what, "names are letters, digits, '-', '_' and '.'")?;
+        if valid_name(&t.text) {
+            Ok(t)
+        } else {
+            Err(self.error(
+                &t,
+                what,
+                "names are letters, digits, '-', '_' and '.', starting with a letter or digit",
+            ))
+        }
+    }
+
+    /// `key=value` options; returns them with their tokens, refusing unknown keys.
+    fn options(&mut self, allowed: &[&str]) -> PResult<Vec<(String, Token)>> {
+        let mut out: Vec<(String, Token)> = Vec::new();
+        while let Some(t) = self.peek().cloned() {
+            self.pos += 1;
+            let Some((k, v)) = t.text.split_once('=') else {
+                return Err(self.error(
+                    &t,
+                    &format!("an option {}", list_options(allowed)),
+                    "options are written key=value, with no spaces around '='",
+                ));
+            };
+            if !allowed.contains(&k) {
+                return Err(self.error_at(
+                    t.col,
+                    k.chars().count(),
+                    format!(
+                        "expected an option {}, found \"{k}\"",
+                        list_options(allowed)
+                    ),
+                    "check the spelling of the option",
+                ));
+            }
+            if out.iter().any(|(seen, _)| seen == k) {
+                return Err(self.error_at(
+                    t.col,
+                    t.width,
+                    format!("expected each option once, found \"{k}\" again"),
+                    "remove the repeated option",
+                ));
+            }
+            let offset = k.chars().count() + 1;
+            out.push((
+                k.to_string(),
+                Token {
+                    text: v.to_string(),
+                    col: t.col + offset,
+                    width: t.width.saturating_sub(offset).max(1),
+                    quoted: t.quoted,
+                },
+            ));
+        }
+        Ok(out)
+    }
+}
+
+fn list_options(allowed: &[&str]) -> String {
+    let names: Vec<String> = allowed.iter().map(|a| format!("{a}=")).collect();
+    format!("({})", names.join(", "))
+}
+
+fn valid_name(s: &str) -> bool {
+    let mut chars = s.chars();
+    chars.next().is_some_and(|c| c.is_ascii_alphanumeric())
+        && chars.all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+}
+
+const DURATION_HINT: &str =
+    "write a number and a unit: ns, us, ms, s, m or h (e.g. 2ms, 1.5s, 30s)";
+
+/// `2ms`, `1.5s`, `100us`, `1m`.
+pub fn parse_duration(s: &str) -> Option<Duration> {
+    let split = s.find(|c: char| !c.is_ascii_digit() && c != '.')?;
+    let (num, unit) = s.split_at(split);
+    let scale: u64 = match unit {
+        "ns" => 1,
+        "us" | "µs" => 1_000,
+        "ms" => 1_000_000,
+        "s" => 1_000_000_000,
+        "m" => 60_000_000_000,
+        "h" => 3_600_000_000_000,
+        _ => return None,
+    };
+    let (int, frac) = num.split_once('.').unwrap_or((num, ""));
+    if int.is_empty() && frac.is_empty() {
+        return None;
+    }
+    let int: u64 = if int.is_empty() { 0 } else { int.parse().ok()? };
+    let mut ns = int.checked_mul(scale)?;
+    let mut place = scale;
+    for d in frac.chars() {
+        place /= 10;
+        ns = ns.checked_add(u64::from(d.to_digit(10)?) * place)?;
+    }
+    Some(Duration(ns))
+}
+
+fn parse_percent(s: &str) -> Option<f64> {
+    let v: f64 = s.strip_suffix('%')?.parse().ok()?;
+    (0.0..=100.0).contains(&v).then_some(v / 100.0)
+}
+
+fn parse_bandwidth(s: &str) -> Option<u64> {
+    let split = s.find(|c: char| !c.is_ascii_digit() && c != '.')?;
+    let (num, unit) = s.split_at(split);
+    let scale = match unit {
+        "kbit" => 1e3,
+        "mbit" => 1e6,
+        "gbit" => 1e9,
+        _ => return None,
+    };
+    let v: f64 = num.parse().ok()?;
+    (v > 0.0).then(|| (v * scale) as u64)
+}
+
+fn parse_cidr(s: &str) -> Option<(Ipv4Addr, u8)> {
+    let (ip, prefix) = s.split_once('/')?;
+    let ip: Ipv4Addr = ip.parse().ok()?;
+    let prefix: u8 = prefix.parse().ok()?;
+    (prefix <= 30).then_some((ip, prefix))
+}
+
+fn parse_rule(s: &str) -> Option<PortRule> {
+    let (proto, port) = s.split_once('/')?;
+    let proto = match proto {
+        "udp" => Proto::Udp,
+        "tcp" => Proto::Tcp,
+        _ => return None,
+    };
+    let port: u16 = port.parse().ok()?;
+    (port > 0).then_some(PortRule { proto, port })
+}
+
+const DIRECTIVES: &str = "host, link, overlay, sleep, crash, restart, partition, heal, block, unblock, expect, or HOST$ COMMAND";
+
+/// Parse a scenario. Names are checked across lines by `check` afterwards.
+pub fn parse(file: &str, text: &str) -> Result<Scenario, ParseError> {
+    let mut steps = Vec::new();
+    for (i, source) in text.lines().enumerate() {
+        let tokens = tokenize(file, i + 1, source)?;
+        if tokens.is_empty() {
+            continue;
+        }
+        let mut line = Line {
+            file,
+            number: i + 1,
+            source,
+            tokens,
+            pos: 0,
+        };
+        let kind = parse_directive(&mut line)?;
+        let text = source
+            .split(" #")
+            .next()
+            .unwrap_or(source)
+            .trim()
+            .to_string();
+        steps.push(Step {
+            line: i + 1,
+            text,
+            kind,
+        });
+    }
+    let scenario = Scenario {
+        file: file.to_string(),
+        steps,
+    };
+    check(&scenario, text)?;
+    Ok(scenario)
+}
+
+fn parse_directive(l: &mut Line) -> PResult<StepKind> {
+    let head = l.next("a directive", DIRECTIVES)?;
+    if let Some(host) = head.text.strip_suffix('$') {
+        if head.quoted || !valid_name(host) {
+            return Err(l.error(
+                &head,
+                "a host name before '$'",
+                "write HOST$ COMMAND, e.g. node1$ docker ps",
+            ));
+        }
+        let argv: Vec<String> = l.tokens[l.pos..].iter().map(|t| t.text.clone()).collect();
+        if argv.is_empty() {
+            return Err(l.error_at(
+                l.end_col(),
+                1,
+                "expected a command after the prompt, found the end of the line".into(),
+                "write HOST$ COMMAND, e.g. node1$ docker ps",
+            ));
+        }
+        return Ok(StepKind::Command {
+            host: host.to_string(),
+            argv,
+        });
+    }
+    match head.text.as_str() {
+        "host" => {
+            let name = l.name("a host name")?;
+            let ip_tok = l.next("an IPv4 address", "e.g. host node1 192.168.1.11")?;
+            let ip: Ipv4Addr = ip_tok
+                .text
+                .parse()
+                .map_err(|_| l.error(&ip_tok, "an IPv4 address", "e.g. host node1 192.168.1.11"))?;
+            let mut mtu = 1500;
+            for (k, v) in l.options(&["mtu"])? {
+                debug_assert_eq!(k, "mtu");
+                mtu = v
+                    .text
+                    .parse()
+                    .ok()
+                    .filter(|m| (576..=9216).contains(m))
+                    .ok_or_else(|| {
+                        l.error(
+                            &v,
+                            "an MTU between 576 and 9216",
+                            "Ethernet's default is 1500; jumbo frames go to 9000",
+                        )
+                    })?;
+            }
+            Ok(StepKind::Host {
+                name: name.text,
+                ip,
+                mtu,
+            })
+        }
+        "link" => {
+            let a = l.name("a host name")?;
+            let b = l.name("a second host name")?;
+            let mut params = LinkParams::default();
+            for (k, v) in l.options(&["latency", "jitter", "loss", "bandwidth"])? {
+                match k.as_str() {
+                    "latency" => {
+                        params.latency = parse_duration(&v.text)
+                            .ok_or_else(|| l.error(&v, "a duration", DURATION_HINT))?
+                    }
+                    "jitter" => {
+                        params.jitter = parse_duration(&v.text)
+                            .ok_or_else(|| l.error(&v, "a duration", DURATION_HINT))?
+                    }
+                    "loss" => {
+                        params.loss = parse_percent(&v.text).ok_or_else(|| {
+                            l.error(
+                                &v,
+                                "a percentage from 0% to 100%",
+                                "e.g. loss=1% or loss=0.5%",
+                            )
+                        })?
+                    }
+                    _ => {
+                        params.bandwidth = Some(parse_bandwidth(&v.text).ok_or_else(|| {
+                            l.error(
+                                &v,
+                                "a bandwidth",
+                                "e.g. bandwidth=100mbit (units: kbit, mbit, gbit)",
+                            )
+                        })?)
+                    }
+                }
+            }
+            Ok(StepKind::Link {
+                a: a.text,
+                b: b.text,
+                params,
+            })
+        }
+        "overlay" => {
+            let name = l.name("a network name")?;
+            let opts = l.options(&["vni", "subnet", "hosts"])?;
+            let get = |key: &str| opts.iter().find(|(k, _)| k == key).map(|(_, v)| v.clone());
+            let hint = "e.g. overlay demo vni=4097 subnet=10.0.1.0/24 hosts=node1,node2";
+            let missing = |what: &str| {
+                l.error_at(
+                    l.end_col(),
+                    1,
+                    format!("expected {what}=, found the end of the line"),
+                    hint,
+                )
+            };
+            let vni_tok = get("vni").ok_or_else(|| missing("vni"))?;
+            let vni: u32 = vni_tok
+                .text
+                .parse()
+                .ok()
+                .filter(|v| (1..=vxlan::Vni::MAX).contains(v))
+                .ok_or_else(|| {
+                    l.error(
+                        &vni_tok,
+                        "a VNI from 1 to 16777215",
+                        "Docker gives overlays VNIs from 4096 up",
+                    )
+                })?;
+            let sub_tok = get("subnet").ok_or_else(|| missing("subnet"))?;
+            let (subnet, prefix) = parse_cidr(&sub_tok.text).ok_or_else(|| {
+                l.error(
+                    &sub_tok,
+                    "a subnet in CIDR form, /30 or wider",
+                    "e.g. subnet=10.0.1.0/24",
+                )
+            })?;
+            let hosts_tok = get("hosts").ok_or_else(|| missing("hosts"))?;
+            let hosts: Vec<String> = hosts_tok.text.split(',').map(str::to_string).collect();
+            if hosts.iter().any(|h| !valid_name(h)) {
+                return Err(l.error(
+                    &hosts_tok,
+                    "a comma-separated list of host names",
+                    "e.g. hosts=node1,node2 (no spaces)",
+                ));
+            }
+            Ok(StepKind::Overlay {
+                name: name.text,
+                vni,
+                subnet,
+                prefix,
+                hosts,
+            })
+        }
+        "sleep" => {
+            let t = l.next("a duration", DURATION_HINT)?;
+            let d =
+                parse_duration(&t.text).ok_or_else(|| l.error(&t, "a duration", DURATION_HINT))?;
+            l.done("sleep takes one duration")?;
+            Ok(StepKind::Sleep(d))
+        }
+        "crash" | "restart" => {
+            let h = l.name("a host name")?;
+            l.done(&format!("{} takes one host name", head.text))?;
+            Ok(if head.text == "crash" {
+                StepKind::Crash(h.text)
+            } else {
+                StepKind::Restart(h.text)
+            })
+        }
+        "heal" => {
+            l.done("heal takes no arguments: it removes every partition")?;
+            Ok(StepKind::Heal)
+        }
+        "partition" => {
+            let hint = "write partition A,B | C (both ways) or partition A,B -> C (one way)";
+            let left = l.next("a list of host names", hint)?;
+            let sep = l.next("'|' or '->'", hint)?;
+            let one_way = match sep.text.as_str() {
+                "|" => false,
+                "->" => true,
+                _ => return Err(l.error(&sep, "'|' or '->'", hint)),
+            };
+            let right = l.next("a list of host names", hint)?;
+            l.done(hint)?;
+            let split = |t: &Token| -> PResult<Vec<String>> {
+                let v: Vec<String> = t.text.split(',').map(str::to_string).collect();
+                if v.iter().all(|h| valid_name(h)) {
+                    Ok(v)
+                } else {
+                    Err(l.error(t, "a comma-separated list of host names", hint))
+                }
+            };
+            Ok(StepKind::Partition {
+                from: split(&left)?,
+                to: split(&right)?,
+                one_way,
+            })
+        }
+        "block" | "unblock" => {
+            let host = l.name("a host name")?;
+            let hint =
+                "write PROTO/PORT, e.g. udp/4789 (VXLAN), udp/7946 (gossip) or tcp/2377 (managers)";
+            let r = l.next("a protocol and port", hint)?;
+            let rule =
+                parse_rule(&r.text).ok_or_else(|| l.error(&r, "a protocol and port", hint))?;
+            l.done(hint)?;
+            Ok(StepKind::Block {
+                host: host.text,
+                rule,
+                block: head.text == "block",
+            })
+        }
+        "expect" => parse_expect(l),
+        _ => Err(l.error(
+            &head,
+            "a directive",
+            &format!("directives are {DIRECTIVES}"),
+        )),
+    }
+}
+
+fn parse_expect(l: &mut Line) -> PResult<StepKind> {
+    const HINT: &str = "expectations are: expect output contains \"TEXT\", expect error contains \"TEXT\", expect ping C1 C2 ok|fails [within DURATION]";
+    let kind = l.next("output, error or ping", HINT)?;
+    let what = match kind.text.as_str() {
+        "output" | "error" => {
+            let c = l.next("contains", HINT)?;
+            if c.text != "contains" {
+                return Err(l.error(&c, "contains", HINT));
+            }
+            let text = l.next(
+                "a quoted text",
+                "quote the text: expect output contains \"3 received\"",
+            )?;
+            if kind.text == "output" {
+                Expectation::OutputContains(text.text)
+            } else {
+                Expectation::ErrorContains(text.text)
+            }
+        }
+        "ping" => {
+            let from = l.name("a container name")?;
+            let to = l.next("a container name or IP", HINT)?;
+            let verdict = l.next("ok or fails", HINT)?;
+            let ok = match verdict.text.as_str() {
+                "ok" => true,
+                "fails" => false,
+                _ => return Err(l.error(&verdict, "ok or fails", HINT)),
+            };
+            Expectation::Ping {
+                from: from.text,
+                to: to.text,
+                ok,
+            }
+        }
+        _ => return Err(l.error(&kind, "output, error or ping", HINT)),
+    };
+    let mut within = None;
+    if let Some(t) = l.peek().cloned() {
+        if t.text != "within" {
+            return Err(l.error(&t, "'within DURATION' or the end of the line", HINT));
+        }
+        l.pos += 1;
+        if !matches!(what, Expectation::Ping { .. }) {
+            return Err(l.error(&t, "the end of the line", "'within' waits for the network to change; a finished command's output cannot change"));
+        }
+        let d = l.next("a duration", DURATION_HINT)?;
+        within =
+            Some(parse_duration(&d.text).ok_or_else(|| l.error(&d, "a duration", DURATION_HINT))?);
+        l.done(HINT)?;
+    }
+    Ok(StepKind::Expect { what, within })
+}
+
+/// Cross-line checks: hosts declared once and before use, overlays on declared hosts,
+/// expectations about output only after a command, pinged containers started earlier.
+fn check(s: &Scenario, text: &str) -> PResult<()> {
+    let lines: Vec<&str> = text.lines().collect();
+    let err = |step: &Step, needle: &str, message: String, hint: String| {
+        let source = lines.get(step.line - 1).copied().unwrap_or("");
+        let col = source
+            .find(needle)
+            .map(|b| source[..b].chars().count() + 1)
+            .unwrap_or(1);
+        ParseError {
+            file: s.file.clone(),
+            line: step.line,
+            col,
+            width: needle.chars().count(),
+            message,
+            hint,
+            source: source.to_string(),
+        }
+    };
+    let mut hosts: Vec<String> = Vec::new();
+    let mut ips: BTreeSet<Ipv4Addr> = BTreeSet::new();
+    let mut nets: BTreeSet<String> = BTreeSet::new();
+    let mut vnis: BTreeSet<u32> = BTreeSet::new();
+    let mut containers: BTreeSet<String> = BTreeSet::new();
+    let mut had_command = false;
+    let known = |hosts: &[String]| {
+        if hosts.is_empty() {
+            "declare hosts first, e.g. host node1 192.168.1.11".to_string()
+        } else {
+            format!("hosts declared so far: {}", hosts.join(", "))
+        }
+    };
+    let need_host = |step: &Step, h: &str, hosts: &[String]| -> PResult<()> {
+        if hosts.iter().any(|x| x == h) {
+            Ok(())
+        } else {
+            Err(err(
+                step,
+                h,
+                format!("expected a declared host, found \"{h}\""),
+                known(hosts),
+            ))
+        }
+    };
+    for step in &s.steps {
+        match &step.kind {
+            StepKind::Host { name, ip, .. } => {
+                if hosts.contains(name) {
+                    return Err(err(
+                        step,
+                        name,
+                        format!("expected a new host name, found \"{name}\" again"),
+                        "each host is declared once".into(),
+                    ));
+                }
+                if !ips.insert(*ip) {
+                    return Err(err(
+                        step,
+                        &ip.to_string(),
+                        format!("expected a free address, found {ip} already in use"),
+                        "give each host its own underlay IP".into(),
+                    ));
+                }
+                hosts.push(name.clone());
+            }
+            StepKind::Link { a, b, .. } => {
+                need_host(step, a, &hosts)?;
+                need_host(step, b, &hosts)?;
+                if a == b {
+                    return Err(err(
+                        step,
+                        b,
+                        format!("expected a second, different host, found \"{b}\""),
+                        "a link joins two hosts".into(),
+                    ));
+                }
+            }
+            StepKind::Overlay {
+                name,
+                vni,
+                hosts: on,
+                ..
+            } => {
+                for h in on {
+                    need_host(step, h, &hosts)?;
+                }
+                if !nets.insert(name.clone()) {
+                    return Err(err(
+                        step,
+                        name,
+                        format!("expected a new network name, found \"{name}\" again"),
+                        "each overlay is declared once".into(),
+                    ));
+                }
+                if !vnis.insert(*vni) {
+                    return Err(err(
+                        step,
+                        &vni.to_string(),
+                        format!("expected a free VNI, found {vni} already in use"),
+                        "each overlay needs its own VNI".into(),
+                    ));
+                }
+            }
+            StepKind::Crash(h) | StepKind::Restart(h) => need_host(step, h, &hosts)?,
+            StepKind::Block { host, .. } => need_host(step, host, &hosts)?,
+            StepKind::Partition { from, to, .. } => {
+                for h in from.iter().chain(to) {
+                    need_host(step, h, &hosts)?;
+                }
+                if let Some(h) = from.iter().find(|h| to.contains(h)) {
+                    return Err(err(
+                        step,
+                        h,
+                        format!("expected two disjoint sides, found \"{h}\" on both"),
+                        "a host is on one side of a partition".into(),
+                    ));
+                }
+            }
+            StepKind::Command { host, argv } => {
+                need_host(step, host, &hosts)?;
+                had_command = true;
+                // Remember names given to containers, so expectations can be checked.
+                if argv.first().map(String::as_str) == Some("docker")
+                    && argv.get(1).map(String::as_str) == Some("run")
+                {
+                    if let Some(i) = argv.iter().position(|a| a == "--name") {
+                        if let Some(n) = argv.get(i + 1) {
+                            containers.insert(n.clone());
+                        }
+                    }
+                    if let Some(n) = argv.iter().find_map(|a| a.strip_prefix("--name=")) {
+                        containers.insert(n.to_string());
+                    }
+                }
+            }
+            StepKind::Expect { what, .. } => match what {
+                Expectation::OutputContains(_) | Expectation::ErrorContains(_) if !had_command => {
+                    return Err(err(
+                        step,
+                        "expect",
+                        "expected a command before this expectation, found none".into(),
+                        "expect output/error is about the previous HOST$ COMMAND line".into(),
+                    ));
+                }
+                Expectation::Ping { from, to, .. } => {
+                    for c in [from, to] {
+                        if c.parse::<Ipv4Addr>().is_err() && !containers.contains(c) {
+                            let names: Vec<&str> = containers.iter().map(String::as_str).collect();
+                            let hint = if names.is_empty() {
+                                "start containers first: HOST$ docker run -d --name NAME --network NET alpine".to_string()
+                            } else {
+                                format!("containers started so far: {}", names.join(", "))
+                            };
+                            return Err(err(
+                                step,
+                                c,
+                                format!("expected a container started earlier, found \"{c}\""),
+                                hint,
+                            ));
+                        }
+                    }
+                }
+                _ => {}
+            },
+            StepKind::Sleep(_) | StepKind::Heal => {}
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn error(text: &str) -> ParseError {
+        parse("t.lab", text).unwrap_err()
+    }
+
+    #[test]
+    fn durations_take_decimals_and_units() {
+        assert_eq!(parse_duration("1.5s"), Some(Duration::from_millis(1500)));
+        assert_eq!(parse_duration("2ms"), Some(Duration::from_millis(2)));
+        assert_eq!(parse_duration("100us"), Some(Duration::from_micros(100)));
+        assert_eq!(parse_duration("2xs"), None);
+        assert_eq!(parse_duration("s"), None);
+    }
+
+    #[test]
+    fn bad_duration_points_at_the_value() {
+        let e = error("host a 10.0.0.1\nhost b 10.0.0.2\nlink a b latency=2xs\n");
+        assert_eq!((e.line, e.col), (3, 18));
+        assert!(
+            e.message.contains("expected a duration, found \"2xs\""),
+            "{}",
+            e.message
+        );
+        assert!(e.hint.contains("ms"));
+        let shown = e.to_string();
+        assert!(shown.starts_with("error: t.lab:3:18:"), "{shown}");
+        assert!(shown.contains("                 ^^^"), "{shown}");
+    }
+
+    #[test]
+    fn unknown_directive_lists_the_known_ones() {
+        let e = error("hots a 10.0.0.1\n");
+        assert_eq!((e.line, e.col), (1, 1));
+        assert!(e.hint.contains("host, link"));
+    }
+
+    #[test]
+    fn undeclared_host_is_named_with_the_declared_ones() {
+        let e = error("host node1 10.0.0.1\nblock node2 udp/4789\n");
+        assert_eq!((e.line, e.col), (2, 7));
+        assert!(e.hint.contains("node1"), "{}", e.hint);
+    }
+
+    #[test]
+    fn unclosed_quote_is_reported() {
+        let e = error("host a 10.0.0.1\na$ docker ps\nexpect output contains \"oops\n");
+        assert_eq!((e.line, e.col), (3, 24));
+        assert!(e.message.contains("closing \""));
+    }
+
+    #[test]
+    fn ping_expectation_needs_a_started_container() {
+        let e = error("host a 10.0.0.1\nexpect ping c1 c2 ok\n");
+        assert_eq!(e.line, 2);
+        assert!(e.message.contains("\"c1\""));
+    }
+
+    #[test]
+    fn within_is_refused_on_output_expectations() {
+        let e = error("host a 10.0.0.1\na$ docker ps\nexpect output contains \"x\" within 2s\n");
+        assert!(e.hint.contains("cannot change"), "{}", e.hint);
+    }
+
+    #[test]
+    fn comments_and_quotes_are_handled() {
+        let s = parse(
+            "t.lab",
+            "# lab\nhost a 10.0.0.1 # first\na$ docker exec c1 sh -c \"echo '#1'\"\n",
+        )
+        .unwrap();
+        assert_eq!(s.steps.len(), 2);
+        let StepKind::Command { argv, .. } = &s.steps[1].kind else {
+            panic!()
+        };
+        assert_eq!(argv.last().unwrap(), "echo '#1'");
+    }
+
+    #[test]
+    fn partitions_parse_both_ways_and_one_way() {
+        let s = parse("t.lab", "host a 10.0.0.1\nhost b 10.0.0.2\nhost c 10.0.0.3\npartition a,b | c\npartition a -> b\n").unwrap();
+        assert!(
+            matches!(&s.steps[3].kind, StepKind::Partition { one_way: false, from, .. } if from.len() == 2)
+        );
+        assert!(matches!(
+            &s.steps[4].kind,
+            StepKind::Partition { one_way: true, .. }
+        ));
+    }
+}

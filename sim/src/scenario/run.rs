@@ -1,0 +1,409 @@
+//! Playing a scenario on a lab: each step at the current virtual time, a readable
+//! timeline, and the verdict of every expectation.
+
+use super::{Expectation, Scenario, Step, StepKind};
+use crate::docker::{self, CommandOutput};
+use crate::lab::{Lab, Subnet};
+use crate::time::{Duration, Instant};
+use crate::trace::TraceEvent;
+use std::collections::BTreeMap;
+use std::fmt::Write;
+
+/// How long one `expect ping` probe waits for its reply.
+const PROBE_TIMEOUT: Duration = Duration::from_secs(1);
+
+/// The result of a run.
+pub struct Outcome {
+    /// The lab as the scenario left it (trace, captures, counters).
+    pub lab: Lab,
+    /// The timeline, as printed.
+    pub timeline: String,
+    /// Expectations that held.
+    pub held: usize,
+    /// Expectations that failed.
+    pub failed: usize,
+}
+
+impl Outcome {
+    /// Exit status: 0 when every expectation held, 1 otherwise.
+    pub fn exit_code(&self) -> i32 {
+        if self.failed == 0 {
+            0
+        } else {
+            1
+        }
+    }
+}
+
+struct Runner {
+    lab: Lab,
+    out: String,
+    last: Option<CommandOutput>,
+    held: usize,
+    failed: usize,
+}
+
+/// Run a scenario with a seed. `capture` keeps every underlay frame for pcap output.
+pub fn run(scenario: &Scenario, seed: u64, capture: bool) -> Outcome {
+    let mut lab = Lab::new(seed);
+    lab.capture = capture;
+    let mut r = Runner {
+        lab,
+        out: String::new(),
+        last: None,
+        held: 0,
+        failed: 0,
+    };
+    let _ = writeln!(r.out, "swarmlab: {} (seed {seed})", scenario.file);
+    for step in &scenario.steps {
+        let mark = r.lab.trace.events().len();
+        let at = r.lab.now();
+        r.lab.trace.push(
+            at,
+            TraceEvent::Step {
+                line: step.line,
+                text: step.text.clone(),
+            },
+        );
+        r.step(step);
+        r.report_drops(mark);
+    }
+    let total = r.held + r.failed;
+    let _ = writeln!(
+        r.out,
+        "[{:>9}] scenario finished: {total} expectation{}, {} held, {} failed",
+        r.lab.now().to_string(),
+        if total == 1 { "" } else { "s" },
+        r.held,
+        r.failed
+    );
+    Outcome {
+        lab: r.lab,
+        timeline: r.out,
+        held: r.held,
+        failed: r.failed,
+    }
+}
+
+fn indent(text: &str) -> String {
+    text.lines()
+        .map(|l| {
+            if l.is_empty() {
+                "\n".to_string()
+            } else {
+                format!("            {l}\n")
+            }
+        })
+        .collect()
+}
+
+impl Runner {
+    fn say(&mut self, at: Instant, text: &str) {
+        let _ = writeln!(self.out, "[{:>9}] {text}", at.to_string());
+    }
+
+    fn host(&self, name: &str) -> crate::underlay::HostId {
+        // `check` guarantees declared hosts.
+        self.lab
+            .underlay
+            .by_name(name)
+            .expect("host checked by the parser")
+    }
+
+    fn step(&mut self, step: &Step) {
+        let now = self.lab.now();
+        match &step.kind {
+            StepKind::Host { name, ip, mtu } => {
+                self.lab.add_host(name, *ip, *mtu);
+                self.say(now, &format!("host {name} {ip} up (mtu {mtu})"));
+            }
+            StepKind::Link { a, b, params } => {
+                let (ha, hb) = (self.host(a), self.host(b));
+                self.lab.set_link(ha, hb, *params);
+                let mut s = format!("link {a} <-> {b} latency={}", params.latency);
+                if params.jitter > Duration::ZERO {
+                    let _ = write!(s, " jitter={}", params.jitter);
+                }
+                let _ = write!(s, " loss={}%", params.loss * 100.0);
+                if let Some(bw) = params.bandwidth {
+                    let _ = write!(s, " bandwidth={}kbit", bw / 1000);
+                }
+                self.say(now, &s);
+            }
+            StepKind::Overlay {
+                name,
+                vni,
+                subnet,
+                prefix,
+                hosts,
+            } => {
+                let ids = hosts.iter().map(|h| self.host(h)).collect();
+                let vni_v = vxlan::Vni::new(*vni).expect("VNI range checked by the parser");
+                self.lab.add_overlay(
+                    name,
+                    vni_v,
+                    Subnet {
+                        base: *subnet,
+                        prefix: *prefix,
+                    },
+                    ids,
+                );
+                self.say(
+                    now,
+                    &format!(
+                        "overlay {name}: vni {vni}, subnet {subnet}/{prefix}, on {}",
+                        hosts.join(", ")
+                    ),
+                );
+            }
+            StepKind::Sleep(d) => {
+                self.lab.run_until(now + *d);
+                self.say(now, &format!("sleep {d}"));
+            }
+            StepKind::Crash(h) => {
+                let id = self.host(h);
+                self.lab.crash(id);
+                self.say(now, &format!("crash {h}: host down, its containers die"));
+            }
+            StepKind::Restart(h) => {
+                let id = self.host(h);
+                self.lab.restart(id);
+                self.say(now, &format!("restart {h}: host up again"));
+            }
+            StepKind::Partition { from, to, one_way } => {
+                let ids = |v: &[String]| {
+                    v.iter()
+                        .map(|h| self.host(h))
+                        .collect::<std::collections::BTreeSet<_>>()
+                };
+                let (a, b) = (ids(from), ids(to));
+                self.lab.underlay.cut(a.clone(), b.clone());
+                if !one_way {
+                    self.lab.underlay.cut(b, a);
+                }
+                let arrow = if *one_way { "->" } else { "|" };
+                self.say(
+                    now,
+                    &format!("partition {} {arrow} {}", from.join(","), to.join(",")),
+                );
+            }
+            StepKind::Heal => {
+                self.lab.underlay.heal();
+                self.say(now, "heal: every partition removed");
+            }
+            StepKind::Block { host, rule, block } => {
+                let id = self.host(host);
+                let changed = self.lab.underlay.set_blocked(id, *rule, *block);
+                let verb = if *block { "block" } else { "unblock" };
+                let note = if changed { "" } else { " (no change)" };
+                self.say(now, &format!("{verb} {host} inbound {rule}{note}"));
+            }
+            StepKind::Command { host, argv } => {
+                let id = self.host(host);
+                let line = format!("{host}$ {}", shell_join(argv));
+                self.say(now, &line);
+                let out = docker::execute(&mut self.lab, id, argv);
+                self.out.push_str(&indent(&out.stdout));
+                self.out.push_str(&indent(&out.stderr));
+                if out.exit_code != 0 {
+                    let _ = writeln!(self.out, "            (exit status {})", out.exit_code);
+                }
+                let at = self.lab.now();
+                for (stream, text) in [("stdout", &out.stdout), ("stderr", &out.stderr)] {
+                    if !text.is_empty() {
+                        self.lab.trace.push(
+                            at,
+                            TraceEvent::Output {
+                                host: host.clone(),
+                                stream,
+                                text: text.clone(),
+                                exit_code: out.exit_code,
+                            },
+                        );
+                    }
+                }
+                self.last = Some(out);
+            }
+            StepKind::Expect { what, within } => self.expect(step, what, *within),
+        }
+    }
+
+    fn expect(&mut self, step: &Step, what: &Expectation, within: Option<Duration>) {
+        let (held, detail) = match what {
+            Expectation::OutputContains(t) | Expectation::ErrorContains(t) => {
+                let last = self.last.clone().unwrap_or_default();
+                let (stream, text) = match what {
+                    Expectation::OutputContains(_) => ("output", last.stdout),
+                    _ => ("error output", last.stderr),
+                };
+                if text.contains(t.as_str()) {
+                    (true, format!("found in the {stream}"))
+                } else {
+                    let first = text.lines().next().unwrap_or("");
+                    (
+                        false,
+                        format!("not in the {stream} (first line: {first:?})"),
+                    )
+                }
+            }
+            Expectation::Ping { from, to, ok } => self.expect_ping(from, to, *ok, within),
+        };
+        let at = self.lab.now();
+        self.lab.trace.push(
+            at,
+            TraceEvent::Expectation {
+                line: step.line,
+                text: step.text.clone(),
+                held,
+                detail: detail.clone(),
+            },
+        );
+        let verdict = if held { "ok  " } else { "FAIL" };
+        self.say(at, &format!("{verdict} {} -- {detail}", step.text));
+        if held {
+            self.held += 1;
+        } else {
+            self.failed += 1;
+        }
+    }
+
+    /// One echo probe (or several, every second, under `within`).
+    fn expect_ping(
+        &mut self,
+        from: &str,
+        to: &str,
+        ok: bool,
+        within: Option<Duration>,
+    ) -> (bool, String) {
+        let start = self.lab.now();
+        let deadline = start + within.unwrap_or(Duration::ZERO);
+        let Some(src) = self
+            .lab
+            .container_by_ref(from)
+            .filter(|c| self.lab.exists(*c))
+        else {
+            return (false, format!("container {from} does not exist"));
+        };
+        loop {
+            let probe_start = self.lab.now();
+            let result = self.probe(src, to);
+            let success = matches!(result, Ok(_));
+            if success == ok {
+                let waited = self.lab.now() - start;
+                let how = match result {
+                    Ok(rtt) => format!("reply in {} ms", crate::ping::format_rtt(rtt)),
+                    Err(e) => e,
+                };
+                let after = if within.is_some() {
+                    format!(", after {}", fmt_secs(waited))
+                } else {
+                    String::new()
+                };
+                return (true, format!("{how}{after}"));
+            }
+            if self.lab.now() >= deadline {
+                let how = match result {
+                    Ok(rtt) => format!("got a reply in {} ms", crate::ping::format_rtt(rtt)),
+                    Err(e) => e,
+                };
+                let span = match within {
+                    Some(w) => format!(" (still so after {w})"),
+                    None => String::new(),
+                };
+                return (false, format!("{how}{span}"));
+            }
+            // Next probe one second after the previous one started.
+            let next = (probe_start + Duration::from_secs(1)).max(self.lab.now());
+            self.lab.run_until(next.min(deadline));
+        }
+    }
+
+    /// One ICMP echo: Ok(rtt) or Err(why not).
+    fn probe(&mut self, src: crate::lab::ContainerId, to: &str) -> Result<Duration, String> {
+        let c = &self.lab.containers[src.0];
+        if !c.running {
+            return Err(format!("container {} is not running", c.name));
+        }
+        let Some(dst) = self.lab.resolve(src, to) else {
+            return Err(format!(
+                "{to} does not resolve on {}'s network",
+                self.lab.containers[src.0].name
+            ));
+        };
+        let id = self
+            .lab
+            .start_ping(src, to, dst, 1, 56, Duration::from_secs(1), PROBE_TIMEOUT);
+        let horizon = self.lab.now() + PROBE_TIMEOUT + Duration::from_secs(4);
+        self.lab
+            .run_until_or(horizon, |lab| lab.pings[id.0].finished);
+        let p = &self.lab.pings[id.0];
+        if p.received() > 0 {
+            let line = p
+                .stdout
+                .iter()
+                .find(|l| l.contains("time="))
+                .cloned()
+                .unwrap_or_default();
+            let ms = line
+                .rsplit("time=")
+                .next()
+                .and_then(|s| s.strip_suffix(" ms"))
+                .unwrap_or("0");
+            let us = (ms.parse::<f64>().unwrap_or(0.0) * 1000.0) as u64;
+            Ok(Duration::from_micros(us))
+        } else if p.stdout.iter().any(|l| l.contains("Unreachable")) {
+            Err(format!("{to} ({dst}) unreachable: ARP got no answer"))
+        } else {
+            Err(format!("no reply from {to} ({dst}) within {PROBE_TIMEOUT}"))
+        }
+    }
+
+    /// After a step, summarise the frames it saw dropped, grouped by place and reason.
+    fn report_drops(&mut self, mark: usize) {
+        let mut groups: BTreeMap<(String, String), usize> = BTreeMap::new();
+        for (_, e) in &self.lab.trace.events()[mark..] {
+            match e {
+                TraceEvent::UnderlayDrop { host, reason, .. } => {
+                    *groups.entry((host.clone(), reason.clone())).or_default() += 1
+                }
+                TraceEvent::VtepDrop { host, reason } => {
+                    *groups
+                        .entry((host.clone(), format!("VTEP drop: {reason}")))
+                        .or_default() += 1
+                }
+                TraceEvent::ArpFailed { container, ip } => {
+                    *groups
+                        .entry((container.clone(), format!("ARP for {ip} unanswered")))
+                        .or_default() += 1
+                }
+                _ => {}
+            }
+        }
+        for ((place, reason), n) in groups {
+            let _ = writeln!(
+                self.out,
+                "            ! {place}: {n} frame{} dropped ({reason})",
+                if n == 1 { "" } else { "s" }
+            );
+        }
+    }
+}
+
+fn fmt_secs(d: Duration) -> String {
+    let ms = d.as_millis();
+    format!("{}.{:03}s", ms / 1000, ms % 1000)
+}
+
+/// Re-quote arguments for display.
+fn shell_join(argv: &[String]) -> String {
+    argv.iter()
+        .map(|a| {
+            if a.is_empty() || a.contains(|c: char| c.is_whitespace() || "\"'#$".contains(c)) {
+                format!("\"{}\"", a.replace('"', "\\\""))
+            } else {
+                a.clone()
+            }
+        })
+        .collect::<Vec<_>>()
+        .join(" ")
+}

@@ -1,0 +1,151 @@
+//! The event trace: everything observable that happened, with its virtual time, written
+//! as JSON lines by `--out`. Later reports (HTML timeline, membership views) draw on it,
+//! so each event carries the names a reader needs, not internal ids.
+
+use crate::time::Instant;
+use serde::Serialize;
+use std::io::{self, Write};
+
+/// One observable event.
+#[derive(Clone, Debug, Serialize, PartialEq)]
+#[serde(tag = "event", rename_all = "snake_case")]
+pub enum TraceEvent {
+    /// A host joined the LAN.
+    HostAdded {
+        /// Name.
+        host: String,
+        /// Underlay IPv4.
+        ip: String,
+        /// MTU.
+        mtu: u16,
+    },
+    /// An overlay was declared.
+    OverlayCreated {
+        /// Name.
+        network: String,
+        /// VNI.
+        vni: u32,
+        /// Subnet.
+        subnet: String,
+        /// Hosts that have it.
+        hosts: Vec<String>,
+    },
+    /// A container started (its peers are now programmed).
+    ContainerStarted {
+        /// Name.
+        container: String,
+        /// Host.
+        host: String,
+        /// Network.
+        network: String,
+        /// Address.
+        ip: String,
+        /// MAC.
+        mac: String,
+    },
+    /// A container stopped.
+    ContainerStopped {
+        /// Name.
+        container: String,
+        /// Exit code.
+        exit_code: i32,
+        /// Why.
+        reason: String,
+    },
+    /// A host crashed.
+    HostCrashed {
+        /// Name.
+        host: String,
+    },
+    /// A host came back.
+    HostRestarted {
+        /// Name.
+        host: String,
+    },
+    /// The underlay did not deliver a frame.
+    UnderlayDrop {
+        /// Where it was dropped.
+        host: String,
+        /// Why.
+        reason: String,
+        /// Frame size.
+        bytes: usize,
+    },
+    /// A VTEP refused a frame.
+    VtepDrop {
+        /// Which host's VTEP.
+        host: String,
+        /// The counted reason.
+        reason: String,
+    },
+    /// ARP resolution failed in a container.
+    ArpFailed {
+        /// The container.
+        container: String,
+        /// The address it asked for.
+        ip: String,
+    },
+    /// A scenario step ran.
+    Step {
+        /// Scenario line number.
+        line: usize,
+        /// The line as written.
+        text: String,
+    },
+    /// A command printed this.
+    Output {
+        /// Host the command ran on.
+        host: String,
+        /// `stdout` or `stderr`.
+        stream: &'static str,
+        /// The text.
+        text: String,
+        /// Exit code.
+        exit_code: i32,
+    },
+    /// An expectation was checked.
+    Expectation {
+        /// Scenario line number.
+        line: usize,
+        /// The expectation as written.
+        text: String,
+        /// Whether it held.
+        held: bool,
+        /// What was observed.
+        detail: String,
+    },
+}
+
+/// The recorded events, in order.
+#[derive(Debug, Default)]
+pub struct Trace {
+    events: Vec<(Instant, TraceEvent)>,
+}
+
+#[derive(Serialize)]
+struct Line<'a> {
+    t_ns: u64,
+    #[serde(flatten)]
+    event: &'a TraceEvent,
+}
+
+impl Trace {
+    /// Record an event.
+    pub fn push(&mut self, at: Instant, event: TraceEvent) {
+        self.events.push((at, event));
+    }
+
+    /// Every event so far.
+    pub fn events(&self) -> &[(Instant, TraceEvent)] {
+        &self.events
+    }
+
+    /// Write the trace as JSON lines.
+    pub fn write_jsonl(&self, mut w: impl Write) -> io::Result<()> {
+        for (at, event) in &self.events {
+            serde_json::to_writer(&mut w, &Line { t_ns: at.0, event })?;
+            w.write_all(b"\n")?;
+        }
+        Ok(())
+    }
+}
