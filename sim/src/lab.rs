@@ -10,7 +10,7 @@ use crate::engine::{Engine, Rng};
 use crate::ping::{Ping, PingId};
 use crate::time::{Duration, Instant};
 use crate::trace::{Trace, TraceEvent};
-use crate::underlay::{HostId, LinkParams, Underlay, UnderlayDrop};
+use crate::underlay::{HostId, LinkParams, Underlay};
 use etherparse::{
     ArpOperation, ArpPacketSlice, EtherType, Ethernet2Header, IcmpEchoHeader, Icmpv4Header,
     Icmpv4Slice, Icmpv4Type, IpNumber, Ipv4Header, Ipv4HeaderSlice,
@@ -672,11 +672,16 @@ impl Lab {
             }
             Ok(Forward::Flood) => {}
             Err(reason) => {
+                let mut why = reason.as_str().to_string();
+                if reason == vxlan::DropReason::TooBig {
+                    let mtu = self.hosts[host.0].vtep.config().underlay_mtu;
+                    why = format!(
+                        "{why}: a {}-byte inner packet does not fit underlay MTU {mtu} minus 50 bytes of VXLAN",
+                        frame.len() - 14
+                    );
+                }
                 let host = self.host_name(host).to_string();
-                self.record(TraceEvent::VtepDrop {
-                    host,
-                    reason: reason.as_str().to_string(),
-                });
+                self.record(TraceEvent::VtepDrop { host, reason: why });
             }
         }
     }

@@ -1,0 +1,80 @@
+//! The `swarmlab` binary's contract: exit 0 when every expectation held, 1 when one
+//! failed, 2 for an invalid scenario, with file:line:col on stderr.
+
+use std::process::Command;
+
+fn swarmlab(args: &[&str]) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_swarmlab"))
+        .args(args)
+        .output()
+        .expect("run swarmlab")
+}
+
+fn write(name: &str, text: &str) -> std::path::PathBuf {
+    let dir = std::path::PathBuf::from(env!("CARGO_TARGET_TMPDIR"));
+    let p = dir.join(name);
+    std::fs::write(&p, text).unwrap();
+    p
+}
+
+#[test]
+fn run_without_a_file_plays_the_default_scenario_and_exits_0() {
+    let out = swarmlab(&["run"]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{stdout}");
+    assert!(
+        stdout.contains("3 packets transmitted, 3 received"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("5 expectations, 5 held, 0 failed"),
+        "{stdout}"
+    );
+}
+
+#[test]
+fn failed_expectation_exits_1() {
+    let p = write("fail.lab", "host a 192.168.1.1\nhost b 192.168.1.2\noverlay n vni=4097 subnet=10.0.0.0/24 hosts=a,b\na$ docker run -d --name x --network n alpine\nb$ docker run -d --name y --network n alpine\nblock b udp/4789\nexpect ping x y ok\n");
+    let out = swarmlab(&["run", p.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1));
+}
+
+#[test]
+fn broken_line_exits_2_with_file_line_col_expected_and_hint() {
+    let p = write("broken.lab", "host a 192.168.1.1\nlink a a latency=fast\n");
+    for cmd in ["run", "check"] {
+        let out = swarmlab(&[cmd, p.to_str().unwrap()]);
+        assert_eq!(out.status.code(), Some(2), "{cmd}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            err.contains("broken.lab:2:18: expected a duration, found \"fast\""),
+            "{err}"
+        );
+        assert!(err.contains("hint:"), "{err}");
+    }
+}
+
+#[test]
+fn check_accepts_a_valid_file() {
+    let p = write("ok.lab", "host a 192.168.1.1\nsleep 1s\n");
+    let out = swarmlab(&["check", p.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(0));
+}
+
+#[test]
+fn out_writes_a_pcap_per_host_and_a_trace() {
+    let dir = std::path::PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("cli-out");
+    let _ = std::fs::remove_dir_all(&dir);
+    let out = swarmlab(&["run", "--seed", "3", "--out", dir.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(0));
+    for f in ["node1.pcap", "node2.pcap", "trace.jsonl"] {
+        assert!(dir.join(f).metadata().unwrap().len() > 0, "{f}");
+    }
+    let trace = std::fs::read_to_string(dir.join("trace.jsonl")).unwrap();
+    let first = trace.lines().next().unwrap();
+    assert!(first.starts_with("{\"t_ns\":0,\"event\":"), "{first}");
+    assert!(
+        trace.contains("\"event\":\"underlay_drop\""),
+        "the firewall drops are traced"
+    );
+}

@@ -1,0 +1,63 @@
+//! The pcaps of `--out` are real: tshark decodes them as VXLAN carrying the scenario's VNI.
+
+use std::process::Command;
+use swarmlab_tests::{can_run, default_scenario, have, scratch_dir};
+
+#[test]
+fn tshark_decodes_the_underlay_pcap_as_vxlan_with_the_scenario_vni() {
+    if !can_run(
+        "tshark pcap decoding",
+        have("tshark"),
+        "tshark is not installed (apt-get install tshark)",
+    ) {
+        return;
+    }
+    let outcome = swarmlab::scenario::run::run(&default_scenario(), 1, true);
+    let dir = scratch_dir("pcap");
+    swarmlab::report::write_outputs(&outcome.lab, &dir).unwrap();
+    for host in ["node1", "node2"] {
+        let pcap = dir.join(format!("{host}.pcap"));
+        let out = Command::new("tshark")
+            .args(["-r"])
+            .arg(&pcap)
+            .args([
+                "-T",
+                "fields",
+                "-e",
+                "frame.protocols",
+                "-e",
+                "vxlan.vni",
+                "-e",
+                "udp.dstport",
+            ])
+            .output()
+            .expect("run tshark");
+        assert!(
+            out.status.success(),
+            "tshark failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let text = String::from_utf8(out.stdout).unwrap();
+        let lines: Vec<&str> = text.lines().collect();
+        assert!(lines.len() >= 6, "{host}: too few packets:\n{text}");
+        for line in &lines {
+            let cols: Vec<&str> = line.split('\t').collect();
+            // ICMP echo payload shows as ":data", as with any real ping.
+            assert!(
+                cols[0].starts_with("eth:ethertype:ip:udp:vxlan:eth:ethertype:ip:icmp"),
+                "{host}: {line}"
+            );
+            assert_eq!(cols[1], "4097", "{host}: {line}");
+            assert_eq!(cols[2], "4789", "{host}: {line}");
+        }
+    }
+    // The pcap carries virtual time: the first ping's request leaves node1 at t=0.
+    let out = Command::new("tshark")
+        .arg("-r")
+        .arg(dir.join("node1.pcap"))
+        .args(["-T", "fields", "-e", "frame.time_epoch", "-c", "1"])
+        .output()
+        .unwrap();
+    let t: f64 = String::from_utf8_lossy(&out.stdout).trim().parse().unwrap();
+    assert!(t < 1.0, "first frame at {t}s of virtual time");
+}

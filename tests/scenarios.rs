@@ -1,0 +1,149 @@
+//! Scenario files from `scenarios/` and the lessons of this slice, played end to end.
+
+use swarmlab::scenario::{parse, run::run};
+use swarmlab_tests::default_scenario;
+
+#[test]
+fn default_scenario_holds_every_expectation() {
+    let o = run(&default_scenario(), 1, false);
+    assert_eq!((o.held, o.failed), (5, 0), "{}", o.timeline);
+    assert!(
+        o.timeline
+            .contains("64 bytes from 10.0.1.3: icmp_seq=1 ttl=64 time=4."),
+        "{}",
+        o.timeline
+    );
+    assert!(
+        o.timeline.contains("firewall blocks udp/4789"),
+        "{}",
+        o.timeline
+    );
+}
+
+#[test]
+fn every_shipped_scenario_parses() {
+    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/../scenarios");
+    let mut n = 0;
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().is_some_and(|e| e == "lab") {
+            let text = std::fs::read_to_string(&path).unwrap();
+            if let Err(e) = parse(&path.display().to_string(), &text) {
+                panic!("{e}");
+            }
+            n += 1;
+        }
+    }
+    assert!(n >= 1);
+}
+
+fn play(text: &str) -> swarmlab::scenario::run::Outcome {
+    run(&parse("t.lab", text).unwrap(), 1, false)
+}
+
+const TWO_HOSTS: &str = "\
+host h1 192.168.1.1
+host h2 192.168.1.2
+overlay net vni=4097 subnet=10.0.5.0/24 hosts=h1,h2
+h1$ docker run -d --name a --network net alpine
+h2$ docker run -d --name b --network net alpine
+";
+
+#[test]
+fn a_failed_expectation_is_reported_and_fails_the_run() {
+    let o = play(&format!(
+        "{TWO_HOSTS}block h2 udp/4789\nexpect ping a b ok\n"
+    ));
+    assert_eq!((o.held, o.failed), (0, 1));
+    assert_eq!(o.exit_code(), 1);
+    assert!(
+        o.timeline.contains("FAIL expect ping a b ok"),
+        "{}",
+        o.timeline
+    );
+}
+
+#[test]
+fn crash_breaks_the_overlay_and_restart_with_policy_restores_it() {
+    let text = TWO_HOSTS.replace(
+        "--name b --network net alpine",
+        "--name b --restart always --network net alpine",
+    );
+    let o = play(&format!(
+        "{text}expect ping a b ok\ncrash h2\nexpect ping a b fails\nrestart h2\nexpect ping a b ok within 3s\n"
+    ));
+    assert_eq!((o.held, o.failed), (3, 0), "{}", o.timeline);
+}
+
+#[test]
+fn container_without_restart_policy_stays_down_after_host_restart() {
+    let o = play(&format!("{TWO_HOSTS}crash h2\nrestart h2\nh2$ docker ps -a\nexpect output contains \"Exited (255)\"\nexpect ping a b fails\n"));
+    assert_eq!((o.held, o.failed), (2, 0), "{}", o.timeline);
+}
+
+#[test]
+fn partitions_cut_both_ways_or_one_way_and_heal() {
+    let o = play(&format!(
+        "{TWO_HOSTS}partition h1 | h2\nexpect ping a b fails\nexpect ping b a fails\nheal\npartition h1 -> h2\nexpect ping a b fails\nexpect ping b a fails\nheal\nexpect ping a b ok\n"
+    ));
+    // One way still breaks a ping both ways: the request or the reply is cut.
+    assert_eq!((o.held, o.failed), (5, 0), "{}", o.timeline);
+}
+
+#[test]
+fn oversized_underlay_frames_are_dropped_with_the_mtu_named() {
+    let text = "\
+host h1 192.168.1.1 mtu=1400
+host h2 192.168.1.2
+overlay net vni=4097 subnet=10.0.5.0/24 hosts=h1,h2
+h1$ docker run -d --name a --network net alpine
+h2$ docker run -d --name b --network net alpine
+h1$ docker exec a ping -c 1 -s 1400 b
+expect output contains \"1 packets transmitted, 0 received\"
+h1$ docker exec a ping -c 1 -s 100 b
+expect output contains \"1 received\"
+";
+    let o = play(text);
+    assert_eq!((o.held, o.failed), (2, 0), "{}", o.timeline);
+    assert!(
+        o.timeline.contains("does not fit underlay MTU 1400"),
+        "{}",
+        o.timeline
+    );
+}
+
+#[test]
+fn docker_refusals_use_dockers_messages() {
+    let o = play(&format!(
+        "{TWO_HOSTS}h1$ docker run -d --name a --network net alpine\nexpect error contains \"Conflict. The container name \\\"/a\\\" is already in use\"\n\
+         h1$ docker exec nosuch ping -c 1 b\nexpect error contains \"Error response from daemon: No such container: nosuch\"\n\
+         h1$ docker run -d --network nonet alpine\nexpect error contains \"network nonet not found\"\n\
+         h1$ docker run -d --network net nosuchimage\nexpect error contains \"pull access denied for nosuchimage\"\n\
+         h1$ docker frobnicate\nexpect error contains \"docker: unknown command: docker frobnicate\"\n\
+         h1$ docker exec a ping -c 1 nowhere\nexpect error contains \"ping: nowhere: Name or service not known\"\n"
+    ));
+    assert_eq!((o.held, o.failed), (6, 0), "{}", o.timeline);
+}
+
+#[test]
+fn ping_to_an_address_nobody_has_reports_host_unreachable() {
+    let o = play(&format!("{TWO_HOSTS}h1$ docker exec a ping -c 1 10.0.5.77\nexpect output contains \"Destination Host Unreachable\"\nexpect output contains \"+1 errors\"\n"));
+    assert_eq!((o.held, o.failed), (2, 0), "{}", o.timeline);
+}
+
+#[test]
+fn bandwidth_limit_delays_frames() {
+    let slow = play(&format!(
+        "{TWO_HOSTS}link h1 h2 bandwidth=1mbit\nh1$ docker exec a ping -c 1 -s 1000 b\n"
+    ));
+    let fast = play(&format!(
+        "{TWO_HOSTS}h1$ docker exec a ping -c 1 -s 1000 b\n"
+    ));
+    // 1078-byte outer frames at 1 Mbit/s take about 8.8 ms each way.
+    assert!(
+        slow.timeline.contains("time=17.") || slow.timeline.contains("time=18."),
+        "{}",
+        slow.timeline
+    );
+    assert!(fast.timeline.contains("time=0.2"), "{}", fast.timeline);
+}
