@@ -328,12 +328,15 @@ fn ping(lab: &mut Lab, cid: ContainerId, args: &[String]) -> CommandOutput {
     };
     if size + 28 > 1450 {
         // Linux pings set DF: a datagram above the interface MTU is refused locally.
-        return CommandOutput::err(
-            format!("ping: local error: message too long, mtu=1450\n"),
-            1,
-        );
+        return CommandOutput::err("ping: local error: message too long, mtu=1450\n", 1);
     }
-    let id = lab.start_ping(cid, &target, dst, count, size, interval, timeout);
+    let options = crate::ping::PingOptions {
+        count,
+        size,
+        interval,
+        timeout,
+    };
+    let id = lab.start_ping(cid, &target, dst, options);
     let horizon = lab.now()
         + Duration(interval.as_nanos() * u64::from(count))
         + timeout

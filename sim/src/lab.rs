@@ -7,7 +7,7 @@
 //! into the trace. The scenario language lives in `scenario`; this module has no syntax.
 
 use crate::engine::{Engine, Rng};
-use crate::ping::{Ping, PingId};
+use crate::ping::{Ping, PingId, PingOptions};
 use crate::time::{Duration, Instant};
 use crate::trace::{Trace, TraceEvent};
 use crate::underlay::{HostId, LinkParams, Underlay};
@@ -888,16 +888,12 @@ impl Lab {
         from: ContainerId,
         target: &str,
         dst: Ipv4Addr,
-        count: u32,
-        size: usize,
-        interval: Duration,
-        timeout: Duration,
+        options: PingOptions,
     ) -> PingId {
         let id = PingId(self.pings.len());
         let now = self.now();
-        self.pings.push(Ping::new(
-            id, from, target, dst, count, size, interval, timeout, now,
-        ));
+        self.pings
+            .push(Ping::new(id, from, target, dst, options, now));
         self.ping_send(id);
         id
     }

@@ -12,6 +12,31 @@ use std::net::Ipv4Addr;
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct PingId(pub usize);
 
+/// The options of a `ping` run.
+#[derive(Debug, Clone, Copy)]
+pub struct PingOptions {
+    /// `-c`.
+    pub count: u32,
+    /// `-s`: ICMP payload bytes.
+    pub size: usize,
+    /// `-i`.
+    pub interval: Duration,
+    /// `-W`: how long to wait when nothing came back.
+    pub timeout: Duration,
+}
+
+impl Default for PingOptions {
+    /// iputils' defaults, with one request.
+    fn default() -> PingOptions {
+        PingOptions {
+            count: 1,
+            size: 56,
+            interval: Duration::from_secs(1),
+            timeout: Duration::from_secs(10),
+        }
+    }
+}
+
 /// One run of `ping`.
 #[derive(Debug, Clone)]
 pub struct Ping {
@@ -74,18 +99,20 @@ fn format_g(x: f64) -> String {
 
 impl Ping {
     /// A session that has printed its header.
-    #[allow(clippy::too_many_arguments)]
     pub fn new(
         id: PingId,
         container: ContainerId,
         target: &str,
         dst: Ipv4Addr,
-        count: u32,
-        size: usize,
-        interval: Duration,
-        timeout: Duration,
+        options: PingOptions,
         now: Instant,
     ) -> Ping {
+        let PingOptions {
+            count,
+            size,
+            interval,
+            timeout,
+        } = options;
         Ping {
             id,
             container,
@@ -256,17 +283,11 @@ mod tests {
     #[test]
     fn statistics_count_replies_and_loss() {
         let ip = Ipv4Addr::new(10, 0, 1, 3);
-        let mut p = Ping::new(
-            PingId(0),
-            ContainerId(0),
-            "c2",
-            ip,
-            2,
-            56,
-            Duration::from_secs(1),
-            Duration::from_secs(10),
-            Instant(0),
-        );
+        let options = PingOptions {
+            count: 2,
+            ..Default::default()
+        };
+        let mut p = Ping::new(PingId(0), ContainerId(0), "c2", ip, options, Instant(0));
         assert_eq!(p.next_seq(Instant(0)), Some(1));
         assert!(!p.on_reply(Instant(4_000_000), 1, ip, 64, 64));
         assert_eq!(p.next_seq(Instant(1_000_000_000)), Some(2));

@@ -93,9 +93,9 @@ impl fmt::Display for Duration {
         let n = self.0;
         if n == 0 {
             write!(f, "0s")
-        } else if n % 1_000_000_000 == 0 {
+        } else if n.is_multiple_of(1_000_000_000) {
             write!(f, "{}s", n / 1_000_000_000)
-        } else if n % 1_000_000 == 0 {
+        } else if n.is_multiple_of(1_000_000) {
             let ms = n / 1_000_000;
             if ms >= 1000 {
                 write!(
@@ -107,7 +107,7 @@ impl fmt::Display for Duration {
             } else {
                 write!(f, "{ms}ms")
             }
-        } else if n % 1_000 == 0 {
+        } else if n.is_multiple_of(1_000) {
             write!(f, "{}us", n / 1_000)
         } else {
             write!(f, "{n}ns")

@@ -305,7 +305,7 @@ fn parse_bandwidth(s: &str) -> Option<u64> {
         _ => return None,
     };
     let v: f64 = num.parse().ok()?;
-    (v > 0.0).then(|| (v * scale) as u64)
+    (v > 0.0).then_some((v * scale) as u64)
 }
 
 fn parse_cidr(s: &str) -> Option<(Ipv4Addr, u8)> {

@@ -287,7 +287,7 @@ impl Runner {
         loop {
             let probe_start = self.lab.now();
             let result = self.probe(src, to);
-            let success = matches!(result, Ok(_));
+            let success = result.is_ok();
             if success == ok {
                 let waited = self.lab.now() - start;
                 let how = match result {
@@ -330,9 +330,16 @@ impl Runner {
                 self.lab.containers[src.0].name
             ));
         };
-        let id = self
-            .lab
-            .start_ping(src, to, dst, 1, 56, Duration::from_secs(1), PROBE_TIMEOUT);
+        let id = self.lab.start_ping(
+            src,
+            to,
+            dst,
+            crate::ping::PingOptions {
+                count: 1,
+                timeout: PROBE_TIMEOUT,
+                ..Default::default()
+            },
+        );
         let horizon = self.lab.now() + PROBE_TIMEOUT + Duration::from_secs(4);
         self.lab
             .run_until_or(horizon, |lab| lab.pings[id.0].finished);
