@@ -33,16 +33,17 @@ pub fn flow_hash(inner: &[u8]) -> u32 {
     if let Some(head) = inner.get(..38) {
         if head[12] == 0x08 && head[13] == 0x00 && head[14] == 0x45 {
             let w = |i: usize| u64::from_le_bytes(head[i..i + 8].try_into().unwrap_or([0; 8]));
-            let mut h = mix(0, w(0));
-            h = mix(h, w(6) >> 16);
-            h = mix(h, w(26));
             let proto = u64::from(head[23]);
             let ports = if proto == 6 || proto == 17 {
                 u64::from(u32::from_le_bytes([head[34], head[35], head[36], head[37]]))
             } else {
                 0
             };
-            h = mix(h, proto | ports << 8);
+            // Two independent multiply lanes, folded once: short dependency chains.
+            let l2 = (w(0) ^ (w(6) >> 16).rotate_left(23)).wrapping_mul(K);
+            let l3 =
+                (w(26) ^ (proto | ports << 8).rotate_left(41)).wrapping_mul(0xc2b2_ae3d_27d4_eb4f);
+            let h = (l2 ^ l3.rotate_left(31)).wrapping_mul(K);
             return (h ^ (h >> 32)) as u32;
         }
     }

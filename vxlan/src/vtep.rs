@@ -590,9 +590,12 @@ impl Vtep {
         let (outer, inner) = buf[start..end].split_at_mut(OUTER_LEN);
         // The MTU check above bounds this far below u16::MAX.
         let ip_total_len = (IPV4_LEN + UDP_LEN + wire::HEADER_LEN + inner_len) as u16;
-        template.write(outer, ip_total_len, flow::source_port(inner));
-        let mut vxlan = Header::new_unchecked(&mut outer[ETH_LEN + IPV4_LEN + UDP_LEN..]);
+        // Assemble the 50 bytes on the stack and store them once.
+        let mut headers = [0u8; OUTER_LEN];
+        template.write(&mut headers, ip_total_len, flow::source_port(inner));
+        let mut vxlan = Header::new_unchecked(&mut headers[ETH_LEN + IPV4_LEN + UDP_LEN..]);
         HeaderRepr { vni }.emit(&mut vxlan);
+        outer.copy_from_slice(&headers);
 
         self.counters.encapsulated += 1;
         Ok(Encapsulated {
