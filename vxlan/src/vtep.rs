@@ -27,7 +27,10 @@ struct FastHasher(u64);
 
 impl Hasher for FastHasher {
     fn finish(&self) -> u64 {
-        self.0
+        // The low bits of a product depend only on the low bits of the key (for Docker's
+        // MACs, the constant 02:42); hashbrown indexes buckets by the low bits, so bring
+        // the well-mixed high bits down.
+        self.0.rotate_left(26)
     }
     fn write(&mut self, bytes: &[u8]) {
         for chunk in bytes.chunks(8) {
