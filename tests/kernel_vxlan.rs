@@ -1,7 +1,12 @@
 //! Our wire format is the real one: a Linux kernel `vxlan` device in one network
-//! namespace pings a container served by swarmlab's VTEP (the live driver, on a real UDP
-//! socket on 4789) in another namespace, across a veth pair. The kernel's ARP and ICMP
-//! echo go through the tunnel; our replies come back and the kernel's ping counts them.
+//! namespace pings a container served by swarmlab's VTEP (the live driver) in another
+//! namespace, across a veth pair. The kernel's ARP and ICMP echo go through the tunnel;
+//! our replies come back and the kernel's ping counts them.
+//!
+//! Two transports: with a UDP socket on 4789 (the kernel builds our outer headers), and
+//! with whole frames on an AF_PACKET socket, where every outer byte is ours and the
+//! kernel's IPv4 and UDP receive paths check them (a bad IP checksum or length is
+//! dropped before the vxlan device sees it).
 
 use std::os::fd::AsRawFd;
 use std::process::Command;
@@ -30,17 +35,44 @@ fn sh(args: &[&str]) {
     );
 }
 
+/// Whether network namespaces can be made here (root and CAP_SYS_ADMIN, iproute2).
+fn netns_possible() -> Result<(), String> {
+    if !is_root() {
+        return Err("it needs root to make network namespaces".into());
+    }
+    if !have("ip") || !have("ping") {
+        return Err("iproute2 and iputils-ping are not installed".into());
+    }
+    let probe = format!("slp{}", std::process::id());
+    let made = Command::new("ip").args(["netns", "add", &probe]).output();
+    let _ = Command::new("ip").args(["netns", "del", &probe]).output();
+    match made {
+        Ok(o) if o.status.success() => Ok(()),
+        Ok(o) => Err(format!(
+            "ip netns add failed: {}",
+            String::from_utf8_lossy(&o.stderr).trim()
+        )),
+        Err(e) => Err(format!("cannot run ip: {e}")),
+    }
+}
+
 #[test]
-fn kernel_vxlan_device_pings_a_container_behind_our_vtep() {
-    let ready = is_root() && have("ip") && have("ping");
-    if !can_run(
-        "kernel VXLAN interop",
-        ready,
-        "it needs root, iproute2 and iputils-ping to make network namespaces",
-    ) {
+fn kernel_vxlan_device_pings_a_container_behind_our_vtep_socket() {
+    interop(false);
+}
+
+#[test]
+fn kernel_vxlan_device_pings_a_container_behind_our_vtep_raw_frames() {
+    interop(true);
+}
+
+fn interop(raw: bool) {
+    let possible = netns_possible();
+    let why = possible.clone().err().unwrap_or_default();
+    if !can_run("kernel VXLAN interop", possible.is_ok(), &why) {
         return;
     }
-    let id = std::process::id() % 100_000;
+    let id = std::process::id() % 10_000 * 10 + u32::from(raw);
     let (kern, ours) = (format!("slk{id}"), format!("slo{id}"));
     let guard = Netns(vec![kern.clone(), ours.clone()]);
     let (veth_k, veth_o) = (format!("vk{id}"), format!("vo{id}"));
@@ -67,9 +99,11 @@ fn kernel_vxlan_device_pings_a_container_behind_our_vtep() {
     in_o(&format!("ip addr add 10.200.0.2/24 dev {veth_o}"));
     in_o(&format!("ip link set {veth_o} up"));
     in_o("ip link set lo up");
-    // The kernel's VTEP, as Docker would make one, with the remote as default destination.
+    // The kernel's VTEP, as Docker makes one (libnetwork leaves UDP checksums off), with
+    // the remote as default destination. With checksums on, veth's offload would hand
+    // the packet socket frames whose checksum is only partial.
     in_k(&format!(
-        "ip link add vx0 type vxlan id 4097 local 10.200.0.1 remote 10.200.0.2 dstport 4789 dev {veth_k}"
+        "ip link add vx0 type vxlan id 4097 local 10.200.0.1 remote 10.200.0.2 dstport 4789 noudpcsum dev {veth_k}"
     ));
     in_k("ip link set vx0 mtu 1450");
     in_k("ip addr add 10.0.1.1/24 dev vx0");
@@ -78,6 +112,7 @@ fn kernel_vxlan_device_pings_a_container_behind_our_vtep() {
     // Our VTEP, in a thread that has entered the other namespace (setns is per thread
     // for network namespaces), on a real socket.
     let ns_file = std::fs::File::open(format!("/var/run/netns/{ours}")).expect("open netns");
+    let veth_o_thread = veth_o.clone();
     let server = std::thread::spawn(move || {
         // SAFETY: a valid fd of a network namespace; only this thread changes namespace.
         let rc = unsafe { libc::setns(ns_file.as_raw_fd(), libc::CLONE_NEWNET) };
@@ -91,6 +126,7 @@ fn kernel_vxlan_device_pings_a_container_behind_our_vtep() {
             mac: None,
             echo_replies: 3,
             idle_secs: 20,
+            raw: raw.then_some(veth_o_thread),
         })
     });
 

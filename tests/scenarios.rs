@@ -9,7 +9,7 @@ fn default_scenario_holds_every_expectation() {
     assert_eq!((o.held, o.failed), (5, 0), "{}", o.timeline);
     assert!(
         o.timeline
-            .contains("64 bytes from 10.0.1.3: icmp_seq=1 ttl=64 time=4."),
+            .contains("64 bytes from c2.demo (10.0.1.3): icmp_seq=1 ttl=64 time=4."),
         "{}",
         o.timeline
     );
@@ -146,4 +146,56 @@ fn bandwidth_limit_delays_frames() {
         slow.timeline
     );
     assert!(fast.timeline.contains("time=0.2"), "{}", fast.timeline);
+}
+
+#[test]
+fn loopback_ping_and_unroutable_destinations_behave_like_linux() {
+    let o = play(&format!(
+        "{TWO_HOSTS}h1$ docker exec a ping -c 1 a\nexpect output contains \"1 received\"\n\
+         h1$ docker exec a ping -c 1 8.8.8.8\nexpect error contains \"ping: connect: Network is unreachable\"\n\
+         h1$ docker exec a ping -n -c 1 b\nexpect output contains \"64 bytes from 10.0.5.3: icmp_seq=1\"\n"
+    ));
+    assert_eq!((o.held, o.failed), (3, 0), "{}", o.timeline);
+}
+
+#[test]
+fn docker_stop_waits_the_grace_period_and_unless_stopped_stays_stopped() {
+    let text = TWO_HOSTS.replace(
+        "--name b --network net alpine",
+        "--name b --restart unless-stopped --network net alpine",
+    );
+    let o = play(&format!(
+        "{text}h2$ docker stop b\nh2$ docker ps -a\nexpect output contains \"Exited (137)\"\n\
+         crash h2\nrestart h2\nexpect ping a b fails\n"
+    ));
+    assert_eq!((o.held, o.failed), (2, 0), "{}", o.timeline);
+    // SIGTERM is ignored by PID 1, so Docker kills it after 10 s.
+    assert!(
+        o.timeline.contains("[  10.000s] h2$ docker ps -a"),
+        "{}",
+        o.timeline
+    );
+}
+
+#[test]
+fn unnamed_containers_get_docker_style_names() {
+    let o = play(&format!(
+        "{TWO_HOSTS}h1$ docker run -d --network net alpine\nh1$ docker ps\n"
+    ));
+    let names: Vec<&str> = o
+        .timeline
+        .lines()
+        .filter_map(|l| l.split_whitespace().last())
+        .filter(|w| w.contains('_'))
+        .collect();
+    assert_eq!(names.len(), 1, "{}", o.timeline);
+}
+
+#[test]
+fn output_expectation_within_a_deadline_fails_at_the_deadline() {
+    let o = play(&format!(
+        "{TWO_HOSTS}h1$ docker ps\nexpect output contains \"nope\" within 3s\n"
+    ));
+    assert_eq!((o.held, o.failed), (0, 1), "{}", o.timeline);
+    assert!(o.timeline.contains("[   3.000s] FAIL"), "{}", o.timeline);
 }

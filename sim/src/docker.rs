@@ -128,8 +128,11 @@ fn docker_run(lab: &mut Lab, host: HostId, args: &[String]) -> CommandOutput {
             "--network" | "--net" => network = value(),
             "--restart" => match value().as_deref() {
                 Some("no") => restart = RestartPolicy::No,
-                Some("always") | Some("unless-stopped") => restart = RestartPolicy::Always,
-                Some(p) if p.starts_with("on-failure") => restart = RestartPolicy::Always,
+                Some("always") => restart = RestartPolicy::Always,
+                Some("unless-stopped") => restart = RestartPolicy::UnlessStopped,
+                Some(p) if p == "on-failure" || p.starts_with("on-failure:") => {
+                    restart = RestartPolicy::OnFailure
+                }
                 Some(p) => {
                     return daemon_run_error(&format!("docker: invalid restart policy '{p}'"))
                 }
@@ -168,7 +171,7 @@ fn docker_run(lab: &mut Lab, host: HostId, args: &[String]) -> CommandOutput {
             "docker: Error response from daemon: network {network} not found"
         ));
     };
-    let name = name.unwrap_or_else(|| format!("c{}", lab.containers.len() + 1));
+    let name = name.unwrap_or_else(|| random_name(lab));
     let shown = if command.is_empty() {
         "/bin/sh".to_string()
     } else {
@@ -262,6 +265,7 @@ fn ping(lab: &mut Lab, cid: ContainerId, args: &[String]) -> CommandOutput {
     let mut interval = Duration::from_secs(1);
     let mut timeout = Duration::from_secs(10);
     let mut target: Option<String> = None;
+    let mut numeric = false;
     let mut i = 0;
     while i < args.len() {
         let a = &args[i];
@@ -269,6 +273,10 @@ fn ping(lab: &mut Lab, cid: ContainerId, args: &[String]) -> CommandOutput {
         let bad =
             |what: &str, v: &str| CommandOutput::err(format!("ping: invalid {what}: '{v}'\n"), 2);
         match a.as_str() {
+            "-n" => {
+                numeric = true;
+                i += 1;
+            }
             "-c" | "-s" | "-i" | "-W" => {
                 let Some(v) = value else {
                     return CommandOutput::err(
@@ -301,7 +309,10 @@ fn ping(lab: &mut Lab, cid: ContainerId, args: &[String]) -> CommandOutput {
             }
             s if s.starts_with('-') && s.len() > 1 => {
                 return CommandOutput::err(
-                    format!("ping: invalid option -- '{}'{PING_USAGE}", &s[1..2]),
+                    format!(
+                        "ping: invalid option -- '{}'{PING_USAGE}",
+                        s.chars().nth(1).unwrap_or('-')
+                    ),
                     2,
                 );
             }
@@ -326,11 +337,19 @@ fn ping(lab: &mut Lab, cid: ContainerId, args: &[String]) -> CommandOutput {
     let Some(dst) = lab.resolve(cid, &target) else {
         return CommandOutput::err(format!("ping: {target}: Name or service not known\n"), 2);
     };
+    if !lab.on_link(cid, dst) {
+        // Overlay-only containers have no default route (no docker_gwbridge here).
+        return CommandOutput::err("ping: connect: Network is unreachable\n", 2);
+    }
     if size + 28 > 1450 {
-        // Linux pings set DF: a datagram above the interface MTU is refused locally.
-        return CommandOutput::err("ping: local error: message too long, mtu=1450\n", 1);
+        // Real ping would fragment the datagram; this stack does not fragment.
+        return CommandOutput::err(
+            format!("swarmlab: IPv4 fragmentation is not simulated; ping -s {size} needs it on a 1450-byte overlay (at most -s 1422)\n"),
+            2,
+        );
     }
     let options = crate::ping::PingOptions {
+        numeric,
         count,
         size,
         interval,
@@ -338,7 +357,7 @@ fn ping(lab: &mut Lab, cid: ContainerId, args: &[String]) -> CommandOutput {
     };
     let id = lab.start_ping(cid, &target, dst, options);
     let horizon = lab.now()
-        + Duration(interval.as_nanos() * u64::from(count))
+        + Duration(interval.as_nanos().saturating_mul(u64::from(count)))
         + timeout
         + Duration::from_secs(5);
     lab.run_until_or(horizon, |lab| lab.pings[id.0].finished);
@@ -349,6 +368,29 @@ fn ping(lab: &mut Lab, cid: ContainerId, args: &[String]) -> CommandOutput {
         stdout,
         stderr: String::new(),
         exit_code: p.exit_code(),
+    }
+}
+
+/// A name as Docker gives unnamed containers: adjective_surname (a few of its words).
+fn random_name(lab: &mut Lab) -> String {
+    const LEFT: &[&str] = &[
+        "admiring", "brave", "clever", "eager", "festive", "gallant", "happy", "jolly", "keen",
+        "loving", "nifty", "quirky", "serene", "sharp", "vigilant", "zealous",
+    ];
+    const RIGHT: &[&str] = &[
+        "babbage", "curie", "dijkstra", "euler", "hopper", "kilby", "lamport", "liskov",
+        "lovelace", "noether", "pike", "ritchie", "shannon", "thompson", "turing", "wozniak",
+    ];
+    loop {
+        let l = LEFT[lab.rng.below(LEFT.len() as u64) as usize];
+        let r = RIGHT[lab.rng.below(RIGHT.len() as u64) as usize];
+        let name = format!("{l}_{r}");
+        if lab.container_by_ref(&name).is_none() {
+            return name;
+        }
+        if lab.containers.len() > LEFT.len() * RIGHT.len() / 2 {
+            return format!("{name}{}", lab.containers.len());
+        }
     }
 }
 
@@ -451,14 +493,49 @@ fn docker_ps(lab: &mut Lab, host: HostId, args: &[String]) -> CommandOutput {
 
 fn docker_stop_start(lab: &mut Lab, host: HostId, args: &[String], start: bool) -> CommandOutput {
     let mut out = CommandOutput::default();
-    for name in args {
+    let mut grace = Duration::from_secs(10);
+    let mut names = Vec::new();
+    let mut i = 0;
+    while i < args.len() {
+        match args[i].as_str() {
+            "-t" | "--time" | "--timeout" if !start => {
+                match args.get(i + 1).and_then(|v| v.parse::<u64>().ok()) {
+                    Some(t) => grace = Duration::from_secs(t),
+                    None => {
+                        return CommandOutput::err(
+                            format!("invalid argument \"{}\" for \"-t, --time\" flag: strconv.ParseInt: parsing \"{}\": invalid syntax\n\nSee 'docker stop --help'.\n", args.get(i + 1).map(String::as_str).unwrap_or(""), args.get(i + 1).map(String::as_str).unwrap_or("")),
+                            125,
+                        )
+                    }
+                }
+                i += 2;
+            }
+            a if a.starts_with('-') => {
+                let cmd = if start { "start" } else { "stop" };
+                return CommandOutput::err(
+                    format!("unknown flag: {a}\n\nUsage:  docker {cmd} [OPTIONS] CONTAINER [CONTAINER...]\n\nRun 'docker {cmd} --help' for more information\n"),
+                    125,
+                );
+            }
+            a => {
+                names.push(a.to_string());
+                i += 1;
+            }
+        }
+    }
+    for name in &names {
         match find_container(lab, host, name) {
             Some(c) => {
                 if start {
+                    lab.containers[c.0].stopped_by_user = false;
                     lab.start_container(c);
-                } else {
-                    // SIGTERM ignored by an idle shell, then SIGKILL after 10 s: exit 137.
+                } else if lab.containers[c.0].running {
+                    // PID 1 (sleep, a shell) ignores SIGTERM: Docker waits the grace
+                    // period, then SIGKILLs it, so the exit status is 137.
+                    let until = lab.now() + grace;
+                    lab.run_until(until);
                     lab.stop_container(c, 137, "docker stop");
+                    lab.containers[c.0].stopped_by_user = true;
                 }
                 out.stdout.push_str(&format!("{name}\n"));
             }

@@ -75,13 +75,17 @@ pub struct Overlay {
     used: BTreeSet<Ipv4Addr>,
 }
 
-/// What Docker does with a container when its host comes back.
+/// What Docker does with a container when its engine comes back after a crash.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum RestartPolicy {
     /// `no` (the default): it stays exited.
     No,
-    /// `always` or `unless-stopped`: the engine starts it again.
+    /// `always`: started again, even if it had been stopped by hand.
     Always,
+    /// `unless-stopped`: started again unless it had been stopped by hand.
+    UnlessStopped,
+    /// `on-failure[:N]`: restarted when it exits non-zero, not when the engine restarts.
+    OnFailure,
 }
 
 /// A container: an interface on one overlay, with a minimal IPv4 stack (ARP, ICMP echo).
@@ -113,6 +117,8 @@ pub struct Container {
     pub since: Instant,
     /// Restart policy.
     pub restart: RestartPolicy,
+    /// Stopped with `docker stop` (matters to `unless-stopped`).
+    pub stopped_by_user: bool,
     arp: BTreeMap<Ipv4Addr, MacAddr>,
     /// Frames waiting for ARP resolution, by next hop.
     arp_pending: BTreeMap<Ipv4Addr, Vec<Vec<u8>>>,
@@ -184,9 +190,10 @@ pub struct Lab {
     pub capture: bool,
 }
 
-/// The ICMP echo identifier a container's pings use (one per ping session).
+/// The ICMP echo identifier a ping session uses. Identifiers repeat after 57344
+/// sessions; replies are matched only against unfinished sessions of the container.
 fn echo_ident(ping: PingId) -> u16 {
-    0x1000 + ping.0 as u16
+    (0x1000 + ping.0 % 0xe000) as u16
 }
 
 impl Lab {
@@ -359,6 +366,7 @@ impl Lab {
             created: now,
             since: now,
             restart,
+            stopped_by_user: false,
             arp: BTreeMap::new(),
             arp_pending: BTreeMap::new(),
         });
@@ -398,10 +406,16 @@ impl Lab {
 
     /// Stop a container (exit code as Docker reports it), withdrawing it from peers.
     pub fn stop_container(&mut self, cid: ContainerId, exit_code: i32, reason: &str) {
+        self.kill(cid, exit_code, reason, true);
+    }
+
+    fn kill(&mut self, cid: ContainerId, exit_code: i32, reason: &str, withdraw: bool) {
         if !self.containers[cid.0].running {
             return;
         }
-        self.program_peer(cid, false);
+        if withdraw {
+            self.program_peer(cid, false);
+        }
         let now = self.now();
         let c = &mut self.containers[cid.0];
         c.running = false;
@@ -466,8 +480,10 @@ impl Lab {
             .filter(|c| self.containers[c.0].host == host && self.exists(*c))
             .collect();
         for c in on_host {
-            // Docker reports 255 for containers whose engine died under them.
-            self.stop_container(c, 255, "host crashed");
+            // Docker reports 255 for containers whose engine died under them. Nobody
+            // withdraws their peer entries: with no control plane, the other hosts keep
+            // tunnelling to the dead VTEP, and the underlay drops the frames.
+            self.kill(c, 255, "host crashed", false);
         }
     }
 
@@ -476,16 +492,31 @@ impl Lab {
         self.underlay.set_up(host, true);
         let name = self.host_name(host).to_string();
         self.record(TraceEvent::HostRestarted { host: name });
-        let back: Vec<ContainerId> = (0..self.containers.len())
+        let on_host: Vec<ContainerId> = (0..self.containers.len())
             .map(ContainerId)
-            .filter(|c| {
-                let c = &self.containers[c.0];
-                c.host == host && !c.id.is_empty() && c.restart == RestartPolicy::Always
-            })
+            .filter(|c| self.containers[c.0].host == host && self.exists(*c))
             .collect();
-        for c in back {
-            self.start_container(c);
+        for c in on_host {
+            let k = &self.containers[c.0];
+            let back = match k.restart {
+                RestartPolicy::Always => true,
+                RestartPolicy::UnlessStopped => !k.stopped_by_user,
+                RestartPolicy::No | RestartPolicy::OnFailure => false,
+            };
+            if back && !k.running {
+                self.start_container(c);
+            } else if !k.running {
+                // The engine cleans up the endpoints of containers that stay down.
+                self.program_peer(c, false);
+            }
         }
+    }
+
+    /// Whether `dst` is on the container's network (overlay-only containers have no
+    /// default route).
+    pub fn on_link(&self, cid: ContainerId, dst: Ipv4Addr) -> bool {
+        let c = &self.containers[cid.0];
+        dst == c.ip || self.nets[c.net.0].subnet.contains(dst)
     }
 
     /// Resolve a name as the container's embedded DNS would: containers on its network.
@@ -644,6 +675,14 @@ impl Lab {
             return;
         }
         let (host, vni) = (c.host, self.nets[c.net.0].vni);
+        if frame.get(..6) == Some(&c.mac.0[..]) {
+            // Addressed to itself (a loopback reply): never leaves the namespace.
+            self.engine.schedule_in(
+                Duration::from_micros(10),
+                Event::Container { to: from, frame },
+            );
+            return;
+        }
         let local = self.bridge_deliver(host, vni, &frame, Some(from));
         let dst = MacAddr::from_slice(&frame).unwrap_or_default();
         if dst.is_multicast() {
@@ -751,13 +790,21 @@ impl Lab {
         };
         if let Icmpv4Type::EchoReply(echo) = icmp.icmp_type() {
             let (ttl, len, from) = (ip.ttl(), body.len(), ip.source_addr());
-            if let Some(p) = self
-                .pings
-                .iter()
-                .position(|p| echo_ident(p.id) == echo.id && p.container == to)
-            {
+            let numeric = self
+                .session(to, echo.id)
+                .is_some_and(|p| self.pings[p].numeric);
+            let ptr = if numeric {
+                None
+            } else {
+                self.ptr_name(to, from)
+            };
+            let shown = match ptr {
+                Some(name) => format!("{name} ({from})"),
+                None => from.to_string(),
+            };
+            if let Some(p) = self.session(to, echo.id) {
                 let now = self.now();
-                if self.pings[p].on_reply(now, echo.seq, from, ttl, len) {
+                if self.pings[p].on_reply(now, echo.seq, &shown, ttl, len) {
                     self.ping_finish(PingId(p));
                 }
             }
@@ -793,6 +840,15 @@ impl Lab {
         frame.extend_from_slice(&ip.to_bytes());
         frame.extend_from_slice(&icmp.to_bytes());
         frame.extend_from_slice(data);
+        if dst == c.ip {
+            // Loopback: the kernel turns it around without touching the interface.
+            frame[..6].copy_from_slice(&c.mac.0);
+            self.engine.schedule_in(
+                Duration::from_micros(10),
+                Event::Container { to: from, frame },
+            );
+            return;
+        }
         if dst_mac.is_some() {
             self.container_output(from, frame);
             return;
@@ -866,11 +922,7 @@ impl Lab {
                 continue;
             };
             if let Icmpv4Type::EchoRequest(IcmpEchoHeader { id, seq }) = icmp.icmp_type() {
-                if let Some(p) = self
-                    .pings
-                    .iter()
-                    .position(|p| echo_ident(p.id) == id && p.container == from)
-                {
+                if let Some(p) = self.session(from, id) {
                     let now = self.now();
                     if self.pings[p].on_unreachable(now, seq, src) {
                         self.ping_finish(PingId(p));
@@ -881,6 +933,23 @@ impl Lab {
     }
 
     // ---- ping -------------------------------------------------------------------------
+
+    /// The unfinished ping session of `container` using echo identifier `ident`.
+    fn session(&self, container: ContainerId, ident: u16) -> Option<usize> {
+        self.pings
+            .iter()
+            .rposition(|p| !p.finished && p.container == container && echo_ident(p.id) == ident)
+    }
+
+    /// The name Docker's embedded DNS gives `ip` in a PTR answer: `NAME.NETWORK` for a
+    /// running container on the asker's network.
+    pub fn ptr_name(&self, asker: ContainerId, ip: Ipv4Addr) -> Option<String> {
+        let net = self.containers[asker.0].net;
+        self.containers
+            .iter()
+            .find(|c| c.running && c.net == net && c.ip == ip)
+            .map(|c| format!("{}.{}", c.name, self.nets[net.0].name))
+    }
 
     /// Start `ping` in a container. The session's output accumulates in `pings[id]`.
     pub fn start_ping(

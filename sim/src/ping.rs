@@ -15,6 +15,8 @@ pub struct PingId(pub usize);
 /// The options of a `ping` run.
 #[derive(Debug, Clone, Copy)]
 pub struct PingOptions {
+    /// `-n`: print addresses, not names.
+    pub numeric: bool,
     /// `-c`.
     pub count: u32,
     /// `-s`: ICMP payload bytes.
@@ -29,6 +31,7 @@ impl Default for PingOptions {
     /// iputils' defaults, with one request.
     fn default() -> PingOptions {
         PingOptions {
+            numeric: false,
             count: 1,
             size: 56,
             interval: Duration::from_secs(1),
@@ -65,6 +68,8 @@ pub struct Ping {
     pub stdout: Vec<String>,
     /// Whether it has printed its statistics.
     pub finished: bool,
+    /// `-n`.
+    pub numeric: bool,
 }
 
 /// iputils' per-reply time: three significant digits, from microseconds.
@@ -108,6 +113,7 @@ impl Ping {
         now: Instant,
     ) -> Ping {
         let PingOptions {
+            numeric,
             count,
             size,
             interval,
@@ -132,6 +138,7 @@ impl Ping {
                 size + 28
             )],
             finished: false,
+            numeric,
         }
     }
 
@@ -164,14 +171,7 @@ impl Ping {
     }
 
     /// An echo reply arrived; returns whether the session is complete.
-    pub fn on_reply(
-        &mut self,
-        now: Instant,
-        seq: u16,
-        from: Ipv4Addr,
-        ttl: u8,
-        len: usize,
-    ) -> bool {
+    pub fn on_reply(&mut self, now: Instant, seq: u16, from: &str, ttl: u8, len: usize) -> bool {
         let Some(sent) = self.sent.get(usize::from(seq).wrapping_sub(1)) else {
             return false;
         };
@@ -289,7 +289,7 @@ mod tests {
         };
         let mut p = Ping::new(PingId(0), ContainerId(0), "c2", ip, options, Instant(0));
         assert_eq!(p.next_seq(Instant(0)), Some(1));
-        assert!(!p.on_reply(Instant(4_000_000), 1, ip, 64, 64));
+        assert!(!p.on_reply(Instant(4_000_000), 1, "10.0.1.3", 64, 64));
         assert_eq!(p.next_seq(Instant(1_000_000_000)), Some(2));
         p.finish(Instant(11_000_000_000));
         let out = p.stdout.join("\n");

@@ -6,6 +6,9 @@
 
 use crate::engine::Rng;
 use crate::time::{Duration, Instant};
+use etherparse::{
+    EtherType, Ethernet2Header, IpNumber, Ipv4HeaderSlice, TcpHeaderSlice, UdpHeaderSlice,
+};
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 use std::net::Ipv4Addr;
@@ -145,20 +148,30 @@ pub struct Underlay {
     default_link: LinkParams,
 }
 
-/// The outer IPv4 destination, protocol and transport destination port of a frame.
+/// The outer IPv4 destination, protocol number, transport destination port and IPv4
+/// total length of a frame, read with etherparse.
 pub fn outer_flow(frame: &[u8]) -> Option<(Ipv4Addr, u8, Option<u16>, usize)> {
-    let ip = frame.get(14..34)?;
-    if frame.get(12..14)? != [0x08, 0x00] {
+    let (eth, rest) = Ethernet2Header::from_slice(frame).ok()?;
+    if eth.ether_type != EtherType::IPV4 {
         return None;
     }
-    let dst = Ipv4Addr::new(ip[16], ip[17], ip[18], ip[19]);
-    let ihl = usize::from(ip[0] & 0x0f) * 4;
-    let total = usize::from(u16::from_be_bytes([ip[2], ip[3]]));
-    let proto = ip[9];
-    let port = frame
-        .get(14 + ihl + 2..14 + ihl + 4)
-        .map(|p| u16::from_be_bytes([p[0], p[1]]));
-    Some((dst, proto, port, total))
+    let ip = Ipv4HeaderSlice::from_slice(rest).ok()?;
+    let l4 = &rest[ip.slice().len()..];
+    let port = match ip.protocol() {
+        IpNumber::UDP => UdpHeaderSlice::from_slice(l4)
+            .ok()
+            .map(|u| u.destination_port()),
+        IpNumber::TCP => TcpHeaderSlice::from_slice(l4)
+            .ok()
+            .map(|t| t.destination_port()),
+        _ => None,
+    };
+    Some((
+        ip.destination_addr(),
+        ip.protocol().0,
+        port,
+        usize::from(ip.total_len()),
+    ))
 }
 
 impl Underlay {
@@ -278,12 +291,13 @@ impl Underlay {
             *busy = depart + Duration(bits * 1_000_000_000 / bps.max(1));
             depart = *busy;
         }
-        let mut latency = link.latency.as_nanos() as i64;
+        let mut latency = i128::from(link.latency.as_nanos());
         if link.jitter > Duration::ZERO {
-            let j = link.jitter.as_nanos();
-            latency += rng.below(2 * j + 1) as i64 - j as i64;
+            let j = link.jitter.as_nanos().min(u64::MAX / 4);
+            latency += i128::from(rng.below(2 * j + 1)) - i128::from(j);
         }
-        Ok((to, depart + Duration(latency.max(0) as u64)))
+        let latency = u64::try_from(latency.max(0)).unwrap_or(u64::MAX);
+        Ok((to, depart + Duration(latency)))
     }
 
     /// Whether `host` takes in an arriving frame: it must be up and its firewall must let

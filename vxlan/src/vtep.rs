@@ -597,7 +597,7 @@ impl Vtep {
         let mut headers = [0u8; OUTER_LEN];
         template.write(&mut headers, ip_total_len, flow::source_port(inner));
         let mut vxlan = Header::new_unchecked(&mut headers[ETH_LEN + IPV4_LEN + UDP_LEN..]);
-        HeaderRepr { vni }.emit(&mut vxlan);
+        HeaderRepr::new(vni).emit(&mut vxlan);
         outer.copy_from_slice(&headers);
 
         self.counters.encapsulated += 1;

@@ -180,14 +180,34 @@ impl<T: AsRef<[u8]> + AsMut<[u8]>> Header<T> {
     }
 }
 
-/// A parsed VXLAN header: all a valid header carries is its VNI.
+/// A parsed VXLAN header.
+///
+/// The I flag is implied: a header without it does not parse. The other flag bits and the
+/// reserved fields are kept as received (under `ReservedBits::Ignore` they may be
+/// non-zero); `HeaderRepr::new` makes them zero, as RFC 7348 §5 requires of a sender.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct HeaderRepr {
     /// The network the inner frame belongs to.
     pub vni: Vni,
+    /// The flag bits other than I (the R bits of RFC 7348 §5).
+    pub reserved_flags: u8,
+    /// The 24 reserved bits after the flags.
+    pub reserved1: u32,
+    /// The 8 reserved bits after the VNI.
+    pub reserved2: u8,
 }
 
 impl HeaderRepr {
+    /// A header for sending: the VNI, every reserved bit zero.
+    pub const fn new(vni: Vni) -> HeaderRepr {
+        HeaderRepr {
+            vni,
+            reserved_flags: 0,
+            reserved1: 0,
+            reserved2: 0,
+        }
+    }
+
     /// Validate a header under a reserved-bits policy.
     pub fn parse<T: AsRef<[u8]>>(
         header: &Header<T>,
@@ -200,7 +220,12 @@ impl HeaderRepr {
         if reserved == ReservedBits::Drop && header.has_reserved_bits() {
             return Err(Error::ReservedBits);
         }
-        Ok(HeaderRepr { vni: header.vni() })
+        Ok(HeaderRepr {
+            vni: header.vni(),
+            reserved_flags: header.flags() & !FLAG_I,
+            reserved1: header.reserved1(),
+            reserved2: header.reserved2(),
+        })
     }
 
     /// Bytes needed to emit this header.
@@ -208,12 +233,13 @@ impl HeaderRepr {
         HEADER_LEN
     }
 
-    /// Write the header: the I flag, the VNI, and every reserved bit zero (RFC 7348 §5).
+    /// Write the header: the I flag, the VNI and the reserved fields as they are in the
+    /// `Repr` (all zero for one made by `new`, as a sender must).
     pub fn emit<T: AsRef<[u8]> + AsMut<[u8]>>(&self, header: &mut Header<T>) {
-        header.set_flags(FLAG_I);
-        header.set_reserved1(0);
+        header.set_flags(FLAG_I | self.reserved_flags);
+        header.set_reserved1(self.reserved1);
         header.set_vni(self.vni);
-        header.set_reserved2(0);
+        header.set_reserved2(self.reserved2);
     }
 }
 
@@ -231,10 +257,7 @@ mod tests {
     fn emitted_header_has_i_flag_and_zero_reserved_bits() {
         let mut buf = [0xffu8; HEADER_LEN];
         let mut header = Header::new_unchecked(&mut buf[..]);
-        HeaderRepr {
-            vni: Vni::new(4097).unwrap(),
-        }
-        .emit(&mut header);
+        HeaderRepr::new(Vni::new(4097).unwrap()).emit(&mut header);
         assert_eq!(buf, [0x08, 0, 0, 0, 0x00, 0x10, 0x01, 0]);
     }
 
@@ -252,9 +275,11 @@ mod tests {
     fn reserved_bits_are_ignored_by_rfc_policy_and_dropped_by_linux_policy() {
         let buf = [0x88u8, 0, 1, 0, 0, 0x10, 0x01, 7];
         let header = Header::new_checked(&buf[..]).unwrap();
+        let repr = HeaderRepr::parse(&header, ReservedBits::Ignore).unwrap();
+        assert_eq!(repr.vni.get(), 4097);
         assert_eq!(
-            HeaderRepr::parse(&header, ReservedBits::Ignore).map(|r| r.vni.get()),
-            Ok(4097)
+            (repr.reserved_flags, repr.reserved1, repr.reserved2),
+            (0x80, 0x100, 7)
         );
         assert_eq!(
             HeaderRepr::parse(&header, ReservedBits::Drop),

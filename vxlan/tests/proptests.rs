@@ -7,12 +7,22 @@ use vxlan::{Header, HeaderRepr, ReservedBits, Vni, OUTER_LEN};
 
 proptest! {
     #[test]
-    fn vxlan_header_round_trips(vni in 0u32..=Vni::MAX) {
-        let repr = HeaderRepr { vni: Vni::new(vni).unwrap() };
+    fn vxlan_header_round_trips(
+        vni in 0u32..=Vni::MAX,
+        reserved_flags in any::<u8>(),
+        reserved1 in 0u32..=0x00ff_ffff,
+        reserved2 in any::<u8>(),
+    ) {
+        let repr = HeaderRepr { vni: Vni::new(vni).unwrap(), reserved_flags: reserved_flags & !0x08, reserved1, reserved2 };
         let mut buf = [0xa5u8; 8];
         repr.emit(&mut Header::new_unchecked(&mut buf[..]));
-        let parsed = HeaderRepr::parse(&Header::new_checked(&buf[..]).unwrap(), ReservedBits::Drop);
+        let parsed = HeaderRepr::parse(&Header::new_checked(&buf[..]).unwrap(), ReservedBits::Ignore);
         prop_assert_eq!(parsed, Ok(repr));
+        // A sender's header has every reserved bit zero and passes the strict policy.
+        let clean = HeaderRepr::new(repr.vni);
+        clean.emit(&mut Header::new_unchecked(&mut buf[..]));
+        let strict = HeaderRepr::parse(&Header::new_checked(&buf[..]).unwrap(), ReservedBits::Drop);
+        prop_assert_eq!(strict, Ok(clean));
     }
 
     #[test]

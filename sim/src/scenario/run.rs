@@ -124,7 +124,7 @@ impl Runner {
                 if params.jitter > Duration::ZERO {
                     let _ = write!(s, " jitter={}", params.jitter);
                 }
-                let _ = write!(s, " loss={}%", params.loss * 100.0);
+                let _ = write!(s, " loss={}%", percent(params.loss));
                 if let Some(bw) = params.bandwidth {
                     let _ = write!(s, " bandwidth={}kbit", bw / 1000);
                 }
@@ -239,10 +239,20 @@ impl Runner {
                 if text.contains(t.as_str()) {
                     (true, format!("found in the {stream}"))
                 } else {
+                    // A finished command's output cannot change: waiting only moves
+                    // the clock to the deadline, where the expectation fails.
+                    let waited = match within {
+                        Some(w) => {
+                            let deadline = self.lab.now() + w;
+                            self.lab.run_until(deadline);
+                            format!(" (still so after {w})")
+                        }
+                        None => String::new(),
+                    };
                     let first = text.lines().next().unwrap_or("");
                     (
                         false,
-                        format!("not in the {stream} (first line: {first:?})"),
+                        format!("not in the {stream} (first line: {first:?}){waited}"),
                     )
                 }
             }
@@ -394,6 +404,12 @@ impl Runner {
             );
         }
     }
+}
+
+/// A fraction as a percentage with at most three decimals: 0.07 -> "7", 0.005 -> "0.5".
+fn percent(fraction: f64) -> String {
+    let s = format!("{:.3}", fraction * 100.0);
+    s.trim_end_matches('0').trim_end_matches('.').to_string()
 }
 
 fn fmt_secs(d: Duration) -> String {
