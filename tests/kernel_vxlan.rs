@@ -36,16 +36,15 @@ fn sh(args: &[&str]) {
 }
 
 /// Whether network namespaces can be made here (root and CAP_SYS_ADMIN, iproute2).
-fn netns_possible() -> Result<(), String> {
+fn netns_possible(probe: &str) -> Result<(), String> {
     if !is_root() {
         return Err("it needs root to make network namespaces".into());
     }
     if !have("ip") || !have("ping") {
         return Err("iproute2 and iputils-ping are not installed".into());
     }
-    let probe = format!("slp{}", std::process::id());
-    let made = Command::new("ip").args(["netns", "add", &probe]).output();
-    let _ = Command::new("ip").args(["netns", "del", &probe]).output();
+    let made = Command::new("ip").args(["netns", "add", probe]).output();
+    let _ = Command::new("ip").args(["netns", "del", probe]).output();
     match made {
         Ok(o) if o.status.success() => Ok(()),
         Ok(o) => Err(format!(
@@ -67,12 +66,13 @@ fn kernel_vxlan_device_pings_a_container_behind_our_vtep_raw_frames() {
 }
 
 fn interop(raw: bool) {
-    let possible = netns_possible();
+    let id = std::process::id() % 10_000 * 10 + u32::from(raw);
+    // Each test probes with its own name: the two run in parallel.
+    let possible = netns_possible(&format!("slp{id}"));
     let why = possible.clone().err().unwrap_or_default();
     if !can_run("kernel VXLAN interop", possible.is_ok(), &why) {
         return;
     }
-    let id = std::process::id() % 10_000 * 10 + u32::from(raw);
     let (kern, ours) = (format!("slk{id}"), format!("slo{id}"));
     let guard = Netns(vec![kern.clone(), ours.clone()]);
     let (veth_k, veth_o) = (format!("vk{id}"), format!("vo{id}"));
