@@ -10,6 +10,7 @@ pub mod docker;
 pub mod engine;
 pub mod lab;
 pub mod live;
+pub mod live_gossip;
 pub mod ping;
 pub mod report;
 pub mod scenario;

@@ -1,0 +1,140 @@
+//! Configuration profiles, named after the memberlist defaults they copy
+//! (`DefaultLANConfig`, `DefaultWANConfig`, `DefaultLocalConfig`).
+
+use crate::security::Keyring;
+use std::time::Duration;
+
+/// How a member behaves.
+#[derive(Clone, Debug)]
+pub struct Config {
+    /// Probe one member every this long (scaled by Lifeguard's awareness).
+    pub probe_interval: Duration,
+    /// Wait this long for a direct ack before asking others.
+    pub probe_timeout: Duration,
+    /// How many members relay an indirect ping.
+    pub indirect_checks: usize,
+    /// Gossip every this long...
+    pub gossip_interval: Duration,
+    /// ...to this many members...
+    pub gossip_nodes: usize,
+    /// ...including the dead, for this long after they died.
+    pub gossip_to_the_dead: Duration,
+    /// Each broadcast is sent `retransmit_mult * ceil(log10(n + 1))` times.
+    pub retransmit_mult: u32,
+    /// Suspicion lasts `suspicion_mult * max(1, log10 n) * probe_interval` at least...
+    pub suspicion_mult: u32,
+    /// ...and this many times that at most.
+    pub suspicion_max_timeout_mult: u32,
+    /// Full state exchange with one random member every this long (scaled above 32).
+    pub push_pull_interval: Duration,
+    /// Lifeguard: the awareness score runs from 0 to this minus one.
+    pub awareness_max_multiplier: u32,
+    /// Largest UDP packet we build.
+    pub udp_buffer_size: usize,
+    /// Compress outgoing messages (UDP when it helps; streams always).
+    pub enable_compression: bool,
+    /// Encryption keys; empty means plaintext.
+    pub keyring: Keyring,
+    /// Dial and read deadline of a stream.
+    pub tcp_timeout: Duration,
+}
+
+impl Config {
+    /// memberlist's `DefaultLANConfig`.
+    pub fn memberlist_lan() -> Config {
+        Config {
+            probe_interval: Duration::from_secs(1),
+            probe_timeout: Duration::from_millis(500),
+            indirect_checks: 3,
+            gossip_interval: Duration::from_millis(200),
+            gossip_nodes: 3,
+            gossip_to_the_dead: Duration::from_secs(30),
+            retransmit_mult: 4,
+            suspicion_mult: 4,
+            suspicion_max_timeout_mult: 6,
+            push_pull_interval: Duration::from_secs(30),
+            awareness_max_multiplier: 8,
+            udp_buffer_size: 1400,
+            enable_compression: true,
+            keyring: Keyring::default(),
+            tcp_timeout: Duration::from_secs(10),
+        }
+    }
+
+    /// memberlist's `DefaultWANConfig`.
+    pub fn memberlist_wan() -> Config {
+        Config {
+            tcp_timeout: Duration::from_secs(30),
+            suspicion_mult: 6,
+            push_pull_interval: Duration::from_secs(60),
+            probe_timeout: Duration::from_secs(3),
+            probe_interval: Duration::from_secs(5),
+            gossip_nodes: 4,
+            gossip_interval: Duration::from_millis(500),
+            gossip_to_the_dead: Duration::from_secs(60),
+            ..Config::memberlist_lan()
+        }
+    }
+
+    /// memberlist's `DefaultLocalConfig`.
+    pub fn memberlist_local() -> Config {
+        Config {
+            tcp_timeout: Duration::from_secs(1),
+            indirect_checks: 1,
+            retransmit_mult: 2,
+            suspicion_mult: 3,
+            push_pull_interval: Duration::from_secs(15),
+            probe_timeout: Duration::from_millis(200),
+            probe_interval: Duration::from_secs(1),
+            gossip_interval: Duration::from_millis(100),
+            gossip_to_the_dead: Duration::from_secs(15),
+            ..Config::memberlist_lan()
+        }
+    }
+
+    /// How many times a broadcast is sent among `n` members.
+    pub fn retransmit_limit(&self, n: usize) -> u32 {
+        let scale = ((n as f64) + 1.0).log10().ceil() as u32;
+        self.retransmit_mult * scale.max(1)
+    }
+
+    /// memberlist's `suspicionTimeout`: (min, max) for `n` known members.
+    pub fn suspicion_timeout(&self, n: usize) -> (Duration, Duration) {
+        let scale = (n.max(1) as f64).log10().max(1.0);
+        let ms = (scale * 1000.0) as u64;
+        let min = self.probe_interval * self.suspicion_mult * ms as u32 / 1000;
+        (min, min * self.suspicion_max_timeout_mult)
+    }
+
+    /// memberlist's `pushPullScale`: the interval grows with log2(n) above 32 members.
+    pub fn push_pull_scaled(&self, n: usize) -> Duration {
+        if n <= 32 {
+            return self.push_pull_interval;
+        }
+        let mult = ((n as f64).log2() - 32f64.log2()).ceil() as u32 + 1;
+        self.push_pull_interval * mult
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lan_timings_match_memberlist() {
+        let c = Config::memberlist_lan();
+        assert_eq!(c.retransmit_limit(5), 4);
+        assert_eq!(c.retransmit_limit(10), 8);
+        assert_eq!(
+            c.suspicion_timeout(3),
+            (Duration::from_secs(4), Duration::from_secs(24))
+        );
+        assert_eq!(
+            c.suspicion_timeout(100),
+            (Duration::from_secs(8), Duration::from_secs(48))
+        );
+        assert_eq!(c.push_pull_scaled(32), Duration::from_secs(30));
+        assert_eq!(c.push_pull_scaled(33), Duration::from_secs(60));
+        assert_eq!(c.push_pull_scaled(65), Duration::from_secs(90));
+    }
+}

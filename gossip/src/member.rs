@@ -1,0 +1,1447 @@
+//! `Member`: one memberlist-compatible SWIM member, without I/O.
+//!
+//! It owns the member list, the probe round (ping, indirect ping through k members with
+//! nacks, TCP fallback), suspicion with Lifeguard's confirmations and awareness, the
+//! broadcast queue, push/pull state exchange and join, and leave. A driver calls the
+//! `handle_*` methods with the time since it started, sends what `poll_transmit` gives,
+//! and reports what `poll_event` says. Nothing here reads a clock or touches a socket;
+//! randomness comes from the seed.
+
+use crate::config::Config;
+use crate::security;
+use crate::wire::{self, *};
+use serde_bytes::ByteBuf;
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::net::{Ipv4Addr, SocketAddrV4};
+use std::time::Duration;
+
+/// A member's state, as memberlist numbers it in push/pull.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum State {
+    /// Answering probes.
+    Alive,
+    /// Failed a probe; may refute.
+    Suspect,
+    /// Declared dead by others.
+    Dead,
+    /// Left voluntarily.
+    Left,
+}
+
+impl State {
+    fn code(self) -> u8 {
+        self as u8
+    }
+}
+
+/// A member as this member sees it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct MemberInfo {
+    /// Name.
+    pub name: String,
+    /// Gossip address.
+    pub addr: SocketAddrV4,
+    /// State.
+    pub state: State,
+    /// Incarnation.
+    pub incarnation: u32,
+}
+
+/// What changed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum EventKind {
+    /// A member joined (or came back from dead/left).
+    Joined,
+    /// A member is suspected.
+    Suspect,
+    /// A suspected member proved alive.
+    Alive,
+    /// A member was declared dead.
+    Dead,
+    /// A member left.
+    Left,
+    /// A member's metadata changed.
+    Updated,
+}
+
+/// A membership event.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Event {
+    /// What happened.
+    pub kind: EventKind,
+    /// To whom.
+    pub member: String,
+    /// At which incarnation.
+    pub incarnation: u32,
+    /// When (driver time).
+    pub at: Duration,
+    /// Why, in words (which probes failed, who accused).
+    pub reason: String,
+}
+
+/// Identifies an outgoing stream, to match its reply.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub struct StreamId(pub u64);
+
+/// Something to send.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Transmit {
+    /// One UDP datagram.
+    Packet {
+        /// Destination.
+        to: SocketAddrV4,
+        /// Bytes.
+        bytes: Vec<u8>,
+    },
+    /// Open a TCP stream, write `bytes`, read the reply until the peer closes, and give
+    /// it to `handle_stream_reply` (or call `stream_failed`).
+    Stream {
+        /// To match the reply.
+        id: StreamId,
+        /// Destination.
+        to: SocketAddrV4,
+        /// Request bytes.
+        bytes: Vec<u8>,
+    },
+}
+
+/// What to do with bytes received on an incoming stream.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum StreamInput {
+    /// The request is not complete yet: read more.
+    NeedMore,
+    /// Write this reply, then close.
+    Reply(Vec<u8>),
+    /// Close without a reply.
+    Close,
+}
+
+#[derive(Clone, Debug)]
+struct Node {
+    name: String,
+    addr: ByteBuf,
+    ip: Ipv4Addr,
+    port: u16,
+    meta: Option<ByteBuf>,
+    vsn: [u8; 6],
+    incarnation: u32,
+    state: State,
+    state_change: Duration,
+}
+
+impl Node {
+    fn sock(&self) -> SocketAddrV4 {
+        SocketAddrV4::new(self.ip, self.port)
+    }
+    fn pmax(&self) -> u8 {
+        self.vsn[1]
+    }
+}
+
+#[derive(Debug)]
+struct Suspicion {
+    confirmations: BTreeSet<String>,
+    k: u32,
+    start: Duration,
+    min: Duration,
+    max: Duration,
+    deadline: Duration,
+    state_change: Duration,
+}
+
+#[derive(Debug)]
+struct Probe {
+    seq: u32,
+    target: String,
+    through: Vec<String>,
+    expected_nacks: u32,
+    nacks: u32,
+}
+
+#[derive(Debug)]
+struct Relay {
+    requester: SocketAddrV4,
+    seq: u32,
+    nack: bool,
+}
+
+#[derive(Debug)]
+struct Broadcast {
+    key: String,
+    msg: Vec<u8>,
+    transmits: u32,
+    id: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Timer {
+    Probe,
+    ProbeTimeout(u32),
+    ProbeDeadline(u32),
+    Gossip,
+    PushPull,
+    Suspicion(String),
+    RelayNack(u32),
+}
+
+#[derive(Debug)]
+enum Purpose {
+    PushPull,
+    TcpPing(u32),
+}
+
+/// Counters of refused input, by reason.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Counters {
+    /// Messages dropped, by reason.
+    pub dropped: BTreeMap<&'static str, u64>,
+}
+
+/// One SWIM member.
+#[derive(Debug)]
+pub struct Member {
+    config: Config,
+    name: String,
+    ip: Ipv4Addr,
+    port: u16,
+    incarnation: u32,
+    leaving: bool,
+    nodes: Vec<Node>,
+    index: BTreeMap<String, usize>,
+    probe_index: usize,
+    seq: u32,
+    awareness: u32,
+    probe: Option<Probe>,
+    relays: BTreeMap<u32, Relay>,
+    suspicions: BTreeMap<String, Suspicion>,
+    broadcasts: Vec<Broadcast>,
+    broadcast_seq: u64,
+    timers: BTreeMap<(Duration, u64), Timer>,
+    timer_seq: u64,
+    streams: BTreeMap<u64, Purpose>,
+    stream_seq: u64,
+    transmits: VecDeque<Transmit>,
+    events: VecDeque<Event>,
+    rng: u64,
+    counters: Counters,
+}
+
+fn ip_from_bytes(b: &[u8]) -> Option<Ipv4Addr> {
+    match b.len() {
+        4 => Some(Ipv4Addr::new(b[0], b[1], b[2], b[3])),
+        // IPv4-mapped IPv6 (::ffff:a.b.c.d), as memberlist sends when bound to 0.0.0.0.
+        16 if b[..10].iter().all(|x| *x == 0) && b[10] == 0xff && b[11] == 0xff => {
+            Some(Ipv4Addr::new(b[12], b[13], b[14], b[15]))
+        }
+        _ => None,
+    }
+}
+
+impl Member {
+    /// A member named `name` gossiping on `addr`, alive at incarnation 1.
+    pub fn new(config: Config, name: &str, addr: SocketAddrV4, now: Duration, seed: u64) -> Member {
+        let mut m = Member {
+            config,
+            name: name.to_string(),
+            ip: *addr.ip(),
+            port: addr.port(),
+            incarnation: 1,
+            leaving: false,
+            nodes: Vec::new(),
+            index: BTreeMap::new(),
+            probe_index: 0,
+            seq: 0,
+            awareness: 0,
+            probe: None,
+            relays: BTreeMap::new(),
+            suspicions: BTreeMap::new(),
+            broadcasts: Vec::new(),
+            broadcast_seq: 0,
+            timers: BTreeMap::new(),
+            timer_seq: 0,
+            streams: BTreeMap::new(),
+            stream_seq: 0,
+            transmits: VecDeque::new(),
+            events: VecDeque::new(),
+            rng: seed ^ 0x6a09_e667_f3bc_c908,
+            counters: Counters::default(),
+        };
+        let me = m.self_alive();
+        m.alive_node(now, me, true, "started");
+        // Stagger the periodic work, as memberlist does, so members do not beat in step.
+        let p = m.jitter(m.config.probe_interval);
+        m.schedule(now + p, Timer::Probe);
+        let g = m.jitter(m.config.gossip_interval);
+        m.schedule(now + g, Timer::Gossip);
+        let pp = m.jitter(m.config.push_pull_interval);
+        m.schedule(now + pp, Timer::PushPull);
+        m
+    }
+
+    // ---- getters ------------------------------------------------------------------------
+
+    /// This member's name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// Lifeguard's awareness score (0 is healthy).
+    pub fn awareness(&self) -> u32 {
+        self.awareness
+    }
+
+    /// Refused input, by reason.
+    pub fn counters(&self) -> &Counters {
+        &self.counters
+    }
+
+    /// Every known member (dead and left ones too, until reaped), sorted by name.
+    pub fn members(&self) -> Vec<MemberInfo> {
+        let mut v: Vec<MemberInfo> = self
+            .nodes
+            .iter()
+            .map(|n| MemberInfo {
+                name: n.name.clone(),
+                addr: n.sock(),
+                state: n.state,
+                incarnation: n.incarnation,
+            })
+            .collect();
+        v.sort_by(|a, b| a.name.cmp(&b.name));
+        v
+    }
+
+    /// Names of the members seen alive or suspect (memberlist's `Members()`), sorted.
+    pub fn live_members(&self) -> Vec<String> {
+        self.members()
+            .into_iter()
+            .filter(|m| matches!(m.state, State::Alive | State::Suspect))
+            .map(|m| m.name)
+            .collect()
+    }
+
+    /// The state of one member, if known.
+    pub fn state_of(&self, name: &str) -> Option<State> {
+        self.index.get(name).map(|i| self.nodes[*i].state)
+    }
+
+    /// Whether a leave has been announced enough times to stop.
+    pub fn leave_done(&self) -> bool {
+        self.leaving
+            && (!self.broadcasts.iter().any(|b| b.key == self.name)
+                || !self
+                    .nodes
+                    .iter()
+                    .any(|n| n.name != self.name && n.state == State::Alive))
+    }
+
+    // ---- driver interface ---------------------------------------------------------------
+
+    /// When `handle_timeout` wants to be called.
+    pub fn next_timeout(&self) -> Option<Duration> {
+        self.timers.keys().next().map(|(t, _)| *t)
+    }
+
+    /// The next thing to send.
+    pub fn poll_transmit(&mut self) -> Option<Transmit> {
+        self.transmits.pop_front()
+    }
+
+    /// The next event.
+    pub fn poll_event(&mut self) -> Option<Event> {
+        self.events.pop_front()
+    }
+
+    /// Join through the members at `addrs`: a push/pull with each.
+    pub fn join(&mut self, _now: Duration, addrs: &[SocketAddrV4]) {
+        for a in addrs {
+            let msg = self.push_pull_message(true);
+            self.open_stream(*a, msg, Purpose::PushPull);
+        }
+    }
+
+    /// Leave: announce our own death (Node == From), which others record as left.
+    pub fn leave(&mut self, now: Duration) {
+        if self.leaving {
+            return;
+        }
+        self.leaving = true;
+        let d = Accusation {
+            from: self.name.clone(),
+            incarnation: self.incarnation,
+            node: self.name.clone(),
+        };
+        self.dead_node(now, d, "left");
+    }
+
+    /// Run every timer due at `now`.
+    pub fn handle_timeout(&mut self, now: Duration) {
+        while let Some(entry) = self.timers.first_entry() {
+            if entry.key().0 > now {
+                break;
+            }
+            let timer = entry.remove();
+            match timer {
+                Timer::Probe => self.probe_tick(now),
+                Timer::ProbeTimeout(seq) => self.probe_timeout(now, seq),
+                Timer::ProbeDeadline(seq) => self.probe_deadline(now, seq),
+                Timer::Gossip => self.gossip_tick(now),
+                Timer::PushPull => self.push_pull_tick(now),
+                Timer::Suspicion(name) => self.suspicion_expired(now, &name),
+                Timer::RelayNack(seq) => {
+                    if let Some(r) = self.relays.remove(&seq) {
+                        if r.nack {
+                            let nack = encode(MessageType::Nack, &Nack { seq_no: r.seq });
+                            self.send_packet(r.requester, nack, None, false);
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// A UDP datagram arrived from `from`.
+    pub fn handle_packet(&mut self, now: Duration, from: SocketAddrV4, bytes: &[u8]) {
+        let plain;
+        let mut buf = bytes;
+        if self.config.keyring.enabled() {
+            match self.config.keyring.decrypt(bytes, b"") {
+                Ok(p) => {
+                    plain = p;
+                    buf = &plain;
+                }
+                Err(e) => return self.count(&e),
+            }
+        }
+        match wire::strip_crc(buf) {
+            Ok(msg) => self.handle_command(now, from, msg, 0),
+            Err(e) => self.count(&e),
+        }
+    }
+
+    /// Bytes arrived on a stream someone opened to us (all bytes so far).
+    pub fn handle_stream(&mut self, now: Duration, bytes: &[u8]) -> StreamInput {
+        let msg = match self.open_stream_message(bytes) {
+            Ok(Some(m)) => m,
+            Ok(None) => return StreamInput::NeedMore,
+            Err(WireError::NotEncrypted) => {
+                self.count(&WireError::NotEncrypted);
+                let e = encode(
+                    MessageType::Err,
+                    &ErrResp {
+                        error: "Encryption is configured but remote state is not encrypted".into(),
+                    },
+                );
+                return StreamInput::Reply(self.seal_stream(e));
+            }
+            Err(e) => {
+                self.count(&e);
+                return StreamInput::Close;
+            }
+        };
+        match MessageType::from_u8(msg[0]) {
+            Some(MessageType::PushPull) => match parse_push_pull(&msg[1..]) {
+                Ok(Some((header, states))) => {
+                    // memberlist answers with its own state before merging the other's.
+                    let reply = self.push_pull_message(header.join);
+                    self.merge(now, states, "push/pull");
+                    StreamInput::Reply(self.seal_stream(reply))
+                }
+                Ok(None) => StreamInput::NeedMore,
+                Err(e) => {
+                    self.count(&e);
+                    StreamInput::Close
+                }
+            },
+            Some(MessageType::Ping) => match decode::<Ping>(&msg[1..]) {
+                Ok(p) if p.node.is_empty() || p.node == self.name => {
+                    let ack = encode(
+                        MessageType::Ack,
+                        &Ack {
+                            payload: None,
+                            seq_no: p.seq_no,
+                        },
+                    );
+                    StreamInput::Reply(self.seal_stream(ack))
+                }
+                Ok(_) => {
+                    self.count_reason("ping-for-another-node");
+                    StreamInput::Close
+                }
+                Err(WireError::Truncated) => StreamInput::NeedMore,
+                Err(e) => {
+                    self.count(&e);
+                    StreamInput::Close
+                }
+            },
+            Some(MessageType::User) => StreamInput::Close,
+            Some(t) => {
+                self.count(&WireError::Unexpected(t));
+                StreamInput::Close
+            }
+            None => {
+                self.count(&WireError::UnknownType(msg[0]));
+                StreamInput::Close
+            }
+        }
+    }
+
+    /// The whole reply to a stream we opened.
+    pub fn handle_stream_reply(&mut self, now: Duration, id: StreamId, bytes: &[u8]) {
+        let Some(purpose) = self.streams.remove(&id.0) else {
+            return;
+        };
+        let msg = match self.open_stream_message(bytes) {
+            Ok(Some(m)) => m,
+            Ok(None) => return self.count(&WireError::Truncated),
+            Err(e) => return self.count(&e),
+        };
+        match (purpose, MessageType::from_u8(msg[0])) {
+            (Purpose::PushPull, Some(MessageType::PushPull)) => match parse_push_pull(&msg[1..]) {
+                Ok(Some((_, states))) => self.merge(now, states, "push/pull"),
+                Ok(None) => self.count(&WireError::Truncated),
+                Err(e) => self.count(&e),
+            },
+            (Purpose::TcpPing(seq), Some(MessageType::Ack)) => {
+                if let Ok(a) = decode::<Ack>(&msg[1..]) {
+                    if a.seq_no == seq {
+                        self.handle_ack(now, seq, true);
+                    }
+                }
+            }
+            (_, Some(MessageType::Err)) => self.count_reason("remote-error"),
+            _ => self.count_reason("unexpected-stream-reply"),
+        }
+    }
+
+    /// A stream we opened could not be completed.
+    pub fn stream_failed(&mut self, _now: Duration, id: StreamId) {
+        if self.streams.remove(&id.0).is_some() {
+            self.count_reason("stream-failed");
+        }
+    }
+
+    // ---- internals: plumbing ------------------------------------------------------------
+
+    fn count(&mut self, e: &WireError) {
+        let reason = match e {
+            WireError::Truncated => "truncated",
+            WireError::UnknownType(_) => "unknown-type",
+            WireError::Malformed(_) => "malformed",
+            WireError::BadCrc => "bad-crc",
+            WireError::Decrypt => "decrypt",
+            WireError::NotEncrypted => "not-encrypted",
+            WireError::Compression(_) => "compression",
+            WireError::TooLarge(_) => "too-large",
+            WireError::Unexpected(_) => "unexpected-type",
+        };
+        self.count_reason(reason);
+    }
+
+    fn count_reason(&mut self, reason: &'static str) {
+        *self.counters.dropped.entry(reason).or_default() += 1;
+    }
+
+    fn next_u64(&mut self) -> u64 {
+        self.rng = self.rng.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        let mut z = self.rng;
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^ (z >> 31)
+    }
+
+    fn below(&mut self, n: usize) -> usize {
+        if n == 0 {
+            0
+        } else {
+            ((u128::from(self.next_u64()) * n as u128) >> 64) as usize
+        }
+    }
+
+    fn jitter(&mut self, d: Duration) -> Duration {
+        Duration::from_nanos(self.next_u64() % (d.as_nanos() as u64).max(1))
+    }
+
+    fn schedule(&mut self, at: Duration, t: Timer) {
+        self.timer_seq += 1;
+        self.timers.insert((at, self.timer_seq), t);
+    }
+
+    fn next_seq(&mut self) -> u32 {
+        self.seq = self.seq.wrapping_add(1);
+        self.seq
+    }
+
+    fn event(&mut self, now: Duration, kind: EventKind, node: &str, inc: u32, reason: &str) {
+        self.events.push_back(Event {
+            kind,
+            member: node.to_string(),
+            incarnation: inc,
+            at: now,
+            reason: reason.to_string(),
+        });
+    }
+
+    fn self_alive(&self) -> Alive {
+        Alive {
+            addr: ByteBuf::from(self.ip.octets().to_vec()),
+            incarnation: self.incarnation,
+            meta: None,
+            node: self.name.clone(),
+            port: self.port,
+            vsn: ByteBuf::from(VSN.to_vec()),
+        }
+    }
+
+    fn nonce(&mut self) -> [u8; 12] {
+        let a = self.next_u64().to_le_bytes();
+        let b = self.next_u64().to_le_bytes();
+        let mut n = [0u8; 12];
+        n[..8].copy_from_slice(&a);
+        n[8..].copy_from_slice(&b[..4]);
+        n
+    }
+
+    fn encryption_overhead(&self) -> usize {
+        if self.config.keyring.enabled() {
+            security::OVERHEAD
+        } else {
+            0
+        }
+    }
+
+    /// Compress if smaller, add a CRC for peers that speak protocol 5, encrypt.
+    fn send_packet(&mut self, to: SocketAddrV4, msg: Vec<u8>, pmax: Option<u8>, piggyback: bool) {
+        let mut msg = msg;
+        if piggyback {
+            let budget = self
+                .config
+                .udp_buffer_size
+                .saturating_sub(msg.len() + 2 + self.encryption_overhead());
+            let extra = self.take_broadcasts(budget);
+            if !extra.is_empty() {
+                let mut parts = vec![msg];
+                parts.extend(extra);
+                msg = wire::compound(&parts);
+            }
+        }
+        if self.config.enable_compression {
+            let c = wire::compress(&msg);
+            if c.len() < msg.len() {
+                msg = c;
+            }
+        }
+        if pmax.is_some_and(|p| p >= 5) {
+            msg = wire::with_crc(&msg);
+        }
+        if self.config.keyring.enabled() {
+            let nonce = self.nonce();
+            msg = self.config.keyring.encrypt(nonce, &msg, b"");
+        }
+        self.transmits
+            .push_back(Transmit::Packet { to, bytes: msg });
+    }
+
+    /// Streams are always compressed (when enabled) and then encrypted as
+    /// `[10][len][envelope]`, the 5-byte header authenticated.
+    fn seal_stream(&mut self, msg: Vec<u8>) -> Vec<u8> {
+        let mut msg = msg;
+        if self.config.enable_compression {
+            msg = wire::compress(&msg);
+        }
+        if self.config.keyring.enabled() {
+            let len = (security::OVERHEAD + msg.len()) as u32;
+            let mut header = vec![MessageType::Encrypt as u8];
+            header.extend_from_slice(&len.to_be_bytes());
+            let nonce = self.nonce();
+            let env = self.config.keyring.encrypt(nonce, &msg, &header);
+            header.extend_from_slice(&env);
+            msg = header;
+        }
+        msg
+    }
+
+    /// Undo `seal_stream` on what was read so far: `Ok(None)` when more bytes are needed.
+    fn open_stream_message(&self, bytes: &[u8]) -> Result<Option<Vec<u8>>, WireError> {
+        let Some(&first) = bytes.first() else {
+            return Ok(None);
+        };
+        let mut msg = if first == MessageType::Encrypt as u8 {
+            if !self.config.keyring.enabled() {
+                return Err(WireError::Unexpected(MessageType::Encrypt));
+            }
+            let Some(len) = bytes.get(1..5) else {
+                return Ok(None);
+            };
+            let len = u32::from_be_bytes([len[0], len[1], len[2], len[3]]) as usize;
+            if len > MAX_PUSH_STATE {
+                return Err(WireError::TooLarge(len));
+            }
+            let Some(env) = bytes.get(5..5 + len) else {
+                return Ok(None);
+            };
+            self.config.keyring.decrypt(env, &bytes[..5])?
+        } else if self.config.keyring.enabled() {
+            return Err(WireError::NotEncrypted);
+        } else {
+            bytes.to_vec()
+        };
+        if msg.first() == Some(&(MessageType::Compress as u8)) {
+            msg = match wire::decompress(&msg[1..]) {
+                Ok(m) => m,
+                Err(WireError::Truncated) if first != MessageType::Encrypt as u8 => {
+                    return Ok(None)
+                }
+                Err(e) => return Err(e),
+            };
+        }
+        if msg.is_empty() {
+            return Ok(None);
+        }
+        Ok(Some(msg))
+    }
+
+    fn open_stream(&mut self, to: SocketAddrV4, msg: Vec<u8>, purpose: Purpose) {
+        self.stream_seq += 1;
+        let id = self.stream_seq;
+        self.streams.insert(id, purpose);
+        let bytes = self.seal_stream(msg);
+        self.transmits.push_back(Transmit::Stream {
+            id: StreamId(id),
+            to,
+            bytes,
+        });
+    }
+
+    // ---- broadcasts ---------------------------------------------------------------------
+
+    /// Queue a broadcast about `key`, replacing any older one about the same member.
+    fn queue_broadcast(&mut self, key: &str, msg: Vec<u8>) {
+        self.broadcasts.retain(|b| b.key != key);
+        self.broadcast_seq += 1;
+        self.broadcasts.push(Broadcast {
+            key: key.to_string(),
+            msg,
+            transmits: 0,
+            id: self.broadcast_seq,
+        });
+    }
+
+    /// Take the broadcasts that fit `budget` bytes (2 bytes of compound overhead each),
+    /// fewest-transmitted first, newest first among equals.
+    fn take_broadcasts(&mut self, budget: usize) -> Vec<Vec<u8>> {
+        let limit = self.config.retransmit_limit(self.nodes.len());
+        self.broadcasts
+            .sort_by(|a, b| a.transmits.cmp(&b.transmits).then(b.id.cmp(&a.id)));
+        let mut used = 0;
+        let mut out = Vec::new();
+        for b in &mut self.broadcasts {
+            if used + b.msg.len() + 2 > budget {
+                continue;
+            }
+            used += b.msg.len() + 2;
+            b.transmits += 1;
+            out.push(b.msg.clone());
+        }
+        self.broadcasts.retain(|b| b.transmits < limit);
+        out
+    }
+
+    // ---- incoming messages ------------------------------------------------------------
+
+    fn handle_command(&mut self, now: Duration, from: SocketAddrV4, msg: &[u8], depth: u8) {
+        let Some(&ty) = msg.first() else {
+            return self.count(&WireError::Truncated);
+        };
+        let body = &msg[1..];
+        let Some(ty) = MessageType::from_u8(ty) else {
+            return self.count(&WireError::UnknownType(ty));
+        };
+        if depth > 4 {
+            return self.count_reason("nested-too-deep");
+        }
+        match ty {
+            MessageType::Compound => {
+                let (parts, truncated) = wire::split_compound(body);
+                if truncated {
+                    self.count(&WireError::Truncated);
+                }
+                for p in parts {
+                    self.handle_command(now, from, p, depth + 1);
+                }
+            }
+            MessageType::Compress => match wire::decompress(body) {
+                Ok(inner) => self.handle_command(now, from, &inner, depth + 1),
+                Err(e) => self.count(&e),
+            },
+            MessageType::Ping => match decode::<Ping>(body) {
+                Ok(p) => self.handle_ping(from, p),
+                Err(e) => self.count(&e),
+            },
+            MessageType::IndirectPing => match decode::<IndirectPing>(body) {
+                Ok(p) => self.handle_indirect_ping(now, from, p),
+                Err(e) => self.count(&e),
+            },
+            MessageType::Ack => match decode::<Ack>(body) {
+                Ok(a) => self.handle_ack(now, a.seq_no, false),
+                Err(e) => self.count(&e),
+            },
+            MessageType::Nack => match decode::<Nack>(body) {
+                Ok(n) => {
+                    if let Some(p) = self.probe.as_mut().filter(|p| p.seq == n.seq_no) {
+                        p.nacks += 1;
+                    }
+                }
+                Err(e) => self.count(&e),
+            },
+            MessageType::Alive => match decode::<Alive>(body) {
+                Ok(a) => self.alive_node(now, a, false, "gossip"),
+                Err(e) => self.count(&e),
+            },
+            MessageType::Suspect => match decode::<Accusation>(body) {
+                Ok(s) => {
+                    let reason = format!("{} suspects it", s.from);
+                    self.suspect_node(now, s, &reason)
+                }
+                Err(e) => self.count(&e),
+            },
+            MessageType::Dead => match decode::<Accusation>(body) {
+                Ok(d) => {
+                    let reason = if d.from == d.node {
+                        "left".to_string()
+                    } else {
+                        format!("{} declared it dead", d.from)
+                    };
+                    self.dead_node(now, d, &reason)
+                }
+                Err(e) => self.count(&e),
+            },
+            MessageType::User => self.count_reason("user-message-unhandled"),
+            other => self.count(&WireError::Unexpected(other)),
+        }
+    }
+
+    fn handle_ping(&mut self, from: SocketAddrV4, p: Ping) {
+        if !p.node.is_empty() && p.node != self.name {
+            return self.count_reason("ping-for-another-node");
+        }
+        let to = match (&p.source_addr, p.source_port) {
+            (Some(a), Some(port)) if port > 0 => match ip_from_bytes(a) {
+                Some(ip) => SocketAddrV4::new(ip, port),
+                None => from,
+            },
+            _ => from,
+        };
+        let ack = encode(
+            MessageType::Ack,
+            &Ack {
+                payload: None,
+                seq_no: p.seq_no,
+            },
+        );
+        self.send_packet(to, ack, None, true);
+    }
+
+    fn handle_indirect_ping(&mut self, now: Duration, from: SocketAddrV4, p: IndirectPing) {
+        let Some(ip) = ip_from_bytes(&p.target) else {
+            return self.count_reason("bad-target-address");
+        };
+        let port = if p.port == 0 { self.port } else { p.port };
+        let requester = match (&p.source_addr, p.source_port) {
+            (Some(a), Some(sp)) if sp > 0 => ip_from_bytes(a)
+                .map(|ip| SocketAddrV4::new(ip, sp))
+                .unwrap_or(from),
+            _ => from,
+        };
+        let seq = self.next_seq();
+        self.relays.insert(
+            seq,
+            Relay {
+                requester,
+                seq: p.seq_no,
+                nack: p.nack,
+            },
+        );
+        let ping = self.ping_message(seq, &p.node);
+        self.send_packet(SocketAddrV4::new(ip, port), ping, None, true);
+        self.schedule(now + self.config.probe_timeout, Timer::RelayNack(seq));
+    }
+
+    fn handle_ack(&mut self, now: Duration, seq: u32, via_tcp: bool) {
+        if let Some(r) = self.relays.remove(&seq) {
+            let ack = encode(
+                MessageType::Ack,
+                &Ack {
+                    payload: None,
+                    seq_no: r.seq,
+                },
+            );
+            self.send_packet(r.requester, ack, None, false);
+            return;
+        }
+        if self.probe.as_ref().is_some_and(|p| p.seq == seq) {
+            self.probe = None;
+            self.awareness = self.awareness.saturating_sub(1);
+            let _ = (now, via_tcp);
+        }
+    }
+
+    fn ping_message(&self, seq: u32, target: &str) -> Vec<u8> {
+        encode(
+            MessageType::Ping,
+            &Ping {
+                node: target.to_string(),
+                seq_no: seq,
+                source_addr: Some(ByteBuf::from(self.ip.octets().to_vec())),
+                source_node: Some(self.name.clone()),
+                source_port: Some(self.port),
+            },
+        )
+    }
+
+    // ---- probing ------------------------------------------------------------------------
+
+    fn probe_interval(&self) -> Duration {
+        self.config.probe_interval * (self.awareness + 1)
+    }
+
+    fn probe_tick(&mut self, now: Duration) {
+        // A probe still open when the next round starts has failed.
+        if let Some(seq) = self.probe.as_ref().map(|p| p.seq) {
+            self.probe_deadline(now, seq);
+        }
+        let next = now + self.probe_interval();
+        self.schedule(next, Timer::Probe);
+        if self.leaving {
+            return;
+        }
+        let n = self.nodes.len();
+        let mut target = None;
+        for _ in 0..n {
+            if self.probe_index >= self.nodes.len() {
+                self.probe_index = 0;
+                self.reap_and_shuffle(now);
+                if self.nodes.is_empty() {
+                    break;
+                }
+            }
+            let node = &self.nodes[self.probe_index];
+            self.probe_index += 1;
+            if node.name != self.name && matches!(node.state, State::Alive | State::Suspect) {
+                target = Some(node.clone());
+                break;
+            }
+        }
+        let Some(node) = target else { return };
+        let seq = self.next_seq();
+        let ping = self.ping_message(seq, &node.name);
+        if node.state == State::Alive {
+            self.send_packet(node.sock(), ping, None, true);
+        } else {
+            // Let a suspect refute: the accusation rides with the ping (the buddy system).
+            let s = encode(
+                MessageType::Suspect,
+                &Accusation {
+                    from: self.name.clone(),
+                    incarnation: node.incarnation,
+                    node: node.name.clone(),
+                },
+            );
+            let msg = wire::compound(&[ping, s]);
+            self.send_packet(node.sock(), msg, Some(node.pmax()), false);
+        }
+        self.probe = Some(Probe {
+            seq,
+            target: node.name.clone(),
+            through: Vec::new(),
+            expected_nacks: 0,
+            nacks: 0,
+        });
+        self.schedule(now + self.config.probe_timeout, Timer::ProbeTimeout(seq));
+        self.schedule(now + self.probe_interval(), Timer::ProbeDeadline(seq));
+    }
+
+    fn probe_timeout(&mut self, _now: Duration, seq: u32) {
+        let Some(target) = self
+            .probe
+            .as_ref()
+            .filter(|p| p.seq == seq)
+            .map(|p| p.target.clone())
+        else {
+            return;
+        };
+        let Some(node) = self.index.get(&target).map(|i| self.nodes[*i].clone()) else {
+            return;
+        };
+        let mut helpers: Vec<Node> = self
+            .nodes
+            .iter()
+            .filter(|n| n.name != self.name && n.name != target && n.state == State::Alive)
+            .cloned()
+            .collect();
+        let mut chosen = Vec::new();
+        while chosen.len() < self.config.indirect_checks && !helpers.is_empty() {
+            let i = self.below(helpers.len());
+            chosen.push(helpers.swap_remove(i));
+        }
+        let mut expected = 0;
+        for h in &chosen {
+            let nack = h.pmax() >= 4;
+            expected += u32::from(nack);
+            let req = encode(
+                MessageType::IndirectPing,
+                &IndirectPing {
+                    nack,
+                    node: node.name.clone(),
+                    port: node.port,
+                    seq_no: seq,
+                    source_addr: Some(ByteBuf::from(self.ip.octets().to_vec())),
+                    source_node: Some(self.name.clone()),
+                    source_port: Some(self.port),
+                    target: node.addr.clone(),
+                },
+            );
+            self.send_packet(h.sock(), req, None, true);
+        }
+        if let Some(p) = self.probe.as_mut() {
+            p.expected_nacks = expected;
+            p.through = chosen.iter().map(|h| h.name.clone()).collect();
+        }
+        if node.pmax() >= 3 {
+            let ping = self.ping_message(seq, &node.name);
+            self.open_stream(node.sock(), ping, Purpose::TcpPing(seq));
+        }
+    }
+
+    fn probe_deadline(&mut self, now: Duration, seq: u32) {
+        let Some(p) = self.probe.take_if(|p| p.seq == seq) else {
+            return;
+        };
+        // Lifeguard: missed nacks mean *we* may be the slow one.
+        let max = self.config.awareness_max_multiplier.saturating_sub(1);
+        let delta = if p.expected_nacks > 0 {
+            p.expected_nacks - p.nacks.min(p.expected_nacks)
+        } else {
+            1
+        };
+        self.awareness = (self.awareness + delta).min(max);
+        let Some(inc) = self
+            .index
+            .get(&p.target)
+            .map(|i| self.nodes[*i].incarnation)
+        else {
+            return;
+        };
+        let through = if p.through.is_empty() {
+            "nobody".to_string()
+        } else {
+            p.through.join(", ")
+        };
+        let reason = format!(
+            "no ack to ping seq {seq}: direct, through {through} ({} of {} nacks), and over TCP",
+            p.nacks, p.expected_nacks
+        );
+        let s = Accusation {
+            from: self.name.clone(),
+            incarnation: inc,
+            node: p.target,
+        };
+        self.suspect_node(now, s, &reason);
+    }
+
+    fn reap_and_shuffle(&mut self, now: Duration) {
+        let keep = self.config.gossip_to_the_dead;
+        let before = self.nodes.len();
+        self.nodes.retain(|n| {
+            !(matches!(n.state, State::Dead | State::Left)
+                && now.saturating_sub(n.state_change) > keep)
+        });
+        if self.nodes.len() != before {
+            self.count_reason("reaped");
+        }
+        for i in (1..self.nodes.len()).rev() {
+            let j = self.below(i + 1);
+            self.nodes.swap(i, j);
+        }
+        self.reindex();
+    }
+
+    fn reindex(&mut self) {
+        self.index = self
+            .nodes
+            .iter()
+            .enumerate()
+            .map(|(i, n)| (n.name.clone(), i))
+            .collect();
+    }
+
+    // ---- gossip and push/pull -----------------------------------------------------------
+
+    fn gossip_tick(&mut self, now: Duration) {
+        self.schedule(now + self.config.gossip_interval, Timer::Gossip);
+        let dead_window = self.config.gossip_to_the_dead;
+        let mut candidates: Vec<Node> = self
+            .nodes
+            .iter()
+            .filter(|n| n.name != self.name)
+            .filter(|n| match n.state {
+                State::Alive | State::Suspect => true,
+                State::Dead => now.saturating_sub(n.state_change) < dead_window,
+                State::Left => false,
+            })
+            .cloned()
+            .collect();
+        let budget = self
+            .config
+            .udp_buffer_size
+            .saturating_sub(2 + self.encryption_overhead());
+        for _ in 0..self.config.gossip_nodes {
+            if candidates.is_empty() {
+                break;
+            }
+            let i = self.below(candidates.len());
+            let node = candidates.swap_remove(i);
+            let msgs = self.take_broadcasts(budget);
+            if msgs.is_empty() {
+                return;
+            }
+            let msg = if msgs.len() == 1 {
+                msgs.into_iter().next().unwrap_or_default()
+            } else {
+                wire::compound(&msgs)
+            };
+            self.send_packet(node.sock(), msg, Some(node.pmax()), false);
+        }
+    }
+
+    fn push_pull_tick(&mut self, now: Duration) {
+        let n = self.nodes.len();
+        self.schedule(now + self.config.push_pull_scaled(n), Timer::PushPull);
+        let alive: Vec<SocketAddrV4> = self
+            .nodes
+            .iter()
+            .filter(|x| x.name != self.name && x.state == State::Alive)
+            .map(Node::sock)
+            .collect();
+        if alive.is_empty() || self.leaving {
+            return;
+        }
+        let to = alive[self.below(alive.len())];
+        let msg = self.push_pull_message(false);
+        self.open_stream(to, msg, Purpose::PushPull);
+    }
+
+    fn push_pull_message(&self, join: bool) -> Vec<u8> {
+        let mut out = encode(
+            MessageType::PushPull,
+            &PushPullHeader {
+                join,
+                nodes: self.nodes.len() as u32,
+                user_state_len: 0,
+            },
+        );
+        for n in &self.nodes {
+            wire::append(
+                &mut out,
+                &PushNodeState {
+                    addr: n.addr.clone(),
+                    incarnation: n.incarnation,
+                    meta: n.meta.clone(),
+                    name: n.name.clone(),
+                    port: n.port,
+                    state: n.state.code(),
+                    vsn: ByteBuf::from(n.vsn.to_vec()),
+                },
+            );
+        }
+        out
+    }
+
+    fn merge(&mut self, now: Duration, states: Vec<PushNodeState>, how: &str) {
+        for s in states {
+            match s.state {
+                0 => {
+                    let a = Alive {
+                        addr: s.addr,
+                        incarnation: s.incarnation,
+                        meta: s.meta,
+                        node: s.name,
+                        port: s.port,
+                        vsn: s.vsn,
+                    };
+                    self.alive_node(now, a, false, how);
+                }
+                3 => {
+                    let d = Accusation {
+                        from: s.name.clone(),
+                        incarnation: s.incarnation,
+                        node: s.name,
+                    };
+                    self.dead_node(now, d, "left (learned by push/pull)");
+                }
+                _ => {
+                    // A remote "dead" only makes it suspect here: we check for ourselves.
+                    let a = Accusation {
+                        from: self.name.clone(),
+                        incarnation: s.incarnation,
+                        node: s.name,
+                    };
+                    self.suspect_node(now, a, "dead or suspect in a peer's state");
+                }
+            }
+        }
+    }
+
+    // ---- the state machine --------------------------------------------------------------
+
+    fn alive_node(&mut self, now: Duration, a: Alive, bootstrap: bool, how: &str) {
+        if self.leaving && a.node == self.name {
+            return;
+        }
+        let vsn: [u8; 6] = match a.vsn[..].try_into() {
+            Ok(v) => v,
+            Err(_) => return self.count_reason("bad-vsn"),
+        };
+        if vsn[0] == 0 || vsn[1] == 0 || vsn[0] > vsn[1] {
+            return self.count_reason("bad-vsn");
+        }
+        let Some(ip) = ip_from_bytes(&a.addr) else {
+            return self.count_reason("bad-address");
+        };
+        let port = if a.port == 0 { self.port } else { a.port };
+        let i = match self.index.get(&a.node) {
+            Some(i) => *i,
+            None => {
+                // Unknown: inserted as dead at incarnation 0 at a random place, then
+                // treated like any other alive (so incarnations start at 1).
+                let node = Node {
+                    name: a.node.clone(),
+                    addr: a.addr.clone(),
+                    ip,
+                    port,
+                    meta: a.meta.clone(),
+                    vsn,
+                    incarnation: 0,
+                    state: State::Dead,
+                    state_change: now,
+                };
+                let at = self.below(self.nodes.len() + 1);
+                self.nodes.insert(at, node);
+                if at < self.probe_index {
+                    self.probe_index += 1;
+                }
+                self.reindex();
+                at
+            }
+        };
+        let old = self.nodes[i].clone();
+        // A known member at a new address: allowed only once it has left (memberlist's
+        // DeadNodeReclaimTime of 0 never reclaims a dead name).
+        let moved = old.addr[..] != a.addr[..] || old.port != port;
+        if moved && old.state != State::Left && old.incarnation > 0 {
+            return self.count_reason("address-conflict");
+        }
+        if a.node == self.name {
+            if a.incarnation < self.incarnation {
+                return;
+            }
+            if !bootstrap {
+                if a.incarnation == self.incarnation && a.meta == old.meta && vsn == old.vsn {
+                    return;
+                }
+                return self.refute(now, a.incarnation);
+            }
+        } else if a.incarnation <= old.incarnation && old.incarnation > 0 {
+            return;
+        }
+        self.suspicions.remove(&a.node);
+        let msg = encode(MessageType::Alive, &a);
+        self.queue_broadcast(&a.node, msg);
+        let n = &mut self.nodes[i];
+        n.incarnation = a.incarnation;
+        n.addr = a.addr.clone();
+        n.ip = ip;
+        n.port = port;
+        n.vsn = vsn;
+        let meta_changed = n.meta != a.meta;
+        n.meta = a.meta;
+        let was = n.state;
+        if was != State::Alive {
+            n.state = State::Alive;
+            n.state_change = now;
+        }
+        let inc = a.incarnation;
+        match was {
+            State::Dead | State::Left => self.event(now, EventKind::Joined, &a.node, inc, how),
+            State::Suspect => {
+                self.event(now, EventKind::Alive, &a.node, inc, "refuted the suspicion")
+            }
+            State::Alive if meta_changed => self.event(now, EventKind::Updated, &a.node, inc, how),
+            State::Alive => {}
+        }
+    }
+
+    fn suspect_node(&mut self, now: Duration, s: Accusation, reason: &str) {
+        let Some(&i) = self.index.get(&s.node) else {
+            return;
+        };
+        if s.incarnation < self.nodes[i].incarnation {
+            return;
+        }
+        if let Some(sus) = self.suspicions.get_mut(&s.node) {
+            // Lifeguard: an independent confirmation shortens the timeout.
+            if sus.confirmations.len() as u32 >= sus.k || !sus.confirmations.insert(s.from.clone())
+            {
+                return;
+            }
+            let c = sus.confirmations.len() as f64;
+            let frac = (c + 1.0).ln() / (f64::from(sus.k) + 1.0).ln();
+            let span = sus.max.saturating_sub(sus.min).as_secs_f64();
+            let ms = ((sus.max.as_secs_f64() - frac * span) * 1000.0)
+                .floor()
+                .max(0.0) as u64;
+            let timeout = Duration::from_millis(ms).max(sus.min);
+            sus.deadline = sus.start + timeout;
+            let deadline = sus.deadline;
+            let name = s.node.clone();
+            self.schedule(deadline.max(now), Timer::Suspicion(name));
+            let msg = encode(MessageType::Suspect, &s);
+            self.queue_broadcast(&s.node, msg);
+            return;
+        }
+        if self.nodes[i].state != State::Alive {
+            return;
+        }
+        if s.node == self.name {
+            return self.refute(now, s.incarnation);
+        }
+        let msg = encode(MessageType::Suspect, &s);
+        self.queue_broadcast(&s.node, msg);
+        let n = self.nodes.len();
+        let node = &mut self.nodes[i];
+        node.incarnation = s.incarnation;
+        node.state = State::Suspect;
+        node.state_change = now;
+        let (min, max) = self.config.suspicion_timeout(n);
+        let mut k = self.config.suspicion_mult.saturating_sub(2);
+        if (n as u32).saturating_sub(2) < k {
+            k = 0;
+        }
+        let first = if k >= 1 { max } else { min };
+        let mut confirmations = BTreeSet::new();
+        confirmations.insert(s.from.clone());
+        self.suspicions.insert(
+            s.node.clone(),
+            Suspicion {
+                confirmations,
+                k,
+                start: now,
+                min,
+                max,
+                deadline: now + first,
+                state_change: now,
+            },
+        );
+        self.schedule(now + first, Timer::Suspicion(s.node.clone()));
+        self.event(now, EventKind::Suspect, &s.node, s.incarnation, reason);
+    }
+
+    fn suspicion_expired(&mut self, now: Duration, name: &str) {
+        let Some(sus) = self.suspicions.get(name) else {
+            return;
+        };
+        if sus.deadline > now {
+            return; // rescheduled by a confirmation
+        }
+        let (start, state_change, n) = (sus.start, sus.state_change, sus.confirmations.len());
+        let Some(&i) = self.index.get(name) else {
+            return;
+        };
+        let node = &self.nodes[i];
+        if node.state != State::Suspect || node.state_change != state_change {
+            return;
+        }
+        let d = Accusation {
+            from: self.name.clone(),
+            incarnation: node.incarnation,
+            node: name.to_string(),
+        };
+        let reason = format!(
+            "suspicion timed out after {:.3}s ({} confirmation{})",
+            now.saturating_sub(start).as_secs_f64(),
+            n.saturating_sub(1),
+            if n == 2 { "" } else { "s" }
+        );
+        self.dead_node(now, d, &reason);
+    }
+
+    fn dead_node(&mut self, now: Duration, d: Accusation, reason: &str) {
+        let Some(&i) = self.index.get(&d.node) else {
+            return;
+        };
+        if d.incarnation < self.nodes[i].incarnation {
+            return;
+        }
+        self.suspicions.remove(&d.node);
+        if matches!(self.nodes[i].state, State::Dead | State::Left) {
+            return;
+        }
+        if d.node == self.name && !self.leaving {
+            return self.refute(now, d.incarnation);
+        }
+        let msg = encode(MessageType::Dead, &d);
+        self.queue_broadcast(&d.node, msg);
+        let left = d.node == d.from;
+        let node = &mut self.nodes[i];
+        node.incarnation = d.incarnation;
+        node.state = if left { State::Left } else { State::Dead };
+        node.state_change = now;
+        let kind = if left {
+            EventKind::Left
+        } else {
+            EventKind::Dead
+        };
+        self.event(now, kind, &d.node, d.incarnation, reason);
+    }
+
+    fn refute(&mut self, now: Duration, accused: u32) {
+        self.incarnation += 1;
+        if accused >= self.incarnation {
+            self.incarnation = accused + 1;
+        }
+        let max = self.config.awareness_max_multiplier.saturating_sub(1);
+        self.awareness = (self.awareness + 1).min(max);
+        let me = self.self_alive();
+        if let Some(&i) = self.index.get(&self.name) {
+            self.nodes[i].incarnation = self.incarnation;
+        }
+        let msg = encode(MessageType::Alive, &me);
+        self.queue_broadcast(&self.name.clone(), msg);
+        let _ = now;
+    }
+}
+
+/// Parse a push/pull body: `Ok(None)` when more bytes are needed.
+fn parse_push_pull(body: &[u8]) -> Result<Option<(PushPullHeader, Vec<PushNodeState>)>, WireError> {
+    let mut rd = body;
+    let header: PushPullHeader = match decode_next(&mut rd) {
+        Ok(h) => h,
+        Err(WireError::Truncated) => return Ok(None),
+        Err(e) => return Err(e),
+    };
+    if header.nodes as usize > MAX_PUSH_STATE / 16 {
+        return Err(WireError::TooLarge(header.nodes as usize));
+    }
+    let mut states = Vec::with_capacity((header.nodes as usize).min(1024));
+    for _ in 0..header.nodes {
+        match decode_next::<PushNodeState>(&mut rd) {
+            Ok(s) => states.push(s),
+            Err(WireError::Truncated) => return Ok(None),
+            Err(e) => return Err(e),
+        }
+    }
+    if rd.len() < header.user_state_len as usize {
+        return Ok(None);
+    }
+    Ok(Some((header, states)))
+}
