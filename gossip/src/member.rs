@@ -62,6 +62,9 @@ pub enum EventKind {
     Left,
     /// A member's metadata changed.
     Updated,
+    /// A probe failed over UDP but the TCP fallback ping got through: memberlist's
+    /// "was able to connect over TCP but UDP probes failed, network may be misconfigured".
+    ReachableOnlyOverTcp,
 }
 
 /// A membership event.
@@ -879,10 +882,27 @@ impl Member {
             self.send_packet(r.requester, ack, None, false);
             return;
         }
-        if self.probe.as_ref().is_some_and(|p| p.seq == seq) {
-            self.probe = None;
+        if let Some(p) = self.probe.take_if(|p| p.seq == seq) {
             self.awareness = self.awareness.saturating_sub(1);
-            let _ = (now, via_tcp);
+            if via_tcp {
+                let inc = self
+                    .index
+                    .get(&p.target)
+                    .map(|i| self.nodes[*i].incarnation)
+                    .unwrap_or(0);
+                let reason = format!(
+                    "ping seq {seq} got no ack over UDP (direct or through {}) but did over TCP: UDP to {} may be blocked",
+                    if p.through.is_empty() { "nobody".to_string() } else { p.through.join(", ") },
+                    p.target
+                );
+                self.event(
+                    now,
+                    EventKind::ReachableOnlyOverTcp,
+                    &p.target,
+                    inc,
+                    &reason,
+                );
+            }
         }
     }
 

@@ -1,0 +1,336 @@
+//! The member core as a specification, driven by a tiny deterministic network in this
+//! file: packets take 1 ms, streams are answered at once, and a test can crash a member
+//! or cut its inbound UDP.
+
+use gossip::member::StreamInput;
+use gossip::{Config, EventKind, Member, State, Transmit};
+use std::collections::{BTreeMap, BTreeSet};
+use std::net::{Ipv4Addr, SocketAddrV4};
+use std::time::Duration;
+
+struct Net {
+    now: Duration,
+    members: Vec<Member>,
+    addrs: Vec<SocketAddrV4>,
+    crashed: BTreeSet<usize>,
+    udp_blocked: BTreeSet<usize>,
+    /// Inbound UDP cut and every stream to or from it failing.
+    isolated: BTreeSet<usize>,
+    in_flight: BTreeMap<(Duration, u64), (usize, SocketAddrV4, Vec<u8>)>,
+    seq: u64,
+    events: Vec<(usize, gossip::Event)>,
+    packets: u64,
+}
+
+const LATENCY: Duration = Duration::from_millis(1);
+
+impl Net {
+    fn new(n: usize, config: Config) -> Net {
+        let addrs: Vec<SocketAddrV4> = (0..n)
+            .map(|i| SocketAddrV4::new(Ipv4Addr::new(10, 0, 0, 1 + i as u8), 7946))
+            .collect();
+        let members = (0..n)
+            .map(|i| {
+                Member::new(
+                    config.clone(),
+                    &format!("m{i}"),
+                    addrs[i],
+                    Duration::ZERO,
+                    42 + i as u64,
+                )
+            })
+            .collect();
+        Net {
+            now: Duration::ZERO,
+            members,
+            addrs,
+            crashed: BTreeSet::new(),
+            udp_blocked: BTreeSet::new(),
+            isolated: BTreeSet::new(),
+            in_flight: BTreeMap::new(),
+            seq: 0,
+            events: Vec::new(),
+            packets: 0,
+        }
+    }
+
+    fn who(&self, a: SocketAddrV4) -> Option<usize> {
+        self.addrs.iter().position(|x| *x == a)
+    }
+
+    fn pump(&mut self, i: usize) {
+        while let Some(t) = self.members[i].poll_transmit() {
+            match t {
+                Transmit::Packet { to, bytes } => {
+                    self.packets += 1;
+                    self.seq += 1;
+                    if let Some(j) = self.who(to) {
+                        self.in_flight
+                            .insert((self.now + LATENCY, self.seq), (j, self.addrs[i], bytes));
+                    }
+                }
+                Transmit::Stream { id, to, bytes } => {
+                    let cut = |k: usize| self.crashed.contains(&k) || self.isolated.contains(&k);
+                    let reply = match self.who(to) {
+                        Some(j) if !cut(j) && !cut(i) => {
+                            match self.members[j].handle_stream(self.now, &bytes) {
+                                StreamInput::Reply(r) => Some(r),
+                                _ => None,
+                            }
+                        }
+                        _ => None,
+                    };
+                    match reply {
+                        Some(r) => self.members[i].handle_stream_reply(self.now, id, &r),
+                        None => self.members[i].stream_failed(self.now, id),
+                    }
+                    if let Some(j) = self.who(to) {
+                        self.pump(j);
+                    }
+                }
+            }
+        }
+        while let Some(e) = self.members[i].poll_event() {
+            self.events.push((i, e));
+        }
+    }
+
+    fn run_for(&mut self, d: Duration) {
+        let end = self.now + d;
+        loop {
+            for i in 0..self.members.len() {
+                if !self.crashed.contains(&i) {
+                    self.pump(i);
+                }
+            }
+            let next_timer = (0..self.members.len())
+                .filter(|i| !self.crashed.contains(i))
+                .filter_map(|i| self.members[i].next_timeout().map(|t| (t, i)))
+                .min();
+            let next_packet = self.in_flight.keys().next().map(|k| k.0);
+            let next = match (next_timer.map(|t| t.0), next_packet) {
+                (Some(a), Some(b)) => a.min(b),
+                (Some(a), None) => a,
+                (None, Some(b)) => b,
+                (None, None) => break,
+            };
+            if next > end {
+                break;
+            }
+            self.now = next;
+            if next_packet == Some(next) {
+                let (_, (to, from, bytes)) = self.in_flight.pop_first().unwrap();
+                if !self.crashed.contains(&to)
+                    && !self.udp_blocked.contains(&to)
+                    && !self.isolated.contains(&to)
+                {
+                    self.members[to].handle_packet(self.now, from, &bytes);
+                }
+            } else if let Some((_, i)) = next_timer {
+                self.members[i].handle_timeout(self.now);
+            }
+        }
+        self.now = end;
+    }
+
+    fn join_all(&mut self) {
+        for i in 1..self.members.len() {
+            let seed = self.addrs[0];
+            self.members[i].join(self.now, &[seed]);
+            self.pump(i);
+        }
+    }
+
+    fn state(&self, viewer: usize, of: usize) -> Option<State> {
+        self.members[viewer].state_of(&format!("m{of}"))
+    }
+
+    fn first_event(&self, viewer: usize, kind: EventKind, of: usize) -> Option<Duration> {
+        let name = format!("m{of}");
+        self.events
+            .iter()
+            .find(|(v, e)| *v == viewer && e.kind == kind && e.member == name)
+            .map(|(_, e)| e.at)
+    }
+}
+
+#[test]
+fn members_joining_one_seed_all_see_each_other() {
+    let mut net = Net::new(5, Config::memberlist_lan());
+    net.join_all();
+    net.run_for(Duration::from_secs(5));
+    for v in 0..5 {
+        assert_eq!(
+            net.members[v].live_members(),
+            vec!["m0", "m1", "m2", "m3", "m4"],
+            "view of m{v}"
+        );
+    }
+}
+
+#[test]
+fn crashed_member_is_suspected_then_declared_dead_within_memberlists_bound() {
+    let config = Config::memberlist_lan();
+    let mut net = Net::new(5, config.clone());
+    net.join_all();
+    net.run_for(Duration::from_secs(5));
+    let crash_at = net.now;
+    net.crashed.insert(4);
+    net.run_for(Duration::from_secs(60));
+    for v in 0..4 {
+        assert!(
+            net.first_event(v, EventKind::Dead, 4).is_some(),
+            "m{v} must see m4 dead"
+        );
+    }
+    let suspected = net
+        .first_event(0, EventKind::Suspect, 4)
+        .or(net.first_event(1, EventKind::Suspect, 4))
+        .unwrap();
+    let dead = (0..4)
+        .filter_map(|v| net.first_event(v, EventKind::Dead, 4))
+        .max()
+        .unwrap();
+    // Bound: a full probe round over 4 peers, the longest suspicion (6 x 4 s at n = 5),
+    // and a few gossip rounds to spread the verdict.
+    let (_, max) = config.suspicion_timeout(5);
+    let bound = config.probe_interval * 5 + max + Duration::from_secs(2);
+    assert!(
+        suspected - crash_at <= config.probe_interval * 5,
+        "first suspicion after {:?}",
+        suspected - crash_at
+    );
+    assert!(
+        dead - crash_at <= bound,
+        "everyone knew after {:?}, bound {bound:?}",
+        dead - crash_at
+    );
+}
+
+#[test]
+fn suspected_member_refutes_with_a_higher_incarnation() {
+    let mut net = Net::new(4, Config::memberlist_lan());
+    net.join_all();
+    net.run_for(Duration::from_secs(5));
+    // m3 hears nothing for a while: the others suspect it...
+    net.isolated.insert(3);
+    let mut t = 0;
+    while !(0..3).any(|v| net.state(v, 3) == Some(State::Suspect)) {
+        net.run_for(Duration::from_millis(100));
+        t += 1;
+        assert!(t < 100, "m3 never suspected");
+    }
+    // ...then hears again before the suspicion expires, and refutes.
+    net.isolated.clear();
+    net.run_for(Duration::from_secs(3));
+    for v in 0..3 {
+        assert_eq!(net.state(v, 3), Some(State::Alive), "m{v} view of m3");
+    }
+    let m3 = net.members[0]
+        .members()
+        .into_iter()
+        .find(|m| m.name == "m3")
+        .unwrap();
+    assert!(
+        m3.incarnation > 1,
+        "refutation raises the incarnation: {}",
+        m3.incarnation
+    );
+    assert!(
+        net.first_event(0, EventKind::Alive, 3).is_some()
+            || net.first_event(1, EventKind::Alive, 3).is_some()
+    );
+}
+
+#[test]
+fn leaving_member_is_recorded_as_left_not_dead() {
+    let mut net = Net::new(4, Config::memberlist_lan());
+    net.join_all();
+    net.run_for(Duration::from_secs(5));
+    net.members[2].leave(net.now);
+    net.run_for(Duration::from_secs(2));
+    assert!(net.members[2].leave_done());
+    for v in [0, 1, 3] {
+        assert_eq!(net.state(v, 2), Some(State::Left), "m{v} view of m2");
+    }
+    assert!(net.first_event(0, EventKind::Dead, 2).is_none());
+}
+
+#[test]
+fn a_member_that_cannot_hear_raises_its_own_awareness() {
+    let mut net = Net::new(5, Config::memberlist_lan());
+    net.join_all();
+    net.run_for(Duration::from_secs(5));
+    assert_eq!(net.members[0].awareness(), 0);
+    // m0 is cut off: its probes fail and the nacks it expects never come.
+    net.isolated.insert(0);
+    net.run_for(Duration::from_secs(6));
+    assert!(
+        net.members[0].awareness() >= 2,
+        "awareness {}",
+        net.members[0].awareness()
+    );
+    // Healthy members stay healthy.
+    assert!(net.members[1].awareness() <= 1);
+}
+
+#[test]
+fn dead_members_are_reaped_after_gossip_to_the_dead() {
+    let config = Config::memberlist_lan();
+    let mut net = Net::new(4, config.clone());
+    net.join_all();
+    net.run_for(Duration::from_secs(5));
+    net.crashed.insert(3);
+    net.run_for(Duration::from_secs(20));
+    assert_eq!(net.state(0, 3), Some(State::Dead));
+    net.run_for(config.gossip_to_the_dead + Duration::from_secs(10));
+    assert_eq!(net.state(0, 3), None, "reaped");
+}
+
+#[test]
+fn blocked_udp_with_working_tcp_is_not_a_failure_but_is_reported() {
+    let mut net = Net::new(4, Config::memberlist_lan());
+    net.join_all();
+    net.run_for(Duration::from_secs(5));
+    net.udp_blocked.insert(3);
+    net.run_for(Duration::from_secs(10));
+    for v in 0..3 {
+        assert_eq!(
+            net.state(v, 3),
+            Some(State::Alive),
+            "TCP fallback keeps m3 alive for m{v}"
+        );
+    }
+    let warned = net
+        .events
+        .iter()
+        .any(|(_, e)| e.kind == EventKind::ReachableOnlyOverTcp && e.member == "m3");
+    assert!(warned, "the trace says m3 answers over TCP but not UDP");
+}
+
+#[test]
+fn encrypted_members_talk_and_a_wrong_key_is_refused_and_counted() {
+    use gossip::security::{Key, Keyring};
+    let mut config = Config::memberlist_lan();
+    config.keyring = Keyring::new(Key::new(&[3u8; 32]).unwrap());
+    let mut net = Net::new(3, config.clone());
+    let mut other = config.clone();
+    other.keyring = Keyring::new(Key::new(&[4u8; 32]).unwrap());
+    net.members[2] = Member::new(other, "m2", net.addrs[2], Duration::ZERO, 9);
+    net.join_all();
+    net.run_for(Duration::from_secs(5));
+    assert_eq!(net.members[0].live_members(), vec!["m0", "m1"]);
+    let refused = net.members[0]
+        .counters()
+        .dropped
+        .get("decrypt")
+        .copied()
+        .unwrap_or(0)
+        + net.members[0]
+            .counters()
+            .dropped
+            .get("not-encrypted")
+            .copied()
+            .unwrap_or(0);
+    assert!(refused > 0 || net.members[2].counters().dropped.get("decrypt").is_some());
+}

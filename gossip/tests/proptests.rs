@@ -1,0 +1,165 @@
+//! Bad input never panics: arbitrary bytes, truncated msgpack, wrong types, huge
+//! push/pulls, 255-part compounds and unknown types are typed errors plus counters.
+
+use gossip::member::StreamInput;
+use gossip::wire::{self, MessageType};
+use gossip::{Config, Member};
+use proptest::prelude::*;
+use std::net::{Ipv4Addr, SocketAddrV4};
+use std::time::Duration;
+
+fn member() -> Member {
+    Member::new(
+        Config::memberlist_lan(),
+        "m0",
+        SocketAddrV4::new(Ipv4Addr::new(10, 0, 0, 1), 7946),
+        Duration::ZERO,
+        1,
+    )
+}
+
+fn from() -> SocketAddrV4 {
+    SocketAddrV4::new(Ipv4Addr::new(10, 0, 0, 2), 7946)
+}
+
+fn dropped(m: &Member) -> u64 {
+    m.counters().dropped.values().sum()
+}
+
+proptest! {
+    #[test]
+    fn arbitrary_packets_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..300)) {
+        let mut m = member();
+        m.handle_packet(Duration::ZERO, from(), &bytes);
+        let _ = m.handle_stream(Duration::ZERO, &bytes);
+    }
+
+    #[test]
+    fn every_message_type_with_garbage_never_panics(ty in 0u8..=14, body in proptest::collection::vec(any::<u8>(), 0..64)) {
+        let mut m = member();
+        let mut msg = vec![ty];
+        msg.extend_from_slice(&body);
+        m.handle_packet(Duration::ZERO, from(), &msg);
+        m.handle_packet(Duration::ZERO, from(), &wire::with_crc(&msg));
+        m.handle_packet(Duration::ZERO, from(), &wire::compress(&msg));
+    }
+}
+
+#[test]
+fn unknown_type_and_truncated_msgpack_are_counted() {
+    let mut m = member();
+    m.handle_packet(Duration::ZERO, from(), &[200, 1, 2]);
+    assert_eq!(m.counters().dropped.get("unknown-type"), Some(&1));
+    let ping = wire::encode(
+        MessageType::Ping,
+        &wire::Ping {
+            node: "m0".into(),
+            seq_no: 5,
+            ..Default::default()
+        },
+    );
+    m.handle_packet(Duration::ZERO, from(), &ping[..ping.len() - 3]);
+    assert_eq!(m.counters().dropped.get("truncated"), Some(&1));
+    let mut bad_crc = wire::with_crc(&ping);
+    bad_crc[2] ^= 0xff;
+    m.handle_packet(Duration::ZERO, from(), &bad_crc);
+    assert_eq!(m.counters().dropped.get("bad-crc"), Some(&1));
+}
+
+#[test]
+fn a_wrong_type_in_a_field_is_malformed() {
+    let mut m = member();
+    // An ack whose SeqNo is a string.
+    let mut msg = vec![MessageType::Ack as u8, 0x81, 0xa5];
+    msg.extend_from_slice(b"SeqNo");
+    msg.extend_from_slice(&[0xa3, b'x', b'y', b'z']);
+    m.handle_packet(Duration::ZERO, from(), &msg);
+    assert_eq!(m.counters().dropped.get("malformed"), Some(&1));
+}
+
+#[test]
+fn compound_of_255_parts_is_handled() {
+    let mut m = member();
+    let ping = wire::encode(
+        MessageType::Ping,
+        &wire::Ping {
+            node: "m0".into(),
+            seq_no: 5,
+            ..Default::default()
+        },
+    );
+    let parts = vec![ping; 300];
+    let c = wire::compound(&parts);
+    assert_eq!(c[1], 255, "capped at 255 parts");
+    m.handle_packet(Duration::ZERO, from(), &c);
+    let mut acks = 0;
+    while let Some(t) = m.poll_transmit() {
+        if matches!(t, gossip::Transmit::Packet { .. }) {
+            acks += 1;
+        }
+    }
+    assert_eq!(acks, 255, "one ack per ping part");
+}
+
+#[test]
+fn oversized_push_pull_is_refused() {
+    let mut m = member();
+    let mut msg = wire::encode(
+        MessageType::PushPull,
+        &wire::PushPullHeader {
+            join: true,
+            nodes: u32::MAX,
+            user_state_len: 0,
+        },
+    );
+    msg.extend_from_slice(&[0; 8]);
+    assert_eq!(m.handle_stream(Duration::ZERO, &msg), StreamInput::Close);
+    assert_eq!(m.counters().dropped.get("too-large"), Some(&1));
+    // An encrypted envelope that claims more than 20 MiB is refused before reading it.
+    let mut cfg = Config::memberlist_lan();
+    cfg.keyring = gossip::security::Keyring::new(gossip::security::Key::new(&[1; 16]).unwrap());
+    let mut enc = Member::new(
+        cfg,
+        "m0",
+        SocketAddrV4::new(Ipv4Addr::LOCALHOST, 1),
+        Duration::ZERO,
+        1,
+    );
+    let mut big = vec![MessageType::Encrypt as u8];
+    big.extend_from_slice(&(30u32 << 20).to_be_bytes());
+    assert_eq!(enc.handle_stream(Duration::ZERO, &big), StreamInput::Close);
+    assert!(dropped(&enc) >= 1);
+}
+
+#[test]
+fn stale_and_unknown_accusations_are_ignored() {
+    let mut m = member();
+    let s = wire::encode(
+        MessageType::Suspect,
+        &wire::Accusation {
+            from: "x".into(),
+            incarnation: 9,
+            node: "nobody".into(),
+        },
+    );
+    m.handle_packet(Duration::ZERO, from(), &s);
+    assert!(
+        m.poll_event().is_some_and(|e| e.member == "m0"),
+        "only our own join event"
+    );
+    assert!(
+        m.poll_event().is_none(),
+        "an accusation about an unknown member changes nothing"
+    );
+    // About ourselves at an old incarnation: ignored; at ours: refuted.
+    let me = wire::encode(
+        MessageType::Suspect,
+        &wire::Accusation {
+            from: "x".into(),
+            incarnation: 1,
+            node: "m0".into(),
+        },
+    );
+    m.handle_packet(Duration::ZERO, from(), &me);
+    assert_eq!(m.members()[0].incarnation, 2, "refuted with incarnation 2");
+}
