@@ -199,3 +199,65 @@ fn output_expectation_within_a_deadline_fails_at_the_deadline() {
     assert_eq!((o.held, o.failed), (0, 1), "{}", o.timeline);
     assert!(o.timeline.contains("[   3.000s] FAIL"), "{}", o.timeline);
 }
+
+#[test]
+fn gossip_lab_detects_a_crash_and_survives_blocked_udp() {
+    let text = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../scenarios/gossip.lab"
+    ))
+    .unwrap();
+    let o = run(&parse("gossip.lab", &text).unwrap(), 1, false);
+    assert_eq!(o.failed, 0, "{}", o.timeline);
+    assert!(o.timeline.contains("n5 suspect: seen by"), "{}", o.timeline);
+    assert!(
+        o.timeline.contains("no ack to ping seq"),
+        "the reason names the failed probes"
+    );
+    assert!(
+        o.timeline.contains("reachable over TCP but not UDP"),
+        "{}",
+        o.timeline
+    );
+}
+
+#[test]
+fn a_member_that_cannot_receive_on_7946_is_declared_dead_but_still_reaches_the_others_over_tcp() {
+    let o = play(
+        "hosts n[1-3] 192.168.20.0/24\nblock n3 udp/7946\nblock n3 tcp/7946\ngossip n[2-3] join n1\n\
+         expect member n2 sees n3 alive within 5s\n\
+         expect member n1 sees n3 dead within 60s\nsleep 30s\nexpect member n3 sees n1 alive\n",
+    );
+    // n3's own join goes out (outbound is open) and its state comes back on the same
+    // connection, so everyone first learns of everyone; then nobody can probe n3 and it
+    // is declared dead. n3 itself still reaches the others: its UDP probes get no ack,
+    // but its outbound TCP fallback pings are answered, so it keeps them alive.
+    assert_eq!((o.held, o.failed), (3, 0), "{}", o.timeline);
+    assert!(
+        o.timeline
+            .contains("reachable over TCP but not UDP: seen by n3"),
+        "{}",
+        o.timeline
+    );
+}
+
+#[test]
+fn partitioned_members_declare_each_other_dead_and_heal_rejoins_through_push_pull() {
+    let o = play(
+        "hosts n[1-4] 192.168.30.0/24\ngossip n[2-4] join n1\nexpect members n1 count 4 within 5s\n\
+         partition n1,n2 | n3,n4\nexpect member n1 sees n3 dead within 60s\nexpect members n3 count 2 within 60s\n",
+    );
+    assert_eq!((o.held, o.failed), (3, 0), "{}", o.timeline);
+}
+
+#[test]
+fn host_ranges_expand_and_bad_ranges_are_refused() {
+    assert!(
+        parse("t.lab", "hosts n[1-300] 10.2.0.0/24\n").is_err(),
+        "300 hosts do not fit a /24"
+    );
+    let e = parse("t.lab", "hosts n[5-1] 10.2.0.0/16\n").unwrap_err();
+    assert!(e.message.contains("a host range"), "{}", e.message);
+    let s = parse("t.lab", "hosts n[1-3] 10.2.0.0/16\ngossip n[2-3] join n1\n").unwrap();
+    assert_eq!(s.steps.len(), 2);
+}

@@ -116,6 +116,21 @@ impl Config {
     }
 }
 
+/// memberlist's suspicion curve: with `c` of `k` expected independent confirmations,
+/// the timeout falls from `max` towards `min` as `max - ln(c+1)/ln(k+1) * (max - min)`,
+/// floored to whole milliseconds and never below `min`.
+pub fn suspicion_after(min: Duration, max: Duration, k: u32, c: u32) -> Duration {
+    if k == 0 {
+        return min;
+    }
+    let frac = f64::from(c + 1).ln() / f64::from(k + 1).ln();
+    let span = max.saturating_sub(min).as_secs_f64();
+    let ms = ((max.as_secs_f64() - frac * span) * 1000.0)
+        .floor()
+        .max(0.0) as u64;
+    Duration::from_millis(ms).max(min)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -136,5 +151,18 @@ mod tests {
         assert_eq!(c.push_pull_scaled(32), Duration::from_secs(30));
         assert_eq!(c.push_pull_scaled(33), Duration::from_secs(60));
         assert_eq!(c.push_pull_scaled(65), Duration::from_secs(90));
+    }
+
+    #[test]
+    fn confirmations_follow_memberlists_logarithmic_curve() {
+        // n = 5: min 4 s, max 24 s, k = 2 (memberlist's own worked example).
+        let (min, max) = (Duration::from_secs(4), Duration::from_secs(24));
+        assert_eq!(suspicion_after(min, max, 2, 0), max);
+        assert_eq!(
+            suspicion_after(min, max, 2, 1),
+            Duration::from_millis(11_381)
+        );
+        assert_eq!(suspicion_after(min, max, 2, 2), min);
+        assert_eq!(suspicion_after(min, max, 0, 0), min);
     }
 }

@@ -1310,17 +1310,12 @@ impl Member {
         }
         if let Some(sus) = self.suspicions.get_mut(&s.node) {
             // Lifeguard: an independent confirmation shortens the timeout.
-            if sus.confirmations.len() as u32 >= sus.k || !sus.confirmations.insert(s.from.clone())
-            {
+            // The set holds the first accuser too, who cannot confirm its own suspicion.
+            let confirmed = sus.confirmations.len() as u32 - 1;
+            if confirmed >= sus.k || !sus.confirmations.insert(s.from.clone()) {
                 return;
             }
-            let c = sus.confirmations.len() as f64;
-            let frac = (c + 1.0).ln() / (f64::from(sus.k) + 1.0).ln();
-            let span = sus.max.saturating_sub(sus.min).as_secs_f64();
-            let ms = ((sus.max.as_secs_f64() - frac * span) * 1000.0)
-                .floor()
-                .max(0.0) as u64;
-            let timeout = Duration::from_millis(ms).max(sus.min);
+            let timeout = crate::config::suspicion_after(sus.min, sus.max, sus.k, confirmed + 1);
             sus.deadline = sus.start + timeout;
             let deadline = sus.deadline;
             let name = s.node.clone();

@@ -127,6 +127,40 @@ pub struct Container {
 /// Events of the lab.
 #[derive(Debug)]
 pub enum Event {
+    /// A host's gossip member asked to be woken now.
+    GossipTimer {
+        /// The host.
+        host: HostId,
+        /// The wake-up time it asked for.
+        at: Instant,
+    },
+    /// A gossip stream's request reaches its peer.
+    GossipStream {
+        /// The host that opened it.
+        from: HostId,
+        /// The peer.
+        to: HostId,
+        /// The stream.
+        id: gossip::StreamId,
+        /// The request.
+        bytes: Vec<u8>,
+    },
+    /// A gossip stream's reply comes back.
+    GossipStreamReply {
+        /// The host that opened it.
+        host: HostId,
+        /// The stream.
+        id: gossip::StreamId,
+        /// The reply.
+        bytes: Vec<u8>,
+    },
+    /// A gossip stream could not be completed.
+    GossipStreamFailed {
+        /// The host that opened it.
+        host: HostId,
+        /// The stream.
+        id: gossip::StreamId,
+    },
     /// An outer frame arrives at a host's NIC.
     Underlay {
         /// Receiving host.
@@ -161,6 +195,8 @@ pub enum Event {
 pub struct Host {
     /// The tunnel endpoint, serving the host's overlays.
     pub vtep: Vtep,
+    /// The gossip member on 7946.
+    pub gossip: crate::membership::HostGossip,
     /// Frames seen on the NIC (both ways), for pcap.
     pub capture: Vec<(Instant, Vec<u8>)>,
 }
@@ -235,10 +271,20 @@ impl Lab {
                 self.hosts[other.0].vtep.set_neighbor(ip, nic.mac);
             }
         }
+        let seed = self.rng.next_u64();
+        let gossip = crate::membership::HostGossip::new(
+            Lab::gossip_config(),
+            name,
+            std::net::SocketAddrV4::new(ip, gossip::GOSSIP_PORT),
+            self.now(),
+            seed,
+        );
         self.hosts.push(Host {
             vtep,
+            gossip,
             capture: Vec::new(),
         });
+        self.gossip_flush(id);
         self.record(TraceEvent::HostAdded {
             host: name.to_string(),
             ip: ip.to_string(),
@@ -492,6 +538,7 @@ impl Lab {
         self.underlay.set_up(host, true);
         let name = self.host_name(host).to_string();
         self.record(TraceEvent::HostRestarted { host: name });
+        self.gossip_restart(host);
         let on_host: Vec<ContainerId> = (0..self.containers.len())
             .map(ContainerId)
             .filter(|c| self.containers[c.0].host == host && self.exists(*c))
@@ -564,12 +611,23 @@ impl Lab {
             Event::PingSend(p) => self.ping_send(p),
             Event::PingDeadline(p) => self.ping_finish(p),
             Event::ArpRetry { from, ip, tries } => self.arp_retry(from, ip, tries),
+            Event::GossipTimer { host, at } => self.gossip_timer(host, at),
+            Event::GossipStream {
+                from,
+                to,
+                id,
+                bytes,
+            } => self.gossip_stream_arrival(from, to, id, &bytes),
+            Event::GossipStreamReply { host, id, bytes } => {
+                self.gossip_stream_reply(host, id, &bytes)
+            }
+            Event::GossipStreamFailed { host, id } => self.gossip_stream_failed(host, id),
         }
     }
 
     // ---- underlay ---------------------------------------------------------------------
 
-    fn transmit(&mut self, from: HostId, frame: Vec<u8>) {
+    pub(crate) fn transmit(&mut self, from: HostId, frame: Vec<u8>) {
         let now = self.now();
         if self.capture {
             self.hosts[from.0].capture.push((now, frame.clone()));
@@ -605,6 +663,12 @@ impl Lab {
         let port = vtep.config().port;
         let is_vxlan = crate::underlay::outer_flow(&frame)
             .is_some_and(|(_, proto, p, _)| proto == 17 && p == Some(port));
+        let is_gossip = crate::underlay::outer_flow(&frame)
+            .is_some_and(|(_, proto, p, _)| proto == 17 && p == Some(gossip::GOSSIP_PORT));
+        if is_gossip {
+            self.gossip_packet_arrival(to, &frame);
+            return;
+        }
         if !is_vxlan {
             let host = self.host_name(to).to_string();
             self.record(TraceEvent::UnderlayDrop {

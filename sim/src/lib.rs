@@ -11,6 +11,7 @@ pub mod engine;
 pub mod lab;
 pub mod live;
 pub mod live_gossip;
+pub mod membership;
 pub mod ping;
 pub mod report;
 pub mod scenario;

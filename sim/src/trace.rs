@@ -85,6 +85,19 @@ pub enum TraceEvent {
         /// The address it asked for.
         ip: String,
     },
+    /// A host's gossip member saw a membership change.
+    Gossip {
+        /// Whose view.
+        host: String,
+        /// Joined, Suspect, Alive, Dead, Left, Updated or ReachableOnlyOverTcp.
+        kind: String,
+        /// About whom.
+        member: String,
+        /// At which incarnation.
+        incarnation: u32,
+        /// Why (which probes failed, through whom; who accused).
+        reason: String,
+    },
     /// A scenario step ran.
     Step {
         /// Scenario line number.

@@ -50,6 +50,22 @@ pub enum StepKind {
         /// MTU.
         mtu: u16,
     },
+    /// `hosts n[1-1000] 10.2.0.0/16 [mtu=N]`: many hosts on consecutive addresses.
+    Hosts {
+        /// Names, in order.
+        names: Vec<String>,
+        /// Their addresses, in the same order.
+        ips: Vec<Ipv4Addr>,
+        /// MTU.
+        mtu: u16,
+    },
+    /// `gossip HOSTS join SEEDS`: the members of HOSTS join through SEEDS.
+    GossipJoin {
+        /// Joining hosts.
+        hosts: Vec<String>,
+        /// Hosts to join through.
+        seeds: Vec<String>,
+    },
     /// `link A B [latency=..] [jitter=..] [loss=..%] [bandwidth=..mbit]`
     Link {
         /// One end.
@@ -121,6 +137,22 @@ pub enum Expectation {
     OutputContains(String),
     /// The previous command's standard error contains the text.
     ErrorContains(String),
+    /// `expect member H1 sees H2 alive|suspect|dead|left`.
+    Member {
+        /// Whose view.
+        viewer: String,
+        /// About whom.
+        member: String,
+        /// The state expected.
+        state: gossip::State,
+    },
+    /// `expect members H count N`: H sees N members alive, itself included.
+    MemberCount {
+        /// Whose view.
+        viewer: String,
+        /// How many.
+        count: usize,
+    },
     /// One ICMP echo from a container to another gets (or does not get) its reply.
     Ping {
         /// From this container.

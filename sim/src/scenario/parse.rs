@@ -328,7 +328,33 @@ fn parse_rule(s: &str) -> Option<PortRule> {
     (port > 0).then_some(PortRule { proto, port })
 }
 
-const DIRECTIVES: &str = "host, link, overlay, sleep, crash, restart, partition, heal, block, unblock, expect, or HOST$ COMMAND";
+const DIRECTIVES: &str = "host, hosts, link, overlay, gossip, sleep, crash, restart, partition, heal, block, unblock, expect, or HOST$ COMMAND";
+
+const RANGE_HINT: &str = "a host list is names separated by commas, or a range like n[1-100]";
+
+/// Expand `n[1-3]` into n1, n2, n3; a plain valid name into itself; `None` otherwise.
+pub fn expand_range(s: &str) -> Option<Vec<String>> {
+    if let Some(open) = s.find('[') {
+        let (prefix, rest) = s.split_at(open);
+        let inner = rest.strip_prefix('[')?.strip_suffix(']')?;
+        let (a, b) = inner.split_once('-')?;
+        let (a, b): (u32, u32) = (a.parse().ok()?, b.parse().ok()?);
+        if prefix.is_empty() || a > b || b - a >= 100_000 || !valid_name(&format!("{prefix}{a}")) {
+            return None;
+        }
+        return Some((a..=b).map(|i| format!("{prefix}{i}")).collect());
+    }
+    valid_name(s).then(|| vec![s.to_string()])
+}
+
+/// A comma-separated list whose items may be ranges.
+pub fn expand_list(s: &str) -> Option<Vec<String>> {
+    let mut out = Vec::new();
+    for part in s.split(',') {
+        out.extend(expand_range(part)?);
+    }
+    Some(out)
+}
 
 /// Parse a scenario. Names are checked across lines by `check` afterwards.
 pub fn parse(file: &str, text: &str) -> Result<Scenario, ParseError> {
@@ -413,6 +439,64 @@ fn parse_directive(l: &mut Line) -> PResult<StepKind> {
                 ip,
                 mtu,
             })
+        }
+        "hosts" => {
+            let hint = "e.g. hosts n[1-100] 10.2.0.0/16";
+            let names_tok = l.next("a host range", hint)?;
+            let names = expand_range(&names_tok.text)
+                .filter(|v| !v.is_empty())
+                .ok_or_else(|| l.error(&names_tok, "a host range like n[1-100]", hint))?;
+            let block_tok = l.next("an address block in CIDR form", hint)?;
+            let (base, prefix) = parse_cidr(&block_tok.text)
+                .ok_or_else(|| l.error(&block_tok, "an address block in CIDR form", hint))?;
+            let size = 1u64 << (32 - u32::from(prefix));
+            if names.len() as u64 > size.saturating_sub(2) {
+                return Err(l.error(
+                    &block_tok,
+                    &format!("a block with room for {} hosts", names.len()),
+                    "use a wider block, e.g. /16 holds 65534 hosts",
+                ));
+            }
+            let mask = if prefix == 0 {
+                0
+            } else {
+                u32::MAX << (32 - u32::from(prefix))
+            };
+            let network = u32::from(base) & mask;
+            let ips = (0..names.len() as u32)
+                .map(|i| Ipv4Addr::from(network + 1 + i))
+                .collect();
+            let mut mtu = 1500;
+            for (_, v) in l.options(&["mtu"])? {
+                mtu = v
+                    .text
+                    .parse()
+                    .ok()
+                    .filter(|m| (576..=9216).contains(m))
+                    .ok_or_else(|| {
+                        l.error(
+                            &v,
+                            "an MTU between 576 and 9216",
+                            "Ethernet's default is 1500",
+                        )
+                    })?;
+            }
+            Ok(StepKind::Hosts { names, ips, mtu })
+        }
+        "gossip" => {
+            let hint = "write gossip HOSTS join SEEDS, e.g. gossip n[2-10] join n1";
+            let hosts_tok = l.next("a host list", hint)?;
+            let hosts = expand_list(&hosts_tok.text)
+                .ok_or_else(|| l.error(&hosts_tok, "a host list", RANGE_HINT))?;
+            let verb = l.next("join", hint)?;
+            if verb.text != "join" {
+                return Err(l.error(&verb, "join", hint));
+            }
+            let seeds_tok = l.next("a host list", hint)?;
+            let seeds = expand_list(&seeds_tok.text)
+                .ok_or_else(|| l.error(&seeds_tok, "a host list", RANGE_HINT))?;
+            l.done(hint)?;
+            Ok(StepKind::GossipJoin { hosts, seeds })
         }
         "link" => {
             let a = l.name("a host name")?;
@@ -587,8 +671,8 @@ fn parse_directive(l: &mut Line) -> PResult<StepKind> {
 }
 
 fn parse_expect(l: &mut Line) -> PResult<StepKind> {
-    const HINT: &str = "expectations are: expect output contains \"TEXT\", expect error contains \"TEXT\", expect ping C1 C2 ok|fails [within DURATION]";
-    let kind = l.next("output, error or ping", HINT)?;
+    const HINT: &str = "expectations are: expect output contains \"TEXT\", expect error contains \"TEXT\", expect ping C1 C2 ok|fails, expect member H1 sees H2 alive|suspect|dead|left, expect members H count N, each with an optional [within DURATION]";
+    let kind = l.next("output, error, ping, member or members", HINT)?;
     let what = match kind.text.as_str() {
         "output" | "error" => {
             let c = l.next("contains", HINT)?;
@@ -620,7 +704,44 @@ fn parse_expect(l: &mut Line) -> PResult<StepKind> {
                 ok,
             }
         }
-        _ => return Err(l.error(&kind, "output, error or ping", HINT)),
+        "member" => {
+            let viewer = l.name("a host name")?;
+            let sees = l.next("sees", HINT)?;
+            if sees.text != "sees" {
+                return Err(l.error(&sees, "sees", HINT));
+            }
+            let member = l.name("a host name")?;
+            let st = l.next("alive, suspect, dead or left", HINT)?;
+            let state = match st.text.as_str() {
+                "alive" => gossip::State::Alive,
+                "suspect" => gossip::State::Suspect,
+                "dead" => gossip::State::Dead,
+                "left" => gossip::State::Left,
+                _ => return Err(l.error(&st, "alive, suspect, dead or left", HINT)),
+            };
+            Expectation::Member {
+                viewer: viewer.text,
+                member: member.text,
+                state,
+            }
+        }
+        "members" => {
+            let viewer = l.name("a host name")?;
+            let c = l.next("count", HINT)?;
+            if c.text != "count" {
+                return Err(l.error(&c, "count", HINT));
+            }
+            let n = l.next("a number", HINT)?;
+            let count = n
+                .text
+                .parse()
+                .map_err(|_| l.error(&n, "a number", "e.g. expect members n1 count 3"))?;
+            Expectation::MemberCount {
+                viewer: viewer.text,
+                count,
+            }
+        }
+        _ => return Err(l.error(&kind, "output, error, ping, member or members", HINT)),
     };
     let mut within = None;
     if let Some(t) = l.peek().cloned() {
@@ -653,7 +774,9 @@ fn check(s: &Scenario, text: &str) -> PResult<()> {
             source: source.to_string(),
         }
     };
+    // Declared hosts, in order (for hints) and as a set (for lookups in large labs).
     let mut hosts: Vec<String> = Vec::new();
+    let mut host_set: BTreeSet<String> = BTreeSet::new();
     let mut ips: BTreeSet<Ipv4Addr> = BTreeSet::new();
     let mut nets: BTreeSet<String> = BTreeSet::new();
     let mut vnis: BTreeSet<u32> = BTreeSet::new();
@@ -662,26 +785,33 @@ fn check(s: &Scenario, text: &str) -> PResult<()> {
     let known = |hosts: &[String]| {
         if hosts.is_empty() {
             "declare hosts first, e.g. host node1 192.168.1.11".to_string()
+        } else if hosts.len() > 12 {
+            format!(
+                "hosts declared so far: {}, ... ({} in all)",
+                hosts[..12].join(", "),
+                hosts.len()
+            )
         } else {
             format!("hosts declared so far: {}", hosts.join(", "))
         }
     };
-    let need_host = |step: &Step, h: &str, hosts: &[String]| -> PResult<()> {
-        if hosts.iter().any(|x| x == h) {
-            Ok(())
-        } else {
-            Err(err(
-                step,
-                h,
-                format!("expected a declared host, found \"{h}\""),
-                known(hosts),
-            ))
-        }
-    };
+    let need_host =
+        |step: &Step, h: &str, hosts: &[String], set: &BTreeSet<String>| -> PResult<()> {
+            if set.contains(h) {
+                Ok(())
+            } else {
+                Err(err(
+                    step,
+                    h,
+                    format!("expected a declared host, found \"{h}\""),
+                    known(hosts),
+                ))
+            }
+        };
     for step in &s.steps {
         match &step.kind {
             StepKind::Host { name, ip, .. } => {
-                if hosts.contains(name) {
+                if host_set.contains(name) {
                     return Err(err(
                         step,
                         name,
@@ -698,10 +828,40 @@ fn check(s: &Scenario, text: &str) -> PResult<()> {
                     ));
                 }
                 hosts.push(name.clone());
+                host_set.insert(name.clone());
+            }
+            StepKind::Hosts {
+                names, ips: addrs, ..
+            } => {
+                for (name, ip) in names.iter().zip(addrs) {
+                    if host_set.contains(name) {
+                        return Err(err(
+                            step,
+                            "hosts",
+                            format!("expected new host names, found \"{name}\" again"),
+                            "each host is declared once".into(),
+                        ));
+                    }
+                    if !ips.insert(*ip) {
+                        return Err(err(
+                            step,
+                            "hosts",
+                            format!("expected free addresses, found {ip} already in use"),
+                            "give each host its own underlay IP".into(),
+                        ));
+                    }
+                    hosts.push(name.clone());
+                    host_set.insert(name.clone());
+                }
+            }
+            StepKind::GossipJoin { hosts: on, seeds } => {
+                for h in on.iter().chain(seeds) {
+                    need_host(step, h, &hosts, &host_set)?;
+                }
             }
             StepKind::Link { a, b, .. } => {
-                need_host(step, a, &hosts)?;
-                need_host(step, b, &hosts)?;
+                need_host(step, a, &hosts, &host_set)?;
+                need_host(step, b, &hosts, &host_set)?;
                 if a == b {
                     let mut e = err(
                         step,
@@ -723,7 +883,7 @@ fn check(s: &Scenario, text: &str) -> PResult<()> {
                 ..
             } => {
                 for h in on {
-                    need_host(step, h, &hosts)?;
+                    need_host(step, h, &hosts, &host_set)?;
                 }
                 if !nets.insert(name.clone()) {
                     return Err(err(
@@ -742,11 +902,11 @@ fn check(s: &Scenario, text: &str) -> PResult<()> {
                     ));
                 }
             }
-            StepKind::Crash(h) | StepKind::Restart(h) => need_host(step, h, &hosts)?,
-            StepKind::Block { host, .. } => need_host(step, host, &hosts)?,
+            StepKind::Crash(h) | StepKind::Restart(h) => need_host(step, h, &hosts, &host_set)?,
+            StepKind::Block { host, .. } => need_host(step, host, &hosts, &host_set)?,
             StepKind::Partition { from, to, .. } => {
                 for h in from.iter().chain(to) {
-                    need_host(step, h, &hosts)?;
+                    need_host(step, h, &hosts, &host_set)?;
                 }
                 if let Some(h) = from.iter().find(|h| to.contains(h)) {
                     return Err(err(
@@ -758,7 +918,7 @@ fn check(s: &Scenario, text: &str) -> PResult<()> {
                 }
             }
             StepKind::Command { host, argv } => {
-                need_host(step, host, &hosts)?;
+                need_host(step, host, &hosts, &host_set)?;
                 had_command = true;
                 // Remember names given to containers, so expectations can be checked.
                 if argv.first().map(String::as_str) == Some("docker")
@@ -782,6 +942,13 @@ fn check(s: &Scenario, text: &str) -> PResult<()> {
                         "expected a command before this expectation, found none".into(),
                         "expect output/error is about the previous HOST$ COMMAND line".into(),
                     ));
+                }
+                Expectation::Member { viewer, member, .. } => {
+                    need_host(step, viewer, &hosts, &host_set)?;
+                    need_host(step, member, &hosts, &host_set)?;
+                }
+                Expectation::MemberCount { viewer, .. } => {
+                    need_host(step, viewer, &hosts, &host_set)?
                 }
                 Expectation::Ping { from, to, .. } => {
                     for c in [from, to] {
@@ -875,7 +1042,7 @@ mod tests {
     fn unknown_directive_lists_the_known_ones() {
         let e = error("hots a 10.0.0.1\n");
         assert_eq!((e.line, e.col), (1, 1));
-        assert!(e.hint.contains("host, link"));
+        assert!(e.hint.contains("host, hosts, link"), "{}", e.hint);
     }
 
     #[test]

@@ -67,6 +67,7 @@ pub fn run(scenario: &Scenario, seed: u64, capture: bool) -> Outcome {
         );
         r.step(step);
         r.report_drops(mark);
+        r.report_gossip(mark);
     }
     let total = r.held + r.failed;
     let _ = writeln!(
@@ -116,6 +117,38 @@ impl Runner {
             StepKind::Host { name, ip, mtu } => {
                 self.lab.add_host(name, *ip, *mtu);
                 self.say(now, &format!("host {name} {ip} up (mtu {mtu})"));
+            }
+            StepKind::Hosts { names, ips, mtu } => {
+                for (name, ip) in names.iter().zip(ips) {
+                    self.lab.add_host(name, *ip, *mtu);
+                }
+                let (first, last) = (&names[0], &names[names.len() - 1]);
+                let (a, b) = (ips[0], ips[ips.len() - 1]);
+                self.say(
+                    now,
+                    &format!(
+                        "hosts {first}..{last} ({} hosts) on {a}..{b} up (mtu {mtu})",
+                        names.len()
+                    ),
+                );
+            }
+            StepKind::GossipJoin { hosts, seeds } => {
+                let seed_ids: Vec<_> = seeds.iter().map(|h| self.host(h)).collect();
+                for h in hosts {
+                    let id = self.host(h);
+                    let others: Vec<_> = seed_ids.iter().copied().filter(|s| *s != id).collect();
+                    if !others.is_empty() {
+                        self.lab.gossip_join(id, &others);
+                    }
+                }
+                self.say(
+                    now,
+                    &format!(
+                        "gossip {} join {} (push/pull over tcp/7946)",
+                        short_list(hosts),
+                        short_list(seeds)
+                    ),
+                );
             }
             StepKind::Link { a, b, params } => {
                 let (ha, hb) = (self.host(a), self.host(b));
@@ -257,6 +290,35 @@ impl Runner {
                 }
             }
             Expectation::Ping { from, to, ok } => self.expect_ping(from, to, *ok, within),
+            Expectation::Member {
+                viewer,
+                member,
+                state,
+            } => {
+                let v = self.host(viewer);
+                let want = *state;
+                let check = |lab: &Lab| lab.gossip_state(v, member) == Some(want);
+                let waited = self.wait(within, check);
+                let seen = self.lab.gossip_state(v, member);
+                let shown = |s: Option<gossip::State>| match s {
+                    Some(s) => format!("{s:?}").to_lowercase(),
+                    None => "unknown".to_string(),
+                };
+                (
+                    seen == Some(want),
+                    format!("{viewer} sees {member} {}{waited}", shown(seen)),
+                )
+            }
+            Expectation::MemberCount { viewer, count } => {
+                let v = self.host(viewer);
+                let n = *count;
+                let waited = self.wait(within, |lab: &Lab| lab.gossip_alive_count(v) == n);
+                let seen = self.lab.gossip_alive_count(v);
+                (
+                    seen == n,
+                    format!("{viewer} sees {seen} members alive{waited}"),
+                )
+            }
         };
         let at = self.lab.now();
         self.lab.trace.push(
@@ -375,6 +437,78 @@ impl Runner {
         }
     }
 
+    /// Run the lab until `cond` holds or `within` passes; says how long it waited.
+    fn wait(&mut self, within: Option<Duration>, cond: impl Fn(&Lab) -> bool) -> String {
+        let start = self.lab.now();
+        let Some(w) = within else {
+            return String::new();
+        };
+        let held = self.lab.run_until_or(start + w, |lab| cond(lab));
+        let waited = fmt_secs(self.lab.now() - start);
+        if held {
+            format!(", after {waited}")
+        } else {
+            format!(" (still so after {w})")
+        }
+    }
+
+    /// After a step, summarise the membership changes gossip reported, grouped by what
+    /// happened to whom, with who saw it and why.
+    fn report_gossip(&mut self, mark: usize) {
+        // (member, kind) -> who saw it, when first, and why.
+        type Seen = ((String, String), Vec<String>, Instant, String);
+        let mut groups: Vec<Seen> = Vec::new();
+        for (at, e) in &self.lab.trace.events()[mark..] {
+            let TraceEvent::Gossip {
+                host,
+                kind,
+                member,
+                reason,
+                ..
+            } = e
+            else {
+                continue;
+            };
+            if host == member && kind == "Joined" {
+                continue; // every member announces itself at start
+            }
+            let key = (member.clone(), kind.clone());
+            match groups.iter_mut().find(|g| g.0 == key) {
+                Some(g) => {
+                    if !g.1.contains(host) {
+                        g.1.push(host.clone())
+                    }
+                }
+                None => groups.push((key, vec![host.clone()], *at, reason.clone())),
+            }
+        }
+        let total = groups.len();
+        for ((member, kind), seen_by, at, reason) in groups.into_iter().take(20) {
+            let what = match kind.as_str() {
+                "Joined" => "joined".to_string(),
+                "Suspect" => "suspect".to_string(),
+                "Alive" => "alive again".to_string(),
+                "Dead" => "dead".to_string(),
+                "Left" => "left".to_string(),
+                "ReachableOnlyOverTcp" => "reachable over TCP but not UDP".to_string(),
+                other => other.to_lowercase(),
+            };
+            let _ = writeln!(
+                self.out,
+                "            ~ {member} {what}: seen by {} (first by {} at {at}: {reason})",
+                short_list(&seen_by),
+                seen_by[0]
+            );
+        }
+        if total > 20 {
+            let _ = writeln!(
+                self.out,
+                "            ~ ... and {} more membership changes",
+                total - 20
+            );
+        }
+    }
+
     /// After a step, summarise the frames it saw dropped, grouped by place and reason.
     fn report_drops(&mut self, mark: usize) {
         let mut groups: BTreeMap<(String, String), usize> = BTreeMap::new();
@@ -396,7 +530,14 @@ impl Runner {
                 _ => {}
             }
         }
-        for ((place, reason), n) in groups {
+        let total = groups.len();
+        if total > 12 {
+            let _ = writeln!(
+                self.out,
+                "            ! ... frames dropped in {total} places; the first 12:"
+            );
+        }
+        for ((place, reason), n) in groups.into_iter().take(12) {
             let _ = writeln!(
                 self.out,
                 "            ! {place}: {n} frame{} dropped ({reason})",
@@ -410,6 +551,15 @@ impl Runner {
 fn percent(fraction: f64) -> String {
     let s = format!("{:.3}", fraction * 100.0);
     s.trim_end_matches('0').trim_end_matches('.').to_string()
+}
+
+/// `a, b, c` or `a, b, c, ... (N in all)` for long lists.
+fn short_list(v: &[String]) -> String {
+    if v.len() <= 6 {
+        v.join(", ")
+    } else {
+        format!("{}, ... ({} in all)", v[..4].join(", "), v.len())
+    }
 }
 
 fn fmt_secs(d: Duration) -> String {

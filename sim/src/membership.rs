@@ -1,0 +1,308 @@
+//! Gossip on 7946 in the lab: every host runs a `gossip::Member`, whose UDP packets
+//! travel as real Ethernet/IPv4/UDP frames through the underlay (so firewalls, loss,
+//! latency, partitions and pcaps apply) and whose TCP streams (push/pull, fallback
+//! pings) are delivered as request and reply after a connection's round trips, subject
+//! to the same host states, partitions and tcp/7946 firewall rules.
+//!
+//! Streams are not packetised: they do not appear in the pcaps (noted in README).
+
+use crate::lab::{Event, Lab};
+use crate::time::{Duration, Instant};
+use crate::trace::TraceEvent;
+use crate::underlay::{HostId, PortRule, Proto};
+use etherparse::{PacketBuilder, SlicedPacket, TransportSlice};
+use gossip::member::StreamInput;
+use gossip::{Member, StreamId, Transmit, GOSSIP_PORT};
+use std::net::SocketAddrV4;
+
+/// A host's gossip member and its timer bookkeeping.
+#[derive(Debug)]
+pub struct HostGossip {
+    /// The member.
+    pub member: Member,
+    /// The wake-up already scheduled for it.
+    armed: Option<Instant>,
+    /// Who it joined through, to join again after a restart.
+    pub seeds: Vec<SocketAddrV4>,
+}
+
+fn since_start(t: Instant) -> std::time::Duration {
+    std::time::Duration::from_nanos(t.0)
+}
+
+impl HostGossip {
+    /// A member for a host named `name` at `addr`, seeded from the lab's RNG.
+    pub fn new(
+        config: gossip::Config,
+        name: &str,
+        addr: SocketAddrV4,
+        now: Instant,
+        seed: u64,
+    ) -> HostGossip {
+        HostGossip {
+            member: Member::new(config, name, addr, since_start(now), seed),
+            armed: None,
+            seeds: Vec::new(),
+        }
+    }
+}
+
+impl Lab {
+    /// The configuration every host's member uses (memberlist's LAN profile, as Docker).
+    pub fn gossip_config() -> gossip::Config {
+        gossip::Config::memberlist_lan()
+    }
+
+    /// `gossip HOST join SEEDS`.
+    pub fn gossip_join(&mut self, host: HostId, seeds: &[HostId]) {
+        let addrs: Vec<SocketAddrV4> = seeds
+            .iter()
+            .map(|s| SocketAddrV4::new(self.underlay.nic(*s).ip, GOSSIP_PORT))
+            .collect();
+        let now = since_start(self.now());
+        let g = &mut self.hosts[host.0].gossip;
+        g.seeds = addrs.clone();
+        g.member.join(now, &addrs);
+        self.gossip_flush(host);
+    }
+
+    /// After any input to a host's member: send what it wants sent, record its events,
+    /// and make sure it is woken for its next timer.
+    pub(crate) fn gossip_flush(&mut self, host: HostId) {
+        while let Some(t) = self.hosts[host.0].gossip.member.poll_transmit() {
+            match t {
+                Transmit::Packet { to, bytes } => self.gossip_send_packet(host, to, &bytes),
+                Transmit::Stream { id, to, bytes } => self.gossip_open_stream(host, id, to, bytes),
+            }
+        }
+        let name = self.host_name(host).to_string();
+        while let Some(e) = self.hosts[host.0].gossip.member.poll_event() {
+            let at = self.now();
+            self.trace.push(
+                at,
+                TraceEvent::Gossip {
+                    host: name.clone(),
+                    kind: format!("{:?}", e.kind),
+                    member: e.member,
+                    incarnation: e.incarnation,
+                    reason: e.reason,
+                },
+            );
+        }
+        if let Some(next) = self.hosts[host.0].gossip.member.next_timeout() {
+            let at = Instant(next.as_nanos() as u64);
+            let g = &mut self.hosts[host.0].gossip;
+            if g.armed.is_none_or(|a| at < a || a < self.engine.now()) {
+                g.armed = Some(at);
+                self.engine.schedule(at, Event::GossipTimer { host, at });
+            }
+        }
+    }
+
+    /// A scheduled wake-up of a host's member.
+    pub(crate) fn gossip_timer(&mut self, host: HostId, at: Instant) {
+        let g = &mut self.hosts[host.0].gossip;
+        if g.armed != Some(at) {
+            return; // superseded by an earlier wake-up
+        }
+        g.armed = None;
+        if !self.underlay.nic(host).up {
+            return;
+        }
+        let now = since_start(self.now());
+        self.hosts[host.0].gossip.member.handle_timeout(now);
+        self.gossip_flush(host);
+    }
+
+    fn gossip_send_packet(&mut self, host: HostId, to: SocketAddrV4, bytes: &[u8]) {
+        let nic = self.underlay.nic(host).clone();
+        let dst_mac = self
+            .underlay
+            .by_ip(*to.ip())
+            .map(|h| self.underlay.nic(h).mac)
+            .unwrap_or_default();
+        let builder = PacketBuilder::ethernet2(nic.mac.0, dst_mac.0)
+            .ipv4(nic.ip.octets(), to.ip().octets(), 64)
+            .udp(GOSSIP_PORT, to.port());
+        let mut frame = Vec::with_capacity(builder.size(bytes.len()));
+        if builder.write(&mut frame, bytes).is_ok() {
+            self.transmit(host, frame);
+        }
+    }
+
+    /// A UDP frame for 7946 reached a host that accepted it.
+    pub(crate) fn gossip_packet_arrival(&mut self, host: HostId, frame: &[u8]) {
+        let Ok(p) = SlicedPacket::from_ethernet(frame) else {
+            return;
+        };
+        let (Some(etherparse::NetSlice::Ipv4(ip)), Some(TransportSlice::Udp(udp))) =
+            (p.net, p.transport)
+        else {
+            return;
+        };
+        let from = SocketAddrV4::new(ip.header().source_addr(), udp.source_port());
+        let now = since_start(self.now());
+        self.hosts[host.0]
+            .gossip
+            .member
+            .handle_packet(now, from, udp.payload());
+        self.gossip_flush(host);
+    }
+
+    /// Whether a TCP connection from `a` to `b`'s 7946 can be made now, and if not why.
+    fn stream_path(&self, a: HostId, b: HostId) -> Result<Duration, String> {
+        let (na, nb) = (self.underlay.nic(a), self.underlay.nic(b));
+        if !na.up || !nb.up {
+            return Err(format!(
+                "host {} is down",
+                if na.up { &nb.name } else { &na.name }
+            ));
+        }
+        if self.underlay.is_cut(a, b) || self.underlay.is_cut(b, a) {
+            return Err("partitioned".into());
+        }
+        let rule = PortRule {
+            proto: Proto::Tcp,
+            port: GOSSIP_PORT,
+        };
+        if nb.blocked.contains(&rule) {
+            return Err(format!("firewall on {} blocks tcp/{GOSSIP_PORT}", nb.name));
+        }
+        Ok(self.underlay.link(a, b).latency)
+    }
+
+    fn gossip_open_stream(&mut self, host: HostId, id: StreamId, to: SocketAddrV4, bytes: Vec<u8>) {
+        let Some(peer) = self.underlay.by_ip(*to.ip()) else {
+            self.engine
+                .schedule_in(Duration::ZERO, Event::GossipStreamFailed { host, id });
+            return;
+        };
+        match self.stream_path(host, peer) {
+            // SYN, SYN-ACK, then the request rides with the handshake's ACK: 1.5 RTT.
+            Ok(latency) => self.engine.schedule_in(
+                Duration(latency.as_nanos() * 3),
+                Event::GossipStream {
+                    from: host,
+                    to: peer,
+                    id,
+                    bytes,
+                },
+            ),
+            Err(why) => {
+                let name = self.host_name(host).to_string();
+                self.trace.push(
+                    self.now(),
+                    TraceEvent::UnderlayDrop {
+                        host: name,
+                        reason: format!("tcp/{GOSSIP_PORT} stream: {why}"),
+                        bytes: bytes.len(),
+                    },
+                );
+                // A dropped SYN: the connect gives up at the member's TCP timeout.
+                let timeout = Self::gossip_config().tcp_timeout;
+                self.engine.schedule_in(
+                    Duration(timeout.as_nanos() as u64),
+                    Event::GossipStreamFailed { host, id },
+                );
+            }
+        }
+    }
+
+    /// A stream's request reached the peer: it answers, and the reply travels back.
+    pub(crate) fn gossip_stream_arrival(
+        &mut self,
+        from: HostId,
+        to: HostId,
+        id: StreamId,
+        bytes: &[u8],
+    ) {
+        if self.stream_path(from, to).is_err() {
+            self.engine
+                .schedule_in(Duration::ZERO, Event::GossipStreamFailed { host: from, id });
+            return;
+        }
+        let now = since_start(self.now());
+        let reply = match self.hosts[to.0].gossip.member.handle_stream(now, bytes) {
+            StreamInput::Reply(r) => Some(r),
+            StreamInput::NeedMore | StreamInput::Close => None,
+        };
+        self.gossip_flush(to);
+        let latency = self.underlay.link(from, to).latency;
+        match reply {
+            Some(r) => self.engine.schedule_in(
+                latency,
+                Event::GossipStreamReply {
+                    host: from,
+                    id,
+                    bytes: r,
+                },
+            ),
+            None => self
+                .engine
+                .schedule_in(latency, Event::GossipStreamFailed { host: from, id }),
+        }
+    }
+
+    /// The reply of a stream came back.
+    pub(crate) fn gossip_stream_reply(&mut self, host: HostId, id: StreamId, bytes: &[u8]) {
+        if !self.underlay.nic(host).up {
+            return;
+        }
+        let now = since_start(self.now());
+        self.hosts[host.0]
+            .gossip
+            .member
+            .handle_stream_reply(now, id, bytes);
+        self.gossip_flush(host);
+    }
+
+    /// A stream could not be completed.
+    pub(crate) fn gossip_stream_failed(&mut self, host: HostId, id: StreamId) {
+        if !self.underlay.nic(host).up {
+            return;
+        }
+        let now = since_start(self.now());
+        self.hosts[host.0].gossip.member.stream_failed(now, id);
+        self.gossip_flush(host);
+    }
+
+    /// A restarted host's member starts afresh (incarnation 1) and joins again through
+    /// the members it had joined, as the engine does when it comes back.
+    pub(crate) fn gossip_restart(&mut self, host: HostId) {
+        let nic = self.underlay.nic(host).clone();
+        let seed = self.rng.next_u64();
+        let seeds = std::mem::take(&mut self.hosts[host.0].gossip.seeds);
+        self.hosts[host.0].gossip = HostGossip::new(
+            Self::gossip_config(),
+            &nic.name,
+            SocketAddrV4::new(nic.ip, GOSSIP_PORT),
+            self.now(),
+            seed,
+        );
+        if seeds.is_empty() {
+            self.gossip_flush(host);
+        } else {
+            let ids: Vec<HostId> = seeds
+                .iter()
+                .filter_map(|a| self.underlay.by_ip(*a.ip()))
+                .collect();
+            self.gossip_join(host, &ids);
+        }
+    }
+
+    /// How `viewer` sees `member`.
+    pub fn gossip_state(&self, viewer: HostId, member: &str) -> Option<gossip::State> {
+        self.hosts[viewer.0].gossip.member.state_of(member)
+    }
+
+    /// How many members `viewer` sees alive, itself included.
+    pub fn gossip_alive_count(&self, viewer: HostId) -> usize {
+        self.hosts[viewer.0]
+            .gossip
+            .member
+            .members()
+            .iter()
+            .filter(|m| m.state == gossip::State::Alive)
+            .count()
+    }
+}
