@@ -154,6 +154,13 @@ pub enum Event {
         /// The reply.
         bytes: Vec<u8>,
     },
+    /// A gossip packet reaches a lagging member's processing.
+    GossipDeliver {
+        /// The host.
+        host: HostId,
+        /// The frame.
+        frame: Vec<u8>,
+    },
     /// A gossip stream could not be completed.
     GossipStreamFailed {
         /// The host that opened it.
@@ -224,6 +231,10 @@ pub struct Lab {
     pub trace: Trace,
     /// Whether hosts capture frames for pcap output.
     pub capture: bool,
+    /// The configuration new gossip members get (memberlist's LAN profile by default).
+    pub gossip_config: gossip::Config,
+    /// Gossip traffic counters, for the load figures.
+    pub gossip_load: crate::membership::GossipLoad,
 }
 
 /// The ICMP echo identifier a ping session uses. Identifiers repeat after 57344
@@ -245,6 +256,8 @@ impl Lab {
             pings: Vec::new(),
             trace: Trace::default(),
             capture: false,
+            gossip_config: gossip::Config::memberlist_lan(),
+            gossip_load: Default::default(),
         }
     }
 
@@ -263,17 +276,12 @@ impl Lab {
         let nic = self.underlay.nic(id).clone();
         let mut cfg = vxlan::Config::docker(ip, nic.mac);
         cfg.underlay_mtu = mtu;
-        let mut vtep = Vtep::new(cfg);
-        // Underlay ARP on one LAN: every host knows every other host's MAC.
-        for (other, n) in self.underlay.nics() {
-            if other != id {
-                vtep.set_neighbor(n.ip, n.mac);
-                self.hosts[other.0].vtep.set_neighbor(ip, nic.mac);
-            }
-        }
+        // Underlay neighbours are resolved when an overlay spans the hosts (see
+        // `add_overlay`), so that a large lab does not hold N^2 entries.
+        let vtep = Vtep::new(cfg);
         let seed = self.rng.next_u64();
         let gossip = crate::membership::HostGossip::new(
-            Lab::gossip_config(),
+            self.gossip_config.clone(),
             name,
             std::net::SocketAddrV4::new(ip, gossip::GOSSIP_PORT),
             self.now(),
@@ -312,6 +320,16 @@ impl Lab {
         hosts: BTreeSet<HostId>,
     ) -> NetId {
         let id = NetId(self.nets.len());
+        // Underlay ARP on one LAN: the VTEPs of the overlay's hosts know each other.
+        for a in &hosts {
+            for b in &hosts {
+                if a != b {
+                    let nic = self.underlay.nic(*b);
+                    let (ip, mac) = (nic.ip, nic.mac);
+                    self.hosts[a.0].vtep.set_neighbor(ip, mac);
+                }
+            }
+        }
         for h in &hosts {
             self.hosts[h.0].vtep.add_network(vni);
         }
@@ -622,6 +640,7 @@ impl Lab {
                 self.gossip_stream_reply(host, id, &bytes)
             }
             Event::GossipStreamFailed { host, id } => self.gossip_stream_failed(host, id),
+            Event::GossipDeliver { host, frame } => self.gossip_packet_arrival(host, &frame),
         }
     }
 
@@ -666,7 +685,13 @@ impl Lab {
         let is_gossip = crate::underlay::outer_flow(&frame)
             .is_some_and(|(_, proto, p, _)| proto == 17 && p == Some(gossip::GOSSIP_PORT));
         if is_gossip {
-            self.gossip_packet_arrival(to, &frame);
+            let lag = self.hosts[to.0].gossip.lag;
+            if lag > Duration::ZERO {
+                self.engine
+                    .schedule_in(lag, Event::GossipDeliver { host: to, frame });
+            } else {
+                self.gossip_packet_arrival(to, &frame);
+            }
             return;
         }
         if !is_vxlan {

@@ -24,6 +24,21 @@ pub struct HostGossip {
     armed: Option<Instant>,
     /// Who it joined through, to join again after a restart.
     pub seeds: Vec<SocketAddrV4>,
+    /// An overloaded host: every gossip packet waits this long before it is processed.
+    pub lag: Duration,
+}
+
+/// Gossip traffic sent in the lab, for the load figures.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct GossipLoad {
+    /// UDP packets sent.
+    pub packets: u64,
+    /// Bytes of UDP payload sent.
+    pub bytes: u64,
+    /// TCP streams opened.
+    pub streams: u64,
+    /// Bytes of stream requests and replies.
+    pub stream_bytes: u64,
 }
 
 fn since_start(t: Instant) -> std::time::Duration {
@@ -42,17 +57,13 @@ impl HostGossip {
         HostGossip {
             member: Member::new(config, name, addr, since_start(now), seed),
             armed: None,
+            lag: Duration::ZERO,
             seeds: Vec::new(),
         }
     }
 }
 
 impl Lab {
-    /// The configuration every host's member uses (memberlist's LAN profile, as Docker).
-    pub fn gossip_config() -> gossip::Config {
-        gossip::Config::memberlist_lan()
-    }
-
     /// `gossip HOST join SEEDS`.
     pub fn gossip_join(&mut self, host: HostId, seeds: &[HostId]) {
         let addrs: Vec<SocketAddrV4> = seeds
@@ -115,6 +126,8 @@ impl Lab {
     }
 
     fn gossip_send_packet(&mut self, host: HostId, to: SocketAddrV4, bytes: &[u8]) {
+        self.gossip_load.packets += 1;
+        self.gossip_load.bytes += bytes.len() as u64;
         let nic = self.underlay.nic(host).clone();
         let dst_mac = self
             .underlay
@@ -172,6 +185,8 @@ impl Lab {
     }
 
     fn gossip_open_stream(&mut self, host: HostId, id: StreamId, to: SocketAddrV4, bytes: Vec<u8>) {
+        self.gossip_load.streams += 1;
+        self.gossip_load.stream_bytes += bytes.len() as u64;
         let Some(peer) = self.underlay.by_ip(*to.ip()) else {
             self.engine
                 .schedule_in(Duration::ZERO, Event::GossipStreamFailed { host, id });
@@ -179,15 +194,24 @@ impl Lab {
         };
         match self.stream_path(host, peer) {
             // SYN, SYN-ACK, then the request rides with the handshake's ACK: 1.5 RTT.
-            Ok(latency) => self.engine.schedule_in(
-                Duration(latency.as_nanos() * 3),
-                Event::GossipStream {
-                    from: host,
-                    to: peer,
-                    id,
-                    bytes,
-                },
-            ),
+            Ok(latency) => {
+                // SYN, SYN-ACK, then the request with the handshake's ACK: 1.5 RTT, plus
+                // a retransmission for every segment the link loses (Linux: 1 s for a
+                // SYN, 200 ms for data, doubling), plus the processing lag of either end.
+                let loss = self.underlay.link(host, peer).loss;
+                let retries = self.tcp_retransmit_delay(loss, 2, Duration::from_secs(1))
+                    + self.tcp_retransmit_delay(loss, 1, Duration::from_millis(200));
+                let lag = self.hosts[peer.0].gossip.lag;
+                self.engine.schedule_in(
+                    Duration(latency.as_nanos() * 3) + retries + lag,
+                    Event::GossipStream {
+                        from: host,
+                        to: peer,
+                        id,
+                        bytes,
+                    },
+                )
+            }
             Err(why) => {
                 let name = self.host_name(host).to_string();
                 self.trace.push(
@@ -199,13 +223,27 @@ impl Lab {
                     },
                 );
                 // A dropped SYN: the connect gives up at the member's TCP timeout.
-                let timeout = Self::gossip_config().tcp_timeout;
+                let timeout = self.gossip_config.tcp_timeout;
                 self.engine.schedule_in(
                     Duration(timeout.as_nanos() as u64),
                     Event::GossipStreamFailed { host, id },
                 );
             }
         }
+    }
+
+    /// Extra delay for `segments` TCP segments crossing a link with `loss`: each loss
+    /// costs a retransmission timeout, starting at `rto` and doubling.
+    fn tcp_retransmit_delay(&mut self, loss: f64, segments: u32, rto: Duration) -> Duration {
+        let mut total = Duration::ZERO;
+        for _ in 0..segments {
+            let mut wait = rto;
+            while self.rng.chance(loss) && wait < Duration::from_secs(64) {
+                total = total + wait;
+                wait = wait + wait;
+            }
+        }
+        total
     }
 
     /// A stream's request reached the peer: it answers, and the reply travels back.
@@ -227,7 +265,11 @@ impl Lab {
             StreamInput::NeedMore | StreamInput::Close => None,
         };
         self.gossip_flush(to);
-        let latency = self.underlay.link(from, to).latency;
+        let loss = self.underlay.link(from, to).loss;
+        let latency = self.underlay.link(from, to).latency
+            + self.tcp_retransmit_delay(loss, 1, Duration::from_millis(200))
+            + self.hosts[from.0].gossip.lag;
+        self.gossip_load.stream_bytes += reply.as_ref().map_or(0, |r| r.len() as u64);
         match reply {
             Some(r) => self.engine.schedule_in(
                 latency,
@@ -273,7 +315,7 @@ impl Lab {
         let seed = self.rng.next_u64();
         let seeds = std::mem::take(&mut self.hosts[host.0].gossip.seeds);
         self.hosts[host.0].gossip = HostGossip::new(
-            Self::gossip_config(),
+            self.gossip_config.clone(),
             &nic.name,
             SocketAddrV4::new(nic.ip, GOSSIP_PORT),
             self.now(),

@@ -142,6 +142,8 @@ struct Cut {
 #[derive(Debug, Default)]
 pub struct Underlay {
     nics: Vec<Nic>,
+    names: BTreeMap<String, HostId>,
+    ips: BTreeMap<Ipv4Addr, HostId>,
     links: BTreeMap<(HostId, HostId), LinkParams>,
     busy_until: BTreeMap<(HostId, HostId), Instant>,
     cuts: Vec<Cut>,
@@ -186,7 +188,10 @@ impl Underlay {
             up: true,
             blocked: BTreeSet::new(),
         });
-        HostId(self.nics.len() - 1)
+        let id = HostId(self.nics.len() - 1);
+        self.names.insert(name.to_string(), id);
+        self.ips.insert(ip, id);
+        id
     }
 
     /// A host's NIC.
@@ -201,12 +206,17 @@ impl Underlay {
 
     /// The host with this name.
     pub fn by_name(&self, name: &str) -> Option<HostId> {
-        self.nics.iter().position(|n| n.name == name).map(HostId)
+        self.names.get(name).copied()
     }
 
     /// The host with this underlay IP.
     pub fn by_ip(&self, ip: Ipv4Addr) -> Option<HostId> {
-        self.nics.iter().position(|n| n.ip == ip).map(HostId)
+        self.ips.get(&ip).copied()
+    }
+
+    /// Set the path between every pair of hosts without a `link` of their own.
+    pub fn set_default_link(&mut self, params: LinkParams) {
+        self.default_link = params;
     }
 
     /// Set the path between `a` and `b`.

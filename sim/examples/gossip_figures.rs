@@ -1,0 +1,210 @@
+//! The gossip figures of BENCHMARKS.md, measured in the simulator (virtual time, seeded):
+//! failure detection at N = 10, 100, 1000; load per member at N = 100 and 1000; false
+//! suspicions under loss and with one lagging member, with Lifeguard on and off.
+//!
+//! Run: `cargo run --release -p swarmlab --example gossip_figures`
+//! (`-- --quick` skips N = 1000 and shortens the false-positive runs.)
+
+use std::net::Ipv4Addr;
+use swarmlab::lab::Lab;
+use swarmlab::time::{Duration, Instant};
+use swarmlab::trace::TraceEvent;
+use swarmlab::underlay::{HostId, LinkParams};
+
+fn name(i: usize) -> String {
+    format!("n{i}")
+}
+
+/// N members joined through n0, run until every member sees all N alive.
+fn cluster(n: usize, seed: u64, config: gossip::Config) -> (Lab, Duration) {
+    let mut lab = Lab::new(seed);
+    lab.gossip_config = config;
+    for i in 0..n {
+        let ip = Ipv4Addr::from(u32::from(Ipv4Addr::new(10, 2, 0, 1)) + i as u32);
+        lab.add_host(&name(i), ip, 1500);
+    }
+    for i in 1..n {
+        lab.gossip_join(HostId(i), &[HostId(0)]);
+    }
+    let start = lab.now();
+    loop {
+        let next = lab.now() + Duration::from_millis(500);
+        lab.run_until(next);
+        if (0..n).all(|h| lab.gossip_alive_count(HostId(h)) == n) {
+            let took = lab.now() - start;
+            return (lab, took);
+        }
+        assert!(
+            lab.now() - start < Duration::from_secs(300),
+            "no convergence at N = {n}"
+        );
+    }
+}
+
+fn secs(d: Duration) -> String {
+    format!("{:.2} s", d.as_nanos() as f64 / 1e9)
+}
+
+fn detection(n: usize) {
+    let config = gossip::Config::memberlist_lan();
+    let (mut lab, joined) = cluster(n, 7, config.clone());
+    let victim = n - 1;
+    let mark = lab.trace.events().len();
+    let t0 = lab.now();
+    lab.crash(HostId(victim));
+    let vname = name(victim);
+    let live = |lab: &Lab| {
+        (0..victim).all(|h| lab.gossip_state(HostId(h), &vname) == Some(gossip::State::Dead))
+    };
+    lab.run_until_or(t0 + Duration::from_secs(300), live);
+    let (mut first_suspect, mut last_dead): (Option<Instant>, Option<Instant>) = (None, None);
+    let mut dead_seen = std::collections::BTreeSet::new();
+    for (at, e) in &lab.trace.events()[mark..] {
+        if let TraceEvent::Gossip {
+            host, kind, member, ..
+        } = e
+        {
+            if *member != vname {
+                continue;
+            }
+            if kind == "Suspect" && first_suspect.is_none() {
+                first_suspect = Some(*at);
+            }
+            if kind == "Dead" && dead_seen.insert(host.clone()) {
+                last_dead = Some(*at);
+            }
+        }
+    }
+    let (min, max) = config.suspicion_timeout(n);
+    let rounds = ((n as f64).log10().ceil() as u64).max(1) * u64::from(config.retransmit_mult);
+    let dissemination = config.gossip_interval * rounds as u32;
+    let bound = config.probe_interval + config.probe_timeout + max + dissemination;
+    println!(
+        "| {n} | {} | {} | {} of {} | {} – {} | {} | {} |",
+        secs(joined),
+        first_suspect.map_or("-".into(), |t| secs(t - t0)),
+        dead_seen.len(),
+        n - 1,
+        secs(Duration(min.as_nanos() as u64)),
+        secs(Duration(max.as_nanos() as u64)),
+        last_dead.map_or("-".into(), |t| secs(t - t0)),
+        secs(Duration(bound.as_nanos() as u64)),
+    );
+}
+
+fn load(n: usize) {
+    let (mut lab, _) = cluster(n, 11, gossip::Config::memberlist_lan());
+    // Let the join's broadcasts drain, then measure the steady state.
+    let settle = lab.now() + Duration::from_secs(30);
+    lab.run_until(settle);
+    lab.gossip_load = Default::default();
+    // Three minutes: push/pull runs every 90 s at N = 100 (30 s scaled by log2 N).
+    let span = 180.0;
+    let end = lab.now() + Duration::from_secs(180);
+    lab.run_until(end);
+    let l = lab.gossip_load;
+    let per = |x: u64| x as f64 / n as f64 / span;
+    println!(
+        "| {n} | {:.2} | {:.0} | {:.3} | {:.0} |",
+        per(l.packets),
+        per(l.bytes),
+        per(l.streams),
+        per(l.stream_bytes)
+    );
+}
+
+fn lifeguard_off() -> gossip::Config {
+    // memberlist's way to switch Lifeguard off: no awareness, no dynamic suspicion.
+    gossip::Config {
+        awareness_max_multiplier: 1,
+        suspicion_max_timeout_mult: 1,
+        ..gossip::Config::memberlist_lan()
+    }
+}
+
+/// False suspicions and false deaths of healthy members over `minutes`, as distinct
+/// (member, incarnation) episodes.
+fn false_positives(
+    n: usize,
+    loss: f64,
+    lagging: bool,
+    config: gossip::Config,
+    minutes: u64,
+) -> (usize, usize) {
+    let (mut lab, _) = cluster(n, 13, config);
+    lab.underlay.set_default_link(LinkParams {
+        loss,
+        ..LinkParams::default()
+    });
+    let slow = name(0);
+    if lagging {
+        lab.hosts[0].gossip.lag = Duration::from_millis(1500);
+    }
+    let mark = lab.trace.events().len();
+    let end = lab.now() + Duration::from_secs(60 * minutes);
+    lab.run_until(end);
+    // Distinct episodes: a suspicion (or death) of one member at one incarnation, however
+    // many members heard of it.
+    let mut suspicions = std::collections::BTreeSet::new();
+    let mut deaths = std::collections::BTreeSet::new();
+    for (_, e) in &lab.trace.events()[mark..] {
+        if let TraceEvent::Gossip {
+            kind,
+            member,
+            incarnation,
+            ..
+        } = e
+        {
+            if lagging && *member == slow {
+                continue; // only healthy members count
+            }
+            match kind.as_str() {
+                "Suspect" => {
+                    suspicions.insert((member.clone(), *incarnation));
+                }
+                "Dead" => {
+                    deaths.insert((member.clone(), *incarnation));
+                }
+                _ => {}
+            }
+        }
+    }
+    (suspicions.len(), deaths.len())
+}
+
+fn main() {
+    let quick = std::env::args().any(|a| a == "--quick");
+    let sizes: &[usize] = if quick { &[10, 100] } else { &[10, 100, 1000] };
+
+    println!("### Failure detection (one member crashes; memberlist LAN profile)\n");
+    println!("| N | join converged | first suspicion | members that marked it dead | suspicion timeout (min – max) | last member marks it dead | memberlist bound |");
+    println!("|---|---|---|---|---|---|---|");
+    for &n in sizes {
+        detection(n);
+    }
+
+    println!("\n### Load per member per second (steady state, no failures)\n");
+    println!("| N | UDP packets | UDP bytes | TCP streams (push/pull) | stream bytes |");
+    println!("|---|---|---|---|---|");
+    for &n in if quick {
+        &[100usize][..]
+    } else {
+        &[100usize, 1000][..]
+    } {
+        load(n);
+    }
+
+    let minutes = if quick { 2 } else { 10 };
+    println!("\n### False positives at N = 100 over {minutes} virtual minutes (distinct suspicions / deaths of healthy members)\n");
+    println!("| condition | Lifeguard on | Lifeguard off |");
+    println!("|---|---|---|");
+    for (label, loss, lag) in [
+        ("10% loss", 0.10, false),
+        ("20% loss", 0.20, false),
+        ("one member lags 1.5 s", 0.0, true),
+    ] {
+        let on = false_positives(100, loss, lag, gossip::Config::memberlist_lan(), minutes);
+        let off = false_positives(100, loss, lag, lifeguard_off(), minutes);
+        println!("| {label} | {} / {} | {} / {} |", on.0, on.1, off.0, off.1);
+    }
+}
