@@ -37,6 +37,10 @@ pub struct Config {
     pub keyring: Keyring,
     /// Dial and read deadline of a stream.
     pub tcp_timeout: Duration,
+    /// Cluster label (memberlist 0.3+): sent as `[244][len][label]` in front of every
+    /// packet and stream, used as associated data when encrypting, and required on
+    /// input. `None` sends no label and refuses labelled input.
+    pub label: Option<String>,
 }
 
 impl Config {
@@ -58,6 +62,7 @@ impl Config {
             enable_compression: true,
             keyring: Keyring::default(),
             tcp_timeout: Duration::from_secs(10),
+            label: None,
         }
     }
 

@@ -323,6 +323,19 @@ impl Member {
             .collect()
     }
 
+    /// One member as this member sees it.
+    pub fn info(&self, name: &str) -> Option<MemberInfo> {
+        self.index.get(name).map(|i| {
+            let n = &self.nodes[*i];
+            MemberInfo {
+                name: n.name.clone(),
+                addr: n.sock(),
+                state: n.state,
+                incarnation: n.incarnation,
+            }
+        })
+    }
+
     /// The state of one member, if known.
     pub fn state_of(&self, name: &str) -> Option<State> {
         self.index.get(name).map(|i| self.nodes[*i].state)
@@ -405,10 +418,15 @@ impl Member {
 
     /// A UDP datagram arrived from `from`.
     pub fn handle_packet(&mut self, now: Duration, from: SocketAddrV4, bytes: &[u8]) {
+        let bytes = match self.check_label(bytes) {
+            Ok(rest) => rest,
+            Err(e) => return self.count(&e),
+        };
+        let aad = self.label_bytes();
         let plain;
         let mut buf = bytes;
         if self.config.keyring.enabled() {
-            match self.config.keyring.decrypt(bytes, b"") {
+            match self.config.keyring.decrypt(bytes, &aad) {
                 Ok(p) => {
                     plain = p;
                     buf = &plain;
@@ -537,6 +555,7 @@ impl Member {
             WireError::Compression(_) => "compression",
             WireError::TooLarge(_) => "too-large",
             WireError::Unexpected(_) => "unexpected-type",
+            WireError::Label => "label-mismatch",
         };
         self.count_reason(reason);
     }
@@ -637,9 +656,13 @@ impl Member {
         if pmax.is_some_and(|p| p >= 5) {
             msg = wire::with_crc(&msg);
         }
+        let label = self.label_bytes();
         if self.config.keyring.enabled() {
             let nonce = self.nonce();
-            msg = self.config.keyring.encrypt(nonce, &msg, b"");
+            msg = self.config.keyring.encrypt(nonce, &msg, &label);
+        }
+        if !label.is_empty() {
+            msg = wire::with_label(&label, &msg);
         }
         self.transmits
             .push_back(Transmit::Packet { to, bytes: msg });
@@ -652,20 +675,50 @@ impl Member {
         if self.config.enable_compression {
             msg = wire::compress(&msg);
         }
+        let label = self.label_bytes();
         if self.config.keyring.enabled() {
             let len = (security::OVERHEAD + msg.len()) as u32;
             let mut header = vec![MessageType::Encrypt as u8];
             header.extend_from_slice(&len.to_be_bytes());
             let nonce = self.nonce();
-            let env = self.config.keyring.encrypt(nonce, &msg, &header);
+            let aad = [&header[..], &label[..]].concat();
+            let env = self.config.keyring.encrypt(nonce, &msg, &aad);
             header.extend_from_slice(&env);
             msg = header;
+        }
+        if !label.is_empty() {
+            msg = wire::with_label(&label, &msg);
         }
         msg
     }
 
+    fn label_bytes(&self) -> Vec<u8> {
+        self.config
+            .label
+            .as_deref()
+            .unwrap_or("")
+            .as_bytes()
+            .to_vec()
+    }
+
+    /// Strip the label header, which must match ours (or be absent when we have none).
+    fn check_label<'a>(&self, bytes: &'a [u8]) -> Result<&'a [u8], WireError> {
+        let (label, rest) = wire::strip_label(bytes)?;
+        match (label, self.config.label.as_deref()) {
+            (None, None) => Ok(rest),
+            (Some(l), Some(ours)) if l == ours.as_bytes() => Ok(rest),
+            _ => Err(WireError::Label),
+        }
+    }
+
     /// Undo `seal_stream` on what was read so far: `Ok(None)` when more bytes are needed.
     fn open_stream_message(&self, bytes: &[u8]) -> Result<Option<Vec<u8>>, WireError> {
+        let bytes = match self.check_label(bytes) {
+            Ok(rest) => rest,
+            Err(WireError::Truncated) => return Ok(None),
+            Err(e) => return Err(e),
+        };
+        let label = self.label_bytes();
         let Some(&first) = bytes.first() else {
             return Ok(None);
         };
@@ -683,7 +736,9 @@ impl Member {
             let Some(env) = bytes.get(5..5 + len) else {
                 return Ok(None);
             };
-            self.config.keyring.decrypt(env, &bytes[..5])?
+            self.config
+                .keyring
+                .decrypt(env, &[&bytes[..5], &label[..]].concat())?
         } else if self.config.keyring.enabled() {
             return Err(WireError::NotEncrypted);
         } else {

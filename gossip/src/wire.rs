@@ -94,6 +94,9 @@ pub enum WireError {
     /// Larger than memberlist accepts (20 MiB for a push/pull).
     #[error("message of {0} bytes exceeds the limit")]
     TooLarge(usize),
+    /// The cluster label is missing, unexpected or different from ours.
+    #[error("label mismatch")]
+    Label,
     /// A valid message in a place where it is not allowed.
     #[error("unexpected message type {0:?}")]
     Unexpected(MessageType),
@@ -369,6 +372,33 @@ pub fn split_compound(body: &[u8]) -> (Vec<&[u8]>, bool) {
     (parts, false)
 }
 
+/// The label header's type byte (memberlist 0.3 and later).
+pub const HAS_LABEL: u8 = 244;
+
+/// `[244][len][label][rest]`: a cluster label, outermost, so that members of different
+/// clusters on one network ignore each other.
+pub fn with_label(label: &[u8], rest: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(2 + label.len() + rest.len());
+    out.push(HAS_LABEL);
+    out.push(label.len().min(255) as u8);
+    out.extend_from_slice(&label[..label.len().min(255)]);
+    out.extend_from_slice(rest);
+    out
+}
+
+/// Split off a label header if there is one: `(label, rest)`.
+pub fn strip_label(bytes: &[u8]) -> Result<(Option<&[u8]>, &[u8]), WireError> {
+    if bytes.first() != Some(&HAS_LABEL) {
+        return Ok((None, bytes));
+    }
+    let len = usize::from(*bytes.get(1).ok_or(WireError::Truncated)?);
+    if len == 0 {
+        return Err(WireError::Malformed("empty label".into()));
+    }
+    let label = bytes.get(2..2 + len).ok_or(WireError::Truncated)?;
+    Ok((Some(label), &bytes[2 + len..]))
+}
+
 /// `[12][crc32 BE][payload]`.
 pub fn with_crc(payload: &[u8]) -> Vec<u8> {
     let mut out = Vec::with_capacity(5 + payload.len());
@@ -494,6 +524,17 @@ mod tests {
         bad[6] ^= 1;
         assert_eq!(strip_crc(&bad), Err(WireError::BadCrc));
         assert_eq!(strip_crc(b"\x02plain").unwrap(), b"\x02plain");
+    }
+
+    #[test]
+    fn label_header_round_trips_and_rejects_truncation() {
+        let l = with_label(b"swarm-a", b"\x02rest");
+        assert_eq!(
+            strip_label(&l).unwrap(),
+            (Some(&b"swarm-a"[..]), &b"\x02rest"[..])
+        );
+        assert_eq!(strip_label(b"\x02rest").unwrap(), (None, &b"\x02rest"[..]));
+        assert_eq!(strip_label(&l[..5]), Err(WireError::Truncated));
     }
 
     #[test]

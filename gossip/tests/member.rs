@@ -334,3 +334,25 @@ fn encrypted_members_talk_and_a_wrong_key_is_refused_and_counted() {
             .unwrap_or(0);
     assert!(refused > 0 || net.members[2].counters().dropped.contains_key("decrypt"));
 }
+
+#[test]
+fn members_with_different_labels_ignore_each_other() {
+    let mut a = Config::memberlist_lan();
+    a.label = Some("swarm-a".into());
+    let mut b = a.clone();
+    b.label = Some("swarm-b".into());
+    let mut net = Net::new(3, a);
+    net.members[2] = Member::new(b, "m2", net.addrs[2], Duration::ZERO, 5);
+    net.join_all();
+    net.run_for(Duration::from_secs(5));
+    assert_eq!(net.members[0].live_members(), vec!["m0", "m1"]);
+    assert!(
+        net.members[0]
+            .counters()
+            .dropped
+            .get("label-mismatch")
+            .copied()
+            .unwrap_or(0)
+            > 0
+    );
+}

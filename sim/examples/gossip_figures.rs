@@ -113,6 +113,51 @@ fn load(n: usize) {
     );
 }
 
+/// Gossip rounds until a broadcast reaches 99.99% of N, next to serf's convergence
+/// model: the fraction reached after r rounds is 1 / (1 + (N+1) e^(-fanout r)).
+fn dissemination(n: usize) {
+    let config = gossip::Config::memberlist_lan();
+    let (mut lab, _) = cluster(n, 17, config.clone());
+    let settle = lab.now() + Duration::from_secs(20);
+    lab.run_until(settle);
+    // Accuse member 1 to its face: it refutes with a new incarnation, broadcast by gossip.
+    let target = name(1);
+    let before = lab.hosts[0]
+        .gossip
+        .member
+        .info(&target)
+        .map_or(1, |m| m.incarnation);
+    let accusation = gossip::wire::encode(
+        gossip::wire::MessageType::Suspect,
+        &gossip::wire::Accusation {
+            from: name(0),
+            incarnation: before,
+            node: target.clone(),
+        },
+    );
+    let from = std::net::SocketAddrV4::new(lab.underlay.nic(HostId(0)).ip, gossip::GOSSIP_PORT);
+    let t0 = lab.now();
+    lab.gossip_inject(HostId(1), from, &accusation);
+    let need = ((n as f64) * 0.9999).ceil() as usize;
+    let knows = |lab: &Lab| {
+        (0..n)
+            .filter(|h| {
+                lab.hosts[*h]
+                    .gossip
+                    .member
+                    .info(&target)
+                    .is_some_and(|m| m.incarnation > before)
+            })
+            .count()
+    };
+    lab.run_until_or(t0 + Duration::from_secs(60), |lab| knows(lab) >= need);
+    let took = lab.now() - t0;
+    let rounds = took.as_nanos() as f64 / config.gossip_interval.as_nanos() as f64;
+    let fanout = config.gossip_nodes as f64;
+    let model = (((n as f64) + 1.0) / (1.0 / 0.9999 - 1.0)).ln() / fanout;
+    println!("| {n} | {} | {rounds:.1} | {model:.1} |", secs(took));
+}
+
 fn lifeguard_off() -> gossip::Config {
     // memberlist's way to switch Lifeguard off: no awareness, no dynamic suspicion.
     gossip::Config {
@@ -181,6 +226,13 @@ fn main() {
     println!("|---|---|---|---|---|---|---|");
     for &n in sizes {
         detection(n);
+    }
+
+    println!("\n### Dissemination (a refutation's alive broadcast reaching 99.99% of N)\n");
+    println!("| N | time | gossip rounds (200 ms) | serf model, fanout 3 |");
+    println!("|---|---|---|---|");
+    for &n in sizes {
+        dissemination(n);
     }
 
     println!("\n### Load per member per second (steady state, no failures)\n");

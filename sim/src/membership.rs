@@ -332,6 +332,16 @@ impl Lab {
         }
     }
 
+    /// Hand a host's member a UDP payload as if `from` had sent it (for experiments).
+    pub fn gossip_inject(&mut self, host: HostId, from: SocketAddrV4, payload: &[u8]) {
+        let now = since_start(self.now());
+        self.hosts[host.0]
+            .gossip
+            .member
+            .handle_packet(now, from, payload);
+        self.gossip_flush(host);
+    }
+
     /// How `viewer` sees `member`.
     pub fn gossip_state(&self, viewer: HostId, member: &str) -> Option<gossip::State> {
         self.hosts[viewer.0].gossip.member.state_of(member)
