@@ -1300,12 +1300,18 @@ impl Member {
                     state: State::Dead,
                     state_change: now,
                 };
-                let at = self.below(self.nodes.len() + 1);
-                self.nodes.insert(at, node);
-                if at < self.probe_index {
-                    self.probe_index += 1;
+                // Append, then swap into a random place (as memberlist does), so that
+                // only two index entries change: O(log N), not a rebuild.
+                let last = self.nodes.len();
+                self.index.insert(node.name.clone(), last);
+                self.nodes.push(node);
+                let at = self.below(last + 1);
+                if at != last {
+                    self.nodes.swap(at, last);
+                    let moved = self.nodes[last].name.clone();
+                    self.index.insert(moved, last);
+                    self.index.insert(a.node.clone(), at);
                 }
-                self.reindex();
                 at
             }
         };
