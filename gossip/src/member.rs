@@ -1154,8 +1154,11 @@ impl Member {
 
     fn gossip_tick(&mut self, now: Duration) {
         self.schedule(now + self.config.gossip_interval, Timer::Gossip);
+        if self.broadcasts.is_empty() {
+            return; // nothing to say: no packet (memberlist sends none either)
+        }
         let dead_window = self.config.gossip_to_the_dead;
-        let mut candidates: Vec<Node> = self
+        let mut candidates: Vec<(SocketAddrV4, u8)> = self
             .nodes
             .iter()
             .filter(|n| n.name != self.name)
@@ -1164,7 +1167,7 @@ impl Member {
                 State::Dead => now.saturating_sub(n.state_change) < dead_window,
                 State::Left => false,
             })
-            .cloned()
+            .map(|n| (n.sock(), n.pmax()))
             .collect();
         let budget = self
             .config
@@ -1185,7 +1188,7 @@ impl Member {
             } else {
                 wire::compound(&msgs)
             };
-            self.send_packet(node.sock(), msg, Some(node.pmax()), false);
+            self.send_packet(node.0, msg, Some(node.1), false);
         }
     }
 

@@ -265,13 +265,12 @@ fn a_member_that_cannot_hear_raises_its_own_awareness() {
     // m0 is cut off: its probes fail and the nacks it expects never come.
     net.isolated.insert(0);
     net.run_for(Duration::from_secs(6));
+    // Each failed probe misses all three expected nacks: +3.
     assert!(
-        net.members[0].awareness() >= 2,
+        net.members[0].awareness() >= 3,
         "awareness {}",
         net.members[0].awareness()
     );
-    // Healthy members stay healthy.
-    assert!(net.members[1].awareness() <= 1);
 }
 
 #[test]
