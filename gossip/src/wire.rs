@@ -424,11 +424,18 @@ pub fn strip_crc(packet: &[u8]) -> Result<&[u8], WireError> {
     }
 }
 
+const LZW_BUFFER: usize = 4096;
+
 /// LZW as Go's `compress/lzw` with LSB order and 8-bit literals (GIF's variant):
 /// `[9][msgpack compress{Algo: 0, Buf}]`.
 pub fn compress(msg: &[u8]) -> Vec<u8> {
     let mut enc = weezl::encode::Encoder::new(weezl::BitOrder::Lsb, 8);
-    let buf = enc.encode(msg).unwrap_or_default();
+    let mut buf = Vec::with_capacity(msg.len() / 2 + 16);
+    let mut stream = enc.into_stream(&mut buf);
+    // weezl's default stream buffer is 16 MiB, zeroed on every call: far more than a
+    // gossip message needs.
+    stream.set_buffer_size(LZW_BUFFER);
+    let _ = stream.encode_all(msg).status;
     encode(
         MessageType::Compress,
         &Compress {
@@ -449,7 +456,9 @@ pub fn decompress(body: &[u8]) -> Result<Vec<u8>, WireError> {
     }
     let mut dec = weezl::decode::Decoder::new(weezl::BitOrder::Lsb, 8);
     let mut out = Vec::new();
-    let result = dec.into_stream(&mut out).decode_all(&c.buf[..]);
+    let mut stream = dec.into_stream(&mut out);
+    stream.set_buffer_size(LZW_BUFFER);
+    let result = stream.decode_all(&c.buf[..]);
     result
         .status
         .map_err(|e| WireError::Compression(e.to_string()))?;
