@@ -9,6 +9,7 @@
 pub mod config;
 pub mod member;
 pub mod security;
+pub mod tables;
 pub mod wire;
 
 pub use config::Config;

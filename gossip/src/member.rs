@@ -191,6 +191,7 @@ enum Timer {
 enum Purpose {
     PushPull,
     TcpPing(u32),
+    User,
 }
 
 /// Counters of refused input, by reason.
@@ -227,6 +228,7 @@ pub struct Member {
     events: VecDeque<Event>,
     rng: u64,
     counters: Counters,
+    user_messages: VecDeque<Vec<u8>>,
 }
 
 fn ip_from_bytes(b: &[u8]) -> Option<Ipv4Addr> {
@@ -268,6 +270,7 @@ impl Member {
             events: VecDeque::new(),
             rng: seed ^ 0x6a09_e667_f3bc_c908,
             counters: Counters::default(),
+            user_messages: VecDeque::new(),
         };
         let me = m.self_alive();
         m.alive_node(now, me, true, "started");
@@ -366,6 +369,59 @@ impl Member {
     /// The next event.
     pub fn poll_event(&mut self) -> Option<Event> {
         self.events.pop_front()
+    }
+
+    /// The next user message received (what memberlist hands its delegate's NotifyMsg).
+    pub fn poll_user_message(&mut self) -> Option<Vec<u8>> {
+        self.user_messages.pop_front()
+    }
+
+    /// Send a user message to a member over UDP (`[8][bytes]`, memberlist's
+    /// SendBestEffort); false when the member is not known alive.
+    pub fn send_user(&mut self, to: &str, bytes: &[u8]) -> bool {
+        let Some(node) = self
+            .index
+            .get(to)
+            .map(|i| &self.nodes[*i])
+            .filter(|n| n.state == State::Alive)
+        else {
+            return false;
+        };
+        let (sock, pmax) = (node.sock(), node.pmax());
+        let mut msg = vec![MessageType::User as u8];
+        msg.extend_from_slice(bytes);
+        self.send_packet(sock, msg, Some(pmax), false);
+        true
+    }
+
+    /// Send a user message to a member over a TCP stream (memberlist's SendReliable).
+    pub fn send_user_reliable(&mut self, to: &str, bytes: &[u8]) -> bool {
+        let Some(sock) = self
+            .index
+            .get(to)
+            .map(|i| &self.nodes[*i])
+            .filter(|n| n.state == State::Alive)
+            .map(Node::sock)
+        else {
+            return false;
+        };
+        let mut msg = encode(
+            MessageType::User,
+            &UserMsgHeader {
+                user_msg_len: bytes.len() as u32,
+            },
+        );
+        msg.extend_from_slice(bytes);
+        self.open_stream(sock, msg, Purpose::User);
+        true
+    }
+
+    /// Gossip a user message to the whole cluster, piggybacked like memberlist's own
+    /// broadcasts; a newer one with the same key replaces an older one.
+    pub fn broadcast_user(&mut self, key: &str, bytes: &[u8]) {
+        let mut msg = vec![MessageType::User as u8];
+        msg.extend_from_slice(bytes);
+        self.queue_broadcast(&format!("user:{key}"), msg);
     }
 
     /// Join through the members at `addrs`: a push/pull with each.
@@ -495,7 +551,21 @@ impl Member {
                     StreamInput::Close
                 }
             },
-            Some(MessageType::User) => StreamInput::Close,
+            Some(MessageType::User) => {
+                let mut rd = &msg[1..];
+                match decode_next::<UserMsgHeader>(&mut rd) {
+                    Ok(h) if rd.len() >= h.user_msg_len as usize => {
+                        self.user_messages
+                            .push_back(rd[..h.user_msg_len as usize].to_vec());
+                        StreamInput::Close
+                    }
+                    Ok(_) | Err(WireError::Truncated) => StreamInput::NeedMore,
+                    Err(e) => {
+                        self.count(&e);
+                        StreamInput::Close
+                    }
+                }
+            }
             Some(t) => {
                 self.count(&WireError::Unexpected(t));
                 StreamInput::Close
@@ -512,6 +582,9 @@ impl Member {
         let Some(purpose) = self.streams.remove(&id.0) else {
             return;
         };
+        if matches!(purpose, Purpose::User) {
+            return; // memberlist closes a user stream without a reply
+        }
         let msg = match self.open_stream_message(bytes) {
             Ok(Some(m)) => m,
             Ok(None) => return self.count(&WireError::Truncated),
@@ -530,6 +603,7 @@ impl Member {
                     }
                 }
             }
+            (Purpose::User, _) => {}
             (_, Some(MessageType::Err)) => self.count_reason("remote-error"),
             _ => self.count_reason("unexpected-stream-reply"),
         }
@@ -874,7 +948,13 @@ impl Member {
                 }
                 Err(e) => self.count(&e),
             },
-            MessageType::User => self.count_reason("user-message-unhandled"),
+            MessageType::User => {
+                if self.user_messages.len() < 1024 {
+                    self.user_messages.push_back(body.to_vec());
+                } else {
+                    self.count_reason("user-queue-full");
+                }
+            }
             other => self.count(&WireError::Unexpected(other)),
         }
     }

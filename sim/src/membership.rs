@@ -262,7 +262,9 @@ impl Lab {
         let now = since_start(self.now());
         let reply = match self.hosts[to.0].gossip.member.handle_stream(now, bytes) {
             StreamInput::Reply(r) => Some(r),
-            StreamInput::NeedMore | StreamInput::Close => None,
+            // A complete request answered by closing (a user message): an empty reply.
+            StreamInput::Close => Some(Vec::new()),
+            StreamInput::NeedMore => None,
         };
         self.gossip_flush(to);
         let loss = self.underlay.link(from, to).loss;

@@ -1,0 +1,613 @@
+//! Network-scoped tables on top of membership, as libnetwork's NetworkDB does for the
+//! overlay: members join and leave named networks; each (table, network, key) holds a
+//! value with a Lamport time and an owner; changes are gossiped every 200 ms to 3 random
+//! members of the same network and ride on memberlist user messages; a member that joins
+//! a network bulk-syncs over TCP with every member of it, then with one random member
+//! every 30 s; deletes are tombstones reaped after 30 minutes; a dead member's entries
+//! disappear.
+//!
+//! Like `Member`, this core has no I/O: a driver passes what `Member` received as user
+//! messages to `handle_message`, sends what `poll_send` asks through the member, and
+//! reports member deaths with `node_gone`. The message format is ours (msgpack), behind
+//! a magic byte; it needs no compatibility with Go.
+
+use serde::{Deserialize, Serialize};
+use serde_bytes::ByteBuf;
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::time::Duration;
+
+const MAGIC: u8 = 0xd7;
+
+/// How often table events are gossiped within a network.
+pub const GOSSIP_INTERVAL: Duration = Duration::from_millis(200);
+/// How many network members each gossip round reaches.
+pub const GOSSIP_FANOUT: usize = 3;
+/// How often a network is synced in bulk with one random member of it.
+pub const SYNC_INTERVAL: Duration = Duration::from_secs(30);
+/// How long a delete is remembered.
+pub const TOMBSTONE_TTL: Duration = Duration::from_secs(30 * 60);
+
+/// What happened to an entry.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Change {
+    /// A new key.
+    Create,
+    /// A new value for a known key.
+    Update,
+    /// The key was deleted (or its owner left or died).
+    Delete,
+}
+
+/// A change to a table, as this member saw it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TableEvent {
+    /// What happened.
+    pub change: Change,
+    /// Table name.
+    pub table: String,
+    /// Network.
+    pub network: String,
+    /// Key.
+    pub key: String,
+    /// Value (empty for a delete).
+    pub value: Vec<u8>,
+    /// The member that owns the entry.
+    pub owner: String,
+}
+
+/// What the driver must send through the member.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Send {
+    /// `Member::send_user` to this member.
+    Unreliable {
+        /// Member name.
+        to: String,
+        /// Payload.
+        bytes: Vec<u8>,
+    },
+    /// `Member::send_user_reliable` to this member.
+    Reliable {
+        /// Member name.
+        to: String,
+        /// Payload.
+        bytes: Vec<u8>,
+    },
+    /// `Member::broadcast_user` to the whole cluster.
+    Broadcast {
+        /// Invalidation key.
+        key: String,
+        /// Payload.
+        bytes: Vec<u8>,
+    },
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+struct WireEntry {
+    table: String,
+    key: String,
+    owner: String,
+    value: ByteBuf,
+    ltime: u64,
+    deleted: bool,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+enum Msg {
+    NetworkJoin {
+        node: String,
+        network: String,
+        ltime: u64,
+    },
+    NetworkLeave {
+        node: String,
+        network: String,
+        ltime: u64,
+    },
+    Table {
+        network: String,
+        entry: WireEntry,
+    },
+    BulkSync {
+        node: String,
+        network: String,
+        reply: bool,
+        entries: Vec<WireEntry>,
+    },
+}
+
+fn encode(msg: &Msg) -> Vec<u8> {
+    let mut out = vec![MAGIC];
+    let _ = rmp_serde::encode::write_named(&mut out, msg);
+    out
+}
+
+#[derive(Clone, Debug)]
+struct Entry {
+    owner: String,
+    value: Vec<u8>,
+    ltime: u64,
+    deleted: bool,
+    reap_at: Option<Duration>,
+}
+
+#[derive(Clone, Debug)]
+struct Participant {
+    ltime: u64,
+    leaving: bool,
+}
+
+/// One member's NetworkDB.
+#[derive(Debug)]
+pub struct NetworkDb {
+    node: String,
+    clock: u64,
+    /// network -> member -> participation.
+    networks: BTreeMap<String, BTreeMap<String, Participant>>,
+    mine: BTreeSet<String>,
+    /// (network, table, key) -> entry.
+    entries: BTreeMap<(String, String, String), Entry>,
+    /// network -> queued table messages and how often each was sent.
+    queues: BTreeMap<String, Vec<(Vec<u8>, u32)>>,
+    events: VecDeque<TableEvent>,
+    sends: VecDeque<Send>,
+    next_gossip: Duration,
+    next_sync: Duration,
+    rng: u64,
+    /// Messages that did not decode.
+    pub malformed: u64,
+}
+
+impl NetworkDb {
+    /// A database for member `node`.
+    pub fn new(node: &str, now: Duration, seed: u64) -> NetworkDb {
+        NetworkDb {
+            node: node.to_string(),
+            clock: 0,
+            networks: BTreeMap::new(),
+            mine: BTreeSet::new(),
+            entries: BTreeMap::new(),
+            queues: BTreeMap::new(),
+            events: VecDeque::new(),
+            sends: VecDeque::new(),
+            next_gossip: now + GOSSIP_INTERVAL,
+            next_sync: now + SYNC_INTERVAL,
+            rng: seed ^ 0x3c6e_f372_fe94_f82b,
+            malformed: 0,
+        }
+    }
+
+    fn tick(&mut self) -> u64 {
+        self.clock += 1;
+        self.clock
+    }
+
+    fn witness(&mut self, t: u64) {
+        self.clock = self.clock.max(t);
+    }
+
+    fn below(&mut self, n: usize) -> usize {
+        self.rng = self.rng.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        let mut z = self.rng;
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        ((u128::from(z ^ (z >> 31)) * n as u128) >> 64) as usize
+    }
+
+    /// The next thing to send.
+    pub fn poll_send(&mut self) -> Option<Send> {
+        self.sends.pop_front()
+    }
+
+    /// The next table event.
+    pub fn poll_event(&mut self) -> Option<TableEvent> {
+        self.events.pop_front()
+    }
+
+    /// When `handle_timeout` wants to run.
+    pub fn next_timeout(&self) -> Duration {
+        self.next_gossip.min(self.next_sync)
+    }
+
+    /// Networks this member has joined.
+    pub fn my_networks(&self) -> impl Iterator<Item = &String> {
+        self.mine.iter()
+    }
+
+    /// Members of a network as this member knows them (itself included), sorted.
+    pub fn participants(&self, network: &str) -> Vec<String> {
+        self.networks
+            .get(network)
+            .map(|m| {
+                m.iter()
+                    .filter(|(_, p)| !p.leaving)
+                    .map(|(n, _)| n.clone())
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
+    /// Live entries of a table in a network: (key, owner, value), sorted by key.
+    pub fn entries(&self, network: &str, table: &str) -> Vec<(String, String, Vec<u8>)> {
+        self.entries
+            .iter()
+            .filter(|((n, t, _), e)| n == network && t == table && !e.deleted)
+            .map(|((_, _, k), e)| (k.clone(), e.owner.clone(), e.value.clone()))
+            .collect()
+    }
+
+    fn others(&self, network: &str) -> Vec<String> {
+        self.participants(network)
+            .into_iter()
+            .filter(|n| *n != self.node)
+            .collect()
+    }
+
+    fn entries_of(&self, network: &str) -> Vec<WireEntry> {
+        self.entries
+            .iter()
+            .filter(|((n, _, _), _)| n == network)
+            .map(|((_, t, k), e)| WireEntry {
+                table: t.clone(),
+                key: k.clone(),
+                owner: e.owner.clone(),
+                value: ByteBuf::from(e.value.clone()),
+                ltime: e.ltime,
+                deleted: e.deleted,
+            })
+            .collect()
+    }
+
+    /// Join a network: announce it cluster-wide and bulk-sync with every member of it.
+    pub fn join_network(&mut self, network: &str) {
+        let ltime = self.tick();
+        self.mine.insert(network.to_string());
+        self.networks
+            .entry(network.to_string())
+            .or_default()
+            .insert(
+                self.node.clone(),
+                Participant {
+                    ltime,
+                    leaving: false,
+                },
+            );
+        let msg = encode(&Msg::NetworkJoin {
+            node: self.node.clone(),
+            network: network.into(),
+            ltime,
+        });
+        self.sends.push_back(Send::Broadcast {
+            key: format!("net:{}:{network}", self.node),
+            bytes: msg,
+        });
+        for peer in self.others(network) {
+            self.request_sync(network, &peer);
+        }
+    }
+
+    /// Leave a network: announce it, and forget its entries.
+    pub fn leave_network(&mut self, network: &str) {
+        let ltime = self.tick();
+        self.mine.remove(network);
+        if let Some(m) = self.networks.get_mut(network) {
+            m.insert(
+                self.node.clone(),
+                Participant {
+                    ltime,
+                    leaving: true,
+                },
+            );
+        }
+        let msg = encode(&Msg::NetworkLeave {
+            node: self.node.clone(),
+            network: network.into(),
+            ltime,
+        });
+        self.sends.push_back(Send::Broadcast {
+            key: format!("net:{}:{network}", self.node),
+            bytes: msg,
+        });
+        self.entries.retain(|(n, _, _), _| n != network);
+        self.queues.remove(network);
+    }
+
+    fn request_sync(&mut self, network: &str, peer: &str) {
+        let msg = Msg::BulkSync {
+            node: self.node.clone(),
+            network: network.into(),
+            reply: true,
+            entries: self.entries_of(network),
+        };
+        self.sends.push_back(Send::Reliable {
+            to: peer.to_string(),
+            bytes: encode(&msg),
+        });
+    }
+
+    /// Create or update our entry `(table, network, key)`.
+    pub fn put(
+        &mut self,
+        now: Duration,
+        network: &str,
+        table: &str,
+        key: &str,
+        value: &[u8],
+    ) -> bool {
+        self.write(now, network, table, key, value, false)
+    }
+
+    /// Delete our entry: a tombstone, gossiped like any change.
+    pub fn delete(&mut self, now: Duration, network: &str, table: &str, key: &str) -> bool {
+        self.write(now, network, table, key, &[], true)
+    }
+
+    fn write(
+        &mut self,
+        now: Duration,
+        network: &str,
+        table: &str,
+        key: &str,
+        value: &[u8],
+        deleted: bool,
+    ) -> bool {
+        if !self.mine.contains(network) {
+            return false;
+        }
+        let entry = WireEntry {
+            table: table.into(),
+            key: key.into(),
+            owner: self.node.clone(),
+            value: ByteBuf::from(value.to_vec()),
+            ltime: self.tick(),
+            deleted,
+        };
+        self.apply(now, network, entry.clone());
+        let msg = encode(&Msg::Table {
+            network: network.into(),
+            entry,
+        });
+        self.queues
+            .entry(network.to_string())
+            .or_default()
+            .push((msg, 0));
+        true
+    }
+
+    /// Merge one entry; newer Lamport time wins (ties broken by owner name). Returns
+    /// whether it changed anything.
+    fn apply(&mut self, now: Duration, network: &str, e: WireEntry) -> bool {
+        self.witness(e.ltime);
+        let k = (network.to_string(), e.table.clone(), e.key.clone());
+        let change = match self.entries.get(&k) {
+            Some(old) if (old.ltime, &old.owner) >= (e.ltime, &e.owner) => return false,
+            Some(old) if old.deleted && e.deleted => None,
+            Some(old) if old.deleted => Some(Change::Create),
+            Some(_) if e.deleted => Some(Change::Delete),
+            Some(_) => Some(Change::Update),
+            None if e.deleted => None,
+            None => Some(Change::Create),
+        };
+        self.entries.insert(
+            k,
+            Entry {
+                owner: e.owner.clone(),
+                value: e.value.to_vec(),
+                ltime: e.ltime,
+                deleted: e.deleted,
+                reap_at: e.deleted.then_some(now + TOMBSTONE_TTL),
+            },
+        );
+        if let Some(change) = change {
+            self.events.push_back(TableEvent {
+                change,
+                table: e.table,
+                network: network.into(),
+                key: e.key,
+                value: if e.deleted {
+                    Vec::new()
+                } else {
+                    e.value.into_vec()
+                },
+                owner: e.owner,
+            });
+        }
+        true
+    }
+
+    /// A member died or left the cluster: its entries vanish from our view.
+    pub fn node_gone(&mut self, node: &str) {
+        for m in self.networks.values_mut() {
+            m.remove(node);
+        }
+        let gone: Vec<_> = self
+            .entries
+            .iter()
+            .filter(|(_, e)| e.owner == node && !e.deleted)
+            .map(|(k, _)| k.clone())
+            .collect();
+        for k in gone {
+            if let Some(e) = self.entries.remove(&k) {
+                self.events.push_back(TableEvent {
+                    change: Change::Delete,
+                    table: k.1.clone(),
+                    network: k.0.clone(),
+                    key: k.2.clone(),
+                    value: Vec::new(),
+                    owner: e.owner,
+                });
+            }
+        }
+    }
+
+    /// A user message from the member (ours start with a magic byte; others are ignored).
+    pub fn handle_message(&mut self, now: Duration, bytes: &[u8]) {
+        let Some((&MAGIC, body)) = bytes.split_first() else {
+            return;
+        };
+        let msg: Msg = match rmp_serde::from_slice(body) {
+            Ok(m) => m,
+            Err(_) => {
+                self.malformed += 1;
+                return;
+            }
+        };
+        match msg {
+            Msg::NetworkJoin {
+                node,
+                network,
+                ltime,
+            }
+            | Msg::NetworkLeave {
+                node,
+                network,
+                ltime,
+            } if node == self.node => {
+                let _ = (network, ltime);
+            }
+            Msg::NetworkJoin {
+                node,
+                network,
+                ltime,
+            } => {
+                self.witness(ltime);
+                let m = self.networks.entry(network).or_default();
+                if m.get(&node).is_none_or(|p| p.ltime < ltime) {
+                    m.insert(
+                        node,
+                        Participant {
+                            ltime,
+                            leaving: false,
+                        },
+                    );
+                }
+            }
+            Msg::NetworkLeave {
+                node,
+                network,
+                ltime,
+            } => {
+                self.witness(ltime);
+                let m = self.networks.entry(network.clone()).or_default();
+                if m.get(&node).is_none_or(|p| p.ltime < ltime) {
+                    m.insert(
+                        node.clone(),
+                        Participant {
+                            ltime,
+                            leaving: true,
+                        },
+                    );
+                    let gone: Vec<_> = self
+                        .entries
+                        .iter()
+                        .filter(|((n, _, _), e)| *n == network && e.owner == node && !e.deleted)
+                        .map(|(k, _)| k.clone())
+                        .collect();
+                    for k in gone {
+                        if let Some(e) = self.entries.remove(&k) {
+                            self.events.push_back(TableEvent {
+                                change: Change::Delete,
+                                table: k.1,
+                                network: k.0,
+                                key: k.2,
+                                value: Vec::new(),
+                                owner: e.owner,
+                            });
+                        }
+                    }
+                }
+            }
+            Msg::Table { network, entry } => {
+                if !self.mine.contains(&network) {
+                    return;
+                }
+                let msg = encode(&Msg::Table {
+                    network: network.clone(),
+                    entry: entry.clone(),
+                });
+                if self.apply(now, &network, entry) {
+                    // Pass news on, as NetworkDB rebroadcasts what it learns.
+                    self.queues.entry(network).or_default().push((msg, 0));
+                }
+            }
+            Msg::BulkSync {
+                node,
+                network,
+                reply,
+                entries,
+            } => {
+                if !self.mine.contains(&network) {
+                    return;
+                }
+                self.networks
+                    .entry(network.clone())
+                    .or_default()
+                    .entry(node.clone())
+                    .or_insert(Participant {
+                        ltime: 0,
+                        leaving: false,
+                    });
+                for e in entries {
+                    self.apply(now, &network, e);
+                }
+                if reply {
+                    let msg = Msg::BulkSync {
+                        node: self.node.clone(),
+                        network: network.clone(),
+                        reply: false,
+                        entries: self.entries_of(&network),
+                    };
+                    self.sends.push_back(Send::Reliable {
+                        to: node,
+                        bytes: encode(&msg),
+                    });
+                }
+            }
+        }
+    }
+
+    /// Gossip rounds, periodic bulk sync and tombstone reaping.
+    pub fn handle_timeout(&mut self, now: Duration) {
+        if now >= self.next_gossip {
+            self.next_gossip = now + GOSSIP_INTERVAL;
+            let networks: Vec<String> = self.mine.iter().cloned().collect();
+            for net in networks {
+                let peers = self.others(&net);
+                let queue = self.queues.entry(net.clone()).or_default();
+                if peers.is_empty() || queue.is_empty() {
+                    continue;
+                }
+                let n = peers.len() + 1;
+                let limit = 4 * (((n as f64) + 1.0).log10().ceil() as u32).max(1);
+                let msgs: Vec<Vec<u8>> = queue.iter().map(|(m, _)| m.clone()).collect();
+                for (_, sent) in queue.iter_mut() {
+                    *sent += 1;
+                }
+                queue.retain(|(_, sent)| *sent < limit);
+                let mut targets = peers;
+                for _ in 0..GOSSIP_FANOUT.min(targets.len()) {
+                    let i = self.below(targets.len());
+                    let to = targets.swap_remove(i);
+                    for m in &msgs {
+                        self.sends.push_back(Send::Unreliable {
+                            to: to.clone(),
+                            bytes: m.clone(),
+                        });
+                    }
+                }
+            }
+        }
+        if now >= self.next_sync {
+            self.next_sync = now + SYNC_INTERVAL;
+            let networks: Vec<String> = self.mine.iter().cloned().collect();
+            for net in networks {
+                let peers = self.others(&net);
+                if !peers.is_empty() {
+                    let peer = peers[self.below(peers.len())].clone();
+                    self.request_sync(&net, &peer);
+                }
+            }
+            self.entries
+                .retain(|_, e| e.reap_at.is_none_or(|t| t > now));
+        }
+    }
+}
