@@ -261,3 +261,41 @@ fn host_ranges_expand_and_bad_ranges_are_refused() {
     let s = parse("t.lab", "hosts n[1-3] 10.2.0.0/16\ngossip n[2-3] join n1\n").unwrap();
     assert_eq!(s.steps.len(), 2);
 }
+
+#[test]
+fn network_tables_ride_on_the_simulated_gossip() {
+    let o = play("hosts n[1-3] 192.168.40.0/24\ngossip n[2-3] join n1\nexpect members n3 count 3 within 5s\n");
+    let mut lab = o.lab;
+    for h in 0..2 {
+        lab.hosts[h].gossip.db.join_network("ov1");
+    }
+    // The driver flushes after the next input; a short run delivers everything.
+    let t = lab.now() + swarmlab::time::Duration::from_secs(1);
+    lab.run_until(t);
+    let now = std::time::Duration::from_nanos(lab.now().0);
+    assert!(lab.hosts[0].gossip.db.put(
+        now,
+        "ov1",
+        "overlay_peer_table",
+        "10.0.1.2",
+        b"02:42:0a:00:01:02 192.168.40.1"
+    ));
+    let t = lab.now() + swarmlab::time::Duration::from_secs(2);
+    lab.run_until(t);
+    assert_eq!(
+        lab.hosts[1]
+            .gossip
+            .db
+            .entries("ov1", "overlay_peer_table")
+            .len(),
+        1
+    );
+    assert!(
+        lab.hosts[2]
+            .gossip
+            .db
+            .entries("ov1", "overlay_peer_table")
+            .is_empty(),
+        "n3 is not in ov1"
+    );
+}

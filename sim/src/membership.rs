@@ -20,6 +20,8 @@ use std::net::SocketAddrV4;
 pub struct HostGossip {
     /// The member.
     pub member: Member,
+    /// Its network-scoped tables (what NetworkDB keeps for the overlay).
+    pub db: gossip::tables::NetworkDb,
     /// The wake-up already scheduled for it.
     armed: Option<Instant>,
     /// Who it joined through, to join again after a restart.
@@ -56,6 +58,7 @@ impl HostGossip {
     ) -> HostGossip {
         HostGossip {
             member: Member::new(config, name, addr, since_start(now), seed),
+            db: gossip::tables::NetworkDb::new(name, since_start(now), seed.rotate_left(17)),
             armed: None,
             lag: Duration::ZERO,
             seeds: Vec::new(),
@@ -80,6 +83,25 @@ impl Lab {
     /// After any input to a host's member: send what it wants sent, record its events,
     /// and make sure it is woken for its next timer.
     pub(crate) fn gossip_flush(&mut self, host: HostId) {
+        // NetworkDB rides on the member: user messages in, its sends out.
+        let now = since_start(self.now());
+        let g = &mut self.hosts[host.0].gossip;
+        while let Some(m) = g.member.poll_user_message() {
+            g.db.handle_message(now, &m);
+        }
+        while let Some(send) = g.db.poll_send() {
+            match send {
+                gossip::tables::Send::Unreliable { to, bytes } => {
+                    g.member.send_user(&to, &bytes);
+                }
+                gossip::tables::Send::Reliable { to, bytes } => {
+                    g.member.send_user_reliable(&to, &bytes);
+                }
+                gossip::tables::Send::Broadcast { key, bytes } => {
+                    g.member.broadcast_user(&key, &bytes)
+                }
+            }
+        }
         while let Some(t) = self.hosts[host.0].gossip.member.poll_transmit() {
             match t {
                 Transmit::Packet { to, bytes } => self.gossip_send_packet(host, to, &bytes),
@@ -88,6 +110,9 @@ impl Lab {
         }
         let name = self.host_name(host).to_string();
         while let Some(e) = self.hosts[host.0].gossip.member.poll_event() {
+            if matches!(e.kind, gossip::EventKind::Dead | gossip::EventKind::Left) {
+                self.hosts[host.0].gossip.db.node_gone(&e.member);
+            }
             let at = self.now();
             self.trace.push(
                 at,
@@ -100,7 +125,9 @@ impl Lab {
                 },
             );
         }
-        if let Some(next) = self.hosts[host.0].gossip.member.next_timeout() {
+        let db_next = self.hosts[host.0].gossip.db.next_timeout();
+        let member_next = self.hosts[host.0].gossip.member.next_timeout();
+        if let Some(next) = member_next.map(|t| t.min(db_next)) {
             let at = Instant(next.as_nanos() as u64);
             let g = &mut self.hosts[host.0].gossip;
             if g.armed.is_none_or(|a| at < a || a < self.engine.now()) {
@@ -122,6 +149,7 @@ impl Lab {
         }
         let now = since_start(self.now());
         self.hosts[host.0].gossip.member.handle_timeout(now);
+        self.hosts[host.0].gossip.db.handle_timeout(now);
         self.gossip_flush(host);
     }
 
