@@ -156,6 +156,11 @@ struct Suspicion {
 struct Probe {
     seq: u32,
     target: String,
+    /// The target's incarnation when the probe started: a refutation during the probe
+    /// makes our accusation stale, as in memberlist.
+    incarnation: u32,
+    /// The TCP fallback ping was answered.
+    tcp_ok: bool,
     through: Vec<String>,
     expected_nacks: u32,
     nacks: u32,
@@ -229,6 +234,11 @@ pub struct Member {
     rng: u64,
     counters: Counters,
     user_messages: VecDeque<Vec<u8>>,
+}
+
+/// Go treats a nil and an empty `[]byte` alike here.
+fn meta_eq(a: &Option<ByteBuf>, b: &Option<ByteBuf>) -> bool {
+    a.as_deref().map_or(&[][..], |m| &m[..]) == b.as_deref().map_or(&[][..], |m| &m[..])
 }
 
 fn ip_from_bytes(b: &[u8]) -> Option<Ipv4Addr> {
@@ -491,13 +501,20 @@ impl Member {
             }
         }
         match wire::strip_crc(buf) {
-            Ok(msg) => self.handle_command(now, from, msg, 0),
+            Ok(msg) => {
+                let mut budget = wire::MAX_PACKET_EXPANSION;
+                self.handle_command(now, from, msg, 0, &mut budget)
+            }
             Err(e) => self.count(&e),
         }
     }
 
     /// Bytes arrived on a stream someone opened to us (all bytes so far).
     pub fn handle_stream(&mut self, now: Duration, bytes: &[u8]) -> StreamInput {
+        if bytes.len() > MAX_PUSH_STATE + 64 {
+            self.count(&WireError::TooLarge(bytes.len()));
+            return StreamInput::Close;
+        }
         let msg = match self.open_stream_message(bytes) {
             Ok(Some(m)) => m,
             Ok(None) => return StreamInput::NeedMore,
@@ -819,7 +836,7 @@ impl Member {
             bytes.to_vec()
         };
         if msg.first() == Some(&(MessageType::Compress as u8)) {
-            msg = match wire::decompress(&msg[1..]) {
+            msg = match wire::decompress(&msg[1..], MAX_PUSH_STATE) {
                 Ok(m) => m,
                 Err(WireError::Truncated) if first != MessageType::Encrypt as u8 => {
                     return Ok(None)
@@ -881,7 +898,16 @@ impl Member {
 
     // ---- incoming messages ------------------------------------------------------------
 
-    fn handle_command(&mut self, now: Duration, from: SocketAddrV4, msg: &[u8], depth: u8) {
+    /// One message of a packet. `budget` is what decompression may still produce for
+    /// this packet, across every nesting level.
+    fn handle_command(
+        &mut self,
+        now: Duration,
+        from: SocketAddrV4,
+        msg: &[u8],
+        depth: u8,
+        budget: &mut usize,
+    ) {
         let Some(&ty) = msg.first() else {
             return self.count(&WireError::Truncated);
         };
@@ -899,11 +925,14 @@ impl Member {
                     self.count(&WireError::Truncated);
                 }
                 for p in parts {
-                    self.handle_command(now, from, p, depth + 1);
+                    self.handle_command(now, from, p, depth + 1, budget);
                 }
             }
-            MessageType::Compress => match wire::decompress(body) {
-                Ok(inner) => self.handle_command(now, from, &inner, depth + 1),
+            MessageType::Compress => match wire::decompress(body, *budget) {
+                Ok(inner) => {
+                    *budget -= inner.len();
+                    self.handle_command(now, from, &inner, depth + 1, budget)
+                }
                 Err(e) => self.count(&e),
             },
             MessageType::Ping => match decode::<Ping>(body) {
@@ -1017,27 +1046,17 @@ impl Member {
             self.send_packet(r.requester, ack, None, false);
             return;
         }
-        if let Some(p) = self.probe.take_if(|p| p.seq == seq) {
-            self.awareness = self.awareness.saturating_sub(1);
-            if via_tcp {
-                let inc = self
-                    .index
-                    .get(&p.target)
-                    .map(|i| self.nodes[*i].incarnation)
-                    .unwrap_or(0);
-                let reason = format!(
-                    "ping seq {seq} got no ack over UDP (direct or through {}) but did over TCP: UDP to {} may be blocked",
-                    if p.through.is_empty() { "nobody".to_string() } else { p.through.join(", ") },
-                    p.target
-                );
-                self.event(
-                    now,
-                    EventKind::ReachableOnlyOverTcp,
-                    &p.target,
-                    inc,
-                    &reason,
-                );
+        if via_tcp {
+            // Like memberlist, wait for the probe's deadline: only if UDP has failed by
+            // then does the TCP answer count (and get reported).
+            if let Some(p) = self.probe.as_mut().filter(|p| p.seq == seq) {
+                p.tcp_ok = true;
             }
+            let _ = now;
+            return;
+        }
+        if self.probe.take_if(|p| p.seq == seq).is_some() {
+            self.awareness = self.awareness.saturating_sub(1);
         }
     }
 
@@ -1108,6 +1127,8 @@ impl Member {
         self.probe = Some(Probe {
             seq,
             target: node.name.clone(),
+            incarnation: node.incarnation,
+            tcp_ok: false,
             through: Vec::new(),
             expected_nacks: 0,
             nacks: 0,
@@ -1180,18 +1201,26 @@ impl Member {
             1
         };
         self.awareness = (self.awareness + delta).min(max);
-        let Some(inc) = self
-            .index
-            .get(&p.target)
-            .map(|i| self.nodes[*i].incarnation)
-        else {
-            return;
-        };
+        let inc = p.incarnation;
         let through = if p.through.is_empty() {
             "nobody".to_string()
         } else {
             p.through.join(", ")
         };
+        if p.tcp_ok {
+            let reason = format!(
+                "ping seq {seq} got no ack over UDP (direct or through {through}) but did over TCP: UDP to {} may be blocked",
+                p.target
+            );
+            self.event(
+                now,
+                EventKind::ReachableOnlyOverTcp,
+                &p.target,
+                inc,
+                &reason,
+            );
+            return;
+        }
         let reason = format!(
             "no ack to ping seq {seq}: direct, through {through} ({} of {} nacks), and over TCP",
             p.nacks, p.expected_nacks
@@ -1337,6 +1366,7 @@ impl Member {
                     };
                     self.dead_node(now, d, "left (learned by push/pull)");
                 }
+                4..=u8::MAX => self.count_reason("unknown-node-state"),
                 _ => {
                     // A remote "dead" only makes it suspect here: we check for ourselves.
                     let a = Accusation {
@@ -1355,6 +1385,9 @@ impl Member {
     fn alive_node(&mut self, now: Duration, a: Alive, bootstrap: bool, how: &str) {
         if self.leaving && a.node == self.name {
             return;
+        }
+        if a.node.is_empty() {
+            return self.count_reason("empty-name");
         }
         let vsn: [u8; 6] = match a.vsn[..].try_into() {
             Ok(v) => v,
@@ -1402,20 +1435,27 @@ impl Member {
         // A known member at a new address: allowed only once it has left (memberlist's
         // DeadNodeReclaimTime of 0 never reclaims a dead name).
         let moved = old.addr[..] != a.addr[..] || old.port != port;
-        if moved && old.state != State::Left && old.incarnation > 0 {
+        if moved && old.state != State::Left {
             return self.count_reason("address-conflict");
         }
+        // A left member may come back at a new address with any incarnation.
+        let comes_back = moved && old.state == State::Left;
         if a.node == self.name {
             if a.incarnation < self.incarnation {
                 return;
             }
             if !bootstrap {
-                if a.incarnation == self.incarnation && a.meta == old.meta && vsn == old.vsn {
+                if a.incarnation == self.incarnation
+                    && meta_eq(&a.meta, &old.meta)
+                    && vsn == old.vsn
+                {
                     return;
                 }
                 return self.refute(now, a.incarnation);
             }
-        } else if a.incarnation <= old.incarnation && old.incarnation > 0 {
+        } else if a.incarnation <= old.incarnation && !comes_back {
+            // Stale (this also drops an alive at incarnation 0 for a new member, which
+            // memberlist only registers as dead).
             return;
         }
         self.suspicions.remove(&a.node);
@@ -1427,7 +1467,7 @@ impl Member {
         n.ip = ip;
         n.port = port;
         n.vsn = vsn;
-        let meta_changed = n.meta != a.meta;
+        let meta_changed = !meta_eq(&n.meta, &a.meta);
         n.meta = a.meta;
         let was = n.state;
         if was != State::Alive {
@@ -1564,9 +1604,10 @@ impl Member {
     }
 
     fn refute(&mut self, now: Duration, accused: u32) {
-        self.incarnation += 1;
+        // u32 arithmetic wraps in Go; here too, without a panic.
+        self.incarnation = self.incarnation.wrapping_add(1);
         if accused >= self.incarnation {
-            self.incarnation = accused + 1;
+            self.incarnation = accused.wrapping_add(1);
         }
         let max = self.config.awareness_max_multiplier.saturating_sub(1);
         self.awareness = (self.awareness + 1).min(max);
@@ -1598,6 +1639,9 @@ fn parse_push_pull(body: &[u8]) -> Result<Option<(PushPullHeader, Vec<PushNodeSt
             Err(WireError::Truncated) => return Ok(None),
             Err(e) => return Err(e),
         }
+    }
+    if header.user_state_len as usize > MAX_PUSH_STATE {
+        return Err(WireError::TooLarge(header.user_state_len as usize));
     }
     if rd.len() < header.user_state_len as usize {
         return Ok(None);

@@ -445,8 +445,14 @@ pub fn compress(msg: &[u8]) -> Vec<u8> {
     )
 }
 
-/// Undo `compress` (body after the type byte); returns the inner message.
-pub fn decompress(body: &[u8]) -> Result<Vec<u8>, WireError> {
+/// Largest decompressed size accepted from one UDP packet, all nesting levels together
+/// (memberlist's receive buffer is 64 KiB; its senders compress messages of ~1400 bytes).
+pub const MAX_PACKET_EXPANSION: usize = 1 << 20;
+
+/// Undo `compress` (body after the type byte); returns the inner message. Decoding
+/// stops with `TooLarge` as soon as the output would pass `limit`, so an LZW bomb costs
+/// no more than `limit` bytes.
+pub fn decompress(body: &[u8], limit: usize) -> Result<Vec<u8>, WireError> {
     let c: Compress = decode(body)?;
     if c.algo != 0 {
         return Err(WireError::Compression(format!(
@@ -456,18 +462,25 @@ pub fn decompress(body: &[u8]) -> Result<Vec<u8>, WireError> {
     }
     let mut dec = weezl::decode::Decoder::new(weezl::BitOrder::Lsb, 8);
     let mut out = Vec::new();
-    let mut stream = dec.into_stream(&mut out);
-    stream.set_buffer_size(LZW_BUFFER);
-    let result = stream.decode_all(&c.buf[..]);
-    result
-        .status
-        .map_err(|e| WireError::Compression(e.to_string()))?;
+    let mut chunk = [0u8; LZW_BUFFER];
+    let mut input = &c.buf[..];
+    loop {
+        let r = dec.decode_bytes(input, &mut chunk);
+        input = &input[r.consumed_in..];
+        out.extend_from_slice(&chunk[..r.consumed_out]);
+        if out.len() > limit {
+            return Err(WireError::TooLarge(out.len()));
+        }
+        match r.status {
+            Ok(weezl::LzwStatus::Done) => break,
+            Ok(weezl::LzwStatus::Ok) if r.consumed_in > 0 || r.consumed_out > 0 => {}
+            Ok(_) => break,
+            Err(e) => return Err(WireError::Compression(e.to_string())),
+        }
+    }
     // Go's reader insists on the end code; a stream without it is refused.
     if !dec.has_ended() {
         return Err(WireError::Compression("missing end code".into()));
-    }
-    if out.len() > MAX_PUSH_STATE {
-        return Err(WireError::TooLarge(out.len()));
     }
     Ok(out)
 }
@@ -552,6 +565,10 @@ mod tests {
         let c = compress(&msg);
         assert_eq!(c[0], MessageType::Compress as u8);
         assert!(c.len() < msg.len());
-        assert_eq!(decompress(&c[1..]).unwrap(), msg);
+        assert_eq!(decompress(&c[1..], 1 << 20).unwrap(), msg);
+        assert!(matches!(
+            decompress(&c[1..], 100),
+            Err(WireError::TooLarge(_))
+        ));
     }
 }

@@ -163,3 +163,74 @@ fn stale_and_unknown_accusations_are_ignored() {
     m.handle_packet(Duration::ZERO, from(), &me);
     assert_eq!(m.members()[0].incarnation, 2, "refuted with incarnation 2");
 }
+
+#[test]
+fn an_lzw_bomb_is_cut_off_and_counted() {
+    let mut m = member();
+    // 4 MiB of one byte compresses to a few KiB; a UDP packet may expand to 1 MiB at most.
+    let inner = vec![b'a'; 4 << 20];
+    let bomb = wire::compress(&inner);
+    assert!(
+        bomb.len() < 64 * 1024,
+        "the bomb fits a datagram ({} bytes)",
+        bomb.len()
+    );
+    m.handle_packet(Duration::ZERO, from(), &bomb);
+    assert_eq!(m.counters().dropped.get("too-large"), Some(&1));
+}
+
+#[test]
+fn an_alive_at_incarnation_zero_registers_nothing_alive() {
+    let mut m = member();
+    let a = wire::Alive {
+        addr: serde_bytes::ByteBuf::from(vec![10, 0, 0, 9]),
+        incarnation: 0,
+        meta: None,
+        node: "ghost".into(),
+        port: 7946,
+        vsn: serde_bytes::ByteBuf::from(wire::VSN.to_vec()),
+    };
+    m.handle_packet(
+        Duration::ZERO,
+        from(),
+        &wire::encode(MessageType::Alive, &a),
+    );
+    assert_eq!(
+        m.state_of("ghost"),
+        Some(gossip::State::Dead),
+        "registered as dead, as memberlist does"
+    );
+    assert_eq!(m.live_members(), vec!["m0"]);
+    // At incarnation 1 it is alive; a left member may come back at a new address.
+    let a1 = wire::Alive {
+        incarnation: 1,
+        ..a.clone()
+    };
+    m.handle_packet(
+        Duration::ZERO,
+        from(),
+        &wire::encode(MessageType::Alive, &a1),
+    );
+    assert_eq!(m.state_of("ghost"), Some(gossip::State::Alive));
+    let leave = wire::Accusation {
+        from: "ghost".into(),
+        incarnation: 1,
+        node: "ghost".into(),
+    };
+    m.handle_packet(
+        Duration::ZERO,
+        from(),
+        &wire::encode(MessageType::Dead, &leave),
+    );
+    assert_eq!(m.state_of("ghost"), Some(gossip::State::Left));
+    let moved = wire::Alive {
+        addr: serde_bytes::ByteBuf::from(vec![10, 0, 0, 10]),
+        ..a1
+    };
+    m.handle_packet(
+        Duration::ZERO,
+        from(),
+        &wire::encode(MessageType::Alive, &moved),
+    );
+    assert_eq!(m.state_of("ghost"), Some(gossip::State::Alive));
+}
