@@ -209,6 +209,11 @@ fn cluster(key: Option<[u8; 16]>, offset: u16) {
         },
     );
 
+    // A peer that connects and says nothing must not hold up our member: streams are
+    // served beside the UDP loop, not in it. Keep this connection open for the rest.
+    let _silent = std::net::TcpStream::connect(SocketAddrV4::new(Ipv4Addr::LOCALHOST, p_rs))
+        .expect("connect");
+
     // Kill go2: our member declares it dead within memberlist's bound: a probe round
     // (200 ms, stretched up to 8x by awareness), the suspicion timeout (400 ms at n < 10
     // with multiplier 2; 2.4 s at most) and gossip.

@@ -103,6 +103,24 @@ async fn run(
     stop: Arc<AtomicBool>,
     ready: std::sync::mpsc::Sender<Result<(), String>>,
 ) -> anyhow::Result<()> {
+    // Streams run as local tasks so that a slow or silent peer never holds up UDP,
+    // acks or timers; they talk to the member through these channels.
+    tokio::task::LocalSet::new()
+        .run_until(serve(name, bind, join, config, shared, stop, ready))
+        .await
+}
+
+type Incoming = (Vec<u8>, tokio::sync::oneshot::Sender<StreamInput>);
+
+async fn serve(
+    name: String,
+    bind: SocketAddrV4,
+    join: Vec<SocketAddrV4>,
+    config: Config,
+    shared: Arc<Mutex<Shared>>,
+    stop: Arc<AtomicBool>,
+    ready: std::sync::mpsc::Sender<Result<(), String>>,
+) -> anyhow::Result<()> {
     let bound = async {
         Ok::<_, std::io::Error>((UdpSocket::bind(bind).await?, TcpListener::bind(bind).await?))
     }
@@ -122,10 +140,13 @@ async fn run(
     let now = || start.elapsed();
     let mut member = Member::new(config, &name, bind, now(), seed());
     member.join(now(), &join);
+    let (replies_tx, mut replies) =
+        tokio::sync::mpsc::unbounded_channel::<(gossip::StreamId, Option<Vec<u8>>)>();
+    let (incoming_tx, mut incoming) = tokio::sync::mpsc::unbounded_channel::<Incoming>();
     let mut buf = vec![0u8; 65536];
     let mut leave_deadline: Option<std::time::Duration> = None;
     loop {
-        flush(&mut member, &udp, tcp_timeout, now()).await;
+        flush(&mut member, &udp, tcp_timeout, &replies_tx).await;
         publish(&mut member, &shared);
         if stop.load(Ordering::SeqCst) {
             match leave_deadline {
@@ -152,8 +173,15 @@ async fn run(
             }
             r = tcp.accept() => {
                 if let Ok((stream, _)) = r {
-                    serve_stream(&mut member, stream, tcp_timeout, &start).await;
+                    tokio::task::spawn_local(serve_stream(stream, tcp_timeout, incoming_tx.clone()));
                 }
+            }
+            Some((id, reply)) = replies.recv() => match reply {
+                Some(r) => member.handle_stream_reply(now(), id, &r),
+                None => member.stream_failed(now(), id),
+            },
+            Some((bytes, answer)) = incoming.recv() => {
+                let _ = answer.send(member.handle_stream(now(), &bytes));
             }
             _ = sleep => member.handle_timeout(now()),
         }
@@ -182,7 +210,7 @@ async fn flush(
     member: &mut Member,
     udp: &UdpSocket,
     timeout: std::time::Duration,
-    now: std::time::Duration,
+    replies: &tokio::sync::mpsc::UnboundedSender<(gossip::StreamId, Option<Vec<u8>>)>,
 ) {
     while let Some(t) = member.poll_transmit() {
         match t {
@@ -190,28 +218,27 @@ async fn flush(
                 let _ = udp.send_to(&bytes, to).await;
             }
             Transmit::Stream { id, to, bytes } => {
-                let reply = tokio::time::timeout(timeout, async {
-                    let mut s = TcpStream::connect(to).await?;
-                    s.write_all(&bytes).await?;
-                    let mut reply = Vec::new();
-                    s.read_to_end(&mut reply).await?;
-                    Ok::<_, std::io::Error>(reply)
-                })
-                .await;
-                match reply {
-                    Ok(Ok(r)) => member.handle_stream_reply(now, id, &r),
-                    _ => member.stream_failed(now, id),
-                }
+                let replies = replies.clone();
+                tokio::task::spawn_local(async move {
+                    let reply = tokio::time::timeout(timeout, async {
+                        let mut s = TcpStream::connect(to).await?;
+                        s.write_all(&bytes).await?;
+                        let mut reply = Vec::new();
+                        s.read_to_end(&mut reply).await?;
+                        Ok::<_, std::io::Error>(reply)
+                    })
+                    .await;
+                    let _ = replies.send((id, reply.ok().and_then(Result::ok)));
+                });
             }
         }
     }
 }
 
 async fn serve_stream(
-    member: &mut Member,
     mut stream: TcpStream,
     timeout: std::time::Duration,
-    start: &tokio::time::Instant,
+    member: tokio::sync::mpsc::UnboundedSender<Incoming>,
 ) {
     let mut got = Vec::new();
     let mut chunk = vec![0u8; 65536];
@@ -219,13 +246,17 @@ async fn serve_stream(
         loop {
             let n = stream.read(&mut chunk).await?;
             got.extend_from_slice(&chunk[..n]);
-            match member.handle_stream(start.elapsed(), &got) {
-                StreamInput::NeedMore if n > 0 => continue,
-                StreamInput::NeedMore | StreamInput::Close => break,
-                StreamInput::Reply(r) => {
+            let (tx, rx) = tokio::sync::oneshot::channel();
+            if member.send((got.clone(), tx)).is_err() {
+                break;
+            }
+            match rx.await {
+                Ok(StreamInput::NeedMore) if n > 0 => continue,
+                Ok(StreamInput::Reply(r)) => {
                     stream.write_all(&r).await?;
                     break;
                 }
+                _ => break,
             }
         }
         stream.shutdown().await
