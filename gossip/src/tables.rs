@@ -419,19 +419,27 @@ impl NetworkDb {
         for m in self.networks.values_mut() {
             m.remove(node);
         }
+        self.remove_owned(node, None);
+    }
+
+    /// Drop the live entries `owner` holds (in one network, or all), as deletes.
+    fn remove_owned(&mut self, owner: &str, network: Option<&str>) {
         let gone: Vec<_> = self
             .entries
             .iter()
-            .filter(|(_, e)| e.owner == node && !e.deleted)
+            .filter(|((n, _, _), e)| {
+                e.owner == owner && !e.deleted && network.is_none_or(|w| w == n)
+            })
             .map(|(k, _)| k.clone())
             .collect();
         for k in gone {
             if let Some(e) = self.entries.remove(&k) {
+                let (network, table, key) = k;
                 self.events.push_back(TableEvent {
                     change: Change::Delete,
-                    table: k.1.clone(),
-                    network: k.0.clone(),
-                    key: k.2.clone(),
+                    table,
+                    network,
+                    key,
                     value: Vec::new(),
                     owner: e.owner,
                 });
@@ -496,24 +504,7 @@ impl NetworkDb {
                             leaving: true,
                         },
                     );
-                    let gone: Vec<_> = self
-                        .entries
-                        .iter()
-                        .filter(|((n, _, _), e)| *n == network && e.owner == node && !e.deleted)
-                        .map(|(k, _)| k.clone())
-                        .collect();
-                    for k in gone {
-                        if let Some(e) = self.entries.remove(&k) {
-                            self.events.push_back(TableEvent {
-                                change: Change::Delete,
-                                table: k.1,
-                                network: k.0,
-                                key: k.2,
-                                value: Vec::new(),
-                                owner: e.owner,
-                            });
-                        }
-                    }
+                    self.remove_owned(&node, Some(&network));
                 }
             }
             Msg::Table { network, entry } => {

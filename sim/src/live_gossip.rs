@@ -77,7 +77,10 @@ pub fn spawn(
         let rt = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()?;
-        rt.block_on(run(name, bind, join, config, s2, st2, ready_tx))
+        // Streams run as local tasks so that a slow or silent peer never holds up UDP,
+        // acks or timers; they talk to the member through channels.
+        let local = tokio::task::LocalSet::new();
+        rt.block_on(local.run_until(serve(name, bind, join, config, s2, st2, ready_tx)))
     });
     // Wait until the sockets are bound (or binding failed).
     match ready_rx.recv() {
@@ -92,22 +95,6 @@ pub fn spawn(
             Err(_) => Err(anyhow::anyhow!("gossip thread panicked")),
         },
     }
-}
-
-async fn run(
-    name: String,
-    bind: SocketAddrV4,
-    join: Vec<SocketAddrV4>,
-    config: Config,
-    shared: Arc<Mutex<Shared>>,
-    stop: Arc<AtomicBool>,
-    ready: std::sync::mpsc::Sender<Result<(), String>>,
-) -> anyhow::Result<()> {
-    // Streams run as local tasks so that a slow or silent peer never holds up UDP,
-    // acks or timers; they talk to the member through these channels.
-    tokio::task::LocalSet::new()
-        .run_until(serve(name, bind, join, config, shared, stop, ready))
-        .await
 }
 
 type Incoming = (Vec<u8>, tokio::sync::oneshot::Sender<StreamInput>);
