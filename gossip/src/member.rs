@@ -474,7 +474,7 @@ impl Member {
                     if let Some(r) = self.relays.remove(&seq) {
                         if r.nack {
                             let nack = encode(MessageType::Nack, &Nack { seq_no: r.seq });
-                            self.send_packet(r.requester, nack, None, false);
+                            self.send_packet(r.requester, nack, None, true);
                         }
                     }
                 }
@@ -518,19 +518,18 @@ impl Member {
         let msg = match self.open_stream_message(bytes) {
             Ok(Some(m)) => m,
             Ok(None) => return StreamInput::NeedMore,
-            Err(WireError::NotEncrypted) => {
-                self.count(&WireError::NotEncrypted);
-                let e = encode(
-                    MessageType::Err,
-                    &ErrResp {
-                        error: "Encryption is configured but remote state is not encrypted".into(),
-                    },
-                );
-                return StreamInput::Reply(self.seal_stream(e));
-            }
+            // As memberlist's handleConn: a stream that cannot be read (decryption,
+            // decompression, size) is answered with an error message, then closed.
             Err(e) => {
                 self.count(&e);
-                return StreamInput::Close;
+                let text = match e {
+                    WireError::NotEncrypted => {
+                        "Encryption is configured but remote state is not encrypted".to_string()
+                    }
+                    other => other.to_string(),
+                };
+                let e = encode(MessageType::Err, &ErrResp { error: text });
+                return StreamInput::Reply(self.seal_stream(e));
             }
         };
         match MessageType::from_u8(msg[0]) {
@@ -880,8 +879,13 @@ impl Member {
     /// fewest-transmitted first, newest first among equals.
     fn take_broadcasts(&mut self, budget: usize) -> Vec<Vec<u8>> {
         let limit = self.config.retransmit_limit(self.nodes.len());
-        self.broadcasts
-            .sort_by(|a, b| a.transmits.cmp(&b.transmits).then(b.id.cmp(&a.id)));
+        // memberlist's order: fewest transmits first, then larger messages, then newer.
+        self.broadcasts.sort_by(|a, b| {
+            a.transmits
+                .cmp(&b.transmits)
+                .then(b.msg.len().cmp(&a.msg.len()))
+                .then(b.id.cmp(&a.id))
+        });
         let mut used = 0;
         let mut out = Vec::new();
         for b in &mut self.broadcasts {
@@ -1043,7 +1047,7 @@ impl Member {
                     seq_no: r.seq,
                 },
             );
-            self.send_packet(r.requester, ack, None, false);
+            self.send_packet(r.requester, ack, None, true);
             return;
         }
         if via_tcp {
@@ -1344,7 +1348,46 @@ impl Member {
         out
     }
 
+    /// memberlist's `verifyProtocol`: every member's current protocol version must lie in
+    /// what all alive members support; otherwise the whole state is refused.
+    fn protocol_compatible(&self, states: &[PushNodeState]) -> bool {
+        let remote: Vec<[u8; 6]> = states
+            .iter()
+            .filter_map(|s| s.vsn[..].try_into().ok())
+            .collect();
+        if remote.len() != states.len() {
+            return false;
+        }
+        let alive_remote = states
+            .iter()
+            .zip(&remote)
+            .filter(|(s, _)| s.state == 0)
+            .map(|(_, v)| *v);
+        let alive_local = self
+            .nodes
+            .iter()
+            .filter(|n| n.state == State::Alive)
+            .map(|n| n.vsn);
+        let alive: Vec<[u8; 6]> = alive_remote.chain(alive_local).collect();
+        let (max_pmin, min_pmax) = (
+            alive.iter().map(|v| v[0]).max().unwrap_or(0),
+            alive.iter().map(|v| v[1]).min().unwrap_or(u8::MAX),
+        );
+        let (max_dmin, min_dmax) = (
+            alive.iter().map(|v| v[3]).max().unwrap_or(0),
+            alive.iter().map(|v| v[4]).min().unwrap_or(u8::MAX),
+        );
+        remote
+            .iter()
+            .copied()
+            .chain(self.nodes.iter().map(|n| n.vsn))
+            .all(|v| (max_pmin..=min_pmax).contains(&v[2]) && (max_dmin..=min_dmax).contains(&v[5]))
+    }
+
     fn merge(&mut self, now: Duration, states: Vec<PushNodeState>, how: &str) {
+        if !self.protocol_compatible(&states) {
+            return self.count_reason("protocol-mismatch");
+        }
         for s in states {
             match s.state {
                 0 => {
