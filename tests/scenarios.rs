@@ -299,3 +299,31 @@ fn network_tables_ride_on_the_simulated_gossip() {
         "n3 is not in ov1"
     );
 }
+
+#[test]
+fn foca_baseline_runs_in_the_same_simulated_network() {
+    use swarmlab::underlay::HostId;
+    let mut lab = swarmlab::lab::Lab::new(3);
+    for i in 0..5u8 {
+        lab.add_host(
+            &format!("f{i}"),
+            std::net::Ipv4Addr::new(10, 3, 0, 1 + i),
+            1500,
+        );
+        lab.use_foca(HostId(usize::from(i)), 5);
+    }
+    for i in 1..5 {
+        lab.foca_join(HostId(i), &[HostId(0)]);
+    }
+    let t = lab.now() + swarmlab::time::Duration::from_secs(10);
+    lab.run_until(t);
+    assert!((0..5).all(|h| lab.foca_alive_count(HostId(h)) == Some(5)));
+    lab.crash(HostId(4));
+    let t = lab.now() + swarmlab::time::Duration::from_secs(60);
+    lab.run_until(t);
+    assert!((0..4).all(|h| lab.foca_sees(HostId(h), HostId(4)) == Some(false)));
+    assert!(
+        lab.gossip_load.packets > 0,
+        "foca's packets crossed the underlay"
+    );
+}

@@ -217,10 +217,95 @@ fn false_positives(
     (suspicions.len(), deaths.len())
 }
 
+/// The same experiments with the `foca` crate on every host instead of our member.
+fn foca_cluster(n: usize, seed: u64) -> Lab {
+    let mut lab = Lab::new(seed);
+    for i in 0..n {
+        let ip = Ipv4Addr::from(u32::from(Ipv4Addr::new(10, 2, 0, 1)) + i as u32);
+        lab.add_host(&name(i), ip, 1500);
+        lab.use_foca(HostId(i), n as u32);
+    }
+    for i in 1..n {
+        lab.foca_join(HostId(i), &[HostId(0)]);
+    }
+    let start = lab.now();
+    loop {
+        let next = lab.now() + Duration::from_millis(500);
+        lab.run_until(next);
+        if (0..n).all(|h| lab.foca_alive_count(HostId(h)) == Some(n)) {
+            return lab;
+        }
+        assert!(
+            lab.now() - start < Duration::from_secs(300),
+            "foca: no convergence at N = {n}"
+        );
+    }
+}
+
+/// (time until every live member dropped a crashed one, packets per member per second,
+/// distinct healthy members declared down over 10 minutes at 20% loss)
+fn side_by_side(n: usize, foca: bool, minutes: u64) -> (Option<Duration>, f64, usize) {
+    let mut lab = if foca {
+        foca_cluster(n, 21)
+    } else {
+        cluster(n, 21, gossip::Config::memberlist_lan()).0
+    };
+    // Load over a steady minute.
+    let settle = lab.now() + Duration::from_secs(20);
+    lab.run_until(settle);
+    lab.gossip_load = Default::default();
+    let end = lab.now() + Duration::from_secs(60);
+    lab.run_until(end);
+    let load = lab.gossip_load.packets as f64 / n as f64 / 60.0;
+    // Detection.
+    let victim = HostId(n - 1);
+    let t0 = lab.now();
+    lab.crash(victim);
+    let vname = name(n - 1);
+    let gone = |lab: &Lab| {
+        (0..n - 1).all(|h| match lab.foca_sees(HostId(h), victim) {
+            Some(sees) => !sees,
+            None => lab.gossip_state(HostId(h), &vname) == Some(gossip::State::Dead),
+        })
+    };
+    let done = lab.run_until_or(t0 + Duration::from_secs(120), gone);
+    let detection = done.then(|| lab.now() - t0);
+    // False deaths under 20% loss, among the n - 1 healthy members.
+    lab.underlay.set_default_link(LinkParams {
+        loss: 0.2,
+        ..LinkParams::default()
+    });
+    let mark = lab.trace.events().len();
+    let end = lab.now() + Duration::from_secs(60 * minutes);
+    lab.run_until(end);
+    let mut downed = std::collections::BTreeSet::new();
+    for (_, e) in &lab.trace.events()[mark..] {
+        if let TraceEvent::Gossip { kind, member, .. } = e {
+            if kind == "Dead" && *member != vname {
+                downed.insert(member.clone());
+            }
+        }
+    }
+    (detection, load, downed.len())
+}
+
 fn main() {
     let quick = std::env::args().any(|a| a == "--quick");
+    // `--only foca` prints just the side-by-side table.
+    let only_foca = std::env::args().any(|a| a == "foca");
     let sizes: &[usize] = if quick { &[10, 100] } else { &[10, 100, 1000] };
 
+    if !only_foca {
+        ours(quick, sizes);
+    }
+    let fp_minutes = if quick { 2 } else { 10 };
+    side_by_side_table(quick, fp_minutes);
+    if !only_foca {
+        false_positive_table(quick);
+    }
+}
+
+fn ours(quick: bool, sizes: &[usize]) {
     println!("### Failure detection (one member crashes; memberlist LAN profile)\n");
     println!("| N | join converged | first suspicion | members that marked it dead | suspicion timeout (min – max) | last member marks it dead | memberlist bound |");
     println!("|---|---|---|---|---|---|---|");
@@ -245,7 +330,29 @@ fn main() {
     } {
         load(n);
     }
+}
 
+fn side_by_side_table(quick: bool, fp_minutes: u64) {
+    println!("\n### Side by side with foca (same simulated LAN, memberlist LAN profile vs foca's `Config::new_lan(N)`)\n");
+    println!("| N | implementation | crash to dropped by all | UDP packets per member per second | healthy members declared down in {fp_minutes} min at 20% loss |");
+    println!("|---|---|---|---|---|");
+    for &n in if quick {
+        &[10usize][..]
+    } else {
+        &[10usize, 100][..]
+    } {
+        for (label, foca) in [("swarmlab (memberlist)", false), ("foca 2.0", true)] {
+            let (d, load, down) = side_by_side(n, foca, fp_minutes);
+            println!(
+                "| {n} | {label} | {} | {load:.2} | {down} of {} |",
+                d.map_or("not within 120 s".into(), secs),
+                n - 1
+            );
+        }
+    }
+}
+
+fn false_positive_table(quick: bool) {
     let minutes = if quick { 2 } else { 10 };
     println!("\n### False positives at N = 100 over {minutes} virtual minutes (distinct suspicions / deaths of healthy members)\n");
     println!("| condition | Lifeguard on | Lifeguard off |");

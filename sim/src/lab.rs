@@ -154,6 +154,13 @@ pub enum Event {
         /// The reply.
         bytes: Vec<u8>,
     },
+    /// A `foca` timer fires (baseline experiments).
+    FocaTimer {
+        /// The host.
+        host: HostId,
+        /// foca's timer.
+        timer: foca::Timer<std::net::SocketAddrV4>,
+    },
     /// A gossip packet reaches a lagging member's processing.
     GossipDeliver {
         /// The host.
@@ -641,6 +648,7 @@ impl Lab {
             }
             Event::GossipStreamFailed { host, id } => self.gossip_stream_failed(host, id),
             Event::GossipDeliver { host, frame } => self.gossip_packet_arrival(host, &frame),
+            Event::FocaTimer { host, timer } => self.foca_timer(host, timer),
         }
     }
 

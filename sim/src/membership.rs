@@ -28,6 +28,8 @@ pub struct HostGossip {
     pub seeds: Vec<SocketAddrV4>,
     /// An overloaded host: every gossip packet waits this long before it is processed.
     pub lag: Duration,
+    /// `foca` running instead of the member (baseline experiments only).
+    pub foca: Option<FocaHost>,
 }
 
 /// Gossip traffic sent in the lab, for the load figures.
@@ -61,6 +63,7 @@ impl HostGossip {
             db: gossip::tables::NetworkDb::new(name, since_start(now), seed.rotate_left(17)),
             armed: None,
             lag: Duration::ZERO,
+            foca: None,
             seeds: Vec::new(),
         }
     }
@@ -153,7 +156,7 @@ impl Lab {
         self.gossip_flush(host);
     }
 
-    fn gossip_send_packet(&mut self, host: HostId, to: SocketAddrV4, bytes: &[u8]) {
+    pub(crate) fn gossip_send_packet(&mut self, host: HostId, to: SocketAddrV4, bytes: &[u8]) {
         self.gossip_load.packets += 1;
         self.gossip_load.bytes += bytes.len() as u64;
         let nic = self.underlay.nic(host).clone();
@@ -182,6 +185,9 @@ impl Lab {
             return;
         };
         let from = SocketAddrV4::new(ip.header().source_addr(), udp.source_port());
+        if self.foca_packet(host, udp.payload()) {
+            return;
+        }
         let now = since_start(self.now());
         self.hosts[host.0]
             .gossip
@@ -386,5 +392,133 @@ impl Lab {
             .iter()
             .filter(|m| m.state == gossip::State::Alive)
             .count()
+    }
+}
+
+/// The `foca` crate (a sans-IO SWIM, without memberlist's wire format) on a host, as
+/// a baseline for the gossip figures: same simulated network, same frames on 7946.
+pub struct FocaHost {
+    foca:
+        foca::Foca<SocketAddrV4, foca::PostcardCodec, rand::rngs::StdRng, foca::NoCustomBroadcast>,
+    rt: foca::AccumulatingRuntime<SocketAddrV4>,
+}
+
+impl std::fmt::Debug for FocaHost {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "FocaHost({} members)", self.foca.num_members())
+    }
+}
+
+impl Lab {
+    /// Run `foca` instead of our member on `host` (for baseline experiments; the host's
+    /// own member stays idle). `cluster_size` feeds foca's LAN profile.
+    pub fn use_foca(&mut self, host: HostId, cluster_size: u32) {
+        use rand::SeedableRng;
+        let nic = self.underlay.nic(host);
+        let id = SocketAddrV4::new(nic.ip, GOSSIP_PORT);
+        let size =
+            std::num::NonZeroU32::new(cluster_size.max(1)).unwrap_or(std::num::NonZeroU32::MIN);
+        let rng = rand::rngs::StdRng::seed_from_u64(self.rng.next_u64());
+        let foca = foca::Foca::new(id, foca::Config::new_lan(size), rng, foca::PostcardCodec);
+        self.hosts[host.0].gossip.foca = Some(FocaHost {
+            foca,
+            rt: foca::AccumulatingRuntime::new(),
+        });
+    }
+
+    /// Send what foca asked for, schedule its timers, record its notifications.
+    fn foca_drain(&mut self, host: HostId) {
+        let name = self.host_name(host).to_string();
+        loop {
+            let Some(f) = self.hosts[host.0].gossip.foca.as_mut() else {
+                return;
+            };
+            if let Some((to, data)) = f.rt.to_send() {
+                self.gossip_send_packet(host, to, &data);
+                continue;
+            }
+            if let Some((after, timer)) = f.rt.to_schedule() {
+                self.engine.schedule_in(
+                    Duration(after.as_nanos() as u64),
+                    Event::FocaTimer { host, timer },
+                );
+                continue;
+            }
+            if let Some(n) = f.rt.to_notify() {
+                let (kind, who) = match n {
+                    foca::OwnedNotification::MemberUp(id) => ("Joined", id),
+                    foca::OwnedNotification::MemberDown(id) => ("Dead", id),
+                    _ => continue,
+                };
+                let member = self
+                    .underlay
+                    .by_ip(*who.ip())
+                    .map(|h| self.host_name(h).to_string())
+                    .unwrap_or_default();
+                let at = self.now();
+                self.trace.push(
+                    at,
+                    TraceEvent::Gossip {
+                        host: name.clone(),
+                        kind: kind.into(),
+                        member,
+                        incarnation: 0,
+                        reason: "foca".into(),
+                    },
+                );
+                continue;
+            }
+            return;
+        }
+    }
+
+    pub(crate) fn foca_timer(&mut self, host: HostId, timer: foca::Timer<SocketAddrV4>) {
+        if !self.underlay.nic(host).up {
+            return;
+        }
+        if let Some(f) = self.hosts[host.0].gossip.foca.as_mut() {
+            let _ = f.foca.handle_timer(timer, &mut f.rt);
+        }
+        self.foca_drain(host);
+    }
+
+    /// Whether `host` runs foca; if so, hand it the datagram.
+    pub(crate) fn foca_packet(&mut self, host: HostId, payload: &[u8]) -> bool {
+        let Some(f) = self.hosts[host.0].gossip.foca.as_mut() else {
+            return false;
+        };
+        let _ = f.foca.handle_data(payload, &mut f.rt);
+        self.foca_drain(host);
+        true
+    }
+
+    /// foca's join: announce to the seeds.
+    pub fn foca_join(&mut self, host: HostId, seeds: &[HostId]) {
+        for s in seeds {
+            let to = SocketAddrV4::new(self.underlay.nic(*s).ip, GOSSIP_PORT);
+            if let Some(f) = self.hosts[host.0].gossip.foca.as_mut() {
+                let _ = f.foca.announce(to, &mut f.rt);
+            }
+        }
+        self.foca_drain(host);
+    }
+
+    /// Members a foca host sees active, itself included.
+    pub fn foca_alive_count(&self, host: HostId) -> Option<usize> {
+        self.hosts[host.0]
+            .gossip
+            .foca
+            .as_ref()
+            .map(|f| f.foca.num_members() + 1)
+    }
+
+    /// Whether a foca host still lists `member` as active.
+    pub fn foca_sees(&self, host: HostId, member: HostId) -> Option<bool> {
+        let ip = self.underlay.nic(member).ip;
+        self.hosts[host.0]
+            .gossip
+            .foca
+            .as_ref()
+            .map(|f| f.foca.iter_members().any(|m| m.id().ip() == &ip))
     }
 }
