@@ -327,3 +327,24 @@ fn foca_baseline_runs_in_the_same_simulated_network() {
         "foca's packets crossed the underlay"
     );
 }
+
+#[test]
+fn docker_run_flags_parse_like_the_docker_cli() {
+    let o = play(&format!(
+        "{TWO_HOSTS}h1$ docker run -dit --name=x --net net --restart unless-stopped alpine sh -c \"sleep 1d\"\n\
+         h1$ docker ps\nexpect output contains \"x\"\n\
+         h1$ docker run --bogus alpine\nexpect error contains \"unknown flag: --bogus\"\n\
+         h1$ docker run --name\nexpect error contains \"flag needs an argument: --name\"\n\
+         h1$ docker run --network net --restart sometimes alpine\nexpect error contains \"invalid restart policy 'sometimes'\"\n"
+    ));
+    assert_eq!((o.held, o.failed), (4, 0), "{}", o.timeline);
+    let x = o
+        .lab
+        .containers
+        .iter()
+        .find(|c| c.name == "x")
+        .expect("container x");
+    assert!(x.running);
+    assert_eq!(x.restart, swarmlab::lab::RestartPolicy::UnlessStopped);
+    assert_eq!(x.command, "sh -c sleep 1d");
+}

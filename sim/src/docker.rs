@@ -38,13 +38,6 @@ impl CommandOutput {
 /// Images this slice knows. Every container runs an IPv4 stack answering ARP and ping.
 const IMAGES: &[&str] = &["alpine", "busybox"];
 
-fn run_usage_error(flag: &str) -> CommandOutput {
-    CommandOutput::err(
-        format!("unknown flag: {flag}\n\nUsage:  docker run [OPTIONS] IMAGE [COMMAND] [ARG...]\n\nRun 'docker run --help' for more information\n"),
-        125,
-    )
-}
-
 fn daemon_run_error(msg: &str) -> CommandOutput {
     CommandOutput::err(
         format!("{msg}\n\nRun 'docker run --help' for more information\n"),
@@ -97,58 +90,80 @@ fn image_known(image: &str) -> bool {
     IMAGES.contains(&name)
 }
 
-fn docker_run(lab: &mut Lab, host: HostId, args: &[String]) -> CommandOutput {
-    let mut detach = false;
-    let mut remove = false;
-    let mut name: Option<String> = None;
-    let mut network: Option<String> = None;
-    let mut restart = RestartPolicy::No;
-    let mut i = 0;
-    while i < args.len() && args[i].starts_with('-') {
-        let a = args[i].as_str();
-        let (flag, inline) = match a.split_once('=') {
-            Some((f, v)) => (f, Some(v.to_string())),
-            None => (a, None),
-        };
-        let mut value = || -> Option<String> {
-            inline.clone().or_else(|| {
-                i += 1;
-                args.get(i).cloned()
-            })
-        };
-        match flag {
-            "-d" | "--detach" => detach = true,
-            "-i" | "-t" | "-it" | "-ti" | "-dit" | "-itd" | "--interactive" | "--tty" => {
-                if flag.contains('d') && flag != "--interactive" {
-                    detach = true;
-                }
-            }
-            "--rm" => remove = true,
-            "--name" => name = value(),
-            "--network" | "--net" => network = value(),
-            "--restart" => match value().as_deref() {
-                Some("no") => restart = RestartPolicy::No,
-                Some("always") => restart = RestartPolicy::Always,
-                Some("unless-stopped") => restart = RestartPolicy::UnlessStopped,
-                Some(p) if p == "on-failure" || p.starts_with("on-failure:") => {
-                    restart = RestartPolicy::OnFailure
-                }
-                Some(p) => {
-                    return daemon_run_error(&format!("docker: invalid restart policy '{p}'"))
-                }
-                None => return run_usage_error("--restart"),
-            },
-            _ => return run_usage_error(flag),
+/// `docker run`'s options (the subset the lab simulates), parsed with clap as the
+/// Docker CLI parses them (combined short flags, `--opt=value`, options before IMAGE).
+#[derive(clap::Parser, Debug)]
+#[command(
+    name = "docker run",
+    no_binary_name = true,
+    disable_help_flag = true,
+    disable_version_flag = true
+)]
+struct RunArgs {
+    #[arg(short = 'd', long)]
+    detach: bool,
+    #[arg(short = 'i', long)]
+    interactive: bool,
+    #[arg(short = 't', long)]
+    tty: bool,
+    #[arg(long)]
+    rm: bool,
+    #[arg(long)]
+    name: Option<String>,
+    #[arg(long, visible_alias = "net")]
+    network: Option<String>,
+    #[arg(long)]
+    restart: Option<String>,
+    image: Option<String>,
+    #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+    command: Vec<String>,
+}
+
+/// Docker's wording for a command line clap refused.
+fn usage_error(cmd: &str, usage: &str, e: &clap::Error) -> CommandOutput {
+    use clap::error::{ContextKind, ErrorKind};
+    let arg = e
+        .get(ContextKind::InvalidArg)
+        .map(|v| v.to_string())
+        .unwrap_or_default();
+    let first = match e.kind() {
+        ErrorKind::UnknownArgument => {
+            format!("unknown flag: {}", arg.split('=').next().unwrap_or(&arg))
         }
-        i += 1;
-    }
-    let Some(image) = args.get(i) else {
+        ErrorKind::InvalidValue if arg.is_empty() => "flag needs an argument".to_string(),
+        _ => {
+            let flag = arg.split(' ').next().unwrap_or(&arg).to_string();
+            format!("flag needs an argument: {flag}")
+        }
+    };
+    CommandOutput::err(
+        format!("{first}\n\nUsage:  docker {cmd} {usage}\n\nRun 'docker {cmd} --help' for more information\n"),
+        125,
+    )
+}
+
+fn docker_run(lab: &mut Lab, host: HostId, args: &[String]) -> CommandOutput {
+    use clap::Parser;
+    let parsed = match RunArgs::try_parse_from(args) {
+        Ok(p) => p,
+        Err(e) => return usage_error("run", "[OPTIONS] IMAGE [COMMAND] [ARG...]", &e),
+    };
+    let (detach, remove, name, network) = (parsed.detach, parsed.rm, parsed.name, parsed.network);
+    let _ = (parsed.interactive, parsed.tty);
+    let restart = match parsed.restart.as_deref() {
+        None | Some("no") => RestartPolicy::No,
+        Some("always") => RestartPolicy::Always,
+        Some("unless-stopped") => RestartPolicy::UnlessStopped,
+        Some(p) if p == "on-failure" || p.starts_with("on-failure:") => RestartPolicy::OnFailure,
+        Some(p) => return daemon_run_error(&format!("docker: invalid restart policy '{p}'")),
+    };
+    let Some(image) = parsed.image.as_ref() else {
         return CommandOutput::err(
             "docker: 'docker run' requires at least 1 argument\n\nUsage:  docker run [OPTIONS] IMAGE [COMMAND] [ARG...]\n\nSee 'docker run --help' for more information\n",
             125,
         );
     };
-    let command: Vec<String> = args[i + 1..].to_vec();
+    let command: Vec<String> = parsed.command.clone();
     if !image_known(image) {
         let full = if image.contains(':') {
             image.clone()
