@@ -335,9 +335,12 @@ fn docker_run_flags_parse_like_the_docker_cli() {
          h1$ docker ps\nexpect output contains \"x\"\n\
          h1$ docker run --bogus alpine\nexpect error contains \"unknown flag: --bogus\"\n\
          h1$ docker run --name\nexpect error contains \"flag needs an argument: --name\"\n\
-         h1$ docker run --network net --restart sometimes alpine\nexpect error contains \"invalid restart policy 'sometimes'\"\n"
+         h1$ docker run --network net --restart sometimes alpine\nexpect error contains \"invalid restart policy 'sometimes'\"\n\
+         h1$ docker exec -it a ping -c 1 b\nexpect output contains \"1 received\"\n\
+         h1$ docker exec --bogus a true\nexpect error contains \"unknown flag: --bogus\"\n\
+         h1$ docker exec a\nexpect error contains \"requires at least 2 arguments\"\n"
     ));
-    assert_eq!((o.held, o.failed), (4, 0), "{}", o.timeline);
+    assert_eq!((o.held, o.failed), (7, 0), "{}", o.timeline);
     let x = o
         .lab
         .containers

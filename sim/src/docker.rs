@@ -217,21 +217,34 @@ fn find_container(lab: &Lab, host: HostId, r: &str) -> Option<ContainerId> {
         .filter(|c| lab.containers[c.0].host == host && lab.exists(*c))
 }
 
+/// `docker exec`'s options.
+#[derive(clap::Parser, Debug)]
+#[command(
+    name = "docker exec",
+    no_binary_name = true,
+    disable_help_flag = true,
+    disable_version_flag = true
+)]
+struct ExecArgs {
+    #[arg(short = 'i', long)]
+    interactive: bool,
+    #[arg(short = 't', long)]
+    tty: bool,
+    #[arg(short = 'd', long)]
+    detach: bool,
+    container: Option<String>,
+    #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+    command: Vec<String>,
+}
+
 fn docker_exec(lab: &mut Lab, host: HostId, args: &[String]) -> CommandOutput {
-    let mut i = 0;
-    while i < args.len() && args[i].starts_with('-') {
-        match args[i].as_str() {
-            "-i" | "-t" | "-it" | "-ti" | "--interactive" | "--tty" => {}
-            other => {
-                return CommandOutput::err(
-                    format!("unknown flag: {other}\n\nUsage:  docker exec [OPTIONS] CONTAINER COMMAND [ARG...]\n\nRun 'docker exec --help' for more information\n"),
-                    125,
-                )
-            }
-        }
-        i += 1;
-    }
-    let (Some(name), Some(_)) = (args.get(i), args.get(i + 1)) else {
+    use clap::Parser;
+    let parsed = match ExecArgs::try_parse_from(args) {
+        Ok(p) => p,
+        Err(e) => return usage_error("exec", "[OPTIONS] CONTAINER COMMAND [ARG...]", &e),
+    };
+    let _ = (parsed.interactive, parsed.tty, parsed.detach);
+    let (Some(name), false) = (parsed.container.as_ref(), parsed.command.is_empty()) else {
         return CommandOutput::err(
             "docker: 'docker exec' requires at least 2 arguments\n\nUsage:  docker exec [OPTIONS] CONTAINER COMMAND [ARG...]\n\nSee 'docker exec --help' for more information\n",
             1,
@@ -249,7 +262,7 @@ fn docker_exec(lab: &mut Lab, host: HostId, args: &[String]) -> CommandOutput {
             1,
         );
     }
-    exec_in(lab, cid, &args[i + 1..])
+    exec_in(lab, cid, &parsed.command)
 }
 
 /// Run a program inside a running container.
