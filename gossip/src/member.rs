@@ -11,7 +11,8 @@ use crate::config::Config;
 use crate::security;
 use crate::wire::{self, *};
 use serde_bytes::ByteBuf;
-use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
+use std::hash::{BuildHasherDefault, DefaultHasher};
 use std::net::{Ipv4Addr, SocketAddrV4};
 use std::time::Duration;
 
@@ -216,7 +217,9 @@ pub struct Member {
     incarnation: u32,
     leaving: bool,
     nodes: Vec<Node>,
-    index: BTreeMap<String, usize>,
+    /// Name -> position in `nodes`. Only ever looked up, never iterated, so a hash map
+    /// (with fixed keys) cannot make output depend on hash order.
+    index: HashMap<String, usize, BuildHasherDefault<DefaultHasher>>,
     probe_index: usize,
     seq: u32,
     awareness: u32,
@@ -263,7 +266,7 @@ impl Member {
             incarnation: 1,
             leaving: false,
             nodes: Vec::new(),
-            index: BTreeMap::new(),
+            index: HashMap::default(),
             probe_index: 0,
             seq: 0,
             awareness: 0,

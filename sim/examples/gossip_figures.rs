@@ -289,7 +289,42 @@ fn side_by_side(n: usize, foca: bool, minutes: u64) -> (Option<Duration>, f64, u
     (detection, load, downed.len())
 }
 
+/// Peak resident memory of this process, from /proc (Linux), in MiB.
+fn peak_rss_mib() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kib / 1024)
+}
+
+/// `--scale N`: N members join, then run 60 virtual seconds; wall time and peak memory.
+fn scale(n: usize) {
+    let wall = std::time::Instant::now();
+    let (mut lab, joined) = cluster(n, 23, gossip::Config::memberlist_lan());
+    let join_wall = wall.elapsed();
+    let end = lab.now() + Duration::from_secs(60);
+    let steady = std::time::Instant::now();
+    lab.run_until(end);
+    println!(
+        "| {n} | {} | {:.1} s | {:.1} s | {} MiB |",
+        secs(joined),
+        join_wall.as_secs_f64(),
+        steady.elapsed().as_secs_f64(),
+        peak_rss_mib().map_or("?".into(), |m| m.to_string())
+    );
+}
+
 fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    if let Some(i) = args.iter().position(|a| a == "--scale") {
+        let n = args.get(i + 1).and_then(|v| v.parse().ok()).unwrap_or(1000);
+        println!(
+            "| N | join converged (virtual) | join (wall) | 60 virtual s (wall) | peak memory |"
+        );
+        println!("|---|---|---|---|---|");
+        scale(n);
+        return;
+    }
     let quick = std::env::args().any(|a| a == "--quick");
     // `--only foca` prints just the side-by-side table.
     let only_foca = std::env::args().any(|a| a == "foca");
