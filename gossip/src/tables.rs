@@ -259,54 +259,45 @@ impl NetworkDb {
 
     /// Join a network: announce it cluster-wide and bulk-sync with every member of it.
     pub fn join_network(&mut self, network: &str) {
-        let ltime = self.tick();
         self.mine.insert(network.to_string());
-        self.networks
-            .entry(network.to_string())
-            .or_default()
-            .insert(
-                self.node.clone(),
-                Participant {
-                    ltime,
-                    leaving: false,
-                },
-            );
-        let msg = encode(&Msg::NetworkJoin {
-            node: self.node.clone(),
-            network: network.into(),
-            ltime,
-        });
-        self.sends.push_back(Send::Broadcast {
-            key: format!("net:{}:{network}", self.node),
-            bytes: msg,
-        });
+        self.announce(network, false);
         for peer in self.others(network) {
             self.request_sync(network, &peer);
         }
     }
 
-    /// Leave a network: announce it, and forget its entries.
-    pub fn leave_network(&mut self, network: &str) {
+    /// Record our own (non-)participation and broadcast it cluster-wide; a newer
+    /// announcement about the same network replaces an older one in the queue.
+    fn announce(&mut self, network: &str, leaving: bool) {
         let ltime = self.tick();
-        self.mine.remove(network);
-        if let Some(m) = self.networks.get_mut(network) {
-            m.insert(
-                self.node.clone(),
-                Participant {
-                    ltime,
-                    leaving: true,
-                },
-            );
-        }
-        let msg = encode(&Msg::NetworkLeave {
-            node: self.node.clone(),
-            network: network.into(),
-            ltime,
-        });
+        self.networks
+            .entry(network.to_string())
+            .or_default()
+            .insert(self.node.clone(), Participant { ltime, leaving });
+        let (node, network_s) = (self.node.clone(), network.to_string());
+        let msg = if leaving {
+            Msg::NetworkLeave {
+                node,
+                network: network_s,
+                ltime,
+            }
+        } else {
+            Msg::NetworkJoin {
+                node,
+                network: network_s,
+                ltime,
+            }
+        };
         self.sends.push_back(Send::Broadcast {
             key: format!("net:{}:{network}", self.node),
-            bytes: msg,
+            bytes: encode(&msg),
         });
+    }
+
+    /// Leave a network: announce it, and forget its entries.
+    pub fn leave_network(&mut self, network: &str) {
+        self.mine.remove(network);
+        self.announce(network, true);
         self.entries.retain(|(n, _, _), _| n != network);
         self.queues.remove(network);
     }

@@ -68,6 +68,28 @@ pub fn run_vtep(args: LiveArgs) -> anyhow::Result<()> {
     rt.block_on(serve(args))
 }
 
+/// What the container answers to `inner` (ARP or echo reply), encapsulated towards
+/// `remote` in `buf`; with whether it is an echo reply. `None` when nothing is owed.
+fn answer(
+    vtep: &mut Vtep,
+    vni: Vni,
+    args: &LiveArgs,
+    mac: MacAddr,
+    inner: &[u8],
+    remote: Ipv4Addr,
+    buf: &mut [u8],
+) -> anyhow::Result<Option<(vxlan::Encapsulated, bool)>> {
+    let Some(reply) = stack::reply_to(args.ip, mac, inner) else {
+        return Ok(None);
+    };
+    let is_echo = reply.get(12..14) == Some(&[0x08, 0x00]);
+    buf[OUTER_LEN..OUTER_LEN + reply.len()].copy_from_slice(&reply);
+    let e = vtep
+        .encapsulate_to(vni, remote, buf, OUTER_LEN, reply.len())
+        .map_err(|r| anyhow::anyhow!("encapsulation refused: {r}"))?;
+    Ok(Some((e, is_echo)))
+}
+
 fn container_mac(args: &LiveArgs) -> anyhow::Result<MacAddr> {
     let o = args.ip.octets();
     match &args.mac {
@@ -141,14 +163,10 @@ fn serve_raw(args: LiveArgs) -> anyhow::Result<()> {
         if let Some(src_mac) = outer_src_mac {
             vtep.set_neighbor(args.remote, src_mac);
         }
-        let Some(reply) = stack::reply_to(args.ip, mac, &inner) else {
+        let Some((e, is_echo)) = answer(&mut vtep, vni, &args, mac, &inner, args.remote, &mut buf)?
+        else {
             continue;
         };
-        let is_echo = reply.get(12..14) == Some(&[0x08, 0x00]);
-        buf[OUTER_LEN..OUTER_LEN + reply.len()].copy_from_slice(&reply);
-        let e = vtep
-            .encapsulate_to(vni, args.remote, &mut buf, OUTER_LEN, reply.len())
-            .map_err(|r| anyhow::anyhow!("encapsulation refused: {r}"))?;
         match tx.send_to(&buf[e.range()], None) {
             Some(Ok(())) => {}
             Some(Err(err)) => return Err(err.into()),
@@ -200,14 +218,10 @@ async fn serve(args: LiveArgs) -> anyhow::Result<()> {
                 continue;
             }
         };
-        let Some(reply) = stack::reply_to(args.ip, mac, &inner) else {
+        let Some((e, is_echo)) = answer(&mut vtep, vni, &args, mac, &inner, *from.ip(), &mut tx)?
+        else {
             continue;
         };
-        let is_echo = reply.get(12..14) == Some(&[0x08, 0x00]);
-        tx[OUTER_LEN..OUTER_LEN + reply.len()].copy_from_slice(&reply);
-        let e = vtep
-            .encapsulate_to(vni, *from.ip(), &mut tx, OUTER_LEN, reply.len())
-            .map_err(|r| anyhow::anyhow!("encapsulation refused: {r}"))?;
         socket
             .send_to(
                 &tx[e.udp_payload()],
