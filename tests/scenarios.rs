@@ -21,6 +21,33 @@ fn default_scenario_holds_every_expectation() {
 }
 
 #[test]
+fn every_shipped_scenario_holds_all_its_expectations() {
+    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/../scenarios");
+    let mut paths: Vec<_> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    paths.sort();
+    for path in paths
+        .iter()
+        .filter(|p| p.extension().is_some_and(|e| e == "lab"))
+    {
+        let text = std::fs::read_to_string(path).unwrap();
+        let o = run(
+            &parse(&path.display().to_string(), &text).unwrap(),
+            1,
+            false,
+        );
+        assert!(
+            o.held > 0 && o.failed == 0,
+            "{}:\n{}",
+            path.display(),
+            o.timeline
+        );
+    }
+}
+
+#[test]
 fn every_shipped_scenario_parses() {
     let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/../scenarios");
     let mut n = 0;
