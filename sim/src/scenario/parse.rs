@@ -811,47 +811,23 @@ fn check(s: &Scenario, text: &str) -> PResult<()> {
     for step in &s.steps {
         match &step.kind {
             StepKind::Host { name, ip, .. } => {
-                if host_set.contains(name) {
-                    return Err(err(
-                        step,
-                        name,
-                        format!("expected a new host name, found \"{name}\" again"),
-                        "each host is declared once".into(),
-                    ));
-                }
-                if !ips.insert(*ip) {
-                    return Err(err(
-                        step,
-                        &ip.to_string(),
-                        format!("expected a free address, found {ip} already in use"),
-                        "give each host its own underlay IP".into(),
-                    ));
-                }
-                hosts.push(name.clone());
-                host_set.insert(name.clone());
+                declare(&mut hosts, &mut host_set, &mut ips, name, *ip).map_err(
+                    |(by_name, m, h)| {
+                        let at = if by_name {
+                            name.clone()
+                        } else {
+                            ip.to_string()
+                        };
+                        err(step, &at, m, h)
+                    },
+                )?;
             }
             StepKind::Hosts {
                 names, ips: addrs, ..
             } => {
-                for (name, ip) in names.iter().zip(addrs) {
-                    if host_set.contains(name) {
-                        return Err(err(
-                            step,
-                            "hosts",
-                            format!("expected new host names, found \"{name}\" again"),
-                            "each host is declared once".into(),
-                        ));
-                    }
-                    if !ips.insert(*ip) {
-                        return Err(err(
-                            step,
-                            "hosts",
-                            format!("expected free addresses, found {ip} already in use"),
-                            "give each host its own underlay IP".into(),
-                        ));
-                    }
-                    hosts.push(name.clone());
-                    host_set.insert(name.clone());
+                for (name, ip) in names.iter().zip(addrs.iter().copied()) {
+                    declare(&mut hosts, &mut host_set, &mut ips, name, ip)
+                        .map_err(|(_, m, h)| err(step, "hosts", m, h))?;
                 }
             }
             StepKind::GossipJoin { hosts: on, seeds } => {
@@ -976,6 +952,34 @@ fn check(s: &Scenario, text: &str) -> PResult<()> {
     Ok(())
 }
 
+/// Record a declared host, or say why it cannot be: (whether the name is at fault,
+/// message, hint).
+fn declare(
+    hosts: &mut Vec<String>,
+    host_set: &mut BTreeSet<String>,
+    ips: &mut BTreeSet<Ipv4Addr>,
+    name: &str,
+    ip: Ipv4Addr,
+) -> Result<(), (bool, String, String)> {
+    if host_set.contains(name) {
+        return Err((
+            true,
+            format!("expected a new host name, found \"{name}\" again"),
+            "each host is declared once".into(),
+        ));
+    }
+    if !ips.insert(ip) {
+        return Err((
+            false,
+            format!("expected a free address, found {ip} already in use"),
+            "give each host its own underlay IP".into(),
+        ));
+    }
+    hosts.push(name.to_string());
+    host_set.insert(name.to_string());
+    Ok(())
+}
+
 /// The column of the `nth` (0-based) place where `needle` stands as a whole word, as
 /// the value of a `key=value`, or as an element of a comma-separated list.
 fn locate_nth(source: &str, needle: &str, nth: usize) -> Option<usize> {
@@ -1074,6 +1078,17 @@ mod tests {
         assert_eq!((e.line, e.col), (2, 8));
         let e = error("host h 10.0.0.1\noverlay n vni=4097 subnet=10.0.1.0/24 hosts=h,x\n");
         assert_eq!((e.line, e.col), (2, 47));
+    }
+
+    #[test]
+    fn duplicate_hosts_and_addresses_are_refused_where_they_stand() {
+        let e = error("host a 10.0.0.1\nhost a 10.0.0.2\n");
+        assert_eq!((e.line, e.col), (2, 6));
+        let e = error("host a 10.0.0.1\nhost b 10.0.0.1\n");
+        assert_eq!((e.line, e.col), (2, 8));
+        assert!(e.message.contains("already in use"));
+        let e = error("host n1 10.0.0.1\nhosts n[1-3] 10.0.1.0/24\n");
+        assert!(e.message.contains("\"n1\" again"), "{}", e.message);
     }
 
     #[test]
