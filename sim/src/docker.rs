@@ -19,14 +19,14 @@ pub struct CommandOutput {
 }
 
 impl CommandOutput {
-    fn out(text: impl Into<String>) -> CommandOutput {
+    pub(crate) fn out(text: impl Into<String>) -> CommandOutput {
         CommandOutput {
             stdout: text.into(),
             ..Default::default()
         }
     }
 
-    fn err(text: impl Into<String>, exit_code: i32) -> CommandOutput {
+    pub(crate) fn err(text: impl Into<String>, exit_code: i32) -> CommandOutput {
         CommandOutput {
             stderr: text.into(),
             exit_code,
@@ -77,6 +77,10 @@ pub fn execute(lab: &mut Lab, host: HostId, argv: &[String]) -> CommandOutput {
         Some("stop") => docker_stop_start(lab, host, &args[1..], false),
         Some("start") => docker_stop_start(lab, host, &args[1..], true),
         Some("rm") => docker_rm(lab, host, &args[1..]),
+        Some("swarm") => crate::swarm::cli::swarm(lab, host, &args[1..]),
+        Some("node") => crate::swarm::cli::node(lab, host, &args[1..]),
+        Some("service") => crate::swarm::cli::service(lab, host, &args[1..]),
+        Some("network") => crate::swarm::cli::network(lab, host, &args[1..]),
         Some(other) => CommandOutput::err(
             format!("docker: unknown command: docker {other}\n\nRun 'docker --help' for more information\n"),
             1,
@@ -120,7 +124,7 @@ struct RunArgs {
 }
 
 /// Docker's wording for a command line clap refused.
-fn usage_error(cmd: &str, usage: &str, e: &clap::Error) -> CommandOutput {
+pub(crate) fn usage_error(cmd: &str, usage: &str, e: &clap::Error) -> CommandOutput {
     use clap::error::{ContextKind, ErrorKind};
     let arg = e
         .get(ContextKind::InvalidArg)
@@ -400,6 +404,10 @@ fn ping(lab: &mut Lab, cid: ContainerId, args: &[String]) -> CommandOutput {
 }
 
 /// A name as Docker gives unnamed containers: adjective_surname (a few of its words).
+pub(crate) fn random_name_pub(lab: &mut Lab) -> String {
+    random_name(lab)
+}
+
 fn random_name(lab: &mut Lab) -> String {
     const LEFT: &[&str] = &[
         "admiring", "brave", "clever", "eager", "festive", "gallant", "happy", "jolly", "keen",
@@ -436,8 +444,9 @@ pub fn human_duration(d: Duration) -> String {
     }
 }
 
-/// Lay out a table as the Docker CLI does: columns padded to their widest cell and
-/// separated by three spaces, no trailing spaces.
+/// Lay out a table as the Docker CLI's tabwriter does (min width 10, padding 3): every
+/// column but the last is padded to its widest cell plus three spaces, or to 10; an
+/// empty last column leaves the padding of the one before it, as in Docker.
 pub fn table(rows: &[Vec<String>]) -> String {
     let cols = rows.iter().map(Vec::len).max().unwrap_or(0);
     let widths: Vec<usize> = (0..cols)
@@ -455,10 +464,11 @@ pub fn table(rows: &[Vec<String>]) -> String {
         for (c, cell) in r.iter().enumerate() {
             line.push_str(cell);
             if c + 1 < r.len() {
-                line.push_str(&" ".repeat(widths[c] - cell.chars().count() + 3));
+                let width = (widths[c] + 3).max(10);
+                line.push_str(&" ".repeat(width - cell.chars().count()));
             }
         }
-        out.push_str(line.trim_end());
+        out.push_str(&line);
         out.push('\n');
     }
     out
@@ -610,12 +620,18 @@ mod tests {
     use super::*;
 
     #[test]
-    fn tables_pad_columns_with_three_spaces_and_trim() {
+    fn tables_pad_as_docker_tabwriter() {
+        // Min width 10, padding 3; an empty last cell keeps the padding before it, as
+        // `docker service ls` prints an empty PORTS column.
         let t = table(&[
             vec!["A".into(), "BB".into(), "C".into()],
             vec!["xxxx".into(), "".into(), "z".into()],
+            vec!["ID-twelve-ch".into(), "x".into(), "".into()],
         ]);
-        assert_eq!(t, "A      BB   C\nxxxx        z\n");
+        assert_eq!(
+            t,
+            "A                 BB        C\nxxxx                        z\nID-twelve-ch      x         \n"
+        );
     }
 
     #[test]

@@ -193,6 +193,8 @@ pub enum Event {
     PingSend(PingId),
     /// A ping stops waiting.
     PingDeadline(PingId),
+    /// The swarm control plane.
+    Swarm(crate::swarm::SwarmEvent),
     /// ARP resolution gives up (3 requests, 1 s apart, as Linux's defaults).
     ArpRetry {
         /// The asking container.
@@ -213,6 +215,8 @@ pub struct Host {
     pub gossip: crate::membership::HostGossip,
     /// Frames seen on the NIC (both ways), for pcap.
     pub capture: Vec<(Instant, Vec<u8>)>,
+    /// The engine's swarm mode (manager, agent).
+    pub swarm: crate::swarm::HostSwarm,
 }
 
 /// Errors Docker would print.
@@ -298,6 +302,7 @@ impl Lab {
             vtep,
             gossip,
             capture: Vec::new(),
+            swarm: Default::default(),
         });
         self.gossip_flush(id);
         self.record(TraceEvent::HostAdded {
@@ -546,6 +551,7 @@ impl Lab {
         self.underlay.set_up(host, false);
         let name = self.host_name(host).to_string();
         self.record(TraceEvent::HostCrashed { host: name });
+        self.swarm_crash(host);
         let on_host: Vec<ContainerId> = (0..self.containers.len())
             .map(ContainerId)
             .filter(|c| self.containers[c.0].host == host && self.exists(*c))
@@ -564,6 +570,7 @@ impl Lab {
         let name = self.host_name(host).to_string();
         self.record(TraceEvent::HostRestarted { host: name });
         self.gossip_restart(host);
+        self.swarm_restart(host);
         let on_host: Vec<ContainerId> = (0..self.containers.len())
             .map(ContainerId)
             .filter(|c| self.containers[c.0].host == host && self.exists(*c))
@@ -649,6 +656,7 @@ impl Lab {
             Event::GossipStreamFailed { host, id } => self.gossip_stream_failed(host, id),
             Event::GossipDeliver { host, frame } => self.gossip_packet_arrival(host, &frame),
             Event::FocaTimer { host, timer } => self.foca_timer(host, timer),
+            Event::Swarm(ev) => self.swarm_event(ev),
         }
     }
 

@@ -16,6 +16,7 @@ pub mod ping;
 pub mod report;
 pub mod scenario;
 pub mod stack;
+pub mod swarm;
 pub mod time;
 pub mod trace;
 pub mod underlay;

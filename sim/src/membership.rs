@@ -198,6 +198,12 @@ impl Lab {
 
     /// Whether a TCP connection from `a` to `b`'s 7946 can be made now, and if not why.
     fn stream_path(&self, a: HostId, b: HostId) -> Result<Duration, String> {
+        self.tcp_path(a, b, GOSSIP_PORT)
+    }
+
+    /// Whether a TCP connection from `a` to `b`'s `port` can be made now (both up, not
+    /// partitioned, not firewalled), and the one-way latency if so.
+    pub(crate) fn tcp_path(&self, a: HostId, b: HostId, port: u16) -> Result<Duration, String> {
         let (na, nb) = (self.underlay.nic(a), self.underlay.nic(b));
         if !na.up || !nb.up {
             return Err(format!(
@@ -210,10 +216,10 @@ impl Lab {
         }
         let rule = PortRule {
             proto: Proto::Tcp,
-            port: GOSSIP_PORT,
+            port,
         };
         if nb.blocked.contains(&rule) {
-            return Err(format!("firewall on {} blocks tcp/{GOSSIP_PORT}", nb.name));
+            return Err(format!("firewall on {} blocks tcp/{port}", nb.name));
         }
         Ok(self.underlay.link(a, b).latency)
     }

@@ -98,6 +98,13 @@ pub enum TraceEvent {
         /// Why (which probes failed, through whom; who accused).
         reason: String,
     },
+    /// Something the swarm control plane did (elections, node status, tasks).
+    Swarm {
+        /// The host where it happened.
+        host: String,
+        /// What happened.
+        what: String,
+    },
     /// A scenario step ran.
     Step {
         /// Scenario line number.

@@ -9,7 +9,17 @@
 mod parse;
 pub mod run;
 
-pub use parse::{parse, ParseError};
+pub use parse::{expand_vars, parse, ParseError};
+
+/// A Go-style duration (`5s`, `1m30s` is not needed: one number and a unit).
+pub fn parse_duration_pub(s: &str) -> Option<Duration> {
+    parse::parse_duration(s)
+}
+
+/// `A.B.C.D/N`, with no host bits set.
+pub fn parse_cidr_pub(s: &str) -> Option<(Ipv4Addr, u8)> {
+    parse::parse_cidr(s)
+}
 
 use crate::time::Duration;
 use crate::underlay::{LinkParams, PortRule};
@@ -114,12 +124,15 @@ pub enum StepKind {
         /// Block (true) or unblock.
         block: bool,
     },
-    /// `HOST$ COMMAND...`
+    /// `HOST$ COMMAND...`, or `HOST$ VAR=$(COMMAND...)` to keep its output in a variable.
+    /// `$VAR` and `${VAR}` expand in later command lines.
     Command {
         /// Host the command runs on.
         host: String,
-        /// Arguments, shell-split.
+        /// Arguments, shell-split (variables still unexpanded).
         argv: Vec<String>,
+        /// The variable that receives the standard output (trailing newlines removed).
+        assign: Option<String>,
     },
     /// `expect ...`
     Expect {
@@ -153,6 +166,8 @@ pub enum Expectation {
         /// How many.
         count: usize,
     },
+    /// What the swarm's leader says about nodes, services and quorum.
+    Swarm(SwarmExpect),
     /// One ICMP echo from a container to another gets (or does not get) its reply.
     Ping {
         /// From this container.
@@ -161,5 +176,56 @@ pub enum Expectation {
         to: String,
         /// Expect success (true) or failure.
         ok: bool,
+    },
+}
+
+/// Expectations about the swarm, read from the leader's store (what `docker node ls`
+/// and `docker service ps` on a manager would show).
+#[derive(Debug, Clone, PartialEq)]
+pub enum SwarmExpect {
+    /// `expect node H status ready|down`
+    NodeStatus {
+        /// Host name.
+        node: String,
+        /// `ready` or `down`.
+        status: String,
+    },
+    /// `expect node H availability active|pause|drain`
+    NodeAvailability {
+        /// Host name.
+        node: String,
+        /// The availability.
+        availability: String,
+    },
+    /// `expect node H manager leader|reachable|unreachable|none`
+    NodeManager {
+        /// Host name.
+        node: String,
+        /// MANAGER STATUS, lower case; `none` for a worker.
+        status: String,
+    },
+    /// `expect service S running N`
+    ServiceRunning {
+        /// Service name.
+        service: String,
+        /// Running tasks.
+        count: usize,
+    },
+    /// `expect service S on H1,H2`: the set of nodes running its tasks.
+    ServiceOn {
+        /// Service name.
+        service: String,
+        /// Host names.
+        hosts: Vec<String>,
+    },
+    /// `expect quorum ok|lost`
+    Quorum {
+        /// Whether a leader with a quorum exists.
+        ok: bool,
+    },
+    /// `expect leader H`
+    Leader {
+        /// Host name.
+        host: String,
     },
 }

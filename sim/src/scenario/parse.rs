@@ -1,7 +1,7 @@
 //! Text to `Scenario`: tokenizing with columns, one parser per directive, and errors
 //! that show the line with a caret under the culprit.
 
-use super::{Expectation, Scenario, Step, StepKind};
+use super::{Expectation, Scenario, Step, StepKind, SwarmExpect};
 use crate::time::Duration;
 use crate::underlay::{LinkParams, PortRule, Proto};
 use std::collections::BTreeSet;
@@ -256,6 +256,56 @@ fn list_options(allowed: &[&str]) -> String {
     format!("({})", names.join(", "))
 }
 
+/// Builds a node expectation from (host, value).
+type MakeExpect = fn(String, String) -> SwarmExpect;
+
+fn valid_var(s: &str) -> bool {
+    !s.is_empty()
+        && !s.starts_with(|c: char| c.is_ascii_digit())
+        && s.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+}
+
+/// The variables a word refers to (`$VAR` or `${VAR}`), with their byte offsets.
+pub(crate) fn var_refs(word: &str) -> Vec<(usize, String)> {
+    let b = word.as_bytes();
+    let mut out = Vec::new();
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] == b'$' && i + 1 < b.len() {
+            let (start, braced) = if b[i + 1] == b'{' {
+                (i + 2, true)
+            } else {
+                (i + 1, false)
+            };
+            let mut j = start;
+            while j < b.len() && (b[j].is_ascii_alphanumeric() || b[j] == b'_') {
+                j += 1;
+            }
+            if j > start && (!braced || b.get(j) == Some(&b'}')) {
+                out.push((i, word[start..j].to_string()));
+                i = if braced { j + 1 } else { j };
+                continue;
+            }
+        }
+        i += 1;
+    }
+    out
+}
+
+/// Expand `$VAR` and `${VAR}` in a word.
+pub fn expand_vars(word: &str, vars: &std::collections::BTreeMap<String, String>) -> String {
+    let mut out = String::new();
+    let mut last = 0;
+    for (at, name) in var_refs(word) {
+        out.push_str(&word[last..at]);
+        out.push_str(vars.get(&name).map(String::as_str).unwrap_or(""));
+        let braced = word[at + 1..].starts_with('{');
+        last = at + 1 + name.len() + if braced { 2 } else { 0 };
+    }
+    out.push_str(&word[last..]);
+    out
+}
+
 fn valid_name(s: &str) -> bool {
     let mut chars = s.chars();
     chars.next().is_some_and(|c| c.is_ascii_alphanumeric())
@@ -310,7 +360,7 @@ fn parse_bandwidth(s: &str) -> Option<u64> {
     (v > 0.0).then_some((v * scale) as u64)
 }
 
-fn parse_cidr(s: &str) -> Option<(Ipv4Addr, u8)> {
+pub(crate) fn parse_cidr(s: &str) -> Option<(Ipv4Addr, u8)> {
     let (ip, prefix) = s.split_once('/')?;
     let ip: Ipv4Addr = ip.parse().ok()?;
     let prefix: u8 = prefix.parse().ok()?;
@@ -396,7 +446,7 @@ fn parse_directive(l: &mut Line) -> PResult<StepKind> {
                 "write HOST$ COMMAND, e.g. node1$ docker ps",
             ));
         }
-        let argv: Vec<String> = l.tokens[l.pos..].iter().map(|t| t.text.clone()).collect();
+        let mut argv: Vec<String> = l.tokens[l.pos..].iter().map(|t| t.text.clone()).collect();
         if argv.is_empty() {
             return Err(l.error_at(
                 l.end_col(),
@@ -405,9 +455,45 @@ fn parse_directive(l: &mut Line) -> PResult<StepKind> {
                 "write HOST$ COMMAND, e.g. node1$ docker ps",
             ));
         }
+        // `VAR=$(command ...)`: the command's output goes into VAR.
+        let mut assign = None;
+        let split = argv[0]
+            .split_once("=$(")
+            .map(|(v, f)| (v.to_string(), f.to_string()));
+        if let Some((var, first)) = split {
+            let first_tok = l.tokens[l.pos].clone();
+            if !valid_var(&var) {
+                return Err(l.error(
+                    &first_tok,
+                    "a variable name (letters, digits, _) before =$(",
+                    "write HOST$ TOKEN=$(docker swarm join-token -q worker)",
+                ));
+            }
+            let last = argv.len() - 1;
+            let Some(stripped) = argv[last].strip_suffix(')') else {
+                return Err(l.error_at(
+                    l.end_col(),
+                    1,
+                    "expected ')' closing $( at the end of the line".into(),
+                    "write HOST$ TOKEN=$(docker swarm join-token -q worker)",
+                ));
+            };
+            argv[last] = stripped.to_string();
+            argv[0] = first;
+            argv.retain(|a| !a.is_empty());
+            if argv.is_empty() {
+                return Err(l.error(
+                    &first_tok,
+                    "a command inside $( )",
+                    "write HOST$ TOKEN=$(docker swarm join-token -q worker)",
+                ));
+            }
+            assign = Some(var);
+        }
         return Ok(StepKind::Command {
             host: host.to_string(),
             argv,
+            assign,
         });
     }
     match head.text.as_str() {
@@ -671,8 +757,9 @@ fn parse_directive(l: &mut Line) -> PResult<StepKind> {
 }
 
 fn parse_expect(l: &mut Line) -> PResult<StepKind> {
-    const HINT: &str = "expectations are: expect output contains \"TEXT\", expect error contains \"TEXT\", expect ping C1 C2 ok|fails, expect member H1 sees H2 alive|suspect|dead|left, expect members H count N, each with an optional [within DURATION]";
-    let kind = l.next("output, error, ping, member or members", HINT)?;
+    const HINT: &str = "expectations are: expect output contains \"TEXT\", expect error contains \"TEXT\", expect ping C1 C2 ok|fails, expect member H1 sees H2 alive|suspect|dead|left, expect members H count N, expect node H status|availability|manager VALUE, expect service S running N, expect service S on H1,H2, expect quorum ok|lost, expect leader H, each with an optional [within DURATION]";
+    const KINDS: &str = "output, error, ping, member, members, node, service, quorum or leader";
+    let kind = l.next(KINDS, HINT)?;
     let what = match kind.text.as_str() {
         "output" | "error" => {
             let c = l.next("contains", HINT)?;
@@ -741,7 +828,68 @@ fn parse_expect(l: &mut Line) -> PResult<StepKind> {
                 count,
             }
         }
-        _ => return Err(l.error(&kind, "output, error, ping, member or members", HINT)),
+        "node" => {
+            let node = l.name("a host name")?.text;
+            let field = l.next("status, availability or manager", HINT)?;
+            let (allowed, make): (&[&str], MakeExpect) = match field.text.as_str() {
+                "status" => (&["ready", "down"], |node, status| SwarmExpect::NodeStatus {
+                    node,
+                    status,
+                }),
+                "availability" => (&["active", "pause", "drain"], |node, availability| {
+                    SwarmExpect::NodeAvailability { node, availability }
+                }),
+                "manager" => (
+                    &["leader", "reachable", "unreachable", "none"],
+                    |node, status| SwarmExpect::NodeManager { node, status },
+                ),
+                _ => return Err(l.error(&field, "status, availability or manager", HINT)),
+            };
+            let v = l.next(&allowed.join(", "), HINT)?;
+            if !allowed.contains(&v.text.as_str()) {
+                return Err(l.error(&v, &allowed.join(", "), HINT));
+            }
+            Expectation::Swarm(make(node, v.text))
+        }
+        "service" => {
+            let service = l.next("a service name", HINT)?.text;
+            let verb = l.next("running or on", HINT)?;
+            match verb.text.as_str() {
+                "running" => {
+                    let n = l.next("a number", HINT)?;
+                    let count = n.text.parse().map_err(|_| {
+                        l.error(&n, "a number", "e.g. expect service web running 3")
+                    })?;
+                    Expectation::Swarm(SwarmExpect::ServiceRunning { service, count })
+                }
+                "on" => {
+                    let list = l.next("host names separated by commas", HINT)?;
+                    let hosts = expand_list(&list.text).ok_or_else(|| {
+                        l.error(
+                            &list,
+                            "host names separated by commas",
+                            "e.g. expect service web on w1,w2",
+                        )
+                    })?;
+                    Expectation::Swarm(SwarmExpect::ServiceOn { service, hosts })
+                }
+                _ => return Err(l.error(&verb, "running or on", HINT)),
+            }
+        }
+        "quorum" => {
+            let v = l.next("ok or lost", HINT)?;
+            let ok = match v.text.as_str() {
+                "ok" => true,
+                "lost" => false,
+                _ => return Err(l.error(&v, "ok or lost", HINT)),
+            };
+            Expectation::Swarm(SwarmExpect::Quorum { ok })
+        }
+        "leader" => {
+            let host = l.name("a host name")?.text;
+            Expectation::Swarm(SwarmExpect::Leader { host })
+        }
+        _ => return Err(l.error(&kind, KINDS, HINT)),
     };
     let mut within = None;
     if let Some(t) = l.peek().cloned() {
@@ -782,6 +930,7 @@ fn check(s: &Scenario, text: &str) -> PResult<()> {
     let mut vnis: BTreeSet<u32> = BTreeSet::new();
     let mut containers: BTreeSet<String> = BTreeSet::new();
     let mut had_command = false;
+    let mut vars: BTreeSet<String> = BTreeSet::new();
     let known = |hosts: &[String]| {
         if hosts.is_empty() {
             "declare hosts first, e.g. host node1 192.168.1.11".to_string()
@@ -893,9 +1042,32 @@ fn check(s: &Scenario, text: &str) -> PResult<()> {
                     ));
                 }
             }
-            StepKind::Command { host, argv } => {
+            StepKind::Command { host, argv, assign } => {
                 need_host(step, host, &hosts, &host_set)?;
                 had_command = true;
+                for a in argv {
+                    for (_, name) in var_refs(a) {
+                        if !vars.contains(&name) {
+                            let hint = if vars.is_empty() {
+                                "set it first: HOST$ NAME=$(COMMAND ...)".to_string()
+                            } else {
+                                format!(
+                                    "variables set so far: {}",
+                                    vars.iter().cloned().collect::<Vec<_>>().join(", ")
+                                )
+                            };
+                            return Err(err(
+                                step,
+                                &format!("${}", if a.contains("${") { format!("{{{name}}}") } else { name.clone() }),
+                                format!("expected a variable set on an earlier line, found ${name} unset"),
+                                hint,
+                            ));
+                        }
+                    }
+                }
+                if let Some(v) = assign {
+                    vars.insert(v.clone());
+                }
                 // Remember names given to containers, so expectations can be checked.
                 if argv.first().map(String::as_str) == Some("docker")
                     && argv.get(1).map(String::as_str) == Some("run")
@@ -925,6 +1097,17 @@ fn check(s: &Scenario, text: &str) -> PResult<()> {
                 }
                 Expectation::MemberCount { viewer, .. } => {
                     need_host(step, viewer, &hosts, &host_set)?
+                }
+                Expectation::Swarm(
+                    SwarmExpect::NodeStatus { node, .. }
+                    | SwarmExpect::NodeAvailability { node, .. }
+                    | SwarmExpect::NodeManager { node, .. }
+                    | SwarmExpect::Leader { host: node },
+                ) => need_host(step, node, &hosts, &host_set)?,
+                Expectation::Swarm(SwarmExpect::ServiceOn { hosts: on, .. }) => {
+                    for h in on {
+                        need_host(step, h, &hosts, &host_set)?;
+                    }
                 }
                 Expectation::Ping { from, to, .. } => {
                     for c in [from, to] {

@@ -1,7 +1,7 @@
 //! Playing a scenario on a lab: each step at the current virtual time, a readable
 //! timeline, and the verdict of every expectation.
 
-use super::{Expectation, Scenario, Step, StepKind};
+use super::{Expectation, Scenario, Step, StepKind, SwarmExpect};
 use crate::docker::{self, CommandOutput};
 use crate::lab::{Lab, Subnet};
 use crate::time::{Duration, Instant};
@@ -37,6 +37,7 @@ impl Outcome {
 
 struct Runner {
     lab: Lab,
+    vars: BTreeMap<String, String>,
     out: String,
     last: Option<CommandOutput>,
     held: usize,
@@ -49,6 +50,7 @@ pub fn run(scenario: &Scenario, seed: u64, capture: bool) -> Outcome {
     lab.capture = capture;
     let mut r = Runner {
         lab,
+        vars: BTreeMap::new(),
         out: String::new(),
         last: None,
         held: 0,
@@ -68,6 +70,7 @@ pub fn run(scenario: &Scenario, seed: u64, capture: bool) -> Outcome {
         r.step(step);
         r.report_drops(mark);
         r.report_gossip(mark);
+        r.report_swarm(mark);
     }
     let total = r.held + r.failed;
     let _ = writeln!(
@@ -231,11 +234,22 @@ impl Runner {
                 let note = if changed { "" } else { " (no change)" };
                 self.say(now, &format!("{verb} {host} inbound {rule}{note}"));
             }
-            StepKind::Command { host, argv } => {
+            StepKind::Command { host, argv, assign } => {
                 let id = self.host(host);
-                let line = format!("{host}$ {}", shell_join(argv));
+                let argv: Vec<String> = argv
+                    .iter()
+                    .map(|a| super::expand_vars(a, &self.vars))
+                    .collect();
+                let line = match assign {
+                    Some(v) => format!("{host}$ {v}=$({})", shell_join(&argv)),
+                    None => format!("{host}$ {}", shell_join(&argv)),
+                };
                 self.say(now, &line);
-                let out = docker::execute(&mut self.lab, id, argv);
+                let out = docker::execute(&mut self.lab, id, &argv);
+                if let Some(v) = assign {
+                    self.vars
+                        .insert(v.clone(), out.stdout.trim_end_matches('\n').to_string());
+                }
                 self.out.push_str(&indent(&out.stdout));
                 self.out.push_str(&indent(&out.stderr));
                 if out.exit_code != 0 {
@@ -290,6 +304,11 @@ impl Runner {
                 }
             }
             Expectation::Ping { from, to, ok } => self.expect_ping(from, to, *ok, within),
+            Expectation::Swarm(e) => {
+                let waited = self.wait(within, |lab: &Lab| observe(lab, e).0);
+                let (held, seen) = observe(&self.lab, e);
+                (held, format!("{seen}{waited}"))
+            }
             Expectation::Member {
                 viewer,
                 member,
@@ -438,6 +457,20 @@ impl Runner {
     }
 
     /// Run the lab until `cond` holds or `within` passes; says how long it waited.
+    /// After a step, the swarm's control-plane events (elections, node status, tasks).
+    fn report_swarm(&mut self, mark: usize) {
+        let lines: Vec<(Instant, String)> = self.lab.trace.events()[mark..]
+            .iter()
+            .filter_map(|(at, e)| match e {
+                TraceEvent::Swarm { host, what } => Some((*at, format!("swarm: {host}: {what}"))),
+                _ => None,
+            })
+            .collect();
+        for (at, l) in lines {
+            self.say(at, &l);
+        }
+    }
+
     fn wait(&mut self, within: Option<Duration>, cond: impl Fn(&Lab) -> bool) -> String {
         let start = self.lab.now();
         let Some(w) = within else {
@@ -579,4 +612,106 @@ fn shell_join(argv: &[String]) -> String {
         })
         .collect::<Vec<_>>()
         .join(" ")
+}
+
+/// Whether a swarm expectation holds now, and what is seen.
+fn observe(lab: &Lab, e: &SwarmExpect) -> (bool, String) {
+    use crate::swarm::store::{Mode, NodeStatus, Role, TaskState};
+    let view = lab.swarm_view();
+    if let SwarmExpect::Quorum { ok } = e {
+        // A leader exists exactly while writes can commit (raft-rs's check-quorum makes
+        // a leader cut off from the majority step down within an election timeout).
+        let has = view.is_some();
+        let seen = match view {
+            Some((l, _)) => format!("quorum ok (leader {})", lab.host_name(l)),
+            None => "quorum lost (no leader)".to_string(),
+        };
+        return (has == *ok, seen);
+    }
+    let Some((leader, store)) = view else {
+        return (false, "no leader: the swarm's state cannot be read".into());
+    };
+    let node = |h: &str| store.nodes.values().find(|n| n.hostname == h);
+    match e {
+        SwarmExpect::NodeStatus { node: h, status } => match node(h) {
+            Some(n) => {
+                let s = n.status.as_str().to_lowercase();
+                (s == *status, format!("{h} is {s}"))
+            }
+            None => (false, format!("{h} is not a node of the swarm")),
+        },
+        SwarmExpect::NodeAvailability {
+            node: h,
+            availability,
+        } => match node(h) {
+            Some(n) => (
+                n.availability.as_str() == availability,
+                format!("{h} is {}", n.availability.as_str()),
+            ),
+            None => (false, format!("{h} is not a node of the swarm")),
+        },
+        SwarmExpect::NodeManager { node: h, status } => match node(h) {
+            Some(n) => {
+                let s = if n.role == Role::Worker {
+                    "none".to_string()
+                } else {
+                    lab.manager_status(leader, n).to_lowercase()
+                };
+                (s == *status, format!("{h} manager status {s}"))
+            }
+            None => (false, format!("{h} is not a node of the swarm")),
+        },
+        SwarmExpect::Leader { host } => {
+            let name = lab.host_name(leader).to_string();
+            (name == *host, format!("the leader is {name}"))
+        }
+        SwarmExpect::ServiceRunning { .. } | SwarmExpect::ServiceOn { .. } => {
+            let (SwarmExpect::ServiceRunning { service, .. }
+            | SwarmExpect::ServiceOn { service, .. }) = e
+            else {
+                unreachable!()
+            };
+            let Some(svc) = store.find_service(service) else {
+                return (false, format!("no service {service}"));
+            };
+            let mut on: Vec<String> = store
+                .tasks_of(&svc.id)
+                .filter(|t| t.state == TaskState::Running && t.desired == TaskState::Running)
+                .filter_map(|t| t.node_id.as_ref().and_then(|n| store.nodes.get(n)))
+                .filter(|n| n.status != NodeStatus::Down)
+                .map(|n| n.hostname.clone())
+                .collect();
+            let running = on.len();
+            on.sort_by(|a, b| crate::swarm::orchestrator::natural_cmp(a, b));
+            on.dedup();
+            let want = match svc.mode {
+                Mode::Replicated(n) => n.to_string(),
+                Mode::Global => "global".into(),
+            };
+            match e {
+                SwarmExpect::ServiceRunning { count, .. } => (
+                    running == *count,
+                    format!("{service} has {running} running task(s) of {want}"),
+                ),
+                SwarmExpect::ServiceOn { hosts, .. } => {
+                    let mut h = hosts.clone();
+                    h.sort_by(|a, b| crate::swarm::orchestrator::natural_cmp(a, b));
+                    h.dedup();
+                    (
+                        h == on,
+                        format!(
+                            "{service} runs on {}",
+                            if on.is_empty() {
+                                "no node".to_string()
+                            } else {
+                                on.join(",")
+                            }
+                        ),
+                    )
+                }
+                _ => unreachable!(),
+            }
+        }
+        SwarmExpect::Quorum { .. } => unreachable!(),
+    }
 }

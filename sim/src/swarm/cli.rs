@@ -1,0 +1,2221 @@
+//! `docker swarm|node|service|network` on a simulated host, with Docker's tables, texts
+//! and refusals (CLI 28 against a 20.10 engine). Flags are parsed with clap.
+
+use super::orchestrator::natural_cmp;
+use super::raftnode::RaftNode;
+use super::store::{
+    Action, Availability, Cluster, Constraint, Mode, Network, Node, NodeStatus, PortSpec, Role,
+    Service, Store, TaskState,
+};
+use super::{Manager, NOT_IN_SWARM, NOT_MANAGER_WORKER, NO_LEADER, SWARM_PORT};
+use crate::docker::{human_duration, table, usage_error, CommandOutput};
+use crate::lab::Lab;
+use crate::time::{Duration, Instant};
+use crate::underlay::HostId;
+use clap::Parser;
+use std::collections::BTreeMap;
+use std::net::Ipv4Addr;
+
+type Res<T> = Result<T, CommandOutput>;
+
+fn fail(text: impl Into<String>) -> CommandOutput {
+    let mut t: String = text.into();
+    if !t.ends_with('\n') {
+        t.push('\n');
+    }
+    CommandOutput::err(t, 1)
+}
+
+fn daemon(text: &str) -> CommandOutput {
+    fail(text)
+}
+
+/// The leader that serves `host`'s request, after the round trip to it.
+fn leader_for(lab: &mut Lab, host: HostId) -> Res<HostId> {
+    let s = &lab.hosts[host.0].swarm;
+    if s.node_id.is_none() {
+        return Err(daemon(NOT_IN_SWARM));
+    }
+    if s.manager.is_none() {
+        return Err(daemon(NOT_MANAGER_WORKER));
+    }
+    let leader = lab.swarm_leader_of(host).ok_or_else(|| daemon(NO_LEADER))?;
+    let leads = lab.hosts[leader.0]
+        .swarm
+        .manager
+        .as_ref()
+        .is_some_and(|m| m.raft.is_leader());
+    if !leads {
+        return Err(daemon(NO_LEADER));
+    }
+    if leader != host {
+        let latency = lab
+            .tcp_path(host, leader, SWARM_PORT)
+            .map_err(|_| daemon(NO_LEADER))?;
+        let back = lab.now() + Duration(2 * latency.as_nanos());
+        lab.run_until(back);
+    }
+    Ok(leader)
+}
+
+fn leader_store(lab: &Lab, leader: HostId) -> Store {
+    lab.hosts[leader.0]
+        .swarm
+        .manager
+        .as_ref()
+        .map(|m| m.store.clone())
+        .unwrap_or_default()
+}
+
+/// Propose on the leader and wait until it has applied the batch.
+fn commit(lab: &mut Lab, leader: HostId, actions: &[Action]) -> Res<()> {
+    if actions.is_empty() {
+        return Ok(());
+    }
+    let target = lab.swarm_propose(leader, actions).map_err(|e| daemon(&e))?;
+    let deadline = lab.now() + Duration::from_secs(30);
+    let done = |lab: &Lab| {
+        lab.hosts[leader.0]
+            .swarm
+            .manager
+            .as_ref()
+            .is_none_or(|m| m.raft.applied_batches() >= target || !m.raft.is_leader())
+    };
+    lab.run_until_or(deadline, done);
+    let ok = lab.hosts[leader.0]
+        .swarm
+        .manager
+        .as_ref()
+        .is_some_and(|m| m.raft.applied_batches() >= target);
+    if ok {
+        Ok(())
+    } else {
+        Err(daemon(NO_LEADER))
+    }
+}
+
+fn write(
+    lab: &mut Lab,
+    host: HostId,
+    build: impl FnOnce(&mut Lab, &Store) -> Res<Vec<Action>>,
+) -> Res<HostId> {
+    let leader = leader_for(lab, host)?;
+    let store = leader_store(lab, leader);
+    let actions = build(lab, &store)?;
+    commit(lab, leader, &actions)?;
+    Ok(leader)
+}
+
+fn now_ns(lab: &Lab) -> u64 {
+    lab.now().0
+}
+
+fn base36(lab: &mut Lab, n: usize) -> String {
+    const A: &[u8] = b"0123456789abcdefghijklmnopqrstuvwxyz";
+    (0..n)
+        .map(|_| A[lab.rng.below(36) as usize] as char)
+        .collect()
+}
+
+fn ago(lab: &Lab, since: u64) -> String {
+    let d = Duration(lab.now().0.saturating_sub(since));
+    format!("{} ago", human_duration(d).to_lowercase())
+}
+
+fn capitalise(s: &str) -> String {
+    let mut c = s.chars();
+    match c.next() {
+        Some(f) => f.to_uppercase().chain(c).collect(),
+        None => String::new(),
+    }
+}
+
+/// A `{{.Field}}` template over named fields (the Go-template subset labs need:
+/// `{{.X}}`, `{{.X.Y}}` on inspect objects, and `{{json .X}}`).
+pub fn render(template: &str, fields: &serde_json::Value) -> Result<String, String> {
+    let mut out = String::new();
+    let mut rest = template;
+    while let Some(start) = rest.find("{{") {
+        out.push_str(&rest[..start]);
+        let Some(end) = rest[start..].find("}}") else {
+            return Err(format!("template: :1: unclosed action in {template}"));
+        };
+        let expr = rest[start + 2..start + end].trim();
+        let (json, path) = match expr.strip_prefix("json ") {
+            Some(p) => (true, p.trim()),
+            None => (false, expr),
+        };
+        let Some(path) = path.strip_prefix('.') else {
+            return Err(format!("template: :1: function \"{path}\" not defined"));
+        };
+        let mut v = fields;
+        if !path.is_empty() {
+            for part in path.split('.') {
+                v = v.get(part).ok_or_else(|| {
+                    format!(
+                        "template: :1:{}: executing \"\" at <.{path}>: can't evaluate field {part}",
+                        start + 3
+                    )
+                })?;
+            }
+        }
+        let text = match (json, v) {
+            (true, v) => v.to_string(),
+            (false, serde_json::Value::String(s)) => s.clone(),
+            (false, serde_json::Value::Null) => "<no value>".into(),
+            (false, v) => v.to_string(),
+        };
+        out.push_str(&text);
+        rest = &rest[start + end + 2..];
+    }
+    out.push_str(rest);
+    Ok(out)
+}
+
+fn formatted(rows: &[serde_json::Value], format: &str) -> Res<String> {
+    let mut out = String::new();
+    for r in rows {
+        out.push_str(&render(format, r).map_err(fail)?);
+        out.push('\n');
+    }
+    Ok(out)
+}
+
+/// `--filter key=value` pairs.
+fn filters(list: &[String]) -> Res<Vec<(String, String)>> {
+    list.iter()
+        .map(|f| {
+            f.split_once('=')
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .ok_or_else(|| fail("bad format of filter (expected name=value)"))
+        })
+        .collect()
+}
+
+// ---- docker swarm ------------------------------------------------------------------
+
+#[derive(Parser, Debug)]
+#[command(
+    no_binary_name = true,
+    disable_help_flag = true,
+    disable_version_flag = true
+)]
+struct InitArgs {
+    #[arg(long)]
+    advertise_addr: Option<String>,
+    #[arg(long)]
+    default_addr_pool: Vec<String>,
+    #[arg(long)]
+    force_new_cluster: bool,
+    #[arg(long)]
+    listen_addr: Option<String>,
+}
+
+#[derive(Parser, Debug)]
+#[command(
+    no_binary_name = true,
+    disable_help_flag = true,
+    disable_version_flag = true
+)]
+struct JoinArgs {
+    #[arg(long)]
+    token: Option<String>,
+    #[arg(long)]
+    advertise_addr: Option<String>,
+    #[arg(long)]
+    listen_addr: Option<String>,
+    addr: Option<String>,
+}
+
+#[derive(Parser, Debug)]
+#[command(
+    no_binary_name = true,
+    disable_help_flag = true,
+    disable_version_flag = true
+)]
+struct JoinTokenArgs {
+    #[arg(short, long)]
+    quiet: bool,
+    #[arg(long)]
+    rotate: bool,
+    role: Option<String>,
+}
+
+#[derive(Parser, Debug)]
+#[command(
+    no_binary_name = true,
+    disable_help_flag = true,
+    disable_version_flag = true
+)]
+struct LeaveArgs {
+    #[arg(short, long)]
+    force: bool,
+}
+
+const ALREADY_IN_SWARM: &str = "Error response from daemon: This node is already part of a swarm. Use \"docker swarm leave\" to leave this swarm and join another one.";
+
+/// `docker swarm ...`
+pub fn swarm(lab: &mut Lab, host: HostId, args: &[String]) -> CommandOutput {
+    let (sub, rest) = match args.split_first() {
+        Some((s, r)) => (s.as_str(), r),
+        None => ("", args),
+    };
+    let r = match sub {
+        "init" => InitArgs::try_parse_from(rest)
+            .map_err(|e| usage_error("swarm init", "[OPTIONS]", &e))
+            .and_then(|a| swarm_init(lab, host, a)),
+        "join" => JoinArgs::try_parse_from(rest)
+            .map_err(|e| usage_error("swarm join", "[OPTIONS] HOST:PORT", &e))
+            .and_then(|a| swarm_join(lab, host, a)),
+        "join-token" => JoinTokenArgs::try_parse_from(rest)
+            .map_err(|e| usage_error("swarm join-token", "[OPTIONS] (worker|manager)", &e))
+            .and_then(|a| join_token(lab, host, a)),
+        "leave" => LeaveArgs::try_parse_from(rest)
+            .map_err(|e| usage_error("swarm leave", "[OPTIONS]", &e))
+            .and_then(|a| swarm_leave(lab, host, a)),
+        other => Err(fail(format!(
+            "docker: unknown command: docker swarm {other}\n\nRun 'docker swarm --help' for more information"
+        ))),
+    };
+    r.unwrap_or_else(|e| e)
+}
+
+fn join_text(role: Role, token: &str, addr: Ipv4Addr) -> String {
+    format!(
+        "To add a {} to this swarm, run the following command:\n\n    docker swarm join --token {token} {addr}:{SWARM_PORT}\n",
+        role.as_str()
+    )
+}
+
+fn swarm_init(lab: &mut Lab, host: HostId, a: InitArgs) -> Res<CommandOutput> {
+    let ip = lab.underlay.nic(host).ip;
+    let addr = match &a.advertise_addr {
+        None => ip,
+        Some(s) => {
+            let s = s.split(':').next().unwrap_or(s);
+            match s.parse::<Ipv4Addr>() {
+                Ok(x) if x == ip => x,
+                Ok(_) | Err(_) => {
+                    return Err(daemon(&format!(
+                        "Error response from daemon: must specify a listening address because the address to advertise is not recognized as a system address, and a system's IP address to use could not be uniquely identified ({s})"
+                    )))
+                }
+            }
+        }
+    };
+    if a.force_new_cluster {
+        return force_new_cluster(lab, host, addr);
+    }
+    if lab.hosts[host.0].swarm.node_id.is_some() {
+        return Err(daemon(ALREADY_IN_SWARM));
+    }
+    let pool = a
+        .default_addr_pool
+        .first()
+        .cloned()
+        .unwrap_or_else(|| "10.0.0.0/8".into());
+    let Some((base, prefix)) = crate::scenario::parse_cidr_pub(&pool) else {
+        return Err(daemon(&format!(
+            "Error response from daemon: invalid default address pool {pool}: invalid CIDR address: {pool}"
+        )));
+    };
+    let now = now_ns(lab);
+    let node_id = lab.swarm_id();
+    let raft_id = 1 + lab.rng.below(u64::MAX / 2);
+    let cluster = Cluster {
+        id: lab.swarm_id(),
+        ca_digest: base36(lab, 50),
+        worker_secret: base36(lab, 25),
+        manager_secret: base36(lab, 25),
+        pool: format!("{base}/{prefix}"),
+        raft_origin: raft_id,
+        created: now,
+    };
+    let o = base.octets();
+    let ingress = Network {
+        id: lab.swarm_id(),
+        name: "ingress".into(),
+        vni: 4096,
+        subnet: format!("{}.{}.0.0/24", o[0], o[1]),
+        gateway: Ipv4Addr::new(o[0], o[1], 0, 1),
+        attachable: false,
+        encrypted: false,
+        ingress: true,
+        created: now,
+    };
+    let node = Node {
+        id: node_id.clone(),
+        hostname: lab.host_name(host).to_string(),
+        addr,
+        role: Role::Manager,
+        availability: Availability::Active,
+        status: NodeStatus::Ready,
+        message: String::new(),
+        labels: BTreeMap::new(),
+        raft_id: Some(raft_id),
+        created: now,
+        updated: now,
+    };
+    let raft = RaftNode::bootstrap(raft_id, addr).map_err(|e| daemon(&e))?;
+    let token = cluster.token(Role::Worker);
+    {
+        let s = &mut lab.hosts[host.0].swarm;
+        s.node_id = Some(node_id.clone());
+        s.manager = Some(Manager::new(raft, Store::default()));
+    }
+    lab.manager_poll(host);
+    commit(
+        lab,
+        host,
+        &[
+            Action::Cluster(cluster),
+            Action::PutNode(node),
+            Action::PutNetwork(ingress),
+        ],
+    )?;
+    lab.manager_ticks(host);
+    lab.agent_start(host, vec![addr]);
+    lab.swarm_note(
+        host,
+        format!(
+            "swarm initialised; {} is the first manager",
+            lab.host_name(host)
+        ),
+    );
+    Ok(CommandOutput::out(format!(
+        "Swarm initialized: current node ({node_id}) is now a manager.\n\n{}\nTo add a manager to this swarm, run 'docker swarm join-token manager' and follow the instructions.\n",
+        join_text(Role::Worker, &token, addr)
+    )))
+}
+
+/// `--force-new-cluster`: a surviving manager becomes the only voter of a new Raft
+/// group, keeping the store (services, workers, tasks).
+fn force_new_cluster(lab: &mut Lab, host: HostId, addr: Ipv4Addr) -> Res<CommandOutput> {
+    let s = &mut lab.hosts[host.0].swarm;
+    let Some(old) = s.manager.take() else {
+        return Err(daemon(
+            "Error response from daemon: This node is not part of a swarm",
+        ));
+    };
+    let id = old.raft.id;
+    let mut store = old.store;
+    let raft = RaftNode::bootstrap(id, addr).map_err(|e| daemon(&e))?;
+    // The new group's log starts afresh; the applied store carries over, and records
+    // this member as the new group's origin.
+    store.applied = 0;
+    let mut force_actions = Vec::new();
+    if let Some(c) = store.cluster.as_mut() {
+        c.raft_origin = id;
+        force_actions.push(Action::Cluster(c.clone()));
+    }
+    s.epoch += 1;
+    s.manager = Some(Manager::new(raft, store));
+    s.seen_leader = None;
+    lab.manager_poll(host);
+    commit(lab, host, &force_actions)?;
+    lab.manager_ticks(host);
+    let node_id = lab.hosts[host.0].swarm.node_id.clone().unwrap_or_default();
+    let token = lab.hosts[host.0]
+        .swarm
+        .manager
+        .as_ref()
+        .and_then(|m| m.store.cluster.as_ref().map(|c| c.token(Role::Worker)))
+        .unwrap_or_default();
+    if lab.hosts[host.0].swarm.agent.is_none() {
+        lab.agent_start(host, vec![addr]);
+    }
+    lab.swarm_note(
+        host,
+        "forced a new cluster with itself as the only manager".into(),
+    );
+    Ok(CommandOutput::out(format!(
+        "Swarm initialized: current node ({node_id}) is now a manager.\n\n{}\nTo add a manager to this swarm, run 'docker swarm join-token manager' and follow the instructions.\n",
+        join_text(Role::Worker, &token, addr)
+    )))
+}
+
+const JOIN_TIMEOUT: &str = "Error response from daemon: Timeout was reached before node joined. The attempt to join the swarm will continue in the background. Use the \"docker info\" command to see the current swarm status of your node.";
+const BAD_TOKEN: &str = "Error response from daemon: rpc error: code = InvalidArgument desc = A valid join token is necessary to join this cluster";
+
+fn swarm_join(lab: &mut Lab, host: HostId, a: JoinArgs) -> Res<CommandOutput> {
+    if lab.hosts[host.0].swarm.node_id.is_some() {
+        return Err(daemon(ALREADY_IN_SWARM));
+    }
+    let Some(target) = a.addr else {
+        return Err(fail("docker: 'docker swarm join' requires 1 argument\n\nUsage:  docker swarm join [OPTIONS] HOST:PORT\n\nRun 'docker swarm join --help' for more information"));
+    };
+    let token = a.token.unwrap_or_default();
+    let parts: Vec<&str> = token.split('-').collect();
+    if parts.len() != 4
+        || parts[0] != "SWMTKN"
+        || parts[1] != "1"
+        || parts[2].len() != 50
+        || parts[3].len() != 25
+    {
+        return Err(daemon("Error response from daemon: invalid join token"));
+    }
+    let (ip_text, port) = match target.split_once(':') {
+        Some((i, p)) => (i, p.parse::<u16>().unwrap_or(0)),
+        None => (target.as_str(), SWARM_PORT),
+    };
+    let refused = || {
+        daemon(&format!(
+            "Error response from daemon: rpc error: code = Unavailable desc = connection error: desc = \"transport: Error while dialing dial tcp {ip_text}:{port}: connect: connection refused\""
+        ))
+    };
+    let ip: Ipv4Addr = ip_text.parse().map_err(|_| {
+        daemon(&format!(
+            "Error response from daemon: rpc error: code = Unavailable desc = connection error: desc = \"transport: Error while dialing dial tcp: lookup {ip_text}: no such host\""
+        ))
+    })?;
+    let Some(mgr) = lab.underlay.by_ip(ip) else {
+        lab.run_until(lab.now() + Duration::from_secs(20));
+        return Err(daemon(JOIN_TIMEOUT));
+    };
+    let latency = match lab.tcp_path(host, mgr, SWARM_PORT) {
+        Ok(l) => l,
+        Err(why) => {
+            lab.swarm_note(host, format!("cannot reach {ip}:{SWARM_PORT}: {why}"));
+            lab.run_until(lab.now() + Duration::from_secs(20));
+            return Err(daemon(JOIN_TIMEOUT));
+        }
+    };
+    if port != SWARM_PORT || lab.hosts[mgr.0].swarm.manager.is_none() {
+        return Err(refused());
+    }
+    // TLS handshake and the CA's certificate issuance: a few round trips.
+    let back = lab.now() + Duration(6 * latency.as_nanos());
+    lab.run_until(back);
+    let store = leader_store(lab, mgr);
+    let Some(cluster) = store.cluster.clone() else {
+        return Err(daemon(BAD_TOKEN));
+    };
+    let role = if parts[2] != cluster.ca_digest {
+        return Err(daemon(BAD_TOKEN));
+    } else if parts[3] == cluster.worker_secret {
+        Role::Worker
+    } else if parts[3] == cluster.manager_secret {
+        Role::Manager
+    } else {
+        return Err(daemon(BAD_TOKEN));
+    };
+    let leader = lab.swarm_leader_of(mgr).ok_or_else(|| daemon(NO_LEADER))?;
+    if leader != mgr && lab.tcp_path(mgr, leader, SWARM_PORT).is_err() {
+        return Err(daemon(NO_LEADER));
+    }
+    let now = now_ns(lab);
+    let node_id = lab.swarm_id();
+    let addr = lab.underlay.nic(host).ip;
+    let raft_id = (role == Role::Manager).then(|| 1 + lab.rng.below(u64::MAX / 2));
+    if let Some(rid) = raft_id {
+        add_voter(lab, leader, rid, addr)?;
+        // The new member must run before anything else can commit with it counted.
+        let store = leader_store(lab, leader);
+        start_manager(lab, host, rid, store)?;
+    }
+    let node = Node {
+        id: node_id.clone(),
+        hostname: lab.host_name(host).to_string(),
+        addr,
+        role,
+        availability: Availability::Active,
+        status: NodeStatus::Ready,
+        message: String::new(),
+        labels: BTreeMap::new(),
+        raft_id,
+        created: now,
+        updated: now,
+    };
+    commit(lab, leader, &[Action::PutNode(node)])?;
+    let store = leader_store(lab, leader);
+    lab.hosts[host.0].swarm.node_id = Some(node_id);
+    lab.agent_start(host, super::manager_addrs(&store));
+    lab.swarm_note(host, format!("joined the swarm as a {}", role.as_str()));
+    Ok(CommandOutput::out(format!(
+        "This node joined a swarm as a {}.\n",
+        role.as_str()
+    )))
+}
+
+/// Add a Raft voter through the leader and wait for the change to commit.
+fn add_voter(lab: &mut Lab, leader: HostId, rid: u64, addr: Ipv4Addr) -> Res<()> {
+    let m = lab.hosts[leader.0]
+        .swarm
+        .manager
+        .as_mut()
+        .ok_or_else(|| daemon(NO_LEADER))?;
+    m.raft
+        .propose_member(rid, Some(addr))
+        .map_err(|_| daemon(NO_LEADER))?;
+    lab.manager_poll(leader);
+    let deadline = lab.now() + Duration::from_secs(30);
+    let voted = |lab: &Lab| {
+        lab.hosts[leader.0]
+            .swarm
+            .manager
+            .as_ref()
+            .is_none_or(|m| m.raft.voters().contains(&rid) || !m.raft.is_leader())
+    };
+    lab.run_until_or(deadline, voted);
+    let ok = lab.hosts[leader.0]
+        .swarm
+        .manager
+        .as_ref()
+        .is_some_and(|m| m.raft.voters().contains(&rid));
+    if ok {
+        Ok(())
+    } else {
+        Err(daemon(NO_LEADER))
+    }
+}
+
+fn start_manager(lab: &mut Lab, host: HostId, rid: u64, store: Store) -> Res<()> {
+    let origin = store.cluster.as_ref().map_or(0, |c| c.raft_origin);
+    let raft = RaftNode::joining(rid, origin).map_err(|e| daemon(&e))?;
+    let s = &mut lab.hosts[host.0].swarm;
+    s.epoch += 1;
+    s.manager = Some(Manager::new(raft, store));
+    lab.manager_ticks(host);
+    if lab.hosts[host.0].swarm.agent.is_some() {
+        let managers = lab.hosts[host.0]
+            .swarm
+            .agent
+            .as_ref()
+            .map(|a| a.managers.clone())
+            .unwrap_or_default();
+        lab.agent_start(host, managers);
+    }
+    Ok(())
+}
+
+fn join_token(lab: &mut Lab, host: HostId, a: JoinTokenArgs) -> Res<CommandOutput> {
+    let Some(role_text) = a.role else {
+        return Err(fail("docker: 'docker swarm join-token' requires 1 argument\n\nUsage:  docker swarm join-token [OPTIONS] (worker|manager)\n\nRun 'docker swarm join-token --help' for more information"));
+    };
+    let role = match role_text.as_str() {
+        "worker" => Role::Worker,
+        "manager" => Role::Manager,
+        other => return Err(fail(format!("unknown role {other}"))),
+    };
+    let leader = if a.rotate {
+        let secret = base36(lab, 25);
+        write(lab, host, |_, store| {
+            let mut c = store.cluster.clone().ok_or_else(|| daemon(NO_LEADER))?;
+            match role {
+                Role::Worker => c.worker_secret = secret,
+                Role::Manager => c.manager_secret = secret,
+            }
+            Ok(vec![Action::Cluster(c)])
+        })?
+    } else {
+        leader_for(lab, host)?
+    };
+    let store = leader_store(lab, leader);
+    let token = store
+        .cluster
+        .as_ref()
+        .map(|c| c.token(role))
+        .unwrap_or_default();
+    let addr = lab.hosts[host.0]
+        .swarm
+        .node_id
+        .as_ref()
+        .and_then(|id| store.nodes.get(id))
+        .map_or(lab.underlay.nic(host).ip, |n| n.addr);
+    if a.quiet {
+        return Ok(CommandOutput::out(format!("{token}\n")));
+    }
+    let mut out = String::new();
+    if a.rotate {
+        out.push_str(&format!(
+            "Successfully rotated {} join token.\n\n",
+            role.as_str()
+        ));
+    }
+    out.push_str(&join_text(role, &token, addr));
+    out.push('\n');
+    Ok(CommandOutput::out(out))
+}
+
+fn swarm_leave(lab: &mut Lab, host: HostId, a: LeaveArgs) -> Res<CommandOutput> {
+    let s = &lab.hosts[host.0].swarm;
+    if s.node_id.is_none() {
+        return Err(daemon(
+            "Error response from daemon: This node is not part of a swarm",
+        ));
+    }
+    if s.manager.is_some() && !a.force {
+        return Err(daemon("Error response from daemon: You are attempting to leave the swarm on a node that is participating as a manager. Removing the last manager erases all current state of the swarm. Use `--force` to ignore this message."));
+    }
+    let s = &mut lab.hosts[host.0].swarm;
+    s.epoch += 1;
+    s.node_id = None;
+    s.manager = None;
+    s.agent = None;
+    s.disk = None;
+    s.seen_leader = None;
+    lab.swarm_note(host, "left the swarm".into());
+    Ok(CommandOutput::out("Node left the swarm.\n"))
+}
+
+// ---- docker node -------------------------------------------------------------------
+
+#[derive(Parser, Debug)]
+#[command(
+    no_binary_name = true,
+    disable_help_flag = true,
+    disable_version_flag = true
+)]
+struct NodeLsArgs {
+    #[arg(short, long)]
+    quiet: bool,
+    #[arg(long)]
+    format: Option<String>,
+    #[arg(short, long)]
+    filter: Vec<String>,
+}
+
+#[derive(Parser, Debug)]
+#[command(
+    no_binary_name = true,
+    disable_help_flag = true,
+    disable_version_flag = true
+)]
+struct NodeUpdateArgs {
+    #[arg(long)]
+    availability: Option<String>,
+    #[arg(long)]
+    label_add: Vec<String>,
+    #[arg(long)]
+    label_rm: Vec<String>,
+    #[arg(long)]
+    role: Option<String>,
+    node: Option<String>,
+}
+
+#[derive(Parser, Debug)]
+#[command(
+    no_binary_name = true,
+    disable_help_flag = true,
+    disable_version_flag = true
+)]
+struct NodesArgs {
+    #[arg(short, long)]
+    force: bool,
+    #[arg(long)]
+    pretty: bool,
+    #[arg(short = 'f', long)]
+    format: Option<String>,
+    nodes: Vec<String>,
+}
+
+/// `docker node ...`
+pub fn node(lab: &mut Lab, host: HostId, args: &[String]) -> CommandOutput {
+    let (sub, rest) = match args.split_first() {
+        Some((s, r)) => (s.as_str(), r),
+        None => ("", args),
+    };
+    let r = match sub {
+        "ls" | "list" => NodeLsArgs::try_parse_from(rest)
+            .map_err(|e| usage_error("node ls", "[OPTIONS]", &e))
+            .and_then(|a| node_ls(lab, host, a)),
+        "update" => NodeUpdateArgs::try_parse_from(rest)
+            .map_err(|e| usage_error("node update", "[OPTIONS] NODE", &e))
+            .and_then(|a| node_update(lab, host, a)),
+        "promote" | "demote" | "rm" | "remove" | "inspect" => {
+            let usage = match sub {
+                "inspect" => "[OPTIONS] self|NODE [NODE...]",
+                "rm" | "remove" => "[OPTIONS] NODE [NODE...]",
+                _ => "NODE [NODE...]",
+            };
+            NodesArgs::try_parse_from(rest)
+                .map_err(|e| usage_error(&format!("node {sub}"), usage, &e))
+                .and_then(|a| {
+                    if a.nodes.is_empty() {
+                        return Err(fail(format!("docker: 'docker node {sub}' requires at least 1 argument\n\nUsage:  docker node {sub} {usage}\n\nSee 'docker node {sub} --help'.")));
+                    }
+                    match sub {
+                        "promote" => node_role(lab, host, &a.nodes, Role::Manager),
+                        "demote" => node_role(lab, host, &a.nodes, Role::Worker),
+                        "inspect" => node_inspect(lab, host, a),
+                        _ => node_rm(lab, host, &a.nodes, a.force),
+                    }
+                })
+        }
+        other => Err(fail(format!(
+            "docker: unknown command: docker node {other}\n\nRun 'docker node --help' for more information"
+        ))),
+    };
+    r.unwrap_or_else(|e| e)
+}
+
+fn node_fields(lab: &Lab, leader: HostId, n: &Node, me: Option<&String>) -> serde_json::Value {
+    serde_json::json!({
+        "ID": n.id,
+        "Self": Some(&n.id) == me,
+        "Hostname": n.hostname,
+        "Status": n.status.as_str(),
+        "Availability": capitalise(n.availability.as_str()),
+        "ManagerStatus": lab.manager_status(leader, n),
+        "EngineVersion": super::ENGINE_VERSION,
+        "TLSStatus": "Ready",
+    })
+}
+
+fn node_ls(lab: &mut Lab, host: HostId, a: NodeLsArgs) -> Res<CommandOutput> {
+    let leader = leader_for(lab, host)?;
+    let store = leader_store(lab, leader);
+    let me = lab.hosts[host.0].swarm.node_id.clone();
+    let fl = filters(&a.filter)?;
+    let mut nodes: Vec<&Node> = store
+        .nodes
+        .values()
+        .filter(|n| {
+            fl.iter().all(|(k, v)| match k.as_str() {
+                "role" => n.role.as_str() == v,
+                "name" => n.hostname.contains(v.as_str()),
+                "id" => n.id.starts_with(v.as_str()),
+                "node.label" | "label" => match v.split_once('=') {
+                    Some((lk, lv)) => n.labels.get(lk).is_some_and(|x| x == lv),
+                    None => n.labels.contains_key(v),
+                },
+                "membership" => v == "accepted",
+                _ => true,
+            })
+        })
+        .collect();
+    if let Some((k, _)) = fl.iter().find(|(k, _)| {
+        !matches!(
+            k.as_str(),
+            "role" | "name" | "id" | "node.label" | "label" | "membership"
+        )
+    }) {
+        return Err(fail(format!(
+            "Error response from daemon: invalid filter '{k}'"
+        )));
+    }
+    nodes.sort_by(|x, y| natural_cmp(&x.hostname, &y.hostname));
+    if a.quiet {
+        return Ok(CommandOutput::out(
+            nodes
+                .iter()
+                .map(|n| format!("{}\n", n.id))
+                .collect::<String>(),
+        ));
+    }
+    let rows: Vec<serde_json::Value> = nodes
+        .iter()
+        .map(|n| node_fields(lab, leader, n, me.as_ref()))
+        .collect();
+    if let Some(f) = &a.format {
+        return Ok(CommandOutput::out(formatted(&rows, f)?));
+    }
+    let mut table_rows = vec![vec![
+        "ID".to_string(),
+        "HOSTNAME".into(),
+        "STATUS".into(),
+        "AVAILABILITY".into(),
+        "MANAGER STATUS".into(),
+        "ENGINE VERSION".into(),
+    ]];
+    for (n, f) in nodes.iter().zip(&rows) {
+        let id = if Some(&n.id) == me.as_ref() {
+            format!("{} *", n.id)
+        } else {
+            n.id.clone()
+        };
+        table_rows.push(vec![
+            id,
+            n.hostname.clone(),
+            n.status.as_str().into(),
+            capitalise(n.availability.as_str()),
+            f["ManagerStatus"].as_str().unwrap_or("").into(),
+            super::ENGINE_VERSION.into(),
+        ]);
+    }
+    Ok(CommandOutput::out(table(&table_rows)))
+}
+
+fn find_node<'a>(lab: &Lab, host: HostId, store: &'a Store, r: &str) -> Res<&'a Node> {
+    if r == "self" {
+        let me = lab.hosts[host.0].swarm.node_id.clone().unwrap_or_default();
+        return store.find_node(&me).map_err(fail);
+    }
+    store.find_node(r).map_err(fail)
+}
+
+fn node_update(lab: &mut Lab, host: HostId, a: NodeUpdateArgs) -> Res<CommandOutput> {
+    let Some(r) = a.node.clone() else {
+        return Err(fail("docker: 'docker node update' requires exactly 1 argument\n\nUsage:  docker node update [OPTIONS] NODE\n\nSee 'docker node update --help'."));
+    };
+    let now = now_ns(lab);
+    let mut role_change = None;
+    write(lab, host, |lab, store| {
+        let mut n = find_node(lab, host, store, &r)?.clone();
+        if let Some(av) = &a.availability {
+            n.availability = Availability::parse(av).ok_or_else(|| {
+                fail(format!(
+                    "Error response from daemon: invalid Availability: \"{av}\""
+                ))
+            })?;
+        }
+        for l in &a.label_add {
+            let (k, v) = l.split_once('=').unwrap_or((l.as_str(), ""));
+            n.labels.insert(k.to_string(), v.to_string());
+        }
+        for k in &a.label_rm {
+            if n.labels.remove(k).is_none() {
+                return Err(fail(format!("key {k} doesn't exist in node's labels")));
+            }
+        }
+        if let Some(role) = &a.role {
+            role_change = Some(match role.as_str() {
+                "manager" => Role::Manager,
+                "worker" => Role::Worker,
+                other => {
+                    return Err(fail(format!(
+                        "Error response from daemon: invalid role \"{other}\""
+                    )))
+                }
+            });
+        }
+        n.updated = now;
+        if a.availability.is_some() {
+            let text = format!(
+                "node {} availability set to {}",
+                n.hostname,
+                n.availability.as_str()
+            );
+            lab.swarm_note(host, text);
+        }
+        Ok(vec![Action::PutNode(n)])
+    })?;
+    if let Some(role) = role_change {
+        node_role(lab, host, std::slice::from_ref(&r), role)?;
+    }
+    Ok(CommandOutput::out(format!("{r}\n")))
+}
+
+fn node_role(lab: &mut Lab, host: HostId, refs: &[String], role: Role) -> Res<CommandOutput> {
+    let mut out = String::new();
+    for r in refs {
+        let leader = leader_for(lab, host)?;
+        let store = leader_store(lab, leader);
+        let n = find_node(lab, host, &store, r)?.clone();
+        if n.role == role {
+            out.push_str(&match role {
+                Role::Manager => format!("Node {r} is already a manager.\n"),
+                Role::Worker => format!("Node {r} is already a worker.\n"),
+            });
+            continue;
+        }
+        let target = lab.underlay.by_ip(n.addr);
+        match role {
+            Role::Manager => {
+                let rid = 1 + lab.rng.below(u64::MAX / 2);
+                add_voter(lab, leader, rid, n.addr)?;
+                // The node's engine starts its manager when the dispatcher tells it.
+                if let Some(t) = target.filter(|t| lab.underlay.nic(*t).up) {
+                    let store = leader_store(lab, leader);
+                    start_manager(lab, t, rid, store)?;
+                }
+                let mut m = n.clone();
+                m.role = Role::Manager;
+                m.raft_id = Some(rid);
+                commit(lab, leader, &[Action::PutNode(m)])?;
+                lab.swarm_note(host, format!("node {} promoted", n.hostname));
+                out.push_str(&format!("Node {r} promoted to a manager in the swarm.\n"));
+            }
+            Role::Worker => {
+                if store.manager_count() <= 1 {
+                    return Err(daemon("Error response from daemon: rpc error: code = FailedPrecondition desc = attempting to demote the last manager of the swarm"));
+                }
+                let Some(rid) = n.raft_id else { continue };
+                // swarmkit refuses a demotion that would leave the rest without quorum.
+                let m = lab.hosts[leader.0]
+                    .swarm
+                    .manager
+                    .as_ref()
+                    .ok_or_else(|| daemon(NO_LEADER))?;
+                let voters = m.raft.voters();
+                let reachable = voters
+                    .iter()
+                    .filter(|v| **v != rid && m.raft.recently_active(**v))
+                    .count();
+                if reachable <= (voters.len() - 1) / 2 {
+                    return Err(daemon("Error response from daemon: rpc error: code = FailedPrecondition desc = can't remove member from the raft: this would result in a loss of quorum"));
+                }
+                let mut w = n.clone();
+                w.role = Role::Worker;
+                w.raft_id = None;
+                commit(lab, leader, &[Action::PutNode(w)])?;
+                let mgr = lab.hosts[leader.0]
+                    .swarm
+                    .manager
+                    .as_mut()
+                    .ok_or_else(|| daemon(NO_LEADER))?;
+                mgr.raft
+                    .propose_member(rid, None)
+                    .map_err(|_| daemon(NO_LEADER))?;
+                lab.manager_poll(leader);
+                let deadline = lab.now() + Duration::from_secs(30);
+                lab.run_until_or(deadline, |lab: &Lab| {
+                    lab.hosts[leader.0]
+                        .swarm
+                        .manager
+                        .as_ref()
+                        .is_none_or(|m| !m.raft.voters().contains(&rid))
+                });
+                if let Some(t) = target {
+                    let s = &mut lab.hosts[t.0].swarm;
+                    if s.manager.as_ref().is_some_and(|m| m.raft.id == rid) {
+                        s.manager = None;
+                        s.epoch += 1;
+                        let managers = s
+                            .agent
+                            .as_ref()
+                            .map(|a| a.managers.clone())
+                            .unwrap_or_default();
+                        if s.agent.is_some() {
+                            lab.agent_start(t, managers);
+                        }
+                    }
+                }
+                lab.swarm_note(host, format!("node {} demoted", n.hostname));
+                out.push_str(&format!("Manager {r} demoted in the swarm.\n"));
+            }
+        }
+    }
+    Ok(CommandOutput::out(out))
+}
+
+fn node_rm(lab: &mut Lab, host: HostId, refs: &[String], force: bool) -> Res<CommandOutput> {
+    let mut out = CommandOutput::default();
+    for r in refs {
+        let res = write(lab, host, |lab, store| {
+            let n = find_node(lab, host, store, r)?;
+            if n.role == Role::Manager {
+                return Err(daemon(&format!("Error response from daemon: rpc error: code = FailedPrecondition desc = node {} is a cluster manager and is a member of the raft cluster. It must be demoted to worker before removal", n.id)));
+            }
+            if n.status != NodeStatus::Down && !force {
+                return Err(daemon(&format!("Error response from daemon: rpc error: code = FailedPrecondition desc = node {} is not down and can't be removed", n.id)));
+            }
+            let mut acts = vec![Action::DelNode(n.id.clone())];
+            for t in store
+                .tasks
+                .values()
+                .filter(|t| t.node_id.as_ref() == Some(&n.id))
+            {
+                acts.push(Action::DelTask(t.id.clone()));
+            }
+            Ok(acts)
+        });
+        match res {
+            Ok(_) => out.stdout.push_str(&format!("{r}\n")),
+            Err(e) => {
+                out.stderr.push_str(&e.stderr);
+                out.exit_code = 1;
+            }
+        }
+    }
+    Ok(out)
+}
+
+fn node_json(lab: &Lab, leader: HostId, n: &Node) -> serde_json::Value {
+    let ms = lab.manager_status(leader, n);
+    let mut v = serde_json::json!({
+        "ID": n.id,
+        "Spec": {
+            "Labels": n.labels,
+            "Role": n.role.as_str(),
+            "Availability": n.availability.as_str(),
+        },
+        "Description": {
+            "Hostname": n.hostname,
+            "Platform": {"Architecture": "x86_64", "OS": "linux"},
+            "Engine": {"EngineVersion": super::ENGINE_VERSION},
+        },
+        "Status": {
+            "State": n.status.as_str().to_lowercase(),
+            "Message": n.message,
+            "Addr": n.addr.to_string(),
+        },
+    });
+    if n.role == Role::Manager {
+        v["ManagerStatus"] = serde_json::json!({
+            "Leader": ms == "Leader",
+            "Reachability": if ms == "Unreachable" { "unreachable" } else { "reachable" },
+            "Addr": format!("{}:{SWARM_PORT}", n.addr),
+        });
+    }
+    v
+}
+
+fn node_inspect(lab: &mut Lab, host: HostId, a: NodesArgs) -> Res<CommandOutput> {
+    let leader = leader_for(lab, host)?;
+    let store = leader_store(lab, leader);
+    let mut found = Vec::new();
+    for r in &a.nodes {
+        match find_node(lab, host, &store, r) {
+            Ok(n) => found.push(n.clone()),
+            Err(e) => {
+                let mut out = e;
+                if !a.pretty && a.format.is_none() {
+                    out.stdout = "[]\n".into();
+                }
+                return Err(out);
+            }
+        }
+    }
+    let mut text = String::new();
+    for n in &found {
+        let v = node_json(lab, leader, n);
+        if let Some(f) = &a.format {
+            text.push_str(&render(f, &v).map_err(fail)?);
+            text.push('\n');
+        } else if a.pretty {
+            text.push_str(&format!("ID:\t\t\t{}\n", n.id));
+            if !n.labels.is_empty() {
+                text.push_str("Labels:\n");
+                for (k, v) in &n.labels {
+                    text.push_str(&format!(" - {k}={v}\n"));
+                }
+            }
+            text.push_str(&format!("Hostname:              \t{}\n", n.hostname));
+            text.push_str(&format!(
+                "Status:\n State:\t\t\t{}\n Availability:         \t{}\n Address:\t\t{}\n",
+                n.status.as_str(),
+                capitalise(n.availability.as_str()),
+                n.addr
+            ));
+            if n.role == Role::Manager {
+                let ms = lab.manager_status(leader, n);
+                text.push_str(&format!(
+                    "Manager Status:\n Address:\t\t{}:{SWARM_PORT}\n Raft Status:\t\t{}\n Leader:\t\t{}\n",
+                    n.addr,
+                    if ms == "Unreachable" { "Unreachable" } else { "Reachable" },
+                    if ms == "Leader" { "Yes" } else { "No" }
+                ));
+            }
+            text.push_str(&format!(
+                "Platform:\n Operating System:\tlinux\n Architecture:\t\tx86_64\nEngine Version:\t\t{}\n",
+                super::ENGINE_VERSION
+            ));
+        }
+    }
+    if a.format.is_none() && !a.pretty {
+        let arr: Vec<_> = found.iter().map(|n| node_json(lab, leader, n)).collect();
+        text = serde_json::to_string_pretty(&arr).unwrap_or_default();
+        text.push('\n');
+    }
+    Ok(CommandOutput::out(text))
+}
+
+// ---- docker service ----------------------------------------------------------------
+
+#[derive(Parser, Debug)]
+#[command(
+    no_binary_name = true,
+    disable_help_flag = true,
+    disable_version_flag = true
+)]
+struct ServiceCreateArgs {
+    #[arg(long)]
+    name: Option<String>,
+    #[arg(long)]
+    replicas: Option<String>,
+    #[arg(long)]
+    mode: Option<String>,
+    #[arg(long)]
+    constraint: Vec<String>,
+    #[arg(long, visible_alias = "net")]
+    network: Vec<String>,
+    #[arg(short = 'p', long)]
+    publish: Vec<String>,
+    #[arg(long)]
+    endpoint_mode: Option<String>,
+    #[arg(long)]
+    restart_condition: Option<String>,
+    #[arg(long)]
+    restart_delay: Option<String>,
+    #[arg(long)]
+    update_parallelism: Option<String>,
+    #[arg(long)]
+    update_delay: Option<String>,
+    #[arg(short = 'l', long)]
+    label: Vec<String>,
+    #[arg(short, long)]
+    detach: bool,
+    #[arg(short, long)]
+    quiet: bool,
+    image: Option<String>,
+    #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+    args: Vec<String>,
+}
+
+#[derive(Parser, Debug)]
+#[command(
+    no_binary_name = true,
+    disable_help_flag = true,
+    disable_version_flag = true
+)]
+struct ServiceLsArgs {
+    #[arg(short, long)]
+    quiet: bool,
+    #[arg(long)]
+    format: Option<String>,
+    #[arg(short, long)]
+    filter: Vec<String>,
+}
+
+#[derive(Parser, Debug)]
+#[command(
+    no_binary_name = true,
+    disable_help_flag = true,
+    disable_version_flag = true
+)]
+struct ServicePsArgs {
+    #[arg(short, long)]
+    quiet: bool,
+    #[arg(long)]
+    no_trunc: bool,
+    #[arg(long)]
+    format: Option<String>,
+    #[arg(short, long)]
+    filter: Vec<String>,
+    services: Vec<String>,
+}
+
+#[derive(Parser, Debug)]
+#[command(
+    no_binary_name = true,
+    disable_help_flag = true,
+    disable_version_flag = true
+)]
+struct ServiceUpdateArgs {
+    #[arg(long)]
+    replicas: Option<String>,
+    #[arg(long)]
+    constraint_add: Vec<String>,
+    #[arg(long)]
+    constraint_rm: Vec<String>,
+    #[arg(long)]
+    label_add: Vec<String>,
+    #[arg(long)]
+    restart_delay: Option<String>,
+    #[arg(long)]
+    restart_condition: Option<String>,
+    #[arg(long)]
+    image: Option<String>,
+    #[arg(short, long)]
+    detach: bool,
+    #[arg(short, long)]
+    quiet: bool,
+    service: Option<String>,
+}
+
+#[derive(Parser, Debug)]
+#[command(
+    no_binary_name = true,
+    disable_help_flag = true,
+    disable_version_flag = true
+)]
+struct ServicesArgs {
+    #[arg(short, long)]
+    detach: bool,
+    #[arg(long)]
+    pretty: bool,
+    #[arg(short = 'f', long)]
+    format: Option<String>,
+    names: Vec<String>,
+}
+
+/// `docker service ...`
+pub fn service(lab: &mut Lab, host: HostId, args: &[String]) -> CommandOutput {
+    let (sub, rest) = match args.split_first() {
+        Some((s, r)) => (s.as_str(), r),
+        None => ("", args),
+    };
+    let r = match sub {
+        "create" => ServiceCreateArgs::try_parse_from(rest)
+            .map_err(|e| usage_error("service create", "[OPTIONS] IMAGE [COMMAND] [ARG...]", &e))
+            .and_then(|a| service_create(lab, host, a)),
+        "ls" | "list" => ServiceLsArgs::try_parse_from(rest)
+            .map_err(|e| usage_error("service ls", "[OPTIONS]", &e))
+            .and_then(|a| service_ls(lab, host, a)),
+        "ps" => ServicePsArgs::try_parse_from(rest)
+            .map_err(|e| usage_error("service ps", "[OPTIONS] SERVICE [SERVICE...]", &e))
+            .and_then(|a| service_ps(lab, host, a)),
+        "update" => ServiceUpdateArgs::try_parse_from(rest)
+            .map_err(|e| usage_error("service update", "[OPTIONS] SERVICE", &e))
+            .and_then(|a| service_update(lab, host, a)),
+        "scale" | "rm" | "remove" | "inspect" => ServicesArgs::try_parse_from(rest)
+            .map_err(|e| usage_error(&format!("service {sub}"), "SERVICE [SERVICE...]", &e))
+            .and_then(|a| match sub {
+                "scale" => service_scale(lab, host, a),
+                "inspect" => service_inspect(lab, host, a),
+                _ => service_rm(lab, host, a),
+            }),
+        other => Err(fail(format!(
+            "docker: unknown command: docker service {other}\n\nRun 'docker service --help' for more information"
+        ))),
+    };
+    r.unwrap_or_else(|e| e)
+}
+
+fn parse_go_duration(s: &str) -> Option<u64> {
+    crate::scenario::parse_duration_pub(s).map(|d| d.as_nanos())
+}
+
+fn invalid_flag(value: &str, flag: &str, why: &str) -> CommandOutput {
+    CommandOutput::err(
+        format!("invalid argument \"{value}\" for \"{flag}\" flag: {why}\n\nUsage:  docker service create [OPTIONS] IMAGE [COMMAND] [ARG...]\n\nRun 'docker service create --help' for more information\n"),
+        125,
+    )
+}
+
+fn parse_publish(p: &str) -> Result<PortSpec, String> {
+    if p.contains('=') {
+        let mut spec = PortSpec {
+            published: 0,
+            target: 0,
+            protocol: "tcp".into(),
+            mode: "ingress".into(),
+        };
+        for kv in p.split(',') {
+            let (k, v) = kv
+                .split_once('=')
+                .ok_or_else(|| format!("invalid field '{kv}' must be a key=value pair"))?;
+            match k {
+                "published" => {
+                    spec.published = v
+                        .parse()
+                        .map_err(|_| format!("invalid published port {v}"))?
+                }
+                "target" => {
+                    spec.target = v.parse().map_err(|_| format!("invalid target port {v}"))?
+                }
+                "protocol" => spec.protocol = v.to_string(),
+                "mode" => {
+                    if v != "ingress" && v != "host" {
+                        return Err(format!(
+                            "invalid publish mode value ({v}): must be either 'ingress' or 'host'"
+                        ));
+                    }
+                    spec.mode = v.to_string()
+                }
+                _ => return Err(format!("invalid field key {k}")),
+            }
+        }
+        if spec.target == 0 {
+            return Err("missing mandatory field \"target\"".into());
+        }
+        return Ok(spec);
+    }
+    let (ports, proto) = p.split_once('/').unwrap_or((p, "tcp"));
+    let (published, target) = ports.split_once(':').unwrap_or(("0", ports));
+    Ok(PortSpec {
+        published: published
+            .parse()
+            .map_err(|_| format!("invalid published port: {published}"))?,
+        target: target
+            .parse()
+            .map_err(|_| format!("invalid containerPort: {target}"))?,
+        protocol: proto.to_string(),
+        mode: "ingress".into(),
+    })
+}
+
+fn image_ref(image: &str) -> String {
+    if image.contains(':') {
+        image.to_string()
+    } else {
+        format!("{image}:latest")
+    }
+}
+
+fn service_create(lab: &mut Lab, host: HostId, a: ServiceCreateArgs) -> Res<CommandOutput> {
+    let Some(image) = a.image.clone() else {
+        return Err(CommandOutput::err("docker: 'docker service create' requires at least 1 argument\n\nUsage:  docker service create [OPTIONS] IMAGE [COMMAND] [ARG...]\n\nSee 'docker service create --help' for more information\n", 125));
+    };
+    let replicas = match &a.replicas {
+        None => None,
+        Some(r) => Some(r.parse::<u64>().map_err(|_| {
+            invalid_flag(
+                r,
+                "--replicas",
+                &format!("strconv.ParseUint: parsing \"{r}\": invalid syntax"),
+            )
+        })?),
+    };
+    let mode = match a.mode.as_deref() {
+        None | Some("replicated") => Mode::Replicated(replicas.unwrap_or(1)),
+        Some("global") => {
+            if replicas.is_some() {
+                return Err(fail(
+                    "replicas can only be used with replicated or replicated-job mode",
+                ));
+            }
+            Mode::Global
+        }
+        Some(other) => {
+            return Err(fail(format!(
+            "invalid argument \"{other}\" for \"--mode\" flag: invalid replicated mode: {other}"
+        )))
+        }
+    };
+    let constraints = a
+        .constraint
+        .iter()
+        .map(|c| Constraint::parse(c))
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| fail(format!("Error response from daemon: rpc error: code = InvalidArgument desc = ContainerSpec: {e}")))?;
+    let ports = a
+        .publish
+        .iter()
+        .map(|p| parse_publish(p))
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| invalid_flag(a.publish.join(",").as_str(), "-p, --publish", &e))?;
+    let endpoint_mode = a.endpoint_mode.clone().unwrap_or_else(|| "vip".into());
+    if endpoint_mode != "vip" && endpoint_mode != "dnsrr" {
+        return Err(fail(format!("Error response from daemon: rpc error: code = InvalidArgument desc = EndpointSpec: invalid endpoint mode {endpoint_mode}")));
+    }
+    if endpoint_mode == "dnsrr" && ports.iter().any(|p| p.mode == "ingress") {
+        return Err(fail("Error response from daemon: rpc error: code = InvalidArgument desc = EndpointSpec: port published with ingress mode can't be used with dnsrr mode"));
+    }
+    let restart_condition = a.restart_condition.clone().unwrap_or_else(|| "any".into());
+    if !matches!(restart_condition.as_str(), "none" | "on-failure" | "any") {
+        return Err(fail(format!("invalid argument \"{restart_condition}\" for \"--restart-condition\" flag: invalid RestartCondition: {restart_condition}")));
+    }
+    let dur = |v: &Option<String>, flag: &str, default: u64| -> Res<u64> {
+        match v {
+            None => Ok(default),
+            Some(s) => parse_go_duration(s)
+                .ok_or_else(|| invalid_flag(s, flag, &format!("time: invalid duration \"{s}\""))),
+        }
+    };
+    let restart_delay = dur(&a.restart_delay, "--restart-delay", 5_000_000_000)?;
+    let update_delay = dur(&a.update_delay, "--update-delay", 0)?;
+    let update_parallelism = match &a.update_parallelism {
+        None => 1,
+        Some(s) => s.parse().map_err(|_| {
+            invalid_flag(
+                s,
+                "--update-parallelism",
+                &format!("strconv.ParseUint: parsing \"{s}\": invalid syntax"),
+            )
+        })?,
+    };
+    let name = match a.name.clone() {
+        Some(n) => n,
+        None => crate::docker::random_name_pub(lab),
+    };
+    let id = lab.swarm_id();
+    let now = now_ns(lab);
+    let labels = a
+        .label
+        .iter()
+        .map(|l| {
+            let (k, v) = l.split_once('=').unwrap_or((l.as_str(), ""));
+            (k.to_string(), v.to_string())
+        })
+        .collect();
+    let svc = Service {
+        id: id.clone(),
+        name: name.clone(),
+        image: image_ref(&image),
+        args: a.args.clone(),
+        mode,
+        constraints,
+        networks: a.network.clone(),
+        ports,
+        endpoint_mode,
+        restart_condition,
+        restart_delay,
+        update_parallelism,
+        update_delay,
+        labels,
+        created: now,
+        updated: now,
+    };
+    let leader = write(lab, host, |_, store| {
+        if store.services.values().any(|s| s.name == name) {
+            return Err(fail(format!("Error response from daemon: rpc error: code = AlreadyExists desc = name conflicts with an existing object: service {name} already exists")));
+        }
+        for n in &svc.networks {
+            if store.find_network(n).is_none() {
+                return Err(fail(format!(
+                    "Error response from daemon: network {n} not found"
+                )));
+            }
+        }
+        Ok(vec![Action::PutService(svc.clone())])
+    })?;
+    lab.swarm_note(host, format!("service {name} created"));
+    let mut out = format!("{id}\n");
+    if !a.detach {
+        out.push_str(&converge(lab, leader, &id, a.quiet));
+    }
+    Ok(CommandOutput::out(out))
+}
+
+/// What `docker service create` (without `--detach`) prints while it waits for the
+/// tasks, polled every 200 ms as the CLI does, then the 5-second stability check.
+fn converge(lab: &mut Lab, leader: HostId, id: &str, quiet: bool) -> String {
+    let mut out = String::new();
+    let deadline = lab.now() + Duration::from_secs(120);
+    let mut stable_since: Option<Instant> = None;
+    let mut first = true;
+    let mut last_progress = String::new();
+    loop {
+        let store = leader_store(lab, leader);
+        let Some(svc) = store.services.get(id) else {
+            break;
+        };
+        let tasks: Vec<_> = store
+            .tasks_of(id)
+            .filter(|t| t.desired == TaskState::Running)
+            .collect();
+        let want = match svc.mode {
+            Mode::Replicated(n) => n as usize,
+            Mode::Global => tasks.len(),
+        };
+        let running = tasks
+            .iter()
+            .filter(|t| t.state == TaskState::Running)
+            .count();
+        if first {
+            out.push_str(&format!(
+                "overall progress: {running} out of {want} tasks\n"
+            ));
+            for i in 1..=want {
+                out.push_str(&format!("{i}/{want}:  \n"));
+            }
+            first = false;
+        }
+        let progress = format!("overall progress: {running} out of {want} tasks\n");
+        if running == want && want > 0 || want == 0 {
+            let since = *stable_since.get_or_insert(lab.now());
+            let waited = lab.now().since(since);
+            if waited >= Duration::from_secs(5) {
+                out.push_str(&format!("verify: Service {id} converged\n"));
+                break;
+            }
+            if last_progress != progress {
+                out.push_str(&progress);
+                last_progress = progress;
+            }
+            let left = 5 - waited.as_millis() / 1000;
+            out.push_str(&format!(
+                "verify: Waiting {left} seconds to verify that tasks are stable...\n"
+            ));
+        } else {
+            stable_since = None;
+            out.push_str(&progress);
+            last_progress = progress;
+        }
+        if lab.now() >= deadline {
+            out.push_str(
+                "swarmlab: stopped waiting after 2m (Docker would keep waiting; use --detach)\n",
+            );
+            break;
+        }
+        let next = lab.now() + Duration::from_millis(200);
+        lab.run_until(next);
+    }
+    if quiet {
+        String::new()
+    } else {
+        out
+    }
+}
+
+fn ports_column(svc: &Service) -> String {
+    svc.ports
+        .iter()
+        .filter(|p| p.mode == "ingress")
+        .map(|p| format!("*:{}->{}/{}", p.published, p.target, p.protocol))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+fn replicas_column(store: &Store, svc: &Service) -> String {
+    let up = |nid: &Option<String>| {
+        nid.as_ref()
+            .and_then(|n| store.nodes.get(n))
+            .is_some_and(|n| n.status != NodeStatus::Down)
+    };
+    let running = store
+        .tasks_of(&svc.id)
+        .filter(|t| t.state == TaskState::Running && up(&t.node_id))
+        .count();
+    let want = match svc.mode {
+        Mode::Replicated(n) => n as usize,
+        Mode::Global => store
+            .tasks_of(&svc.id)
+            .filter(|t| t.desired == TaskState::Running)
+            .count(),
+    };
+    format!("{running}/{want}")
+}
+
+fn service_ls(lab: &mut Lab, host: HostId, a: ServiceLsArgs) -> Res<CommandOutput> {
+    let leader = leader_for(lab, host)?;
+    let store = leader_store(lab, leader);
+    let fl = filters(&a.filter)?;
+    let mut svcs: Vec<&Service> = store
+        .services
+        .values()
+        .filter(|s| {
+            fl.iter().all(|(k, v)| match k.as_str() {
+                "name" => s.name.starts_with(v.as_str()),
+                "id" => s.id.starts_with(v.as_str()),
+                "mode" => match s.mode {
+                    Mode::Global => v == "global",
+                    Mode::Replicated(_) => v == "replicated",
+                },
+                "label" => match v.split_once('=') {
+                    Some((lk, lv)) => s.labels.get(lk).is_some_and(|x| x == lv),
+                    None => s.labels.contains_key(v),
+                },
+                _ => true,
+            })
+        })
+        .collect();
+    svcs.sort_by(|x, y| natural_cmp(&x.name, &y.name));
+    if a.quiet {
+        return Ok(CommandOutput::out(
+            svcs.iter()
+                .map(|s| format!("{}\n", s.id))
+                .collect::<String>(),
+        ));
+    }
+    let rows: Vec<serde_json::Value> = svcs
+        .iter()
+        .map(|s| {
+            serde_json::json!({
+                "ID": s.id[..12],
+                "Name": s.name,
+                "Mode": match s.mode { Mode::Global => "global", Mode::Replicated(_) => "replicated" },
+                "Replicas": replicas_column(&store, s),
+                "Image": s.image,
+                "Ports": ports_column(s),
+            })
+        })
+        .collect();
+    if let Some(f) = &a.format {
+        return Ok(CommandOutput::out(formatted(&rows, f)?));
+    }
+    let mut t = vec![["ID", "NAME", "MODE", "REPLICAS", "IMAGE", "PORTS"]
+        .iter()
+        .map(|s| s.to_string())
+        .collect::<Vec<_>>()];
+    for r in &rows {
+        t.push(
+            ["ID", "Name", "Mode", "Replicas", "Image", "Ports"]
+                .iter()
+                .map(|k| r[*k].as_str().unwrap_or("").to_string())
+                .collect(),
+        );
+    }
+    Ok(CommandOutput::out(table(&t)))
+}
+
+fn ellipsis(s: &str, max: usize) -> String {
+    if s.chars().count() <= max {
+        s.to_string()
+    } else {
+        format!("{}…", s.chars().take(max - 1).collect::<String>())
+    }
+}
+
+fn service_ps(lab: &mut Lab, host: HostId, a: ServicePsArgs) -> Res<CommandOutput> {
+    let leader = leader_for(lab, host)?;
+    let store = leader_store(lab, leader);
+    if a.services.is_empty() {
+        return Err(fail("docker: 'docker service ps' requires at least 1 argument\n\nUsage:  docker service ps [OPTIONS] SERVICE [SERVICE...]\n\nSee 'docker service ps --help'."));
+    }
+    let fl = filters(&a.filter)?;
+    let mut rows = Vec::new();
+    let mut out = CommandOutput::default();
+    for r in &a.services {
+        let Some(svc) = store.find_service(r) else {
+            out.stderr.push_str(&format!("no such service: {r}\n"));
+            out.exit_code = 1;
+            continue;
+        };
+        let mut tasks: Vec<_> = store.tasks_of(&svc.id).cloned().collect();
+        tasks.retain(|t| {
+            fl.iter().all(|(k, v)| match k.as_str() {
+                "desired-state" => match v.as_str() {
+                    "running" => t.desired <= TaskState::Running,
+                    "shutdown" => t.desired > TaskState::Running,
+                    "accepted" => t.desired == TaskState::Accepted,
+                    _ => false,
+                },
+                "node" => t
+                    .node_id
+                    .as_ref()
+                    .and_then(|n| store.nodes.get(n))
+                    .is_some_and(|n| n.hostname == *v || n.id.starts_with(v.as_str())),
+                "name" => format!("{}.{}", svc.name, t.slot).starts_with(v.as_str()),
+                "id" => t.id.starts_with(v.as_str()),
+                _ => true,
+            })
+        });
+        let key = |t: &super::store::Task| -> String {
+            match svc.mode {
+                Mode::Replicated(_) => format!("{:010}", t.slot),
+                Mode::Global => t.node_id.clone().unwrap_or_default(),
+            }
+        };
+        tasks.sort_by(|x, y| {
+            key(x)
+                .cmp(&key(y))
+                .then(y.created.cmp(&x.created))
+                .then(x.id.cmp(&y.id))
+        });
+        let mut prev = String::new();
+        for t in &tasks {
+            let k = key(t);
+            let name = match svc.mode {
+                Mode::Replicated(_) => format!("{}.{}", svc.name, t.slot),
+                Mode::Global => format!("{}.{}", svc.name, t.node_id.clone().unwrap_or_default()),
+            };
+            let shown = if k == prev && fl.is_empty() {
+                format!(" \\_ {name}")
+            } else {
+                name.clone()
+            };
+            prev = k;
+            let node = t
+                .node_id
+                .as_ref()
+                .and_then(|n| store.nodes.get(n))
+                .map(|n| n.hostname.clone())
+                .unwrap_or_default();
+            let err = if t.err.is_empty() {
+                String::new()
+            } else if a.no_trunc {
+                format!("\"{}\"", t.err)
+            } else {
+                format!("\"{}\"", ellipsis(&t.err, 30))
+            };
+            let ports = svc
+                .ports
+                .iter()
+                .filter(|p| p.mode == "host" && t.state == TaskState::Running)
+                .map(|p| format!("*:{}->{}/{}", p.published, p.target, p.protocol))
+                .collect::<Vec<_>>()
+                .join(",");
+            rows.push(serde_json::json!({
+                "ID": if a.no_trunc { t.id.clone() } else { t.id[..12].to_string() },
+                "Name": shown,
+                "Image": svc.image,
+                "Node": node,
+                "DesiredState": t.desired.as_str(),
+                "CurrentState": format!("{} {}", t.state.as_str(), ago(lab, t.since)),
+                "Error": err,
+                "Ports": ports,
+            }));
+        }
+    }
+    if a.quiet {
+        out.stdout = rows
+            .iter()
+            .map(|r| format!("{}\n", r["ID"].as_str().unwrap_or("")))
+            .collect();
+    } else if let Some(f) = &a.format {
+        out.stdout = formatted(&rows, f)?;
+    } else if !rows.is_empty() || out.exit_code == 0 {
+        let cols = [
+            "ID",
+            "Name",
+            "Image",
+            "Node",
+            "DesiredState",
+            "CurrentState",
+            "Error",
+            "Ports",
+        ];
+        let mut t = vec![[
+            "ID",
+            "NAME",
+            "IMAGE",
+            "NODE",
+            "DESIRED STATE",
+            "CURRENT STATE",
+            "ERROR",
+            "PORTS",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect::<Vec<_>>()];
+        for r in &rows {
+            t.push(
+                cols.iter()
+                    .map(|k| r[*k].as_str().unwrap_or("").to_string())
+                    .collect(),
+            );
+        }
+        out.stdout = table(&t);
+    }
+    Ok(out)
+}
+
+fn service_scale(lab: &mut Lab, host: HostId, a: ServicesArgs) -> Res<CommandOutput> {
+    let mut out = CommandOutput::default();
+    if a.names.is_empty() {
+        return Err(fail("docker: 'docker service scale' requires at least 1 argument\n\nUsage:  docker service scale SERVICE=REPLICAS [SERVICE=REPLICAS...]\n\nSee 'docker service scale --help'."));
+    }
+    for spec in &a.names {
+        let Some((name, n)) = spec
+            .split_once('=')
+            .and_then(|(s, n)| n.parse::<u64>().ok().map(|n| (s, n)))
+        else {
+            return Err(fail(format!("invalid scale specifier '{spec}'.\nSee 'docker service scale --help'.\n\nUsage:  docker service scale SERVICE=REPLICAS [SERVICE=REPLICAS...]\n\nScale one or multiple replicated services")));
+        };
+        let now = now_ns(lab);
+        let res = write(lab, host, |_, store| {
+            let Some(s) = store.find_service(name) else {
+                return Err(fail(format!(
+                    "{name}: Error response from daemon: service {name} not found"
+                )));
+            };
+            if s.mode == Mode::Global {
+                return Err(fail(format!(
+                    "{name}: scale can only be used with replicated or replicated-job mode"
+                )));
+            }
+            let mut s = s.clone();
+            s.mode = Mode::Replicated(n);
+            s.updated = now;
+            Ok(vec![Action::PutService(s)])
+        });
+        match res {
+            Ok(leader) => {
+                lab.swarm_note(host, format!("service {name} scaled to {n}"));
+                out.stdout.push_str(&format!("{name} scaled to {n}\n"));
+                if !a.detach {
+                    let id = leader_store(lab, leader)
+                        .find_service(name)
+                        .map(|s| s.id.clone());
+                    if let Some(id) = id {
+                        out.stdout.push_str(&converge(lab, leader, &id, false));
+                    }
+                }
+            }
+            Err(e) => {
+                out.stderr.push_str(&e.stderr);
+                out.exit_code = 1;
+            }
+        }
+    }
+    Ok(out)
+}
+
+fn service_update(lab: &mut Lab, host: HostId, a: ServiceUpdateArgs) -> Res<CommandOutput> {
+    let Some(name) = a.service.clone() else {
+        return Err(fail("docker: 'docker service update' requires exactly 1 argument\n\nUsage:  docker service update [OPTIONS] SERVICE\n\nSee 'docker service update --help'."));
+    };
+    let replicas = match &a.replicas {
+        None => None,
+        Some(r) => Some(r.parse::<u64>().map_err(|_| {
+            invalid_flag(
+                r,
+                "--replicas",
+                &format!("strconv.ParseUint: parsing \"{r}\": invalid syntax"),
+            )
+        })?),
+    };
+    let now = now_ns(lab);
+    let leader = write(lab, host, |_, store| {
+        let Some(s) = store.find_service(&name) else {
+            return Err(fail(format!(
+                "Error response from daemon: service {name} not found"
+            )));
+        };
+        let mut s = s.clone();
+        if let Some(n) = replicas {
+            if s.mode == Mode::Global {
+                return Err(fail("replicas can only be used with replicated mode"));
+            }
+            s.mode = Mode::Replicated(n);
+        }
+        for c in &a.constraint_add {
+            s.constraints.push(Constraint::parse(c).map_err(|e| fail(format!("Error response from daemon: rpc error: code = InvalidArgument desc = ContainerSpec: {e}")))?);
+        }
+        for c in &a.constraint_rm {
+            s.constraints.retain(|x| {
+                format!("{}{}{}", x.key, if x.equal { "==" } else { "!=" }, x.value) != *c
+            });
+        }
+        for l in &a.label_add {
+            let (k, v) = l.split_once('=').unwrap_or((l.as_str(), ""));
+            s.labels.insert(k.to_string(), v.to_string());
+        }
+        if let Some(d) = &a.restart_delay {
+            s.restart_delay = parse_go_duration(d).ok_or_else(|| {
+                invalid_flag(
+                    d,
+                    "--restart-delay",
+                    &format!("time: invalid duration \"{d}\""),
+                )
+            })?;
+        }
+        if let Some(c) = &a.restart_condition {
+            s.restart_condition = c.clone();
+        }
+        if let Some(i) = &a.image {
+            s.image = image_ref(i);
+        }
+        s.updated = now;
+        Ok(vec![Action::PutService(s)])
+    })?;
+    lab.swarm_note(host, format!("service {name} updated"));
+    let mut out = format!("{name}\n");
+    if !a.detach {
+        let id = leader_store(lab, leader)
+            .find_service(&name)
+            .map(|s| s.id.clone());
+        if let Some(id) = id {
+            out.push_str(&converge(lab, leader, &id, a.quiet));
+        }
+    }
+    Ok(CommandOutput::out(out))
+}
+
+fn service_rm(lab: &mut Lab, host: HostId, a: ServicesArgs) -> Res<CommandOutput> {
+    let mut out = CommandOutput::default();
+    for name in &a.names {
+        let res = write(lab, host, |_, store| {
+            let Some(s) = store.find_service(name) else {
+                return Err(fail(format!(
+                    "Error response from daemon: service {name} not found"
+                )));
+            };
+            Ok(vec![Action::DelService(s.id.clone())])
+        });
+        match res {
+            Ok(_) => {
+                lab.swarm_note(host, format!("service {name} removed"));
+                out.stdout.push_str(&format!("{name}\n"));
+            }
+            Err(e) => {
+                out.stderr.push_str(&e.stderr);
+                out.exit_code = 1;
+            }
+        }
+    }
+    Ok(out)
+}
+
+fn service_json(s: &Service) -> serde_json::Value {
+    serde_json::json!({
+        "ID": s.id,
+        "Spec": {
+            "Name": s.name,
+            "Labels": s.labels,
+            "TaskTemplate": {
+                "ContainerSpec": {"Image": s.image, "Args": s.args},
+                "RestartPolicy": {"Condition": s.restart_condition, "Delay": s.restart_delay},
+                "Placement": {"Constraints": s.constraints.iter().map(|c| format!("{}{}{}", c.key, if c.equal { "==" } else { "!=" }, c.value)).collect::<Vec<_>>()},
+            },
+            "Mode": match s.mode {
+                Mode::Replicated(n) => serde_json::json!({"Replicated": {"Replicas": n}}),
+                Mode::Global => serde_json::json!({"Global": {}}),
+            },
+            "EndpointSpec": {"Mode": s.endpoint_mode},
+        },
+    })
+}
+
+fn service_inspect(lab: &mut Lab, host: HostId, a: ServicesArgs) -> Res<CommandOutput> {
+    let leader = leader_for(lab, host)?;
+    let store = leader_store(lab, leader);
+    let mut found = Vec::new();
+    for n in &a.names {
+        match store.find_service(n) {
+            Some(s) => found.push(s.clone()),
+            None => {
+                let mut e = fail(format!("Error: no such service: {n}"));
+                if !a.pretty && a.format.is_none() {
+                    e.stdout = "[]\n".into();
+                }
+                return Err(e);
+            }
+        }
+    }
+    let mut text = String::new();
+    if let Some(f) = &a.format {
+        for s in &found {
+            text.push_str(&render(f, &service_json(s)).map_err(fail)?);
+            text.push('\n');
+        }
+    } else if a.pretty {
+        for s in &found {
+            text.push_str(&format!("\nID:\t\t{}\nName:\t\t{}\n", s.id, s.name));
+            match s.mode {
+                Mode::Replicated(n) => {
+                    text.push_str(&format!("Service Mode:\tReplicated\n Replicas:\t{n}\n"))
+                }
+                Mode::Global => text.push_str("Service Mode:\tGlobal\n"),
+            }
+            text.push_str("Placement:\n");
+            if !s.constraints.is_empty() {
+                let cs: Vec<String> = s
+                    .constraints
+                    .iter()
+                    .map(|c| format!("{}{}{}", c.key, if c.equal { "==" } else { "!=" }, c.value))
+                    .collect();
+                text.push_str(&format!(" Constraints:\t[{}]\n", cs.join(" ")));
+            }
+            text.push_str(&format!(
+                "UpdateConfig:\n Parallelism:\t{}\n On failure:\tpause\n Monitoring Period: 5s\n Max failure ratio: 0\n Update order:      stop-first\n",
+                s.update_parallelism
+            ));
+            text.push_str(&format!(
+                "ContainerSpec:\n Image:\t\t{}\n Args:\t\t{} \n Init:\t\tfalse\nResources:\nEndpoint Mode:\t{}\n\n",
+                s.image,
+                s.args.join(" "),
+                s.endpoint_mode
+            ));
+        }
+    } else {
+        let arr: Vec<_> = found.iter().map(service_json).collect();
+        text = serde_json::to_string_pretty(&arr).unwrap_or_default();
+        text.push('\n');
+    }
+    Ok(CommandOutput::out(text))
+}
+
+// ---- docker network (swarm scope) --------------------------------------------------
+
+#[derive(Parser, Debug)]
+#[command(
+    no_binary_name = true,
+    disable_help_flag = true,
+    disable_version_flag = true
+)]
+struct NetworkCreateArgs {
+    #[arg(short, long)]
+    driver: Option<String>,
+    #[arg(long)]
+    attachable: bool,
+    #[arg(long)]
+    subnet: Option<String>,
+    #[arg(short, long)]
+    opt: Vec<String>,
+    name: Option<String>,
+}
+
+/// `docker network create|ls|rm` for swarm-scoped overlays.
+pub fn network(lab: &mut Lab, host: HostId, args: &[String]) -> CommandOutput {
+    let (sub, rest) = match args.split_first() {
+        Some((s, r)) => (s.as_str(), r),
+        None => ("", args),
+    };
+    let r = match sub {
+        "create" => NetworkCreateArgs::try_parse_from(rest)
+            .map_err(|e| usage_error("network create", "[OPTIONS] NETWORK", &e))
+            .and_then(|a| network_create(lab, host, a)),
+        "ls" | "list" => network_ls(lab, host),
+        "rm" | "remove" => network_rm(lab, host, rest),
+        other => Err(fail(format!(
+            "docker: unknown command: docker network {other}\n\nRun 'docker network --help' for more information"
+        ))),
+    };
+    r.unwrap_or_else(|e| e)
+}
+
+fn network_create(lab: &mut Lab, host: HostId, a: NetworkCreateArgs) -> Res<CommandOutput> {
+    let Some(name) = a.name.clone() else {
+        return Err(fail("docker: 'docker network create' requires 1 argument\n\nUsage:  docker network create [OPTIONS] NETWORK\n\nSee 'docker network create --help'."));
+    };
+    if a.driver.as_deref() != Some("overlay") {
+        return Err(fail(format!(
+            "Error response from daemon: swarmlab simulates overlay networks only (driver {})",
+            a.driver.as_deref().unwrap_or("bridge")
+        )));
+    }
+    let id = lab.swarm_id();
+    let now = now_ns(lab);
+    let encrypted = a
+        .opt
+        .iter()
+        .any(|o| o == "encrypted" || o.starts_with("encrypted="));
+    write(lab, host, |_, store| {
+        if store.networks.values().any(|n| n.name == name) {
+            return Err(fail(format!(
+                "Error response from daemon: network with name {name} already exists"
+            )));
+        }
+        let vni = store.networks.values().map(|n| n.vni).max().unwrap_or(4096) + 1;
+        let (subnet, gateway) = match &a.subnet {
+            Some(s) => {
+                let (base, prefix) = crate::scenario::parse_cidr_pub(s).ok_or_else(|| {
+                    fail(format!(
+                        "Error response from daemon: invalid subnet {s}: invalid CIDR address: {s}"
+                    ))
+                })?;
+                let o = base.octets();
+                (
+                    format!("{base}/{prefix}"),
+                    Ipv4Addr::new(o[0], o[1], o[2], o[3] + 1),
+                )
+            }
+            None => {
+                let pool = store
+                    .cluster
+                    .as_ref()
+                    .map(|c| c.pool.clone())
+                    .unwrap_or_else(|| "10.0.0.0/8".into());
+                let (base, _) = crate::scenario::parse_cidr_pub(&pool)
+                    .unwrap_or((Ipv4Addr::new(10, 0, 0, 0), 8));
+                let o = base.octets();
+                let used: Vec<&str> = store.networks.values().map(|n| n.subnet.as_str()).collect();
+                let third = (0..=255u8)
+                    .find(|k| !used.contains(&format!("{}.{}.{k}.0/24", o[0], o[1]).as_str()))
+                    .ok_or_else(|| fail("Error response from daemon: could not find an available, non-overlapping IPv4 address pool among the defaults to assign to the network"))?;
+                (
+                    format!("{}.{}.{third}.0/24", o[0], o[1]),
+                    Ipv4Addr::new(o[0], o[1], third, 1),
+                )
+            }
+        };
+        Ok(vec![Action::PutNetwork(Network {
+            id: id.clone(),
+            name: name.clone(),
+            vni,
+            subnet,
+            gateway,
+            attachable: a.attachable,
+            encrypted,
+            ingress: false,
+            created: now,
+        })])
+    })?;
+    Ok(CommandOutput::out(format!("{id}\n")))
+}
+
+fn network_ls(lab: &mut Lab, host: HostId) -> Res<CommandOutput> {
+    let mut rows: Vec<(String, String, String, String)> = vec![
+        ("bridge".into(), "bridge".into(), "local".into(), "b".into()),
+        ("host".into(), "host".into(), "local".into(), "h".into()),
+        ("none".into(), "null".into(), "local".into(), "n".into()),
+    ];
+    let in_swarm = lab.hosts[host.0].swarm.node_id.is_some();
+    if in_swarm {
+        rows.push((
+            "docker_gwbridge".into(),
+            "bridge".into(),
+            "local".into(),
+            "g".into(),
+        ));
+        if lab.hosts[host.0].swarm.manager.is_some() {
+            let leader = leader_for(lab, host)?;
+            for n in leader_store(lab, leader).networks.values() {
+                rows.push((
+                    n.name.clone(),
+                    "overlay".into(),
+                    "swarm".into(),
+                    n.id[..12].to_string(),
+                ));
+            }
+        }
+    }
+    rows.sort_by(|a, b| a.0.cmp(&b.0));
+    let host_seed = lab.underlay.nic(host).ip.octets();
+    let mut t = vec![vec![
+        "NETWORK ID".to_string(),
+        "NAME".into(),
+        "DRIVER".into(),
+        "SCOPE".into(),
+    ]];
+    for (name, driver, scope, id) in rows {
+        let id = if id.len() == 12 {
+            id
+        } else {
+            // Local networks: a stable 12-hex id per host and name.
+            let mut h: u64 = 0xcbf29ce484222325;
+            for b in host_seed.iter().chain(name.as_bytes()) {
+                h = (h ^ *b as u64).wrapping_mul(0x100000001b3);
+            }
+            format!("{:012x}", h & 0xffff_ffff_ffff)
+        };
+        t.push(vec![id, name, driver, scope]);
+    }
+    Ok(CommandOutput::out(table(&t)))
+}
+
+fn network_rm(lab: &mut Lab, host: HostId, names: &[String]) -> Res<CommandOutput> {
+    let mut out = CommandOutput::default();
+    for name in names {
+        let res = write(lab, host, |_, store| {
+            let Some(n) = store.find_network(name) else {
+                return Err(fail(format!(
+                    "Error response from daemon: network {name} not found"
+                )));
+            };
+            if n.ingress {
+                return Err(fail("Error response from daemon: rpc error: code = PermissionDenied desc = ingress network cannot be removed without --force"));
+            }
+            if let Some(s) = store
+                .services
+                .values()
+                .find(|s| s.networks.iter().any(|x| x == &n.name || x == &n.id))
+            {
+                return Err(fail(format!("Error response from daemon: rpc error: code = FailedPrecondition desc = network {} is in use by service {}", n.id, s.id)));
+            }
+            Ok(vec![Action::DelNetwork(n.id.clone())])
+        });
+        match res {
+            Ok(_) => out.stdout.push_str(&format!("{name}\n")),
+            Err(e) => {
+                out.stderr.push_str(&e.stderr);
+                out.exit_code = 1;
+            }
+        }
+    }
+    if out.exit_code != 0 {
+        out.stderr.push_str("exit status 1\n");
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn templates_render_fields_paths_and_json() {
+        let v = serde_json::json!({"Name": "web", "Spec": {"Role": "manager"}, "L": {"a": "b"}});
+        assert_eq!(
+            render("{{.Name}} {{.Spec.Role}}", &v).unwrap(),
+            "web manager"
+        );
+        assert_eq!(render("{{json .L}}", &v).unwrap(), "{\"a\":\"b\"}");
+        assert!(render("{{.Nope}}", &v).is_err());
+        assert!(render("{{.Name", &v).is_err());
+        assert_eq!(
+            ellipsis(
+                "no suitable node (scheduling constraints not satisfied on 1 node)",
+                30
+            ),
+            "no suitable node (scheduling …"
+        );
+    }
+
+    #[test]
+    fn publish_specs_parse_both_forms() {
+        let p = parse_publish("8080:80").unwrap();
+        assert_eq!(
+            (p.published, p.target, p.mode.as_str()),
+            (8080, 80, "ingress")
+        );
+        let p = parse_publish("published=8081,target=80,mode=host").unwrap();
+        assert_eq!((p.published, p.target, p.mode.as_str()), (8081, 80, "host"));
+        assert!(parse_publish("published=1,mode=weird,target=2").is_err());
+        assert!(parse_publish("x:80").is_err());
+    }
+}

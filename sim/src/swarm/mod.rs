@@ -1,0 +1,988 @@
+//! The swarm control plane on 2377: Raft managers (`raftnode`), the replicated store
+//! (`store`), the leader's orchestrator, scheduler and dispatcher (`orchestrator`), the
+//! agents on every node, and the `docker swarm|node|service` commands (`cli`).
+//!
+//! Messages between hosts travel over tcp/2377 through the underlay: a broken path
+//! (host down, partition, firewall) drops them, loss delays them by TCP retransmissions.
+//! Command-line requests that a manager forwards to the leader are modelled as direct
+//! calls after a round trip over a working path.
+
+pub mod cli;
+pub mod orchestrator;
+pub mod raftnode;
+pub mod store;
+
+use crate::lab::{Event, Lab};
+use crate::time::{Duration, Instant};
+use crate::trace::TraceEvent;
+use crate::underlay::HostId;
+use orchestrator::Duties;
+use raftnode::RaftNode;
+use std::collections::BTreeMap;
+use std::net::Ipv4Addr;
+use store::{Action, Node, NodeStatus, Role, Store, Task, TaskState};
+
+/// The swarm's management port.
+pub const SWARM_PORT: u16 = 2377;
+/// swarmkit's dispatcher heartbeat period.
+pub const HEARTBEAT_PERIOD: Duration = Duration::from_secs(5);
+/// The jitter around it (± 0.5 s).
+pub const HEARTBEAT_EPSILON: Duration = Duration::from_millis(500);
+/// Missed periods before a node is Down.
+pub const HEARTBEAT_GRACE: u64 = 3;
+/// The engine version `docker node ls` shows.
+pub const ENGINE_VERSION: &str = "20.10.24";
+/// What every write and read says when no leader can be reached.
+pub const NO_LEADER: &str = "Error response from daemon: rpc error: code = Unknown desc = The swarm does not have a leader. It's possible that too few managers are online. Make sure more than half of the managers are online.";
+/// A worker asked for cluster state.
+pub const NOT_MANAGER_WORKER: &str = "Error response from daemon: This node is not a swarm manager. Worker nodes can't be used to view or modify cluster state. Please run this command on a manager node or promote the current node to a manager.";
+/// A node outside any swarm asked for cluster state.
+pub const NOT_IN_SWARM: &str = "Error response from daemon: This node is not a swarm manager. Use \"docker swarm init\" or \"docker swarm join\" to connect this node to swarm and try again.";
+
+/// A task as the dispatcher hands it to an agent.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Assignment {
+    /// The task.
+    pub task: Task,
+    /// Its service's name.
+    pub service: String,
+    /// The image.
+    pub image: String,
+    /// The command.
+    pub args: Vec<String>,
+}
+
+/// A task status an agent reports.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Status {
+    /// The task.
+    pub task: String,
+    /// Its new state.
+    pub state: TaskState,
+    /// Error text, if it failed.
+    pub err: String,
+}
+
+/// Messages on 2377.
+#[derive(Clone, Debug)]
+pub enum Msg {
+    /// Raft, between managers (protobuf bytes).
+    Raft(Vec<u8>),
+    /// Agent to manager: alive, with task statuses.
+    Heartbeat {
+        /// The node.
+        node: String,
+        /// Statuses not yet acknowledged.
+        statuses: Vec<Status>,
+    },
+    /// Leader to agent: the next period, the managers, and the node's tasks.
+    Ack {
+        /// Next heartbeat period.
+        period: Duration,
+        /// The leader's address.
+        leader: Ipv4Addr,
+        /// Every manager's address.
+        managers: Vec<Ipv4Addr>,
+        /// The node's tasks.
+        tasks: Vec<Assignment>,
+    },
+    /// A follower tells an agent where the leader is.
+    NotLeader {
+        /// The leader, if known.
+        leader: Option<Ipv4Addr>,
+    },
+}
+
+/// Swarm events of the lab's queue.
+#[derive(Debug)]
+pub enum SwarmEvent {
+    /// A manager's Raft tick (every second, with a per-host phase).
+    Tick {
+        /// The host.
+        host: HostId,
+        /// Its life (bumped by crashes and role changes).
+        epoch: u64,
+    },
+    /// The leader's timers (heartbeat expiry, restart delays).
+    Wake {
+        /// The host.
+        host: HostId,
+        /// Its life.
+        epoch: u64,
+    },
+    /// An agent's heartbeat is due.
+    Heartbeat {
+        /// The host.
+        host: HostId,
+        /// Its life.
+        epoch: u64,
+    },
+    /// A task's container reaches a state.
+    TaskStep {
+        /// The host.
+        host: HostId,
+        /// Its life.
+        epoch: u64,
+        /// The task.
+        task: String,
+        /// The state reached.
+        state: TaskState,
+    },
+    /// A message arrives on 2377.
+    Deliver {
+        /// Sender.
+        from: HostId,
+        /// Receiver.
+        to: HostId,
+        /// Content.
+        msg: Msg,
+    },
+}
+
+/// A task as the agent runs it.
+#[derive(Clone, Debug)]
+pub struct AgentTask {
+    /// The container's name: `SERVICE.SLOT.TASKID`.
+    pub name: String,
+    /// Image.
+    pub image: String,
+    /// Command.
+    pub args: Vec<String>,
+    /// State reached.
+    pub state: TaskState,
+    /// Being stopped.
+    pub stopping: bool,
+    /// When created.
+    pub created: Instant,
+    /// When it last changed state.
+    pub since: Instant,
+}
+
+/// A node's agent.
+#[derive(Debug, Default)]
+pub struct Agent {
+    /// Its tasks.
+    pub tasks: BTreeMap<String, AgentTask>,
+    /// Known managers.
+    pub managers: Vec<Ipv4Addr>,
+    /// The leader, as last told.
+    pub leader: Option<Ipv4Addr>,
+    /// Which manager it talks to when no leader is known.
+    pub target: usize,
+    /// Heartbeats sent without an answer.
+    pub unanswered: u32,
+    /// Statuses waiting to be acknowledged.
+    pub pending: Vec<Status>,
+    /// The heartbeat period the dispatcher last gave (5 s ± 0.5 s).
+    pub period: Option<Duration>,
+}
+
+/// A manager: its Raft member, its copy of the store, and the leader's duties.
+pub struct Manager {
+    /// Raft.
+    pub raft: RaftNode,
+    /// The applied store.
+    pub store: Store,
+    /// Leader-only state.
+    pub duties: Option<Duties>,
+    /// Batches proposed while leading (to wait for them).
+    pub proposed: u64,
+    /// Statuses received, to write.
+    pub statuses: Vec<Status>,
+    /// Nodes that were heard from and are Down in the store.
+    pub revived: Vec<String>,
+    /// The term at the last tick (a new term redraws the tick phase).
+    pub tick_term: u64,
+}
+
+impl Manager {
+    /// A manager around a Raft member and its store.
+    pub fn new(raft: RaftNode, store: Store) -> Manager {
+        Manager {
+            raft,
+            store,
+            duties: None,
+            proposed: 0,
+            statuses: Vec::new(),
+            revived: Vec::new(),
+            tick_term: 0,
+        }
+    }
+}
+
+/// A host's engine in swarm mode.
+#[derive(Default)]
+pub struct HostSwarm {
+    /// Bumped when the host crashes, restarts, or changes role.
+    pub epoch: u64,
+    /// Its node id, once in a swarm.
+    pub node_id: Option<String>,
+    /// Its manager, if it is one.
+    pub manager: Option<Manager>,
+    /// Its agent, once in a swarm.
+    pub agent: Option<Agent>,
+    /// A crashed manager's disk: Raft id, log and applied store.
+    pub disk: Option<(u64, raft::storage::MemStorage, Store)>,
+    /// The last leader this host saw, for the timeline.
+    pub seen_leader: Option<u64>,
+}
+
+impl std::fmt::Debug for HostSwarm {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("HostSwarm")
+            .field("node_id", &self.node_id)
+            .field("manager", &self.manager.is_some())
+            .finish()
+    }
+}
+
+fn nanos(t: Instant) -> u64 {
+    t.0
+}
+
+impl Lab {
+    /// A new swarm object id: 25 characters of base 36, as swarmkit's identity package.
+    pub fn swarm_id(&mut self) -> String {
+        const ALPHABET: &[u8] = b"0123456789abcdefghijklmnopqrstuvwxyz";
+        (0..25)
+            .map(|_| ALPHABET[self.rng.below(36) as usize] as char)
+            .collect()
+    }
+
+    pub(crate) fn swarm_note(&mut self, host: HostId, event: String) {
+        let name = self.host_name(host).to_string();
+        let now = self.now();
+        self.trace.push(
+            now,
+            TraceEvent::Swarm {
+                host: name,
+                what: event,
+            },
+        );
+    }
+
+    /// The host that holds an address.
+    fn host_of(&self, ip: Ipv4Addr) -> Option<HostId> {
+        self.underlay.by_ip(ip)
+    }
+
+    /// Send a message on tcp/2377: dropped on a broken path, delayed by losses.
+    pub(crate) fn swarm_send(&mut self, from: HostId, to: HostId, msg: Msg) {
+        match self.tcp_path(from, to, SWARM_PORT) {
+            Ok(latency) => {
+                let loss = self.underlay.link(from, to).loss;
+                let delay = latency + self.tcp_retry_delay(loss);
+                self.engine
+                    .schedule_in(delay, Event::Swarm(SwarmEvent::Deliver { from, to, msg }));
+            }
+            Err(why) => {
+                let name = self.host_name(from).to_string();
+                let now = self.now();
+                self.trace.push(
+                    now,
+                    TraceEvent::UnderlayDrop {
+                        host: name,
+                        reason: format!("tcp/{SWARM_PORT}: {why}"),
+                        bytes: 0,
+                    },
+                );
+            }
+        }
+    }
+
+    fn tcp_retry_delay(&mut self, loss: f64) -> Duration {
+        let mut total = Duration::ZERO;
+        let mut wait = Duration::from_millis(200);
+        while self.rng.chance(loss) && wait < Duration::from_secs(64) {
+            total = total + wait;
+            wait = wait + wait;
+        }
+        total
+    }
+
+    /// Handle a swarm event.
+    pub(crate) fn swarm_event(&mut self, ev: SwarmEvent) {
+        match ev {
+            SwarmEvent::Tick { host, epoch } => {
+                if self.hosts[host.0].swarm.epoch != epoch {
+                    return;
+                }
+                let Some(m) = self.hosts[host.0].swarm.manager.as_mut() else {
+                    return;
+                };
+                m.raft.tick();
+                // Election timeouts are a fixed 10 ticks (see raftnode); what breaks
+                // ties between candidates is the tick phase, redrawn from the seeded RNG
+                // whenever a member sees a new term without leading it.
+                let term = m.raft.term();
+                let redraw = term != m.tick_term && !m.raft.is_leader();
+                m.tick_term = term;
+                let extra = if redraw {
+                    Duration(self.rng.below(Duration::from_secs(1).as_nanos()))
+                } else {
+                    Duration::ZERO
+                };
+                self.engine.schedule_in(
+                    Duration::from_secs(1) + extra,
+                    Event::Swarm(SwarmEvent::Tick { host, epoch }),
+                );
+                self.manager_poll(host);
+            }
+            SwarmEvent::Wake { host, epoch } => {
+                if self.hosts[host.0].swarm.epoch == epoch {
+                    self.leader_duties(host);
+                }
+            }
+            SwarmEvent::Heartbeat { host, epoch } => {
+                if self.hosts[host.0].swarm.epoch == epoch {
+                    self.agent_heartbeat(host, epoch);
+                }
+            }
+            SwarmEvent::TaskStep {
+                host,
+                epoch,
+                task,
+                state,
+            } => {
+                if self.hosts[host.0].swarm.epoch == epoch {
+                    self.agent_task_step(host, &task, state);
+                }
+            }
+            SwarmEvent::Deliver { from, to, msg } => {
+                if self.tcp_path(from, to, SWARM_PORT).is_err() {
+                    return; // the connection broke while the message was in flight
+                }
+                self.swarm_receive(from, to, msg);
+            }
+        }
+    }
+
+    fn swarm_receive(&mut self, from: HostId, to: HostId, msg: Msg) {
+        match msg {
+            Msg::Raft(bytes) => {
+                let Some(m) = self.hosts[to.0].swarm.manager.as_mut() else {
+                    return;
+                };
+                if let Err(e) = m.raft.step(&bytes) {
+                    let text = format!("raft message from {} refused: {e}", self.host_name(from));
+                    self.swarm_note(to, text);
+                }
+                self.manager_poll(to);
+            }
+            Msg::Heartbeat { node, statuses } => {
+                self.dispatcher_heartbeat(from, to, node, statuses)
+            }
+            Msg::Ack {
+                period,
+                leader,
+                managers,
+                tasks,
+            } => self.agent_ack(to, period, leader, managers, tasks),
+            Msg::NotLeader { leader } => {
+                let epoch = self.hosts[to.0].swarm.epoch;
+                if let Some(a) = self.hosts[to.0].swarm.agent.as_mut() {
+                    a.leader = leader;
+                    if leader.is_none() {
+                        a.target += 1;
+                    }
+                    // Try again shortly, at the leader this time.
+                    self.engine.schedule_in(
+                        Duration::from_millis(100),
+                        Event::Swarm(SwarmEvent::Heartbeat { host: to, epoch }),
+                    );
+                }
+            }
+        }
+    }
+
+    /// Where a manager's Raft peer lives.
+    fn raft_addr(&self, host: HostId, id: u64) -> Option<Ipv4Addr> {
+        let m = self.hosts[host.0].swarm.manager.as_ref()?;
+        m.raft.peers.get(&id).copied().or_else(|| {
+            m.store
+                .nodes
+                .values()
+                .find(|n| n.raft_id == Some(id))
+                .map(|n| n.addr)
+        })
+    }
+
+    /// The host of the leader that `host` (a manager) knows of.
+    pub fn swarm_leader_of(&self, host: HostId) -> Option<HostId> {
+        let m = self.hosts[host.0].swarm.manager.as_ref()?;
+        let id = m.raft.leader()?;
+        if id == m.raft.id {
+            return Some(host);
+        }
+        self.raft_addr(host, id).and_then(|a| self.host_of(a))
+    }
+
+    /// Run Raft's ready loop on a manager: send, apply, follow leadership changes.
+    pub(crate) fn manager_poll(&mut self, host: HostId) {
+        let Some(m) = self.hosts[host.0].swarm.manager.as_mut() else {
+            return;
+        };
+        let before = m.raft.applied_batches();
+        m.raft.poll(&mut m.store);
+        let applied = m.raft.applied_batches() != before;
+        let outbox = m.raft.take_outbox();
+        let changes = m.raft.take_changes();
+        let self_id = m.raft.id;
+        let leader_now = m.raft.leader();
+        let is_leader = m.raft.is_leader();
+        for (to, bytes) in outbox {
+            if let Some(peer) = self.raft_addr(host, to).and_then(|a| self.host_of(a)) {
+                self.swarm_send(host, peer, Msg::Raft(bytes));
+            }
+        }
+        if changes.iter().any(|c| c.id == self_id && !c.added) {
+            // Demoted: this host is no longer a Raft member.
+            self.hosts[host.0].swarm.manager = None;
+            self.hosts[host.0].swarm.epoch += 1;
+            self.swarm_note(host, "left the Raft cluster (demoted)".into());
+            let epoch = self.hosts[host.0].swarm.epoch;
+            self.engine.schedule_in(
+                Duration::ZERO,
+                Event::Swarm(SwarmEvent::Heartbeat { host, epoch }),
+            );
+            return;
+        }
+        if self.hosts[host.0].swarm.seen_leader != leader_now {
+            self.hosts[host.0].swarm.seen_leader = leader_now;
+            if is_leader {
+                let term = self.hosts[host.0]
+                    .swarm
+                    .manager
+                    .as_ref()
+                    .map_or(0, |m| m.raft.term());
+                self.swarm_note(host, format!("elected Raft leader (term {term})"));
+            }
+        }
+        let now = self.now();
+        let m = self.hosts[host.0]
+            .swarm
+            .manager
+            .as_mut()
+            .expect("still a manager");
+        match (is_leader, m.duties.is_some()) {
+            (true, false) => {
+                // A new leader gives every node a full grace period before judging it.
+                let grace = nanos(now) + HEARTBEAT_GRACE * HEARTBEAT_PERIOD.as_nanos();
+                let deadlines = m.store.nodes.keys().map(|id| (id.clone(), grace)).collect();
+                m.duties = Some(Duties {
+                    deadlines,
+                    restarts: BTreeMap::new(),
+                });
+                m.proposed = m.raft.applied_batches();
+            }
+            (false, true) => m.duties = None,
+            _ => {}
+        }
+        if is_leader && (applied || m.proposed <= m.raft.applied_batches()) {
+            self.leader_duties(host);
+        }
+    }
+
+    /// Propose a batch on the leader `host`. Returns the batch count to wait for.
+    pub(crate) fn swarm_propose(
+        &mut self,
+        host: HostId,
+        actions: &[Action],
+    ) -> Result<u64, String> {
+        let m = self.hosts[host.0]
+            .swarm
+            .manager
+            .as_mut()
+            .ok_or_else(|| NO_LEADER.to_string())?;
+        m.raft.propose(actions).map_err(|_| NO_LEADER.to_string())?;
+        m.proposed = m.proposed.max(m.raft.applied_batches()) + 1;
+        let target = m.proposed;
+        self.manager_poll(host);
+        Ok(target)
+    }
+
+    /// The leader's loops: write statuses, reconcile, schedule its next wake-up, and
+    /// send each agent its tasks when they changed.
+    pub(crate) fn leader_duties(&mut self, host: HostId) {
+        let now = nanos(self.now());
+        let Some(m) = self.hosts[host.0].swarm.manager.as_mut() else {
+            return;
+        };
+        if !m.raft.is_leader() || m.duties.is_none() {
+            return;
+        }
+        if m.proposed > m.raft.applied_batches() {
+            return; // wait for the batch in flight
+        }
+        let mut actions = Vec::new();
+        // Agents' statuses, forward only.
+        for s in std::mem::take(&mut m.statuses) {
+            if let Some(t) = m.store.tasks.get(&s.task) {
+                if s.state > t.state {
+                    let mut t = t.clone();
+                    t.state = s.state;
+                    t.message = s.state.as_str().to_lowercase();
+                    t.err = s.err;
+                    t.since = now;
+                    actions.retain(|a| !matches!(a, Action::PutTask(x) if x.id == t.id));
+                    actions.push(Action::PutTask(t));
+                }
+            }
+        }
+        for id in std::mem::take(&mut m.revived) {
+            if let Some(n) = m.store.nodes.get(&id) {
+                if n.status == NodeStatus::Down {
+                    let mut n = n.clone();
+                    n.status = NodeStatus::Ready;
+                    n.message.clear();
+                    n.updated = now;
+                    actions.push(Action::PutNode(n));
+                }
+            }
+        }
+        let mut store = m.store.clone();
+        for a in &actions {
+            store.apply(a);
+        }
+        let mut duties = m.duties.take().expect("checked above");
+        let more = orchestrator::reconcile(&store, &mut duties, now, &mut || self.swarm_id());
+        for a in &more {
+            if let Action::PutNode(n) = a {
+                if n.status == NodeStatus::Down {
+                    let text = format!("node {} is down (heartbeat failure)", n.hostname);
+                    self.swarm_note(host, text);
+                }
+            }
+        }
+        actions.extend(more);
+        let next = duties
+            .deadlines
+            .values()
+            .chain(duties.restarts.values())
+            .copied()
+            .filter(|&d| d > now)
+            .min();
+        let epoch = self.hosts[host.0].swarm.epoch;
+        let m = self.hosts[host.0]
+            .swarm
+            .manager
+            .as_mut()
+            .expect("checked above");
+        m.duties = Some(duties);
+        if let Some(at) = next {
+            self.engine
+                .schedule(Instant(at), Event::Swarm(SwarmEvent::Wake { host, epoch }));
+        }
+        if !actions.is_empty() {
+            let _ = self.swarm_propose(host, &actions);
+        }
+        self.push_assignments(host);
+    }
+
+    /// The tasks of a node, as the leader's dispatcher sends them.
+    fn assignments(store: &Store, node: &str) -> Vec<Assignment> {
+        store
+            .tasks
+            .values()
+            .filter(|t| t.node_id.as_deref() == Some(node))
+            .filter(|t| !(t.state.terminal() && t.desired.terminal()))
+            .map(|t| {
+                let s = store.services.get(&t.service_id);
+                Assignment {
+                    task: t.clone(),
+                    service: s.map_or_else(String::new, |s| s.name.clone()),
+                    image: s.map_or_else(String::new, |s| s.image.clone()),
+                    args: s.map_or_else(Vec::new, |s| s.args.clone()),
+                }
+            })
+            .collect()
+    }
+
+    /// After a change, the leader tells each Ready node its tasks at once (swarmkit's
+    /// dispatcher streams assignments; the next heartbeat would carry them anyway).
+    fn push_assignments(&mut self, host: HostId) {
+        let Some(m) = self.hosts[host.0].swarm.manager.as_ref() else {
+            return;
+        };
+        let nodes: Vec<Node> = m.store.nodes.values().cloned().collect();
+        let store = m.store.clone();
+        let managers = manager_addrs(&store);
+        let leader = self.underlay.nic(host).ip;
+        for n in nodes {
+            if n.status != NodeStatus::Ready {
+                continue;
+            }
+            let tasks = Self::assignments(&store, &n.id);
+            let Some(to) = self.host_of(n.addr) else {
+                continue;
+            };
+            let agent_view: Vec<(String, TaskState)> = self.hosts[to.0]
+                .swarm
+                .agent
+                .as_ref()
+                .map(|a| {
+                    a.tasks
+                        .iter()
+                        .filter(|(_, t)| !t.state.terminal())
+                        .map(|(id, t)| {
+                            (
+                                id.clone(),
+                                if t.stopping {
+                                    TaskState::Shutdown
+                                } else {
+                                    TaskState::Running
+                                },
+                            )
+                        })
+                        .collect()
+                })
+                .unwrap_or_default();
+            let wanted: Vec<(String, TaskState)> = tasks
+                .iter()
+                .filter(|a| !(a.task.desired.terminal() && self.agent_lacks(to, &a.task.id)))
+                .map(|a| {
+                    (
+                        a.task.id.clone(),
+                        if a.task.desired.terminal() {
+                            TaskState::Shutdown
+                        } else {
+                            TaskState::Running
+                        },
+                    )
+                })
+                .collect();
+            if agent_view != wanted {
+                self.swarm_send(
+                    host,
+                    to,
+                    Msg::Ack {
+                        period: HEARTBEAT_PERIOD,
+                        leader,
+                        managers: managers.clone(),
+                        tasks,
+                    },
+                );
+            }
+        }
+    }
+
+    fn agent_lacks(&self, host: HostId, task: &str) -> bool {
+        self.hosts[host.0]
+            .swarm
+            .agent
+            .as_ref()
+            .is_none_or(|a| a.tasks.get(task).is_none_or(|t| t.state.terminal()))
+    }
+
+    /// The dispatcher (on the leader) hears from an agent.
+    fn dispatcher_heartbeat(
+        &mut self,
+        from: HostId,
+        to: HostId,
+        node: String,
+        statuses: Vec<Status>,
+    ) {
+        let leader = self.swarm_leader_of(to);
+        if leader != Some(to) {
+            let addr = leader.map(|l| self.underlay.nic(l).ip);
+            self.swarm_send(to, from, Msg::NotLeader { leader: addr });
+            return;
+        }
+        // 5 s ± 0.5 s, drawn per heartbeat; Down after 3 periods without one.
+        let jitter = self.rng.below(2 * HEARTBEAT_EPSILON.as_nanos() + 1);
+        let period = Duration(HEARTBEAT_PERIOD.as_nanos() - HEARTBEAT_EPSILON.as_nanos() + jitter);
+        let now = nanos(self.now());
+        let ip = self.underlay.nic(to).ip;
+        let m = self.hosts[to.0]
+            .swarm
+            .manager
+            .as_mut()
+            .expect("the leader is a manager");
+        if let Some(d) = m.duties.as_mut() {
+            d.deadlines
+                .insert(node.clone(), now + HEARTBEAT_GRACE * period.as_nanos());
+        }
+        if m.store
+            .nodes
+            .get(&node)
+            .is_some_and(|n| n.status == NodeStatus::Down)
+        {
+            m.revived.push(node.clone());
+        }
+        m.statuses.extend(statuses);
+        let tasks = Self::assignments(&m.store, &node);
+        let managers = manager_addrs(&m.store);
+        self.swarm_send(
+            to,
+            from,
+            Msg::Ack {
+                period,
+                leader: ip,
+                managers,
+                tasks,
+            },
+        );
+        self.leader_duties(to);
+    }
+
+    /// Start a host's agent (after init, join, or a restart).
+    pub(crate) fn agent_start(&mut self, host: HostId, managers: Vec<Ipv4Addr>) {
+        let s = &mut self.hosts[host.0].swarm;
+        s.agent = Some(Agent {
+            managers,
+            ..Default::default()
+        });
+        let epoch = s.epoch;
+        self.engine.schedule_in(
+            Duration::ZERO,
+            Event::Swarm(SwarmEvent::Heartbeat { host, epoch }),
+        );
+    }
+
+    fn agent_heartbeat(&mut self, host: HostId, epoch: u64) {
+        let Some(node) = self.hosts[host.0].swarm.node_id.clone() else {
+            return;
+        };
+        let Some(a) = self.hosts[host.0].swarm.agent.as_mut() else {
+            return;
+        };
+        a.unanswered += 1;
+        if a.unanswered > 2 {
+            // No answer: try another manager.
+            a.leader = None;
+            a.target += 1;
+            a.unanswered = 1;
+        }
+        let target = a
+            .leader
+            .or_else(|| (!a.managers.is_empty()).then(|| a.managers[a.target % a.managers.len()]));
+        let statuses = a.pending.clone();
+        // Heartbeat again after the period the dispatcher gave.
+        self.engine.schedule_in(
+            a.period.unwrap_or(HEARTBEAT_PERIOD),
+            Event::Swarm(SwarmEvent::Heartbeat { host, epoch }),
+        );
+        let Some(to) = target.and_then(|ip| self.host_of(ip)) else {
+            return;
+        };
+        self.swarm_send(host, to, Msg::Heartbeat { node, statuses });
+    }
+
+    fn agent_ack(
+        &mut self,
+        host: HostId,
+        period: Duration,
+        leader: Ipv4Addr,
+        managers: Vec<Ipv4Addr>,
+        tasks: Vec<Assignment>,
+    ) {
+        let now = self.now();
+        let epoch = self.hosts[host.0].swarm.epoch;
+        let Some(a) = self.hosts[host.0].swarm.agent.as_mut() else {
+            return;
+        };
+        a.unanswered = 0;
+        a.leader = Some(leader);
+        a.period = Some(period);
+        a.managers = managers;
+        // Acknowledged statuses are those the leader now shows.
+        a.pending.retain(|s| {
+            !tasks
+                .iter()
+                .any(|x| x.task.id == s.task && x.task.state >= s.state)
+        });
+        let mut steps = Vec::new();
+        for asg in &tasks {
+            let t = &asg.task;
+            match a.tasks.get_mut(&t.id) {
+                None if t.desired == TaskState::Running && t.state <= TaskState::Assigned => {
+                    a.tasks.insert(
+                        t.id.clone(),
+                        AgentTask {
+                            name: format!(
+                                "{}.{}.{}",
+                                asg.service,
+                                if t.slot > 0 {
+                                    t.slot.to_string()
+                                } else {
+                                    t.node_id.clone().unwrap_or_default()
+                                },
+                                t.id
+                            ),
+                            image: asg.image.clone(),
+                            args: asg.args.clone(),
+                            state: TaskState::Assigned,
+                            stopping: false,
+                            created: now,
+                            since: now,
+                        },
+                    );
+                    // Accepted and preparing at once, the container starts shortly after.
+                    steps.push((t.id.clone(), TaskState::Accepted, Duration::ZERO));
+                    steps.push((
+                        t.id.clone(),
+                        TaskState::Preparing,
+                        Duration::from_millis(50),
+                    ));
+                    steps.push((
+                        t.id.clone(),
+                        TaskState::Starting,
+                        Duration::from_millis(150),
+                    ));
+                    steps.push((t.id.clone(), TaskState::Running, Duration::from_millis(650)));
+                }
+                Some(mine) if t.desired.terminal() && !mine.stopping && !mine.state.terminal() => {
+                    mine.stopping = true;
+                    // `sleep` and `ping` as PID 1 ignore SIGTERM: killed after the 10 s grace.
+                    let grace = if mine.state == TaskState::Running {
+                        Duration::from_secs(10)
+                    } else {
+                        Duration::ZERO
+                    };
+                    steps.push((t.id.clone(), TaskState::Shutdown, grace));
+                }
+                _ => {}
+            }
+        }
+        // Tasks the leader no longer lists are forgotten once they have stopped.
+        a.tasks
+            .retain(|id, t| !t.state.terminal() || tasks.iter().any(|x| &x.task.id == id));
+        for (task, state, after) in steps {
+            self.engine.schedule_in(
+                after,
+                Event::Swarm(SwarmEvent::TaskStep {
+                    host,
+                    epoch,
+                    task,
+                    state,
+                }),
+            );
+        }
+    }
+
+    fn agent_task_step(&mut self, host: HostId, task: &str, state: TaskState) {
+        let now = self.now();
+        let Some(a) = self.hosts[host.0].swarm.agent.as_mut() else {
+            return;
+        };
+        let Some(t) = a.tasks.get_mut(task) else {
+            return;
+        };
+        if state <= t.state || (t.stopping && state <= TaskState::Running) {
+            return;
+        }
+        t.state = state;
+        t.since = now;
+        let status = Status {
+            task: task.to_string(),
+            state,
+            err: String::new(),
+        };
+        a.pending.retain(|s| s.task != task);
+        a.pending.push(status.clone());
+        let target = a.leader;
+        let name = t.name.clone();
+        if state == TaskState::Running || state == TaskState::Shutdown {
+            self.swarm_note(
+                host,
+                format!("task {name} {}", state.as_str().to_lowercase()),
+            );
+        }
+        // Statuses go to the leader at once (and ride on heartbeats until acknowledged).
+        let node = self.hosts[host.0].swarm.node_id.clone().unwrap_or_default();
+        if let Some(to) = target.and_then(|ip| self.host_of(ip)) {
+            self.swarm_send(
+                host,
+                to,
+                Msg::Heartbeat {
+                    node,
+                    statuses: vec![status],
+                },
+            );
+        }
+    }
+
+    /// A host crashed: its agent's containers die; a manager keeps its disk.
+    pub(crate) fn swarm_crash(&mut self, host: HostId) {
+        let s = &mut self.hosts[host.0].swarm;
+        s.epoch += 1;
+        if let Some(m) = s.manager.take() {
+            s.disk = Some((m.raft.id, m.raft.storage(), m.store));
+        }
+        if let Some(a) = s.agent.as_mut() {
+            a.tasks.clear();
+            a.pending.clear();
+            a.leader = None;
+        }
+        s.seen_leader = None;
+    }
+
+    /// A host came back: the manager restarts from its disk, the agent reconnects.
+    pub(crate) fn swarm_restart(&mut self, host: HostId) {
+        let s = &mut self.hosts[host.0].swarm;
+        if let Some((id, storage, store)) = s.disk.take() {
+            match RaftNode::restart(id, storage, store.applied) {
+                Ok(raft) => {
+                    s.manager = Some(Manager::new(raft, store));
+                    self.manager_ticks(host);
+                }
+                Err(e) => self.swarm_note(host, format!("raft failed to restart: {e}")),
+            }
+        }
+        if self.hosts[host.0].swarm.agent.is_some() {
+            let managers = self.hosts[host.0]
+                .swarm
+                .agent
+                .as_ref()
+                .map(|a| a.managers.clone())
+                .unwrap_or_default();
+            self.agent_start(host, managers);
+        }
+    }
+
+    /// Start a manager's ticks, at a phase drawn from the seeded RNG.
+    pub(crate) fn manager_ticks(&mut self, host: HostId) {
+        let epoch = self.hosts[host.0].swarm.epoch;
+        let phase = Duration(self.rng.below(Duration::from_secs(1).as_nanos()));
+        self.engine
+            .schedule_in(phase, Event::Swarm(SwarmEvent::Tick { host, epoch }));
+    }
+
+    /// What `expect node H status|manager` and `node ls` see: the leader's store, via
+    /// any manager that knows a leader.
+    pub fn swarm_view(&self) -> Option<(HostId, &Store)> {
+        let leader = self
+            .hosts
+            .iter()
+            .enumerate()
+            .filter_map(|(i, h)| h.swarm.manager.as_ref().map(|m| (i, m)))
+            .filter(|(i, m)| m.raft.is_leader() && self.underlay.nic(HostId(*i)).up)
+            .max_by_key(|(_, m)| m.raft.term())?;
+        Some((HostId(leader.0), &leader.1.store))
+    }
+
+    /// The MANAGER STATUS of a node, as `docker node ls` prints it.
+    pub fn manager_status(&self, leader: HostId, node: &Node) -> &'static str {
+        let Some(id) = node.raft_id else { return "" };
+        let Some(m) = self.hosts[leader.0].swarm.manager.as_ref() else {
+            return "";
+        };
+        if m.raft.leader() == Some(id) && m.raft.id == id {
+            "Leader"
+        } else if m.raft.recently_active(id) && m.raft.voters().contains(&id) {
+            "Reachable"
+        } else {
+            "Unreachable"
+        }
+    }
+}
+
+/// Every manager's address.
+pub fn manager_addrs(store: &Store) -> Vec<Ipv4Addr> {
+    store
+        .nodes
+        .values()
+        .filter(|n| n.role == Role::Manager)
+        .map(|n| n.addr)
+        .collect()
+}

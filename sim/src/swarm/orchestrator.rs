@@ -1,0 +1,472 @@
+//! The leader's reconciliation: node heartbeat expiry, the replicated and global
+//! orchestrators, the restart supervisor and the spread scheduler. Pure functions of the
+//! store and the time: what to write comes out as store actions.
+
+use super::store::{
+    Action, Availability, Mode, Nanos, Node, NodeStatus, Service, Store, Task, TaskState,
+};
+use std::collections::BTreeMap;
+
+/// swarmkit's task history retention (`TaskHistoryRetentionLimit`).
+pub const TASK_HISTORY: usize = 5;
+
+/// The leader's memory that is not in the store (rebuilt when a new leader takes over).
+#[derive(Debug, Default)]
+pub struct Duties {
+    /// When each node's heartbeat expires.
+    pub deadlines: BTreeMap<String, Nanos>,
+    /// Replacement tasks waiting for the restart delay: (service, slot or node) -> due.
+    pub restarts: BTreeMap<(String, String), Nanos>,
+}
+
+/// Natural order of host names (w2 before w10), as the Docker CLI sorts them.
+pub fn natural_cmp(a: &str, b: &str) -> std::cmp::Ordering {
+    fn split(s: &str) -> (String, u64) {
+        let digits = s.len() - s.trim_end_matches(|c: char| c.is_ascii_digit()).len();
+        let (head, tail) = s.split_at(s.len() - digits);
+        (head.to_string(), tail.parse().unwrap_or(0))
+    }
+    split(a).cmp(&split(b)).then_with(|| a.cmp(b))
+}
+
+fn plural(n: usize) -> &'static str {
+    if n == 1 {
+        "node"
+    } else {
+        "nodes"
+    }
+}
+
+/// Why a task could not be placed, in swarmkit's words.
+fn no_suitable_node(unavailable: usize, constraints: usize) -> String {
+    let mut parts = Vec::new();
+    if unavailable > 0 {
+        parts.push(format!(
+            "{unavailable} {} not available for new tasks",
+            plural(unavailable)
+        ));
+    }
+    if constraints > 0 {
+        parts.push(format!(
+            "scheduling constraints not satisfied on {constraints} {}",
+            plural(constraints)
+        ));
+    }
+    format!("no suitable node ({})", parts.join("; "))
+}
+
+fn live(t: &Task) -> bool {
+    t.desired <= TaskState::Running
+}
+
+fn counts(tasks: &[Task], service: &str) -> (BTreeMap<String, usize>, BTreeMap<String, usize>) {
+    let (mut mine, mut all) = (BTreeMap::new(), BTreeMap::new());
+    for t in tasks.iter().filter(|t| live(t) && !t.state.terminal()) {
+        if let Some(n) = &t.node_id {
+            *all.entry(n.clone()).or_insert(0) += 1;
+            if t.service_id == service {
+                *mine.entry(n.clone()).or_insert(0) += 1;
+            }
+        }
+    }
+    (mine, all)
+}
+
+/// Pick a node for a task of `svc`: Ready, Active, meeting the constraints; the fewest
+/// tasks of this service, then the fewest tasks in all, then host name order.
+pub fn place(nodes: &[Node], svc: &Service, tasks: &[Task]) -> Result<String, String> {
+    let (mine, all) = counts(tasks, &svc.id);
+    let (mut unavailable, mut constrained) = (0, 0);
+    let mut best: Option<(usize, usize, &Node)> = None;
+    for n in nodes {
+        if n.status != NodeStatus::Ready || n.availability != Availability::Active {
+            unavailable += 1;
+            continue;
+        }
+        if !svc.constraints.iter().all(|c| c.matches(n)) {
+            constrained += 1;
+            continue;
+        }
+        let key = (
+            mine.get(&n.id).copied().unwrap_or(0),
+            all.get(&n.id).copied().unwrap_or(0),
+        );
+        let better = match best {
+            None => true,
+            Some((m, a, b)) => {
+                key < (m, a) || (key == (m, a) && natural_cmp(&n.hostname, &b.hostname).is_lt())
+            }
+        };
+        if better {
+            best = Some((key.0, key.1, n));
+        }
+    }
+    best.map(|(_, _, n)| n.id.clone())
+        .ok_or_else(|| no_suitable_node(unavailable, constrained))
+}
+
+/// One pass of the leader's control loops. `new_id` mints object ids.
+pub fn reconcile(
+    store: &Store,
+    duties: &mut Duties,
+    now: Nanos,
+    new_id: &mut dyn FnMut() -> String,
+) -> Vec<Action> {
+    let mut out = Vec::new();
+    // Nodes whose heartbeat expired go Down.
+    let mut nodes: Vec<Node> = store.nodes.values().cloned().collect();
+    for n in nodes.iter_mut() {
+        if n.status == NodeStatus::Ready && duties.deadlines.get(&n.id).is_some_and(|&d| d <= now) {
+            n.status = NodeStatus::Down;
+            n.message = "heartbeat failure".into();
+            n.updated = now;
+            out.push(Action::PutNode(n.clone()));
+        }
+    }
+    nodes.sort_by(|a, b| natural_cmp(&a.hostname, &b.hostname));
+    let node_of = |id: &Option<String>| -> Option<&Node> {
+        id.as_ref().and_then(|i| nodes.iter().find(|n| &n.id == i))
+    };
+    let mut tasks: Vec<Task> = store.tasks.values().cloned().collect();
+    let mut changed: BTreeMap<String, Task> = BTreeMap::new();
+    let put = |t: Task, tasks: &mut Vec<Task>, changed: &mut BTreeMap<String, Task>| {
+        match tasks.iter_mut().find(|x| x.id == t.id) {
+            Some(x) => *x = t.clone(),
+            None => tasks.push(t.clone()),
+        }
+        changed.insert(t.id.clone(), t);
+    };
+
+    // Tasks of removed services shut down, then go.
+    for t in tasks.clone() {
+        if store.services.contains_key(&t.service_id) {
+            continue;
+        }
+        let gone = node_of(&t.node_id).is_none_or(|n| n.status != NodeStatus::Ready);
+        if t.state.terminal() || gone || t.node_id.is_none() {
+            out.push(Action::DelTask(t.id.clone()));
+            tasks.retain(|x| x.id != t.id);
+        } else if t.desired != TaskState::Shutdown {
+            let mut t = t;
+            t.desired = TaskState::Shutdown;
+            put(t, &mut tasks, &mut changed);
+        }
+    }
+
+    for svc in store.services.values() {
+        // Group the live tasks by slot (replicated) or node (global).
+        let key_of = |t: &Task| match svc.mode {
+            Mode::Replicated(_) => t.slot.to_string(),
+            Mode::Global => t.node_id.clone().unwrap_or_default(),
+        };
+        let wanted: Vec<(String, Option<String>)> = match svc.mode {
+            Mode::Replicated(n) => (1..=n).map(|s| (s.to_string(), None)).collect(),
+            Mode::Global => nodes
+                .iter()
+                .filter(|n| {
+                    n.availability != Availability::Drain
+                        && svc.constraints.iter().all(|c| c.matches(n))
+                })
+                .map(|n| (n.id.clone(), Some(n.id.clone())))
+                .collect(),
+        };
+        // Live tasks that are no longer wanted stop (scale down, drained global node).
+        for t in tasks.clone() {
+            if t.service_id != svc.id || !live(&t) {
+                continue;
+            }
+            if !wanted.iter().any(|(k, _)| *k == key_of(&t)) {
+                let mut t = t;
+                t.desired = TaskState::Shutdown;
+                put(t, &mut tasks, &mut changed);
+            }
+        }
+        for (key, global_node) in &wanted {
+            let current = tasks
+                .iter()
+                .find(|t| t.service_id == svc.id && live(t) && key_of(t) == *key)
+                .cloned();
+            let rkey = (svc.id.clone(), key.clone());
+            match current {
+                Some(mut t) => {
+                    let node = node_of(&t.node_id);
+                    let down = node.is_some_and(|n| n.status == NodeStatus::Down);
+                    let drained = node.is_some_and(|n| n.availability == Availability::Drain)
+                        || (t.node_id.is_some()
+                            && node.is_some_and(|n| !svc.constraints.iter().all(|c| c.matches(n))));
+                    let failed = t.state.terminal();
+                    if t.node_id.is_none() {
+                        // Pending: try to place it.
+                        match place(&nodes, svc, &tasks) {
+                            Ok(n) => {
+                                t.node_id = Some(n);
+                                t.state = TaskState::Assigned;
+                                t.message = "assigned".into();
+                                t.err.clear();
+                                t.since = now;
+                                put(t, &mut tasks, &mut changed);
+                            }
+                            Err(e) => {
+                                if t.err != e {
+                                    t.err = e;
+                                    put(t, &mut tasks, &mut changed);
+                                }
+                            }
+                        }
+                    } else if down || drained || failed {
+                        let restart = match svc.restart_condition.as_str() {
+                            "none" => !failed,
+                            "on-failure" => !failed || t.state == TaskState::Failed,
+                            _ => true,
+                        };
+                        t.desired = TaskState::Shutdown;
+                        put(t, &mut tasks, &mut changed);
+                        if restart && !(global_node.is_some() && drained) {
+                            // Drain moves at once; failures wait for the restart delay.
+                            let delay = if drained && !failed {
+                                0
+                            } else {
+                                svc.restart_delay
+                            };
+                            duties.restarts.insert(rkey.clone(), now + delay);
+                        }
+                    }
+                }
+                None => {
+                    let due = duties.restarts.get(&rkey).copied();
+                    if due.is_some_and(|d| d > now) {
+                        continue;
+                    }
+                    let restarting = due.is_some();
+                    duties.restarts.remove(&rkey);
+                    // A replicated slot that has never run, or a restart, gets a new task.
+                    let history = tasks
+                        .iter()
+                        .any(|t| t.service_id == svc.id && key_of(t) == *key);
+                    if history && !restarting && svc.restart_condition != "any" {
+                        // `none`/`on-failure` leave a finished slot alone.
+                        let last_ok = tasks
+                            .iter()
+                            .filter(|t| t.service_id == svc.id && key_of(t) == *key)
+                            .max_by_key(|t| t.created)
+                            .is_some_and(|t| {
+                                svc.restart_condition == "none" || t.state == TaskState::Complete
+                            });
+                        if last_ok {
+                            continue;
+                        }
+                    }
+                    if let Some(n) = global_node {
+                        let node = nodes.iter().find(|x| &x.id == n);
+                        // Global tasks start only on Ready, Active nodes.
+                        if node.is_none_or(|x| {
+                            x.status != NodeStatus::Ready || x.availability != Availability::Active
+                        }) {
+                            continue;
+                        }
+                    }
+                    let mut t = Task {
+                        id: new_id(),
+                        service_id: svc.id.clone(),
+                        slot: match svc.mode {
+                            Mode::Replicated(_) => key.parse().unwrap_or(0),
+                            Mode::Global => 0,
+                        },
+                        node_id: global_node.clone(),
+                        desired: TaskState::Running,
+                        state: TaskState::Pending,
+                        message: "pending task scheduling".into(),
+                        err: String::new(),
+                        since: now,
+                        created: now,
+                    };
+                    if t.node_id.is_some() {
+                        t.state = TaskState::Assigned;
+                        t.message = "assigned".into();
+                    } else {
+                        match place(&nodes, svc, &tasks) {
+                            Ok(n) => {
+                                t.node_id = Some(n);
+                                t.state = TaskState::Assigned;
+                                t.message = "assigned".into();
+                            }
+                            Err(e) => t.err = e,
+                        }
+                    }
+                    put(t, &mut tasks, &mut changed);
+                }
+            }
+        }
+        // History: keep the newest TASK_HISTORY tasks per slot (or node).
+        let mut by_key: BTreeMap<String, Vec<&Task>> = BTreeMap::new();
+        for t in tasks.iter().filter(|t| t.service_id == svc.id) {
+            by_key.entry(key_of(t)).or_default().push(t);
+        }
+        for list in by_key.values_mut() {
+            list.sort_by_key(|t| std::cmp::Reverse(t.created));
+            for old in list.iter().skip(TASK_HISTORY) {
+                if !live(old) && (old.state.terminal() || node_of(&old.node_id).is_none()) {
+                    out.push(Action::DelTask(old.id.clone()));
+                }
+            }
+        }
+    }
+    out.extend(changed.into_values().map(Action::PutTask));
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::swarm::store::{Constraint, Role};
+    use std::net::Ipv4Addr;
+
+    fn node(name: &str, role: Role) -> Node {
+        Node {
+            id: format!("id-{name}"),
+            hostname: name.into(),
+            addr: Ipv4Addr::new(10, 0, 0, 1),
+            role,
+            availability: Availability::Active,
+            status: NodeStatus::Ready,
+            message: String::new(),
+            labels: Default::default(),
+            raft_id: None,
+            created: 0,
+            updated: 0,
+        }
+    }
+
+    fn service(mode: Mode, constraints: &[&str]) -> Service {
+        Service {
+            id: "svc".into(),
+            name: "web".into(),
+            image: "busybox".into(),
+            args: vec![],
+            mode,
+            constraints: constraints
+                .iter()
+                .map(|c| Constraint::parse(c).unwrap())
+                .collect(),
+            networks: vec![],
+            ports: vec![],
+            endpoint_mode: "vip".into(),
+            restart_condition: "any".into(),
+            restart_delay: 5_000_000_000,
+            update_parallelism: 1,
+            update_delay: 0,
+            labels: Default::default(),
+            created: 0,
+            updated: 0,
+        }
+    }
+
+    fn run(store: &mut Store, duties: &mut Duties, now: Nanos) -> Vec<Action> {
+        let mut n = 0;
+        let acts = reconcile(store, duties, now, &mut || {
+            n += 1;
+            format!("t{n}-{now}")
+        });
+        for a in &acts {
+            store.apply(a);
+        }
+        acts
+    }
+
+    fn placement(store: &Store) -> BTreeMap<String, usize> {
+        let mut m = BTreeMap::new();
+        for t in store
+            .tasks
+            .values()
+            .filter(|t| t.desired == TaskState::Running)
+        {
+            *m.entry(store.nodes[t.node_id.as_ref().unwrap()].hostname.clone())
+                .or_insert(0) += 1;
+        }
+        m
+    }
+
+    #[test]
+    fn spread_then_drain_then_down() {
+        let mut store = Store::default();
+        for n in ["m1", "w1", "w2"] {
+            let role = if n == "m1" {
+                Role::Manager
+            } else {
+                Role::Worker
+            };
+            let nd = node(n, role);
+            store.nodes.insert(nd.id.clone(), nd);
+        }
+        store
+            .services
+            .insert("svc".into(), service(Mode::Replicated(6), &[]));
+        let mut duties = Duties::default();
+        run(&mut store, &mut duties, 0);
+        assert_eq!(
+            placement(&store).values().copied().collect::<Vec<_>>(),
+            vec![2, 2, 2]
+        );
+        // Drain w1: its two tasks move at once, to the others.
+        store.nodes.get_mut("id-w1").unwrap().availability = Availability::Drain;
+        run(&mut store, &mut duties, 1);
+        run(&mut store, &mut duties, 1);
+        let p = placement(&store);
+        assert_eq!(p.get("w1"), None);
+        assert_eq!(p["m1"] + p["w2"], 6);
+        // w2's heartbeat expires: Down, and its tasks come back 5 s later.
+        duties.deadlines.insert("id-w2".into(), 10);
+        run(&mut store, &mut duties, 10);
+        assert_eq!(store.nodes["id-w2"].status, NodeStatus::Down);
+        assert!(!placement(&store).contains_key("w2"));
+        run(&mut store, &mut duties, 5_000_000_009);
+        assert_eq!(placement(&store).values().sum::<usize>(), 3, "not yet");
+        run(&mut store, &mut duties, 5_000_000_010);
+        assert_eq!(placement(&store), BTreeMap::from([("m1".to_string(), 6)]));
+    }
+
+    #[test]
+    fn unplaceable_tasks_stay_pending_with_the_reason() {
+        let mut store = Store::default();
+        let m = node("m1", Role::Manager);
+        store.nodes.insert(m.id.clone(), m);
+        let mut w = node("w1", Role::Worker);
+        w.availability = Availability::Pause;
+        store.nodes.insert(w.id.clone(), w);
+        store.services.insert(
+            "svc".into(),
+            service(Mode::Replicated(1), &["node.role==worker"]),
+        );
+        run(&mut store, &mut Duties::default(), 0);
+        let t = store.tasks.values().next().unwrap();
+        assert_eq!(t.state, TaskState::Pending);
+        assert_eq!(
+            t.err,
+            "no suitable node (1 node not available for new tasks; scheduling constraints not satisfied on 1 node)"
+        );
+    }
+
+    #[test]
+    fn global_runs_one_per_active_node() {
+        let mut store = Store::default();
+        for n in ["a", "b", "c"] {
+            let nd = node(n, Role::Worker);
+            store.nodes.insert(nd.id.clone(), nd);
+        }
+        store.nodes.get_mut("id-c").unwrap().availability = Availability::Pause;
+        store
+            .services
+            .insert("svc".into(), service(Mode::Global, &[]));
+        let mut d = Duties::default();
+        run(&mut store, &mut d, 0);
+        assert_eq!(
+            placement(&store).keys().cloned().collect::<Vec<_>>(),
+            vec!["a", "b"]
+        );
+        let late = node("d", Role::Worker);
+        store.nodes.insert(late.id.clone(), late);
+        run(&mut store, &mut d, 1);
+        assert_eq!(placement(&store).len(), 3);
+        assert!(natural_cmp("w2", "w10").is_lt());
+    }
+}

@@ -1,0 +1,582 @@
+//! The cluster store that the managers replicate with Raft: nodes, services, tasks,
+//! networks and the cluster object (join tokens). Each Raft entry carries a batch of
+//! whole-object writes, as swarmkit's store actions do, so replaying entries over a
+//! newer copy of the store converges to the same state.
+
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::net::Ipv4Addr;
+
+/// Virtual time in nanoseconds since the lab started (kept plain for serialisation).
+pub type Nanos = u64;
+
+/// A node's role.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Role {
+    /// A manager: a Raft member.
+    Manager,
+    /// A worker.
+    Worker,
+}
+
+impl Role {
+    /// Docker's word.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Manager => "manager",
+            Role::Worker => "worker",
+        }
+    }
+}
+
+/// `docker node update --availability`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Availability {
+    /// Takes new tasks.
+    Active,
+    /// Keeps its tasks, takes no new ones.
+    Pause,
+    /// Its tasks move elsewhere.
+    Drain,
+}
+
+impl Availability {
+    /// Docker's word.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Availability::Active => "active",
+            Availability::Pause => "pause",
+            Availability::Drain => "drain",
+        }
+    }
+    /// Parse Docker's word.
+    pub fn parse(s: &str) -> Option<Availability> {
+        match s {
+            "active" => Some(Availability::Active),
+            "pause" => Some(Availability::Pause),
+            "drain" => Some(Availability::Drain),
+            _ => None,
+        }
+    }
+}
+
+/// What the dispatcher knows of a node's agent.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum NodeStatus {
+    /// Heartbeats arrive.
+    Ready,
+    /// Heartbeats stopped.
+    Down,
+    /// Left the swarm.
+    Unknown,
+}
+
+impl NodeStatus {
+    /// As `docker node ls` prints it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            NodeStatus::Ready => "Ready",
+            NodeStatus::Down => "Down",
+            NodeStatus::Unknown => "Unknown",
+        }
+    }
+}
+
+/// A node of the swarm.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Node {
+    /// 25 characters of base 36.
+    pub id: String,
+    /// The host name.
+    pub hostname: String,
+    /// The address it advertises.
+    pub addr: Ipv4Addr,
+    /// Manager or worker.
+    pub role: Role,
+    /// Availability.
+    pub availability: Availability,
+    /// Status.
+    pub status: NodeStatus,
+    /// Why it is in that status (`heartbeat failure`, ...).
+    pub message: String,
+    /// `node.labels.*`.
+    pub labels: BTreeMap<String, String>,
+    /// Its Raft member id, while it is a manager.
+    pub raft_id: Option<u64>,
+    /// When it joined.
+    pub created: Nanos,
+    /// When it last changed.
+    pub updated: Nanos,
+}
+
+/// `--mode`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Mode {
+    /// N replicas.
+    Replicated(u64),
+    /// One task per eligible node.
+    Global,
+}
+
+/// One `--constraint`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Constraint {
+    /// `node.role`, `node.hostname`, `node.id` or `node.labels.X`.
+    pub key: String,
+    /// `==` (true) or `!=`.
+    pub equal: bool,
+    /// The value.
+    pub value: String,
+}
+
+impl Constraint {
+    /// Parse `KEY==VALUE` or `KEY!=VALUE`, as swarmkit does.
+    pub fn parse(s: &str) -> Result<Constraint, String> {
+        let (key, equal, value) = if let Some((k, v)) = s.split_once("==") {
+            (k, true, v)
+        } else if let Some((k, v)) = s.split_once("!=") {
+            (k, false, v)
+        } else {
+            return Err(format!("constraint expected one operator from ==, !=: {s}"));
+        };
+        let key = key.trim().to_string();
+        let value = value.trim().to_string();
+        let known = matches!(key.as_str(), "node.role" | "node.hostname" | "node.id")
+            || key.starts_with("node.labels.")
+            || key.starts_with("engine.labels.")
+            || key == "node.platform.os"
+            || key == "node.platform.arch";
+        if !known {
+            return Err(format!("constraint key {key} is not supported"));
+        }
+        if value.is_empty() {
+            return Err(format!("constraint value is empty: {s}"));
+        }
+        if key == "node.role" && value != "manager" && value != "worker" {
+            return Err(format!(
+                "constraint value {value} is not valid for node.role"
+            ));
+        }
+        Ok(Constraint { key, equal, value })
+    }
+
+    /// Whether `node` satisfies it.
+    pub fn matches(&self, node: &Node) -> bool {
+        let actual: Option<String> = match self.key.as_str() {
+            "node.role" => Some(node.role.as_str().to_string()),
+            "node.hostname" => Some(node.hostname.clone()),
+            "node.id" => Some(node.id.clone()),
+            "node.platform.os" => Some("linux".into()),
+            "node.platform.arch" => Some("x86_64".into()),
+            k => k
+                .strip_prefix("node.labels.")
+                .and_then(|l| node.labels.get(l).cloned()),
+        };
+        // Labels compare case-sensitively, the rest case-insensitively, as swarmkit does.
+        let eq = match &actual {
+            Some(a) if self.key.starts_with("node.labels.") => *a == self.value,
+            Some(a) => a.eq_ignore_ascii_case(&self.value),
+            None => false,
+        };
+        eq == self.equal
+    }
+}
+
+/// A published port.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PortSpec {
+    /// On the nodes.
+    pub published: u16,
+    /// In the container.
+    pub target: u16,
+    /// `tcp` or `udp`.
+    pub protocol: String,
+    /// `ingress` or `host`.
+    pub mode: String,
+}
+
+/// A service.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Service {
+    /// 25 characters of base 36.
+    pub id: String,
+    /// Name.
+    pub name: String,
+    /// Image, as given.
+    pub image: String,
+    /// Command and arguments.
+    pub args: Vec<String>,
+    /// Replicated or global.
+    pub mode: Mode,
+    /// Placement constraints.
+    pub constraints: Vec<Constraint>,
+    /// Networks by name.
+    pub networks: Vec<String>,
+    /// Published ports.
+    pub ports: Vec<PortSpec>,
+    /// `vip` or `dnsrr`.
+    pub endpoint_mode: String,
+    /// `none`, `on-failure` or `any`.
+    pub restart_condition: String,
+    /// Restart delay.
+    pub restart_delay: Nanos,
+    /// Update parallelism.
+    pub update_parallelism: u64,
+    /// Update delay.
+    pub update_delay: Nanos,
+    /// Service labels.
+    pub labels: BTreeMap<String, String>,
+    /// When created.
+    pub created: Nanos,
+    /// When last updated.
+    pub updated: Nanos,
+}
+
+/// A task's state, in swarmkit's order: a task only moves forward.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+pub enum TaskState {
+    /// Created.
+    New,
+    /// Waiting for a node.
+    Pending,
+    /// Given to a node.
+    Assigned,
+    /// The node took it.
+    Accepted,
+    /// Preparing (image, networks).
+    Preparing,
+    /// Starting the container.
+    Starting,
+    /// Running.
+    Running,
+    /// Exited 0.
+    Complete,
+    /// Stopped on request.
+    Shutdown,
+    /// Exited non-zero.
+    Failed,
+    /// The node refused it.
+    Rejected,
+    /// Its node has been gone too long.
+    Orphaned,
+}
+
+impl TaskState {
+    /// As `docker service ps` prints it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TaskState::New => "New",
+            TaskState::Pending => "Pending",
+            TaskState::Assigned => "Assigned",
+            TaskState::Accepted => "Accepted",
+            TaskState::Preparing => "Preparing",
+            TaskState::Starting => "Starting",
+            TaskState::Running => "Running",
+            TaskState::Complete => "Complete",
+            TaskState::Shutdown => "Shutdown",
+            TaskState::Failed => "Failed",
+            TaskState::Rejected => "Rejected",
+            TaskState::Orphaned => "Orphaned",
+        }
+    }
+
+    /// A final state.
+    pub fn terminal(self) -> bool {
+        self > TaskState::Running
+    }
+}
+
+/// A task: one slot of a service on one node.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Task {
+    /// 25 characters of base 36.
+    pub id: String,
+    /// Its service.
+    pub service_id: String,
+    /// Slot (replicated), 0 for global.
+    pub slot: u64,
+    /// The node it runs on, once assigned (global tasks are created with it).
+    pub node_id: Option<String>,
+    /// The state the orchestrator wants.
+    pub desired: TaskState,
+    /// The state the agent reported.
+    pub state: TaskState,
+    /// The state's message (`running`, `assigned`...).
+    pub message: String,
+    /// Why it is not running (the ERROR column).
+    pub err: String,
+    /// When its state last changed.
+    pub since: Nanos,
+    /// When it was created.
+    pub created: Nanos,
+}
+
+/// An overlay network of the swarm.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Network {
+    /// 25 characters of base 36.
+    pub id: String,
+    /// Name.
+    pub name: String,
+    /// VXLAN id.
+    pub vni: u32,
+    /// Subnet, as `10.0.1.0/24`.
+    pub subnet: String,
+    /// Gateway.
+    pub gateway: Ipv4Addr,
+    /// `--attachable`.
+    pub attachable: bool,
+    /// `--opt encrypted`.
+    pub encrypted: bool,
+    /// The routing-mesh network.
+    pub ingress: bool,
+    /// When created.
+    pub created: Nanos,
+}
+
+/// The cluster object: its identity and join tokens.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Cluster {
+    /// 25 characters of base 36.
+    pub id: String,
+    /// The root CA's digest, as the token's third field carries it (base 36, 50 chars).
+    pub ca_digest: String,
+    /// Worker token secret (25 chars).
+    pub worker_secret: String,
+    /// Manager token secret (25 chars).
+    pub manager_secret: String,
+    /// The default address pool.
+    pub pool: String,
+    /// The Raft member the current Raft group was bootstrapped with: every member
+    /// starts its log from the same initial configuration.
+    #[serde(default)]
+    pub raft_origin: u64,
+    /// When created.
+    pub created: Nanos,
+}
+
+impl Cluster {
+    /// `SWMTKN-1-<digest>-<secret>` for a role.
+    pub fn token(&self, role: Role) -> String {
+        let secret = match role {
+            Role::Manager => &self.manager_secret,
+            Role::Worker => &self.worker_secret,
+        };
+        format!("SWMTKN-1-{}-{}", self.ca_digest, secret)
+    }
+}
+
+/// One write.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub enum Action {
+    /// Create or replace the cluster object.
+    Cluster(Cluster),
+    /// Create or replace a node.
+    PutNode(Node),
+    /// Remove a node.
+    DelNode(String),
+    /// Create or replace a service.
+    PutService(Service),
+    /// Remove a service (its tasks are removed by their own actions).
+    DelService(String),
+    /// Create or replace a task.
+    PutTask(Task),
+    /// Remove a task.
+    DelTask(String),
+    /// Create or replace a network.
+    PutNetwork(Network),
+    /// Remove a network.
+    DelNetwork(String),
+}
+
+/// The replicated state.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct Store {
+    /// The cluster object, once `swarm init` has run.
+    pub cluster: Option<Cluster>,
+    /// Nodes by id.
+    pub nodes: BTreeMap<String, Node>,
+    /// Services by id.
+    pub services: BTreeMap<String, Service>,
+    /// Tasks by id.
+    pub tasks: BTreeMap<String, Task>,
+    /// Networks by id.
+    pub networks: BTreeMap<String, Network>,
+    /// The Raft index applied last.
+    pub applied: u64,
+}
+
+impl Store {
+    /// Apply one write.
+    pub fn apply(&mut self, a: &Action) {
+        match a {
+            Action::Cluster(c) => self.cluster = Some(c.clone()),
+            Action::PutNode(n) => {
+                self.nodes.insert(n.id.clone(), n.clone());
+            }
+            Action::DelNode(id) => {
+                self.nodes.remove(id);
+            }
+            Action::PutService(s) => {
+                self.services.insert(s.id.clone(), s.clone());
+            }
+            Action::DelService(id) => {
+                self.services.remove(id);
+            }
+            Action::PutTask(t) => {
+                self.tasks.insert(t.id.clone(), t.clone());
+            }
+            Action::DelTask(id) => {
+                self.tasks.remove(id);
+            }
+            Action::PutNetwork(n) => {
+                self.networks.insert(n.id.clone(), n.clone());
+            }
+            Action::DelNetwork(id) => {
+                self.networks.remove(id);
+            }
+        }
+    }
+
+    /// Encode a batch for a Raft entry.
+    pub fn encode(actions: &[Action]) -> Vec<u8> {
+        serde_json::to_vec(actions).expect("store actions always serialise")
+    }
+
+    /// Decode a Raft entry's batch.
+    pub fn decode(bytes: &[u8]) -> Result<Vec<Action>, String> {
+        serde_json::from_slice(bytes).map_err(|e| e.to_string())
+    }
+
+    /// A node by id, by id prefix, or by host name, as the Docker CLI looks them up.
+    pub fn find_node(&self, r: &str) -> Result<&Node, String> {
+        if let Some(n) = self.nodes.get(r) {
+            return Ok(n);
+        }
+        let by_name: Vec<&Node> = self.nodes.values().filter(|n| n.hostname == r).collect();
+        if by_name.len() == 1 {
+            return Ok(by_name[0]);
+        }
+        let by_prefix: Vec<&Node> = self
+            .nodes
+            .values()
+            .filter(|n| n.id.starts_with(r))
+            .collect();
+        match (by_name.len(), by_prefix.len()) {
+            (0, 1) => Ok(by_prefix[0]),
+            (0, 0) => Err(format!("Error response from daemon: node {r} not found")),
+            _ => Err(format!(
+                "Error response from daemon: node {r} is ambiguous ({} matches found)",
+                by_name.len().max(by_prefix.len())
+            )),
+        }
+    }
+
+    /// A service by id, id prefix or name.
+    pub fn find_service(&self, r: &str) -> Option<&Service> {
+        self.services
+            .get(r)
+            .or_else(|| self.services.values().find(|s| s.name == r))
+            .or_else(|| {
+                let m: Vec<_> = self
+                    .services
+                    .values()
+                    .filter(|s| s.id.starts_with(r))
+                    .collect();
+                (m.len() == 1).then(|| m[0])
+            })
+    }
+
+    /// A network by id, id prefix or name.
+    pub fn find_network(&self, r: &str) -> Option<&Network> {
+        self.networks
+            .get(r)
+            .or_else(|| self.networks.values().find(|n| n.name == r))
+            .or_else(|| {
+                let m: Vec<_> = self
+                    .networks
+                    .values()
+                    .filter(|n| n.id.starts_with(r))
+                    .collect();
+                (m.len() == 1).then(|| m[0])
+            })
+    }
+
+    /// The tasks of a service.
+    pub fn tasks_of<'a>(&'a self, service_id: &'a str) -> impl Iterator<Item = &'a Task> + 'a {
+        self.tasks
+            .values()
+            .filter(move |t| t.service_id == service_id)
+    }
+
+    /// Number of managers.
+    pub fn manager_count(&self) -> usize {
+        self.nodes
+            .values()
+            .filter(|n| n.role == Role::Manager)
+            .count()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn node(role: Role, labels: &[(&str, &str)]) -> Node {
+        Node {
+            id: "abc".into(),
+            hostname: "w1".into(),
+            addr: Ipv4Addr::new(10, 0, 0, 1),
+            role,
+            availability: Availability::Active,
+            status: NodeStatus::Ready,
+            message: String::new(),
+            labels: labels
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+            raft_id: None,
+            created: 0,
+            updated: 0,
+        }
+    }
+
+    #[test]
+    fn constraints_match_role_hostname_and_labels() {
+        let w = node(Role::Worker, &[("zone", "a")]);
+        let c = |s: &str| Constraint::parse(s).unwrap();
+        assert!(c("node.role==worker").matches(&w));
+        assert!(!c("node.role==manager").matches(&w));
+        assert!(c("node.role!=manager").matches(&w));
+        assert!(c("node.hostname==W1").matches(&w));
+        assert!(c("node.labels.zone==a").matches(&w));
+        assert!(!c("node.labels.zone==A").matches(&w));
+        assert!(!c("node.labels.rack==1").matches(&w));
+        assert!(c("node.labels.rack!=1").matches(&w));
+        assert!(Constraint::parse("node.role=worker").is_err());
+        assert!(Constraint::parse("node.colour==red").is_err());
+        assert!(Constraint::parse("node.role==boss").is_err());
+    }
+
+    #[test]
+    fn actions_round_trip_and_replay_converges() {
+        let mut a = Store::default();
+        let mut n = node(Role::Worker, &[]);
+        let batch1 = vec![Action::PutNode(n.clone())];
+        n.availability = Availability::Drain;
+        let batch2 = vec![Action::PutNode(n.clone())];
+        for b in [&batch1, &batch2] {
+            for x in Store::decode(&Store::encode(b)).unwrap() {
+                a.apply(&x);
+            }
+        }
+        // Replaying both batches over the newer copy ends in the same state.
+        let mut b = a.clone();
+        for x in batch1.iter().chain(&batch2) {
+            b.apply(x);
+        }
+        assert_eq!(a, b);
+        assert_eq!(a.nodes["abc"].availability, Availability::Drain);
+        assert!(Store::decode(b"not json").is_err());
+    }
+}
