@@ -498,8 +498,9 @@ fn docker_ps(lab: &mut Lab, host: HostId, args: &[String]) -> CommandOutput {
     .iter()
     .map(|s| s.to_string())
     .collect::<Vec<_>>()];
-    // Newest first, as Docker lists them.
-    for c in lab.containers.iter().rev() {
+    // Newest first, as Docker lists them: standalone containers and swarm tasks.
+    let mut listed: Vec<(Instant, usize, Vec<String>)> = Vec::new();
+    for (i, c) in lab.containers.iter().enumerate() {
         if c.host != host || c.id.is_empty() || !(c.running || all) {
             continue;
         }
@@ -512,21 +513,69 @@ fn docker_ps(lab: &mut Lab, host: HostId, args: &[String]) -> CommandOutput {
                 human_duration(now - c.since)
             )
         };
-        let mut cmd = c.command.clone();
-        if cmd.chars().count() > 20 {
-            cmd = format!("{}…", cmd.chars().take(19).collect::<String>());
-        }
-        rows.push(vec![
-            c.id[..12].to_string(),
-            c.image.clone(),
-            format!("\"{cmd}\""),
-            format!("{} ago", human_duration(now - c.created)),
-            status,
-            String::new(),
-            c.name.clone(),
-        ]);
+        listed.push((
+            c.created,
+            i,
+            vec![
+                c.id[..12].to_string(),
+                c.image.clone(),
+                format!("\"{}\"", short_command(&c.command)),
+                format!("{} ago", human_duration(now - c.created)),
+                status,
+                String::new(),
+                c.name.clone(),
+            ],
+        ));
     }
+    if let Some(agent) = lab.hosts[host.0].swarm.agent.as_ref() {
+        for (i, (id, t)) in agent.tasks.iter().enumerate() {
+            use crate::swarm::store::TaskState;
+            let running = t.state == TaskState::Running;
+            let exited = t.state.terminal();
+            if !(running || (all && exited)) {
+                continue;
+            }
+            let status = if running {
+                format!("Up {}", human_duration(now - t.since))
+            } else {
+                // `sleep` as PID 1 is killed after the grace period: 137.
+                format!("Exited (137) {} ago", human_duration(now - t.since))
+            };
+            listed.push((
+                t.created,
+                lab.containers.len() + i,
+                vec![
+                    task_container_id(id),
+                    t.image.clone(),
+                    format!("\"{}\"", short_command(&t.args.join(" "))),
+                    format!("{} ago", human_duration(now - t.created)),
+                    status,
+                    String::new(),
+                    t.name.clone(),
+                ],
+            ));
+        }
+    }
+    listed.sort_by(|a, b| b.0.cmp(&a.0).then(b.1.cmp(&a.1)));
+    rows.extend(listed.into_iter().map(|(_, _, r)| r));
     CommandOutput::out(table(&rows))
+}
+
+fn short_command(cmd: &str) -> String {
+    if cmd.chars().count() > 20 {
+        format!("{}…", cmd.chars().take(19).collect::<String>())
+    } else {
+        cmd.to_string()
+    }
+}
+
+/// A task's container id: 12 hex digits derived from the task id (FNV-1a).
+fn task_container_id(task: &str) -> String {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in task.bytes() {
+        h = (h ^ b as u64).wrapping_mul(0x0000_0100_0000_01b3);
+    }
+    format!("{:012x}", h & 0xffff_ffff_ffff)
 }
 
 fn docker_stop_start(lab: &mut Lab, host: HostId, args: &[String], start: bool) -> CommandOutput {
@@ -630,7 +679,7 @@ mod tests {
         ]);
         assert_eq!(
             t,
-            "A                 BB        C\nxxxx                        z\nID-twelve-ch      x         \n"
+            "A              BB        C\nxxxx                     z\nID-twelve-ch   x         \n"
         );
     }
 

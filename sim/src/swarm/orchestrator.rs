@@ -10,6 +10,9 @@ use std::collections::BTreeMap;
 /// swarmkit's task history retention (`TaskHistoryRetentionLimit`).
 pub const TASK_HISTORY: usize = 5;
 
+/// How long a node may take to send its first heartbeat (3 periods of 5 s).
+pub const FIRST_HEARTBEAT_GRACE: Nanos = 15_000_000_000;
+
 /// The leader's memory that is not in the store (rebuilt when a new leader takes over).
 #[derive(Debug, Default)]
 pub struct Duties {
@@ -116,6 +119,11 @@ pub fn reconcile(
     // Nodes whose heartbeat expired go Down.
     let mut nodes: Vec<Node> = store.nodes.values().cloned().collect();
     for n in nodes.iter_mut() {
+        // A node that has not sent its first heartbeat yet gets a full grace period.
+        duties
+            .deadlines
+            .entry(n.id.clone())
+            .or_insert(now + FIRST_HEARTBEAT_GRACE);
         if n.status == NodeStatus::Ready && duties.deadlines.get(&n.id).is_some_and(|&d| d <= now) {
             n.status = NodeStatus::Down;
             n.message = "heartbeat failure".into();

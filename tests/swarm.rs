@@ -1,0 +1,411 @@
+//! The swarm control plane, driven by scenarios as a student would: each behaviour of
+//! the managers issue (drain, Down detection and rescheduling, promote/demote, quorum,
+//! elections, pause, global services, constraints, tokens, refusals).
+
+use swarmlab::lab::Lab;
+use swarmlab::scenario::{parse, run::run};
+use swarmlab::swarm::store::{NodeStatus, TaskState};
+use swarmlab::time::{Duration, Instant};
+
+fn play(text: &str) -> swarmlab::scenario::run::Outcome {
+    let s = parse("test.lab", text).unwrap_or_else(|e| panic!("{e}"));
+    run(&s, 7, false)
+}
+
+fn assert_all_hold(text: &str) -> String {
+    let o = play(text);
+    assert!(o.failed == 0 && o.held > 0, "{}", o.timeline);
+    o.timeline
+}
+
+/// One manager and three workers, joined with the worker token.
+const SWARM: &str = "
+host m1 10.1.0.1
+hosts w[1-3] 10.1.1.0/24
+link m1 w1 latency=1ms
+m1$ docker swarm init --advertise-addr 10.1.0.1
+m1$ TOKEN=$(docker swarm join-token -q worker)
+w1$ docker swarm join --token $TOKEN 10.1.0.1:2377
+w2$ docker swarm join --token ${TOKEN} 10.1.0.1:2377
+w3$ docker swarm join --token $TOKEN 10.1.0.1:2377
+";
+
+/// Three managers and two workers.
+const THREE_MANAGERS: &str = "
+hosts m[1-3] 10.2.0.0/24
+hosts w[1-2] 10.2.1.0/24
+m1$ docker swarm init
+m1$ M=$(docker swarm join-token -q manager)
+m1$ W=$(docker swarm join-token -q worker)
+m2$ docker swarm join --token $M 10.2.0.1:2377
+m3$ docker swarm join --token $M 10.2.0.1:2377
+w1$ docker swarm join --token $W 10.2.0.1:2377
+w2$ docker swarm join --token $W 10.2.0.1:2377
+";
+
+#[test]
+fn node_ls_shows_every_node_with_the_local_star_and_the_leader() {
+    let t = assert_all_hold(&format!(
+        "{SWARM}
+m1$ docker node ls
+expect output contains \"HOSTNAME   STATUS    AVAILABILITY   MANAGER STATUS   ENGINE VERSION\"
+expect output contains \" *   m1         Ready     Active         Leader\"
+expect node w2 status ready
+expect node m1 manager leader
+expect node w1 manager none
+w1$ docker node ls
+expect error contains \"Worker nodes can't be used to view or modify cluster state\"
+"
+    ));
+    assert!(t.contains("This node joined a swarm as a worker."), "{t}");
+}
+
+#[test]
+fn drain_moves_the_tasks_and_active_does_not_bring_them_back() {
+    assert_all_hold(&format!(
+        "{SWARM}
+m1$ docker service create --name web --replicas 4 --detach busybox sleep 3600
+expect service web running 4 within 5s
+expect service web on m1,w1,w2,w3
+m1$ docker node update --availability drain w1
+expect output contains \"w1\"
+expect node w1 availability drain
+expect service web running 4 within 5s
+expect service web on m1,w2,w3
+m1$ docker service ps web
+expect output contains \" \\\\_ web.\"
+m1$ docker node update --availability active w1
+sleep 30s
+expect service web on m1,w2,w3
+expect node w1 availability active
+"
+    ));
+}
+
+#[test]
+fn pause_keeps_tasks_and_takes_no_new_ones() {
+    assert_all_hold(&format!(
+        "{SWARM}
+m1$ docker service create --name web --replicas 4 --detach busybox sleep 3600
+expect service web on m1,w1,w2,w3 within 5s
+m1$ docker node update --availability pause w1
+m1$ docker service scale --detach web=8
+expect service web running 8 within 5s
+expect service web on m1,w1,w2,w3
+m1$ docker service ps --filter node=w1 --format '{{{{.Name}}}}' web
+expect output contains \"web.\"
+m1$ docker node ls --filter name=w1 --format '{{{{.Hostname}}}} {{{{.Availability}}}}'
+expect output contains \"w1 Pause\"
+"
+    ));
+}
+
+/// Run the lab in small steps, and return when `w1`'s last heartbeat reached the
+/// leader before `until` (the moment its heartbeat deadline last moved).
+fn last_heartbeat(lab: &mut Lab, leader: usize, node: &str, until: Instant) -> Instant {
+    let deadline = |lab: &Lab| {
+        lab.hosts[leader]
+            .swarm
+            .manager
+            .as_ref()
+            .and_then(|m| m.duties.as_ref())
+            .and_then(|d| d.deadlines.get(node).copied())
+    };
+    let mut last = None;
+    let mut seen = deadline(lab);
+    while lab.now() < until {
+        let next = lab.now() + Duration::from_millis(10);
+        lab.run_until(next);
+        let d = deadline(lab);
+        if d != seen {
+            seen = d;
+            last = Some(lab.now());
+        }
+    }
+    last.expect("a heartbeat arrived in the window")
+}
+
+#[test]
+fn a_crashed_worker_is_down_after_three_heartbeat_periods_and_its_tasks_move_5s_later() {
+    for seed in [1, 2, 3, 4, 5] {
+        let s = parse(
+            "t.lab",
+            &format!(
+                "{SWARM}
+m1$ docker service create --name web --replicas 4 --detach busybox sleep 3600
+expect service web on m1,w1,w2,w3 within 5s
+sleep 20s
+"
+            ),
+        )
+        .unwrap();
+        let o = run(&s, seed, false);
+        assert_eq!(o.failed, 0, "{}", o.timeline);
+        let mut lab = o.lab;
+        let w1 = lab.underlay.by_name("w1").unwrap();
+        let node = lab.hosts[w1.0].swarm.node_id.clone().unwrap();
+        let leader = lab.underlay.by_name("m1").unwrap().0;
+        // Crash at a random point of the heartbeat cycle.
+        let crash_at = lab.now() + Duration::from_millis(6000 + 997 * seed);
+        let last = last_heartbeat(&mut lab, leader, &node, crash_at);
+        lab.crash(w1);
+        let store = |lab: &Lab| lab.swarm_view().map(|(_, s)| s.clone()).unwrap();
+        let down = lab.run_until_or(lab.now() + Duration::from_secs(30), |lab| {
+            store(lab).nodes[&node].status == NodeStatus::Down
+        });
+        assert!(down);
+        let after = lab.now().since(last).as_millis();
+        assert!(
+            (13_500..=16_510).contains(&after),
+            "seed {seed}: Down {after} ms after the last heartbeat"
+        );
+        let down_at = lab.now();
+        let moved = lab.run_until_or(lab.now() + Duration::from_secs(30), |lab| {
+            let s = store(lab);
+            s.tasks
+                .values()
+                .filter(|t| t.desired == TaskState::Running && t.state == TaskState::Running)
+                .filter(|t| t.node_id.as_deref() != Some(node.as_str()))
+                .count()
+                == 4
+        });
+        assert!(moved);
+        let gap = lab.now().since(down_at).as_millis();
+        assert!(
+            (5_000..=6_500).contains(&gap),
+            "seed {seed}: replacement running {gap} ms after Down"
+        );
+    }
+}
+
+#[test]
+fn promote_then_demote() {
+    assert_all_hold(&format!(
+        "{SWARM}
+m1$ docker node promote w1
+expect output contains \"Node w1 promoted to a manager in the swarm.\"
+expect node w1 manager reachable within 5s
+w1$ docker node ls
+expect output contains \"w1         Ready     Active         Reachable\"
+m1$ docker node promote w1
+expect output contains \"Node w1 is already a manager.\"
+m1$ docker node demote w1
+expect output contains \"Manager w1 demoted in the swarm.\"
+expect node w1 manager none within 5s
+w1$ docker node ls
+expect error contains \"This node is not a swarm manager. Worker nodes\"
+"
+    ));
+}
+
+#[test]
+fn demoting_the_last_manager_and_removing_a_live_node_are_refused() {
+    assert_all_hold(&format!(
+        "{SWARM}
+m1$ docker node demote m1
+expect error contains \"Error response from daemon: rpc error: code = FailedPrecondition desc = attempting to demote the last manager of the swarm\"
+m1$ docker node rm m1
+expect error contains \"is a cluster manager and is a member of the raft cluster. It must be demoted to worker before removal\"
+m1$ docker node rm w2
+expect error contains \"is not down and can't be removed\"
+m1$ docker node rm nosuchnode
+expect error contains \"Error response from daemon: node nosuchnode not found\"
+crash w3
+expect node w3 status down within 20s
+m1$ docker node rm w3
+expect output contains \"w3\"
+m1$ docker node ls
+expect output contains \"w2\"
+"
+    ));
+}
+
+#[test]
+fn three_managers_tolerate_one_loss_not_two_and_force_new_cluster_recovers() {
+    let t = assert_all_hold(&format!(
+        "{THREE_MANAGERS}
+m1$ docker service create --name web --replicas 2 --constraint node.role==worker --detach busybox sleep 3600
+expect service web on w1,w2 within 5s
+crash m3
+sleep 15s
+expect quorum ok
+expect node m3 manager unreachable
+m1$ docker service scale --detach web=4
+expect output contains \"web scaled to 4\"
+expect service web running 4 within 5s
+crash m2
+expect quorum lost within 15s
+m1$ docker node ls
+expect error contains \"The swarm does not have a leader. It's possible that too few managers are online. Make sure more than half of the managers are online.\"
+m1$ docker service scale --detach web=1
+expect error contains \"The swarm does not have a leader\"
+w1$ docker ps
+expect output contains \"web.\"
+sleep 60s
+w2$ docker ps
+expect output contains \"Up About a minute\"
+m1$ docker swarm init --force-new-cluster
+expect quorum ok within 5s
+expect leader m1
+m1$ docker service ls
+expect output contains \"web       replicated   4/4\"
+m1$ docker node ls
+expect output contains \"w2\"
+"
+    ));
+    assert!(t.contains("elected Raft leader"), "{t}");
+}
+
+#[test]
+fn a_leader_crash_elects_a_new_leader_within_the_election_timeout() {
+    let o = play(&format!(
+        "{THREE_MANAGERS}
+sleep 3s
+crash m1
+expect quorum ok within 12s
+m2$ docker node ls
+expect output contains \"Unreachable\"
+expect output contains \"Leader\"
+"
+    ));
+    assert_eq!(o.failed, 0, "{}", o.timeline);
+    assert!(o.timeline.contains("ok   expect quorum ok within 12s"));
+}
+
+#[test]
+fn global_services_follow_late_joiners_and_drain() {
+    assert_all_hold(&format!(
+        "{SWARM}
+host w4 10.1.0.50
+m1$ docker service create --name agent --mode global --detach busybox sleep 3600
+expect service agent on m1,w1,w2,w3 within 5s
+w4$ docker swarm join --token $TOKEN 10.1.0.1:2377
+expect service agent on m1,w1,w2,w3,w4 within 5s
+m1$ docker node update --availability drain w2
+expect service agent on m1,w1,w3,w4 within 15s
+m1$ docker service ls
+expect output contains \"agent     global    5/4\"
+sleep 11s
+m1$ docker service ls
+expect output contains \"agent     global    4/4\"
+"
+    ));
+}
+
+#[test]
+fn constraints_place_tasks_and_an_impossible_one_stays_pending_with_dockers_reason() {
+    assert_all_hold(&format!(
+        "{SWARM}
+m1$ docker node update --label-add zone=a w2
+m1$ docker service create --name z --replicas 3 --constraint node.labels.zone==a --detach busybox sleep 3600
+expect service z running 3 within 5s
+expect service z on w2
+m1$ docker service create --name nowhere --constraint node.hostname==w9 --detach busybox sleep 3600
+sleep 3s
+m1$ docker service ps nowhere
+expect output contains \"\\\"no suitable node (scheduling …\\\"\"
+m1$ docker service ps --no-trunc nowhere
+expect output contains \"no suitable node (scheduling constraints not satisfied on 4 nodes)\"
+m1$ docker service ls
+expect output contains \"nowhere   replicated   0/1\"
+m1$ docker service create --name bad --constraint node.colour==red busybox
+expect error contains \"InvalidArgument\"
+"
+    ));
+}
+
+#[test]
+fn a_wrong_token_is_refused_and_a_rotated_one_stops_new_joins_only() {
+    assert_all_hold(&format!(
+        "{SWARM}
+host w5 10.1.0.60
+host w6 10.1.0.61
+w5$ docker swarm join --token SWMTKN-1-bad 10.1.0.1:2377
+expect error contains \"Error response from daemon: invalid join token\"
+m1$ OLD=$(docker swarm join-token -q worker)
+m1$ docker swarm join-token --rotate worker
+expect output contains \"Successfully rotated worker join token.\"
+w5$ docker swarm join --token $OLD 10.1.0.1:2377
+expect error contains \"A valid join token is necessary to join this cluster\"
+m1$ NEW=$(docker swarm join-token -q worker)
+w6$ docker swarm join --token $NEW 10.1.0.1:2377
+expect output contains \"This node joined a swarm as a worker.\"
+expect node w1 status ready
+m1$ docker swarm join-token foo
+expect error contains \"unknown role foo\"
+w6$ docker swarm join --token $NEW 10.1.0.1:2377
+expect error contains \"This node is already part of a swarm\"
+"
+    ));
+}
+
+#[test]
+fn blocked_2377_stops_a_join_and_takes_a_worker_down() {
+    assert_all_hold(&format!(
+        "{SWARM}
+host w7 10.1.0.70
+block m1 tcp/2377
+w7$ docker swarm join --token $TOKEN 10.1.0.1:2377
+expect error contains \"Timeout was reached before node joined\"
+expect node w1 status down within 20s
+unblock m1 tcp/2377
+expect node w1 status ready within 10s
+"
+    ));
+}
+
+#[test]
+fn malformed_commands_get_the_docker_cli_messages() {
+    assert_all_hold(&format!(
+        "{SWARM}
+m1$ docker service create --replcas 2 busybox
+expect error contains \"unknown flag: --replcas\"
+m1$ docker service create --replicas abc busybox
+expect error contains \"invalid argument \\\"abc\\\" for \\\"--replicas\\\" flag: strconv.ParseUint: parsing \\\"abc\\\": invalid syntax\"
+m1$ docker service create --name web --detach busybox sleep 1h
+m1$ docker service create --name web --detach busybox sleep 1h
+expect error contains \"rpc error: code = AlreadyExists desc = name conflicts with an existing object: service web already exists\"
+m1$ docker service scale nosuch=2
+expect error contains \"nosuch: Error response from daemon: service nosuch not found\"
+m1$ docker service ps nosuch
+expect error contains \"no such service: nosuch\"
+m1$ docker node update --availability bogus w1
+expect error contains \"Error response from daemon: invalid Availability: \\\"bogus\\\"\"
+m1$ docker service create --endpoint-mode dnsrr --publish 8080:80 busybox
+expect error contains \"port published with ingress mode can't be used with dnsrr mode\"
+m1$ docker swarm init
+expect error contains \"This node is already part of a swarm\"
+"
+    ));
+}
+
+#[test]
+fn an_unset_variable_is_refused_where_it_stands() {
+    let e = parse(
+        "vars.lab",
+        "host a 10.0.0.1\na$ docker swarm join --token $TOKEN 10.0.0.1:2377\n",
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(e.contains("vars.lab:2:30:"), "{e}");
+    assert!(e.contains("$TOKEN"), "{e}");
+}
+
+#[test]
+fn the_same_swarm_scenario_and_seed_give_the_same_timeline() {
+    let text = format!(
+        "{THREE_MANAGERS}
+m1$ docker service create --name web --replicas 5 --detach busybox sleep 3600
+sleep 5s
+crash m1
+crash w1
+sleep 30s
+m2$ docker service ps web
+m2$ docker node ls
+"
+    );
+    let a = play(&text).timeline;
+    let b = play(&text).timeline;
+    assert_eq!(a, b);
+    assert!(a.contains("elected Raft leader (term 2)"), "{a}");
+}
