@@ -193,6 +193,10 @@ pub struct Manager {
     pub revived: Vec<String>,
     /// The term at the last tick (a new term redraws the tick phase).
     pub tick_term: u64,
+    /// Batches applied when the leader last reconciled.
+    pub reconciled: u64,
+    /// The leader's next timer.
+    pub wake_at: Option<u64>,
 }
 
 impl Manager {
@@ -206,6 +210,8 @@ impl Manager {
             statuses: Vec::new(),
             revived: Vec::new(),
             tick_term: 0,
+            reconciled: u64::MAX,
+            wake_at: None,
         }
     }
 }
@@ -474,6 +480,8 @@ impl Lab {
                     restarts: BTreeMap::new(),
                 });
                 m.proposed = m.raft.applied_batches();
+                m.reconciled = u64::MAX;
+                m.wake_at = None;
             }
             (false, true) => m.duties = None,
             _ => {}
@@ -540,10 +548,40 @@ impl Lab {
                 }
             }
         }
-        let mut store = m.store.clone();
-        for a in &actions {
-            store.apply(a);
+        if !actions.is_empty() {
+            // Statuses and revivals first; reconciliation runs once they are applied.
+            let _ = self.swarm_propose(host, &actions);
+            return;
         }
+        let m = self.hosts[host.0]
+            .swarm
+            .manager
+            .as_mut()
+            .expect("checked above");
+        let duties = m.duties.as_ref().expect("checked above");
+        let ready = |id: &String| {
+            m.store
+                .nodes
+                .get(id)
+                .is_some_and(|n| n.status == NodeStatus::Ready)
+        };
+        let due = duties
+            .deadlines
+            .iter()
+            .any(|(id, &t)| t <= now && ready(id))
+            || duties.restarts.values().any(|&t| t <= now)
+            || m.store
+                .nodes
+                .keys()
+                .any(|id| !duties.deadlines.contains_key(id));
+        let changed = m.raft.applied_batches() != m.reconciled;
+        if !due && !changed {
+            self.schedule_wake(host, now);
+            return;
+        }
+        m.reconciled = m.raft.applied_batches();
+        // The store is lent out while the RNG mints ids for new tasks.
+        let store = std::mem::take(&mut m.store);
         let mut duties = m.duties.take().expect("checked above");
         let more = orchestrator::reconcile(&store, &mut duties, now, &mut || self.swarm_id());
         for a in &more {
@@ -554,29 +592,43 @@ impl Lab {
                 }
             }
         }
-        actions.extend(more);
-        let next = duties
-            .deadlines
-            .values()
-            .chain(duties.restarts.values())
-            .copied()
-            .filter(|&d| d > now)
-            .min();
-        let epoch = self.hosts[host.0].swarm.epoch;
         let m = self.hosts[host.0]
             .swarm
             .manager
             .as_mut()
             .expect("checked above");
+        m.store = store;
         m.duties = Some(duties);
+        self.schedule_wake(host, now);
+        if !more.is_empty() {
+            let _ = self.swarm_propose(host, &more);
+        }
+        if changed {
+            self.push_assignments(host);
+        }
+    }
+
+    /// Make sure the leader wakes at its next timer (a heartbeat deadline or a restart).
+    fn schedule_wake(&mut self, host: HostId, now: u64) {
+        let epoch = self.hosts[host.0].swarm.epoch;
+        let Some(m) = self.hosts[host.0].swarm.manager.as_mut() else {
+            return;
+        };
+        let Some(d) = m.duties.as_ref() else { return };
+        let next = d
+            .deadlines
+            .values()
+            .chain(d.restarts.values())
+            .copied()
+            .filter(|&t| t > now)
+            .min();
         if let Some(at) = next {
-            self.engine
-                .schedule(Instant(at), Event::Swarm(SwarmEvent::Wake { host, epoch }));
+            if m.wake_at.is_none_or(|w| w <= now || at < w) {
+                m.wake_at = Some(at);
+                self.engine
+                    .schedule(Instant(at), Event::Swarm(SwarmEvent::Wake { host, epoch }));
+            }
         }
-        if !actions.is_empty() {
-            let _ = self.swarm_propose(host, &actions);
-        }
-        self.push_assignments(host);
     }
 
     /// The tasks of a node, as the leader's dispatcher sends them.

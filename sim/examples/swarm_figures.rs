@@ -1,0 +1,124 @@
+//! The control plane's figures, measured in the simulator, for BENCHMARKS.md:
+//! crash to Down, crash to replacement running, leader crash to new leader (over many
+//! seeds), and the wall time of a 3-manager, 20-worker, 100-task swarm run for 10
+//! virtual minutes.
+//!
+//! `cargo run --release -p swarmlab --example swarm_figures [-- --quick]`
+
+use std::time::Instant as Wall;
+use swarmlab::lab::Lab;
+use swarmlab::scenario::{parse, run::run};
+use swarmlab::swarm::store::{NodeStatus, TaskState};
+use swarmlab::time::Duration;
+
+const SWARM: &str = "
+hosts m[1-3] 10.2.0.0/24
+hosts w[1-20] 10.2.1.0/24
+m1$ docker swarm init
+m1$ M=$(docker swarm join-token -q manager)
+m1$ W=$(docker swarm join-token -q worker)
+m2$ docker swarm join --token $M 10.2.0.1:2377
+m3$ docker swarm join --token $M 10.2.0.1:2377
+";
+
+fn swarm(seed: u64, tasks: u64) -> Lab {
+    let mut text = SWARM.to_string();
+    for i in 1..=20 {
+        text.push_str(&format!(
+            "w{i}$ docker swarm join --token $W 10.2.0.1:2377\n"
+        ));
+    }
+    text.push_str(&format!(
+        "m1$ docker service create --name web --replicas {tasks} --constraint node.role==worker --detach busybox sleep 1d\n\
+         expect service web running {tasks} within 30s\nsleep 20s\n"
+    ));
+    let o = run(&parse("figures.lab", &text).expect("valid"), seed, false);
+    assert_eq!(o.failed, 0, "{}", o.timeline);
+    o.lab
+}
+
+fn pct(v: &mut [f64], p: f64) -> f64 {
+    v.sort_by(|a, b| a.total_cmp(b));
+    v[((v.len() - 1) as f64 * p).round() as usize]
+}
+
+fn main() {
+    let quick = std::env::args().any(|a| a == "--quick");
+    let seeds = if quick { 1 } else { 40 };
+    let (mut down, mut replaced, mut elected) = (Vec::new(), Vec::new(), Vec::new());
+    for seed in 1..=seeds {
+        // A worker crash: time to Down, and to its tasks running elsewhere.
+        let mut lab = swarm(seed, 40);
+        let w = lab.underlay.by_name("w7").expect("declared");
+        let node = lab.hosts[w.0].swarm.node_id.clone().expect("joined");
+        let offset = Duration::from_millis(lab.rng.below(5000));
+        lab.run_until(lab.now() + offset);
+        let t0 = lab.now();
+        lab.crash(w);
+        let view = |lab: &Lab| lab.swarm_view().map(|(_, s)| s.clone()).expect("leader");
+        lab.run_until_or(t0 + Duration::from_secs(60), |lab| {
+            view(lab).nodes[&node].status == NodeStatus::Down
+        });
+        down.push(lab.now().since(t0).as_millis() as f64 / 1000.0);
+        lab.run_until_or(t0 + Duration::from_secs(90), |lab| {
+            let s = view(lab);
+            s.tasks
+                .values()
+                .filter(|t| t.desired == TaskState::Running && t.state == TaskState::Running)
+                .filter(|t| t.node_id.as_deref() != Some(node.as_str()))
+                .count()
+                == 40
+        });
+        replaced.push(lab.now().since(t0).as_millis() as f64 / 1000.0);
+
+        // A leader crash: time until another manager leads.
+        let mut lab = swarm(seed, 10);
+        let (leader, _) = lab.swarm_view().expect("leader");
+        let offset = Duration::from_millis(lab.rng.below(1000));
+        lab.run_until(lab.now() + offset);
+        let t0 = lab.now();
+        lab.crash(leader);
+        lab.run_until_or(t0 + Duration::from_secs(60), |lab| {
+            lab.swarm_view().is_some_and(|(l, _)| l != leader)
+        });
+        elected.push(lab.now().since(t0).as_millis() as f64 / 1000.0);
+    }
+    println!("over {seeds} seeds (3 managers, 20 workers, 1 ms links):");
+    for (name, v, docker) in [
+        (
+            "worker crash -> Down",
+            &mut down,
+            "3 x 5 s heartbeat periods after the last heartbeat",
+        ),
+        (
+            "worker crash -> replacement running",
+            &mut replaced,
+            "Down + 5 s restart delay",
+        ),
+        (
+            "leader crash -> new leader",
+            &mut elected,
+            "election timeout: 10 ticks of 1 s",
+        ),
+    ] {
+        let (p5, p50, p95) = (pct(v, 0.05), pct(v, 0.5), pct(v, 0.95));
+        let max = v.iter().copied().fold(0.0, f64::max);
+        println!("  {name:<38} p5 {p5:6.2} s  median {p50:6.2} s  p95 {p95:6.2} s  max {max:6.2} s   (swarmkit: {docker})");
+    }
+
+    // The load target: 3 managers, 20 workers, 100 tasks, 10 virtual minutes.
+    let wall = Wall::now();
+    let mut lab = swarm(1, 100);
+    let setup = wall.elapsed();
+    let t0 = lab.now();
+    let events0 = lab.engine.processed();
+    let run_wall = Wall::now();
+    lab.run_until(t0 + Duration::from_secs(600));
+    let took = run_wall.elapsed();
+    println!(
+        "3 managers + 20 workers + 100 tasks: 10 virtual minutes in {:.3} s wall ({} events; set-up {:.3} s)",
+        took.as_secs_f64(),
+        lab.engine.processed() - events0,
+        setup.as_secs_f64()
+    );
+}
