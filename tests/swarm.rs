@@ -234,7 +234,7 @@ m1$ docker service scale --detach web=4
 expect output contains \"web scaled to 4\"
 expect service web running 4 within 5s
 crash m2
-expect quorum lost within 15s
+expect quorum lost within 25s
 m1$ docker node ls
 expect error contains \"The swarm does not have a leader. It's possible that too few managers are online. Make sure more than half of the managers are online.\"
 m1$ docker service scale --detach web=1

@@ -39,6 +39,12 @@ fn leader_for(lab: &mut Lab, host: HostId) -> Res<HostId> {
     if s.manager.is_none() {
         return Err(daemon(NOT_MANAGER_WORKER));
     }
+    if lab.swarm_leader_of(host).is_none() {
+        // A manager that has just seen an election learns the new leader from its first
+        // message: the request waits a moment for one before giving up.
+        let until = lab.now() + Duration::from_secs(2);
+        lab.run_until_or(until, |lab: &Lab| lab.swarm_leader_of(host).is_some());
+    }
     let leader = lab.swarm_leader_of(host).ok_or_else(|| daemon(NO_LEADER))?;
     let leads = lab.hosts[leader.0]
         .swarm
@@ -704,7 +710,7 @@ struct NodesArgs {
     force: bool,
     #[arg(long)]
     pretty: bool,
-    #[arg(short = 'f', long)]
+    #[arg(long)]
     format: Option<String>,
     nodes: Vec<String>,
 }
@@ -2204,6 +2210,24 @@ mod tests {
             ),
             "no suitable node (scheduling …"
         );
+    }
+
+    #[test]
+    fn every_command_definition_is_valid_for_clap() {
+        use clap::CommandFactory;
+        InitArgs::command().debug_assert();
+        JoinArgs::command().debug_assert();
+        JoinTokenArgs::command().debug_assert();
+        LeaveArgs::command().debug_assert();
+        NodeLsArgs::command().debug_assert();
+        NodeUpdateArgs::command().debug_assert();
+        NodesArgs::command().debug_assert();
+        ServiceCreateArgs::command().debug_assert();
+        ServiceLsArgs::command().debug_assert();
+        ServicePsArgs::command().debug_assert();
+        ServiceUpdateArgs::command().debug_assert();
+        ServicesArgs::command().debug_assert();
+        NetworkCreateArgs::command().debug_assert();
     }
 
     #[test]
