@@ -1,0 +1,157 @@
+//! Real Docker as the oracle: a single-node swarm on this machine's engine answers the
+//! same commands as a one-host swarmlab lab, and the texts must match (headers,
+//! `--format` output, refusals), with node ids masked.
+//!
+//! Needs a running Docker engine that is not already in a swarm. Skipped (with the reason)
+//! elsewhere; under `CI=true` it must run.
+
+use std::process::Command;
+use swarmlab::docker::{execute, CommandOutput};
+use swarmlab::lab::Lab;
+use swarmlab_tests::can_run;
+
+fn docker(args: &[&str]) -> CommandOutput {
+    let o = Command::new("docker")
+        .args(args)
+        .env("NO_COLOR", "1")
+        .output()
+        .expect("docker runs");
+    CommandOutput {
+        stdout: String::from_utf8_lossy(&o.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&o.stderr).into_owned(),
+        exit_code: o.status.code().unwrap_or(-1),
+    }
+}
+
+fn swarm_state() -> Option<String> {
+    let o = Command::new("docker")
+        .args(["info", "--format", "{{.Swarm.LocalNodeState}}"])
+        .output()
+        .ok()?;
+    o.status
+        .success()
+        .then(|| String::from_utf8_lossy(&o.stdout).trim().to_string())
+}
+
+/// Leaves the real swarm when the test ends, whatever happens.
+struct Leave;
+impl Drop for Leave {
+    fn drop(&mut self) {
+        let _ = Command::new("docker")
+            .args(["swarm", "leave", "--force"])
+            .output();
+    }
+}
+
+fn mask(text: &str, ids: &[&str]) -> String {
+    let mut t = text.to_string();
+    for id in ids {
+        if !id.is_empty() {
+            t = t.replace(id, "<ID>");
+        }
+    }
+    t
+}
+
+#[test]
+fn swarmlab_answers_as_a_real_single_node_swarm() {
+    let state = swarm_state();
+    if !can_run(
+        "docker oracle",
+        state.as_deref() == Some("inactive"),
+        &match &state {
+            None => "no Docker engine answers `docker info`".to_string(),
+            Some(s) => format!("the engine's swarm state is {s:?}, not \"inactive\" (refusing to touch an existing swarm)"),
+        },
+    ) {
+        return;
+    }
+    let _leave = Leave;
+    let init = docker(&["swarm", "init"]);
+    let init = if init.exit_code == 0 {
+        init
+    } else {
+        docker(&["swarm", "init", "--advertise-addr", "127.0.0.1"])
+    };
+    assert_eq!(init.exit_code, 0, "{init:?}");
+    let real_id = docker(&["info", "--format", "{{.Swarm.NodeID}}"]).stdout.trim().to_string();
+    let real_host = docker(&["node", "inspect", "self", "--format", "{{.Description.Hostname}}"])
+        .stdout
+        .trim()
+        .to_string();
+
+    let mut lab = Lab::new(1);
+    let h = lab.add_host("vm", "192.0.2.2".parse().unwrap(), 1500);
+    let run = |lab: &mut Lab, args: &[&str]| {
+        let argv: Vec<String> = std::iter::once("docker")
+            .chain(args.iter().copied())
+            .map(String::from)
+            .collect();
+        execute(lab, h, &argv)
+    };
+    let ours = run(&mut lab, &["swarm", "init"]);
+    assert_eq!(ours.exit_code, 0, "{ours:?}");
+    let our_id = lab.hosts[h.0].swarm.node_id.clone().unwrap();
+
+    // The first lines of `swarm init` (the token differs).
+    let first = |o: &CommandOutput| o.stdout.lines().take(4).collect::<Vec<_>>().join("\n");
+    assert_eq!(mask(&first(&ours), &[&our_id]), mask(&first(&init), &[&real_id]));
+
+    let cases: Vec<Vec<String>> = vec![
+        vec!["node".into(), "ls".into(), "--format".into(), "{{.Status}} {{.Availability}} {{.ManagerStatus}} {{.Self}}".into()],
+        vec!["service".into(), "ls".into()],
+        vec!["swarm".into(), "init".into()],
+        vec!["swarm".into(), "join-token".into(), "foo".into()],
+        vec!["swarm".into(), "join-token".into()],
+        vec!["node".into(), "demote".into(), "ID".into()],
+        vec!["node".into(), "rm".into(), "ID".into()],
+        vec!["node".into(), "promote".into(), "ID".into()],
+        vec!["node".into(), "rm".into(), "nosuchnode".into()],
+        vec!["node".into(), "update".into(), "--availability".into(), "bogus".into(), "ID".into()],
+        vec!["node".into(), "update".into(), "--label-rm".into(), "nosuchlabel".into(), "ID".into()],
+        vec!["service".into(), "create".into(), "--replcas".into(), "2".into(), "busybox".into()],
+        vec!["service".into(), "create".into(), "--replicas".into(), "abc".into(), "busybox".into()],
+        vec!["service".into(), "scale".into(), "nosuch=2".into()],
+        vec!["service".into(), "ps".into(), "nosuch".into()],
+        vec!["service".into(), "rm".into(), "nosuch".into()],
+        vec!["service".into(), "create".into(), "--endpoint-mode".into(), "dnsrr".into(), "--publish".into(), "8080:80".into(), "busybox".into()],
+        vec!["swarm".into(), "leave".into()],
+    ];
+    let mut mismatches = Vec::new();
+    for case in &cases {
+        let with = |id: &str| -> Vec<String> {
+            case.iter().map(|a| if a == "ID" { id.to_string() } else { a.clone() }).collect()
+        };
+        let real_args = with(&real_id);
+        let our_args = with(&our_id);
+        let real = docker(&real_args.iter().map(String::as_str).collect::<Vec<_>>());
+        let ours = run(&mut lab, &our_args.iter().map(String::as_str).collect::<Vec<_>>());
+        // The real CLI warns on stderr that it cannot reach a registry: not ours to copy.
+        let real_err: String = real
+            .stderr
+            .lines()
+            .filter(|l| {
+                !l.contains("could not be accessed on a registry")
+                    && !l.starts_with("its digest.")
+                    && !l.starts_with("possibly leading")
+                    && !l.starts_with("versions of the image")
+            })
+            .map(|l| format!("{l}\n"))
+            .collect();
+        let norm = |o: &str, id: &str, host: &str| mask(o, &[id]).replace(host, "<HOST>").trim_end().to_string();
+        let r = (
+            norm(&real.stdout, &real_id, &real_host),
+            norm(&real_err, &real_id, &real_host),
+            real.exit_code == 0,
+        );
+        let o = (
+            norm(&ours.stdout, &our_id, "vm"),
+            norm(&ours.stderr, &our_id, "vm"),
+            ours.exit_code == 0,
+        );
+        if r != o {
+            mismatches.push(format!("docker {}\n  real: {r:?}\n  ours: {o:?}", case.join(" ")));
+        }
+    }
+    assert!(mismatches.is_empty(), "{}", mismatches.join("\n"));
+}
