@@ -74,11 +74,20 @@ fn swarmlab_answers_as_a_real_single_node_swarm() {
         docker(&["swarm", "init", "--advertise-addr", "127.0.0.1"])
     };
     assert_eq!(init.exit_code, 0, "{init:?}");
-    let real_id = docker(&["info", "--format", "{{.Swarm.NodeID}}"]).stdout.trim().to_string();
-    let real_host = docker(&["node", "inspect", "self", "--format", "{{.Description.Hostname}}"])
+    let real_id = docker(&["info", "--format", "{{.Swarm.NodeID}}"])
         .stdout
         .trim()
         .to_string();
+    let real_host = docker(&[
+        "node",
+        "inspect",
+        "self",
+        "--format",
+        "{{.Description.Hostname}}",
+    ])
+    .stdout
+    .trim()
+    .to_string();
 
     let mut lab = Lab::new(1);
     let h = lab.add_host("vm", "192.0.2.2".parse().unwrap(), 1500);
@@ -95,10 +104,18 @@ fn swarmlab_answers_as_a_real_single_node_swarm() {
 
     // The first lines of `swarm init` (the token differs).
     let first = |o: &CommandOutput| o.stdout.lines().take(4).collect::<Vec<_>>().join("\n");
-    assert_eq!(mask(&first(&ours), &[&our_id]), mask(&first(&init), &[&real_id]));
+    assert_eq!(
+        mask(&first(&ours), &[&our_id]),
+        mask(&first(&init), &[&real_id])
+    );
 
     let cases: Vec<Vec<String>> = vec![
-        vec!["node".into(), "ls".into(), "--format".into(), "{{.Status}} {{.Availability}} {{.ManagerStatus}} {{.Self}}".into()],
+        vec![
+            "node".into(),
+            "ls".into(),
+            "--format".into(),
+            "{{.Status}} {{.Availability}} {{.ManagerStatus}} {{.Self}}".into(),
+        ],
         vec!["service".into(), "ls".into()],
         vec!["swarm".into(), "init".into()],
         vec!["swarm".into(), "join-token".into(), "foo".into()],
@@ -107,25 +124,62 @@ fn swarmlab_answers_as_a_real_single_node_swarm() {
         vec!["node".into(), "rm".into(), "ID".into()],
         vec!["node".into(), "promote".into(), "ID".into()],
         vec!["node".into(), "rm".into(), "nosuchnode".into()],
-        vec!["node".into(), "update".into(), "--availability".into(), "bogus".into(), "ID".into()],
-        vec!["node".into(), "update".into(), "--label-rm".into(), "nosuchlabel".into(), "ID".into()],
-        vec!["service".into(), "create".into(), "--replcas".into(), "2".into(), "busybox".into()],
-        vec!["service".into(), "create".into(), "--replicas".into(), "abc".into(), "busybox".into()],
+        vec![
+            "node".into(),
+            "update".into(),
+            "--availability".into(),
+            "bogus".into(),
+            "ID".into(),
+        ],
+        vec![
+            "node".into(),
+            "update".into(),
+            "--label-rm".into(),
+            "nosuchlabel".into(),
+            "ID".into(),
+        ],
+        vec![
+            "service".into(),
+            "create".into(),
+            "--replcas".into(),
+            "2".into(),
+            "busybox".into(),
+        ],
+        vec![
+            "service".into(),
+            "create".into(),
+            "--replicas".into(),
+            "abc".into(),
+            "busybox".into(),
+        ],
         vec!["service".into(), "scale".into(), "nosuch=2".into()],
         vec!["service".into(), "ps".into(), "nosuch".into()],
         vec!["service".into(), "rm".into(), "nosuch".into()],
-        vec!["service".into(), "create".into(), "--endpoint-mode".into(), "dnsrr".into(), "--publish".into(), "8080:80".into(), "busybox".into()],
+        vec![
+            "service".into(),
+            "create".into(),
+            "--endpoint-mode".into(),
+            "dnsrr".into(),
+            "--publish".into(),
+            "8080:80".into(),
+            "busybox".into(),
+        ],
         vec!["swarm".into(), "leave".into()],
     ];
     let mut mismatches = Vec::new();
     for case in &cases {
         let with = |id: &str| -> Vec<String> {
-            case.iter().map(|a| if a == "ID" { id.to_string() } else { a.clone() }).collect()
+            case.iter()
+                .map(|a| if a == "ID" { id.to_string() } else { a.clone() })
+                .collect()
         };
         let real_args = with(&real_id);
         let our_args = with(&our_id);
         let real = docker(&real_args.iter().map(String::as_str).collect::<Vec<_>>());
-        let ours = run(&mut lab, &our_args.iter().map(String::as_str).collect::<Vec<_>>());
+        let ours = run(
+            &mut lab,
+            &our_args.iter().map(String::as_str).collect::<Vec<_>>(),
+        );
         // The real CLI warns on stderr that it cannot reach a registry: not ours to copy.
         let real_err: String = real
             .stderr
@@ -138,7 +192,12 @@ fn swarmlab_answers_as_a_real_single_node_swarm() {
             })
             .map(|l| format!("{l}\n"))
             .collect();
-        let norm = |o: &str, id: &str, host: &str| mask(o, &[id]).replace(host, "<HOST>").trim_end().to_string();
+        let norm = |o: &str, id: &str, host: &str| {
+            mask(o, &[id])
+                .replace(host, "<HOST>")
+                .trim_end()
+                .to_string()
+        };
         let r = (
             norm(&real.stdout, &real_id, &real_host),
             norm(&real_err, &real_id, &real_host),
@@ -150,7 +209,10 @@ fn swarmlab_answers_as_a_real_single_node_swarm() {
             ours.exit_code == 0,
         );
         if r != o {
-            mismatches.push(format!("docker {}\n  real: {r:?}\n  ours: {o:?}", case.join(" ")));
+            mismatches.push(format!(
+                "docker {}\n  real: {r:?}\n  ours: {o:?}",
+                case.join(" ")
+            ));
         }
     }
     assert!(mismatches.is_empty(), "{}", mismatches.join("\n"));

@@ -409,3 +409,98 @@ m2$ docker node ls
     assert_eq!(a, b);
     assert!(a.contains("elected Raft leader (term 2)"), "{a}");
 }
+
+#[test]
+fn service_update_rolls_the_tasks_over_batch_by_batch() {
+    assert_all_hold(&format!(
+        "{SWARM}
+m1$ docker service create --name web --replicas 4 --update-parallelism 2 --update-delay 10s --detach busybox sleep 3600
+expect service web running 4 within 5s
+m1$ docker service update --image alpine --detach web
+expect output contains \"web\"
+sleep 3s
+m1$ docker service ps --filter desired-state=running --format '{{{{.Image}}}}' web
+expect output contains \"alpine:latest\"
+expect output contains \"busybox:latest\"
+sleep 12s
+m1$ docker service ps --filter desired-state=running --format '{{{{.Image}}}}' web
+expect output contains \"alpine:latest\"
+m1$ docker service inspect --format '{{{{.Spec.TaskTemplate.ContainerSpec.Image}}}}' web
+expect output contains \"alpine:latest\"
+"
+    ));
+    let o = play(&format!(
+        "{SWARM}
+m1$ docker service create --name web --replicas 4 --update-parallelism 2 --update-delay 10s --detach busybox sleep 3600
+sleep 5s
+m1$ docker service update --image alpine --detach web
+sleep 20s
+m1$ docker service ps --filter desired-state=running --format '{{{{.Image}}}}' web
+"
+    ));
+    let last = o.timeline.rsplit("desired-state=running").next().unwrap();
+    assert_eq!(last.matches("alpine:latest").count(), 4, "{}", o.timeline);
+    assert!(!last.contains("busybox:latest"), "{}", o.timeline);
+}
+
+#[test]
+fn overlay_networks_get_vnis_from_4097_and_subnets_from_the_pool() {
+    assert_all_hold(&format!(
+        "{SWARM}
+m1$ docker network create --driver overlay mynet
+m1$ docker network create --driver overlay --attachable --subnet 10.20.0.0/24 net2
+m1$ docker network ls
+expect output contains \"ingress           overlay   swarm\"
+expect output contains \"mynet             overlay   swarm\"
+m1$ docker network inspect ingress --format '{{{{index .Options \"com.docker.network.driver.overlay.vxlanid_list\"}}}} {{{{json .IPAM.Config}}}}'
+expect output contains \"4096 [{{\\\"Gateway\\\":\\\"10.0.0.1\\\",\\\"Subnet\\\":\\\"10.0.0.0/24\\\"}}]\"
+m1$ docker network inspect mynet --format '{{{{index .Options \"com.docker.network.driver.overlay.vxlanid_list\"}}}} {{{{json .IPAM.Config}}}}'
+expect output contains \"4097 [{{\\\"Gateway\\\":\\\"10.0.1.1\\\",\\\"Subnet\\\":\\\"10.0.1.0/24\\\"}}]\"
+m1$ docker network create --driver overlay mynet
+expect error contains \"network with name mynet already exists\"
+m1$ docker service create --name web --network mynet --detach busybox sleep 1d
+m1$ docker network rm mynet
+expect error contains \"is in use by service\"
+m1$ docker service rm web
+m1$ docker network rm mynet
+expect output contains \"mynet\"
+"
+    ));
+}
+
+#[test]
+fn standalone_containers_are_untouched_by_drain() {
+    assert_all_hold(&format!(
+        "{SWARM}
+overlay solo vni=5000 subnet=10.9.0.0/24 hosts=w1
+w1$ docker run -d --name alone --network solo alpine sleep infinity
+m1$ docker service create --name web --replicas 4 --detach busybox sleep 3600
+expect service web on m1,w1,w2,w3 within 5s
+m1$ docker node update --availability drain w1
+sleep 15s
+w1$ docker ps
+expect output contains \"alone\"
+expect service web on m1,w2,w3
+"
+    ));
+}
+
+#[test]
+fn gossip_and_heartbeats_are_independent_detectors_that_can_disagree() {
+    // 7946 blocked: gossip declares w2 dead while the managers still see it Ready
+    // (moby#32841's kind of disagreement); 2377 blocked: Down while gossip is happy.
+    assert_all_hold(&format!(
+        "{SWARM}
+expect members m1 count 4 within 10s
+block w2 udp/7946
+block w2 tcp/7946
+expect member m1 sees w2 dead within 60s
+expect node w2 status ready
+unblock w2 udp/7946
+unblock w2 tcp/7946
+block m1 tcp/2377
+expect node w3 status down within 20s
+expect member m1 sees w3 alive
+"
+    ));
+}

@@ -147,6 +147,14 @@ pub fn render(template: &str, fields: &serde_json::Value) -> Result<String, Stri
             return Err(format!("template: :1: unclosed action in {template}"));
         };
         let expr = rest[start + 2..start + end].trim();
+        // `{{index .Options "key"}}`: a map entry.
+        let (expr, index_key) = match expr.strip_prefix("index ") {
+            Some(p) => match p.trim().split_once(' ') {
+                Some((path, key)) => (path, Some(key.trim().trim_matches('"').to_string())),
+                None => return Err(format!("template: :1: wrong number of args for index: want at least 1 got 0 in {template}")),
+            },
+            None => (expr, None),
+        };
         let (json, path) = match expr.strip_prefix("json ") {
             Some(p) => (true, p.trim()),
             None => (false, expr),
@@ -164,6 +172,9 @@ pub fn render(template: &str, fields: &serde_json::Value) -> Result<String, Stri
                     )
                 })?;
             }
+        }
+        if let Some(k) = &index_key {
+            v = v.get(k.as_str()).unwrap_or(&serde_json::Value::Null);
         }
         let text = match (json, v) {
             (true, v) => v.to_string(),
@@ -536,6 +547,9 @@ fn swarm_join(lab: &mut Lab, host: HostId, a: JoinArgs) -> Res<CommandOutput> {
     let store = leader_store(lab, leader);
     lab.hosts[host.0].swarm.node_id = Some(node_id);
     lab.agent_start(host, super::manager_addrs(&store));
+    // The engine's gossip member (7946) joins the cluster through the manager, as
+    // libnetwork's NetworkDB does on `swarm join`.
+    lab.gossip_join(host, &[mgr]);
     lab.swarm_note(host, format!("joined the swarm as a {}", role.as_str()));
     Ok(CommandOutput::out(format!(
         "This node joined a swarm as a {}.\n",
@@ -1213,6 +1227,12 @@ struct ServiceUpdateArgs {
     restart_condition: Option<String>,
     #[arg(long)]
     image: Option<String>,
+    #[arg(long)]
+    force: bool,
+    #[arg(long)]
+    update_parallelism: Option<String>,
+    #[arg(long)]
+    update_delay: Option<String>,
     #[arg(short, long)]
     detach: bool,
     #[arg(short, long)]
@@ -1443,6 +1463,7 @@ fn service_create(lab: &mut Lab, host: HostId, a: ServiceCreateArgs) -> Res<Comm
         labels,
         created: now,
         updated: now,
+        version: 0,
     };
     let leader = write(lab, host, |_, store| {
         if store.services.values().any(|s| s.name == name) {
@@ -1717,7 +1738,7 @@ fn service_ps(lab: &mut Lab, host: HostId, a: ServicePsArgs) -> Res<CommandOutpu
             rows.push(serde_json::json!({
                 "ID": if a.no_trunc { t.id.clone() } else { t.id[..12].to_string() },
                 "Name": shown,
-                "Image": svc.image,
+                "Image": if t.image.is_empty() { &svc.image } else { &t.image },
                 "Node": node,
                 "DesiredState": t.desired.as_str(),
                 "CurrentState": format!("{} {}", t.state.as_str(), ago(lab, t.since)),
@@ -1874,6 +1895,28 @@ fn service_update(lab: &mut Lab, host: HostId, a: ServiceUpdateArgs) -> Res<Comm
         }
         if let Some(i) = &a.image {
             s.image = image_ref(i);
+            s.version += 1;
+        }
+        if a.force {
+            s.version += 1;
+        }
+        if let Some(p) = &a.update_parallelism {
+            s.update_parallelism = p.parse().map_err(|_| {
+                invalid_flag(
+                    p,
+                    "--update-parallelism",
+                    &format!("strconv.ParseUint: parsing \"{p}\": invalid syntax"),
+                )
+            })?;
+        }
+        if let Some(d) = &a.update_delay {
+            s.update_delay = parse_go_duration(d).ok_or_else(|| {
+                invalid_flag(
+                    d,
+                    "--update-delay",
+                    &format!("time: invalid duration \"{d}\""),
+                )
+            })?;
         }
         s.updated = now;
         Ok(vec![Action::PutService(s)])
@@ -2027,11 +2070,74 @@ pub fn network(lab: &mut Lab, host: HostId, args: &[String]) -> CommandOutput {
             .and_then(|a| network_create(lab, host, a)),
         "ls" | "list" => network_ls(lab, host),
         "rm" | "remove" => network_rm(lab, host, rest),
+        "inspect" => NetworkInspectArgs::try_parse_from(rest)
+            .map_err(|e| usage_error("network inspect", "[OPTIONS] NETWORK [NETWORK...]", &e))
+            .and_then(|a| network_inspect(lab, host, a)),
         other => Err(fail(format!(
             "docker: unknown command: docker network {other}\n\nRun 'docker network --help' for more information"
         ))),
     };
     r.unwrap_or_else(|e| e)
+}
+
+#[derive(Parser, Debug)]
+#[command(
+    no_binary_name = true,
+    disable_help_flag = true,
+    disable_version_flag = true
+)]
+struct NetworkInspectArgs {
+    #[arg(short, long)]
+    format: Option<String>,
+    names: Vec<String>,
+}
+
+fn network_json(n: &Network) -> serde_json::Value {
+    serde_json::json!({
+        "Name": n.name,
+        "Id": n.id,
+        "Scope": "swarm",
+        "Driver": "overlay",
+        "EnableIPv6": false,
+        "IPAM": {
+            "Driver": "default",
+            "Options": null,
+            "Config": [{"Subnet": n.subnet, "Gateway": n.gateway.to_string()}],
+        },
+        "Internal": false,
+        "Attachable": n.attachable,
+        "Ingress": n.ingress,
+        "Options": {
+            "com.docker.network.driver.overlay.vxlanid_list": n.vni.to_string(),
+            "encrypted": if n.encrypted { "" } else { "false" },
+        },
+    })
+}
+
+fn network_inspect(lab: &mut Lab, host: HostId, a: NetworkInspectArgs) -> Res<CommandOutput> {
+    let leader = leader_for(lab, host)?;
+    let store = leader_store(lab, leader);
+    let mut found = Vec::new();
+    for n in &a.names {
+        match store.find_network(n) {
+            Some(x) => found.push(network_json(x)),
+            None => {
+                let mut e = fail(format!("Error response from daemon: network {n} not found"));
+                if a.format.is_none() {
+                    e.stdout = "[]\n".into();
+                }
+                return Err(e);
+            }
+        }
+    }
+    let text = match &a.format {
+        Some(f) => formatted(&found, f)?,
+        None => format!(
+            "{}\n",
+            serde_json::to_string_pretty(&found).unwrap_or_default()
+        ),
+    };
+    Ok(CommandOutput::out(text))
 }
 
 fn network_create(lab: &mut Lab, host: HostId, a: NetworkCreateArgs) -> Res<CommandOutput> {
@@ -2202,6 +2308,7 @@ mod tests {
         );
         assert_eq!(render("{{json .L}}", &v).unwrap(), "{\"a\":\"b\"}");
         assert!(render("{{.Nope}}", &v).is_err());
+        assert_eq!(render("{{index .L \"a\"}}", &v).unwrap(), "b");
         assert!(render("{{.Name", &v).is_err());
         assert_eq!(
             ellipsis(
@@ -2228,6 +2335,7 @@ mod tests {
         ServiceUpdateArgs::command().debug_assert();
         ServicesArgs::command().debug_assert();
         NetworkCreateArgs::command().debug_assert();
+        NetworkInspectArgs::command().debug_assert();
     }
 
     #[test]

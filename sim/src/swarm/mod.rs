@@ -272,9 +272,19 @@ impl Lab {
         self.underlay.by_ip(ip)
     }
 
+    /// Whether the TCP connection carrying `msg` works now. Connections go to a
+    /// manager's 2377: agents connect to managers (so replies travel on the agent's
+    /// connection, and only the manager's firewall matters), managers to each other.
+    fn swarm_path(&self, from: HostId, to: HostId, msg: &Msg) -> Result<Duration, String> {
+        match msg {
+            Msg::Ack { .. } | Msg::NotLeader { .. } => self.tcp_path(to, from, SWARM_PORT),
+            _ => self.tcp_path(from, to, SWARM_PORT),
+        }
+    }
+
     /// Send a message on tcp/2377: dropped on a broken path, delayed by losses.
     pub(crate) fn swarm_send(&mut self, from: HostId, to: HostId, msg: Msg) {
-        match self.tcp_path(from, to, SWARM_PORT) {
+        match self.swarm_path(from, to, &msg) {
             Ok(latency) => {
                 let loss = self.underlay.link(from, to).loss;
                 let delay = latency + self.tcp_retry_delay(loss);
@@ -355,7 +365,7 @@ impl Lab {
                 }
             }
             SwarmEvent::Deliver { from, to, msg } => {
-                if self.tcp_path(from, to, SWARM_PORT).is_err() {
+                if self.swarm_path(from, to, &msg).is_err() {
                     return; // the connection broke while the message was in flight
                 }
                 self.swarm_receive(from, to, msg);
@@ -477,7 +487,7 @@ impl Lab {
                 let deadlines = m.store.nodes.keys().map(|id| (id.clone(), grace)).collect();
                 m.duties = Some(Duties {
                     deadlines,
-                    restarts: BTreeMap::new(),
+                    ..Default::default()
                 });
                 m.proposed = m.raft.applied_batches();
                 m.reconciled = u64::MAX;
@@ -570,6 +580,7 @@ impl Lab {
             .iter()
             .any(|(id, &t)| t <= now && ready(id))
             || duties.restarts.values().any(|&t| t <= now)
+            || (!duties.updates.is_empty() && duties.updates.values().any(|&t| t <= now))
             || m.store
                 .nodes
                 .keys()
@@ -619,6 +630,7 @@ impl Lab {
             .deadlines
             .values()
             .chain(d.restarts.values())
+            .chain(d.updates.values())
             .copied()
             .filter(|&t| t > now)
             .min();
@@ -643,7 +655,11 @@ impl Lab {
                 Assignment {
                     task: t.clone(),
                     service: s.map_or_else(String::new, |s| s.name.clone()),
-                    image: s.map_or_else(String::new, |s| s.image.clone()),
+                    image: if t.image.is_empty() {
+                        s.map_or_else(String::new, |s| s.image.clone())
+                    } else {
+                        t.image.clone()
+                    },
                     args: s.map_or_else(Vec::new, |s| s.args.clone()),
                 }
             })

@@ -20,6 +20,8 @@ pub struct Duties {
     pub deadlines: BTreeMap<String, Nanos>,
     /// Replacement tasks waiting for the restart delay: (service, slot or node) -> due.
     pub restarts: BTreeMap<(String, String), Nanos>,
+    /// Rolling updates: when a service may replace its next batch of tasks.
+    pub updates: BTreeMap<String, Nanos>,
 }
 
 /// Natural order of host names (w2 before w10), as the Docker CLI sorts them.
@@ -56,6 +58,12 @@ fn no_suitable_node(unavailable: usize, constraints: usize) -> String {
         ));
     }
     format!("no suitable node ({})", parts.join("; "))
+}
+
+fn outdated_done(tasks: &[Task], svc: &Service) -> bool {
+    !tasks
+        .iter()
+        .any(|t| t.service_id == svc.id && live(t) && t.version < svc.version)
 }
 
 fn live(t: &Task) -> bool {
@@ -287,6 +295,8 @@ pub fn reconcile(
                         err: String::new(),
                         since: now,
                         created: now,
+                        version: svc.version,
+                        image: svc.image.clone(),
                     };
                     if t.node_id.is_some() {
                         t.state = TaskState::Assigned;
@@ -304,6 +314,37 @@ pub fn reconcile(
                     put(t, &mut tasks, &mut changed);
                 }
             }
+        }
+        // Rolling update: tasks of an older version are replaced `update_parallelism` at
+        // a time (stop-first), the next batch `update_delay` after the previous one runs.
+        let outdated: Vec<Task> = tasks
+            .iter()
+            .filter(|t| t.service_id == svc.id && live(t) && t.version < svc.version)
+            .cloned()
+            .collect();
+        let updating = tasks.iter().any(|t| {
+            t.service_id == svc.id
+                && live(t)
+                && t.version == svc.version
+                && t.state < TaskState::Running
+        });
+        let gate = duties.updates.get(&svc.id).copied().unwrap_or(0);
+        if !outdated.is_empty() && !updating && gate <= now {
+            let batch = svc.update_parallelism.max(1) as usize;
+            let mut sorted = outdated;
+            sorted.sort_by_key(|t| (t.slot, t.node_id.clone()));
+            for mut t in sorted.into_iter().take(batch) {
+                t.desired = TaskState::Shutdown;
+                // The slot's replacement is created by the next pass, without delay.
+                duties.restarts.insert((svc.id.clone(), key_of(&t)), now);
+                put(t, &mut tasks, &mut changed);
+            }
+            duties
+                .updates
+                .insert(svc.id.clone(), now + svc.update_delay);
+        }
+        if outdated_done(&tasks, svc) {
+            duties.updates.remove(&svc.id);
         }
         // History: keep the newest TASK_HISTORY tasks per slot (or node).
         let mut by_key: BTreeMap<String, Vec<&Task>> = BTreeMap::new();
@@ -366,6 +407,7 @@ mod tests {
             labels: Default::default(),
             created: 0,
             updated: 0,
+            version: 0,
         }
     }
 
@@ -452,6 +494,49 @@ mod tests {
             t.err,
             "no suitable node (1 node not available for new tasks; scheduling constraints not satisfied on 1 node)"
         );
+    }
+
+    #[test]
+    fn an_update_replaces_tasks_batch_by_batch() {
+        let mut store = Store::default();
+        for n in ["a", "b"] {
+            let nd = node(n, Role::Worker);
+            store.nodes.insert(nd.id.clone(), nd);
+        }
+        let mut svc = service(Mode::Replicated(4), &[]);
+        svc.update_parallelism = 2;
+        svc.update_delay = 10;
+        store.services.insert("svc".into(), svc.clone());
+        let mut d = Duties::default();
+        run(&mut store, &mut d, 0);
+        let running = |store: &mut Store| {
+            for t in store
+                .tasks
+                .values_mut()
+                .filter(|t| t.desired == TaskState::Running)
+            {
+                t.state = TaskState::Running;
+            }
+        };
+        running(&mut store);
+        svc.version = 1;
+        store.services.insert("svc".into(), svc);
+        let new = |store: &Store| {
+            store
+                .tasks
+                .values()
+                .filter(|t| t.desired == TaskState::Running && t.version == 1)
+                .count()
+        };
+        run(&mut store, &mut d, 1);
+        run(&mut store, &mut d, 1);
+        assert_eq!(new(&store), 2, "first batch of 2");
+        running(&mut store);
+        run(&mut store, &mut d, 5);
+        assert_eq!(new(&store), 2, "waits for the update delay");
+        run(&mut store, &mut d, 11);
+        run(&mut store, &mut d, 11);
+        assert_eq!(new(&store), 4);
     }
 
     #[test]

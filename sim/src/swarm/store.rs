@@ -230,6 +230,10 @@ pub struct Service {
     pub created: Nanos,
     /// When last updated.
     pub updated: Nanos,
+    /// Bumped when the task template changes (image, command): tasks of older versions
+    /// are replaced by a rolling update.
+    #[serde(default)]
+    pub version: u64,
 }
 
 /// A task's state, in swarmkit's order: a task only moves forward.
@@ -309,6 +313,12 @@ pub struct Task {
     pub since: Nanos,
     /// When it was created.
     pub created: Nanos,
+    /// The service version it runs.
+    #[serde(default)]
+    pub version: u64,
+    /// The image it runs (the service's image when it was created).
+    #[serde(default)]
+    pub image: String,
 }
 
 /// An overlay network of the swarm.
