@@ -504,3 +504,38 @@ expect member m1 sees w3 alive
 "
     ));
 }
+
+#[test]
+fn docker_ps_and_network_ls_take_format_and_filter() {
+    assert_all_hold(&format!(
+        "{SWARM}
+m1$ docker service create --name web --replicas 4 --detach busybox sleep 3600
+expect service web running 4 within 5s
+w2$ docker ps --filter name=web --format '{{{{.Image}}}} {{{{.Status}}}}'
+expect output contains \"busybox:latest Up \"
+w2$ docker ps --filter status=exited -q
+w2$ docker ps --filter colour=red
+expect error contains \"invalid filter 'colour'\"
+m1$ docker network ls --filter driver=overlay --format '{{{{.Name}}}} {{{{.Scope}}}}'
+expect output contains \"ingress swarm\"
+"
+    ));
+}
+
+#[test]
+fn restart_condition_none_leaves_a_lost_task_unreplaced() {
+    assert_all_hold(&format!(
+        "{SWARM}
+m1$ docker service create --name once --replicas 1 --restart-condition none --constraint node.hostname==w1 --detach busybox sleep 3600
+expect service once on w1 within 5s
+m1$ docker service create --name again --replicas 1 --constraint node.role==worker --detach busybox sleep 3600
+expect service again running 1 within 5s
+crash w1
+expect node w1 status down within 20s
+sleep 10s
+expect service once running 0
+m1$ docker service ls --filter name=once --format '{{{{.Replicas}}}}'
+expect output contains \"0/1\"
+"
+    ));
+}

@@ -474,17 +474,47 @@ pub fn table(rows: &[Vec<String>]) -> String {
     out
 }
 
+/// `docker ps`'s options.
+#[derive(clap::Parser, Debug)]
+#[command(
+    name = "docker ps",
+    no_binary_name = true,
+    disable_help_flag = true,
+    disable_version_flag = true
+)]
+struct PsArgs {
+    #[arg(short, long)]
+    all: bool,
+    #[arg(short, long)]
+    quiet: bool,
+    #[arg(long)]
+    format: Option<String>,
+    #[arg(short, long)]
+    filter: Vec<String>,
+}
+
 fn docker_ps(lab: &mut Lab, host: HostId, args: &[String]) -> CommandOutput {
-    let all = match args {
-        [] => false,
-        [a] if a == "-a" || a == "--all" => true,
-        [other, ..] => {
-            return CommandOutput::err(
-                format!("unknown flag: {other}\n\nUsage:  docker ps [OPTIONS]\n\nRun 'docker ps --help' for more information\n"),
-                125,
-            )
-        }
+    use clap::Parser;
+    let parsed = match PsArgs::try_parse_from(args) {
+        Ok(p) => p,
+        Err(e) => return usage_error("ps", "[OPTIONS]", &e),
     };
+    let all = parsed.all;
+    let mut filters = Vec::new();
+    for f in &parsed.filter {
+        match f.split_once('=') {
+            Some((k @ ("name" | "status" | "id" | "ancestor"), v)) => {
+                filters.push((k, v.to_string()))
+            }
+            Some((k, _)) => {
+                return CommandOutput::err(
+                    format!("Error response from daemon: invalid filter '{k}'\n"),
+                    1,
+                )
+            }
+            None => return CommandOutput::err("bad format of filter (expected name=value)\n", 1),
+        }
+    }
     let now: Instant = lab.now();
     let mut rows = vec![[
         "CONTAINER ID",
@@ -557,6 +587,43 @@ fn docker_ps(lab: &mut Lab, host: HostId, args: &[String]) -> CommandOutput {
         }
     }
     listed.sort_by(|a, b| b.0.cmp(&a.0).then(b.1.cmp(&a.1)));
+    listed.retain(|(_, _, r)| {
+        filters.iter().all(|(k, v)| match *k {
+            "name" => r[6].contains(v.as_str()),
+            "id" => r[0].starts_with(v.as_str()),
+            "ancestor" => r[1] == *v || r[1].split(':').next() == Some(v.as_str()),
+            _ => match v.as_str() {
+                "running" => r[4].starts_with("Up"),
+                "exited" => r[4].starts_with("Exited"),
+                _ => false,
+            },
+        })
+    });
+    if parsed.quiet {
+        return CommandOutput::out(
+            listed
+                .iter()
+                .map(|(_, _, r)| format!("{}\n", r[0]))
+                .collect::<String>(),
+        );
+    }
+    if let Some(f) = &parsed.format {
+        let mut out = String::new();
+        for (_, _, r) in &listed {
+            let v = serde_json::json!({
+                "ID": r[0], "Image": r[1], "Command": r[2], "RunningFor": r[3],
+                "Status": r[4], "Ports": r[5], "Names": r[6],
+            });
+            match crate::swarm::cli::render(f, &v) {
+                Ok(t) => {
+                    out.push_str(&t);
+                    out.push('\n');
+                }
+                Err(e) => return CommandOutput::err(format!("{e}\n"), 1),
+            }
+        }
+        return CommandOutput::out(out);
+    }
     rows.extend(listed.into_iter().map(|(_, _, r)| r));
     CommandOutput::out(table(&rows))
 }

@@ -2068,7 +2068,9 @@ pub fn network(lab: &mut Lab, host: HostId, args: &[String]) -> CommandOutput {
         "create" => NetworkCreateArgs::try_parse_from(rest)
             .map_err(|e| usage_error("network create", "[OPTIONS] NETWORK", &e))
             .and_then(|a| network_create(lab, host, a)),
-        "ls" | "list" => network_ls(lab, host),
+        "ls" | "list" => NetworkLsArgs::try_parse_from(rest)
+            .map_err(|e| usage_error("network ls", "[OPTIONS]", &e))
+            .and_then(|a| network_ls(lab, host, a)),
         "rm" | "remove" => network_rm(lab, host, rest),
         "inspect" => NetworkInspectArgs::try_parse_from(rest)
             .map_err(|e| usage_error("network inspect", "[OPTIONS] NETWORK [NETWORK...]", &e))
@@ -2210,7 +2212,23 @@ fn network_create(lab: &mut Lab, host: HostId, a: NetworkCreateArgs) -> Res<Comm
     Ok(CommandOutput::out(format!("{id}\n")))
 }
 
-fn network_ls(lab: &mut Lab, host: HostId) -> Res<CommandOutput> {
+#[derive(Parser, Debug)]
+#[command(
+    no_binary_name = true,
+    disable_help_flag = true,
+    disable_version_flag = true
+)]
+struct NetworkLsArgs {
+    #[arg(short, long)]
+    quiet: bool,
+    #[arg(long)]
+    format: Option<String>,
+    #[arg(short, long)]
+    filter: Vec<String>,
+}
+
+fn network_ls(lab: &mut Lab, host: HostId, a: NetworkLsArgs) -> Res<CommandOutput> {
+    let fl = filters(&a.filter)?;
     let mut rows: Vec<(String, String, String, String)> = vec![
         ("bridge".into(), "bridge".into(), "local".into(), "b".into()),
         ("host".into(), "host".into(), "local".into(), "h".into()),
@@ -2237,6 +2255,14 @@ fn network_ls(lab: &mut Lab, host: HostId) -> Res<CommandOutput> {
         }
     }
     rows.sort_by(|a, b| a.0.cmp(&b.0));
+    rows.retain(|(name, driver, scope, _)| {
+        fl.iter().all(|(k, v)| match k.as_str() {
+            "name" => name.contains(v.as_str()),
+            "driver" => driver == v,
+            "scope" => scope == v,
+            _ => true,
+        })
+    });
     let host_seed = lab.underlay.nic(host).ip.octets();
     let mut t = vec![vec![
         "NETWORK ID".to_string(),
@@ -2256,6 +2282,21 @@ fn network_ls(lab: &mut Lab, host: HostId) -> Res<CommandOutput> {
             format!("{:012x}", h & 0xffff_ffff_ffff)
         };
         t.push(vec![id, name, driver, scope]);
+    }
+    if a.quiet {
+        return Ok(CommandOutput::out(
+            t[1..]
+                .iter()
+                .map(|r| format!("{}\n", r[0]))
+                .collect::<String>(),
+        ));
+    }
+    if let Some(f) = &a.format {
+        let rows: Vec<serde_json::Value> = t[1..]
+            .iter()
+            .map(|r| serde_json::json!({"ID": r[0], "Name": r[1], "Driver": r[2], "Scope": r[3]}))
+            .collect();
+        return Ok(CommandOutput::out(formatted(&rows, f)?));
     }
     Ok(CommandOutput::out(table(&t)))
 }
@@ -2336,6 +2377,7 @@ mod tests {
         ServicesArgs::command().debug_assert();
         NetworkCreateArgs::command().debug_assert();
         NetworkInspectArgs::command().debug_assert();
+        NetworkLsArgs::command().debug_assert();
     }
 
     #[test]

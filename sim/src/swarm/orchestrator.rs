@@ -230,8 +230,10 @@ pub fn reconcile(
                             }
                         }
                     } else if down || drained || failed {
+                        // swarmkit's restart supervisor: `none` never replaces a task,
+                        // `on-failure` only a failed one or one whose node is gone.
                         let restart = match svc.restart_condition.as_str() {
-                            "none" => !failed,
+                            "none" => false,
                             "on-failure" => !failed || t.state == TaskState::Failed,
                             _ => true,
                         };
