@@ -580,7 +580,8 @@ impl Lab {
             .iter()
             .any(|(id, &t)| t <= now && ready(id))
             || duties.restarts.values().any(|&t| t <= now)
-            || (!duties.updates.is_empty() && duties.updates.values().any(|&t| t <= now))
+            || duties.updates.values().any(|&t| t <= now)
+            || duties.orphans.values().any(|&t| t <= now)
             || m.store
                 .nodes
                 .keys()
@@ -631,6 +632,7 @@ impl Lab {
             .values()
             .chain(d.restarts.values())
             .chain(d.updates.values())
+            .chain(d.orphans.values())
             .copied()
             .filter(|&t| t > now)
             .min();

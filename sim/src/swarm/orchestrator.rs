@@ -22,7 +22,12 @@ pub struct Duties {
     pub restarts: BTreeMap<(String, String), Nanos>,
     /// Rolling updates: when a service may replace its next batch of tasks.
     pub updates: BTreeMap<String, Nanos>,
+    /// Down nodes: when their tasks become orphaned.
+    pub orphans: BTreeMap<String, Nanos>,
 }
+
+/// swarmkit orphans the tasks of a node that has been Down for 24 hours.
+pub const ORPHAN_AFTER: Nanos = 24 * 3600 * 1_000_000_000;
 
 /// Natural order of host names (w2 before w10), as the Docker CLI sorts them.
 pub fn natural_cmp(a: &str, b: &str) -> std::cmp::Ordering {
@@ -138,6 +143,17 @@ pub fn reconcile(
             n.updated = now;
             out.push(Action::PutNode(n.clone()));
         }
+        match n.status {
+            NodeStatus::Down => {
+                duties
+                    .orphans
+                    .entry(n.id.clone())
+                    .or_insert(n.updated + ORPHAN_AFTER);
+            }
+            _ => {
+                duties.orphans.remove(&n.id);
+            }
+        }
     }
     nodes.sort_by(|a, b| natural_cmp(&a.hostname, &b.hostname));
     let node_of = |id: &Option<String>| -> Option<&Node> {
@@ -152,6 +168,26 @@ pub fn reconcile(
         }
         changed.insert(t.id.clone(), t);
     };
+
+    // Tasks of nodes Down for 24 hours are orphaned.
+    let due: Vec<String> = duties
+        .orphans
+        .iter()
+        .filter(|(_, &t)| t <= now)
+        .map(|(n, _)| n.clone())
+        .collect();
+    for node in due {
+        duties.orphans.remove(&node);
+        for t in tasks.clone() {
+            if t.node_id.as_deref() == Some(node.as_str()) && !t.state.terminal() {
+                let mut t = t;
+                t.state = TaskState::Orphaned;
+                t.message = "orphaned".into();
+                t.since = now;
+                put(t, &mut tasks, &mut changed);
+            }
+        }
+    }
 
     // Tasks of removed services shut down, then go.
     for t in tasks.clone() {
@@ -475,6 +511,15 @@ mod tests {
         assert_eq!(placement(&store).values().sum::<usize>(), 3, "not yet");
         run(&mut store, &mut duties, 5_000_000_010);
         assert_eq!(placement(&store), BTreeMap::from([("m1".to_string(), 6)]));
+        // A day later, w2's old tasks are orphaned.
+        run(&mut store, &mut duties, 10 + ORPHAN_AFTER);
+        let on_w2: Vec<TaskState> = store
+            .tasks
+            .values()
+            .filter(|t| t.node_id.as_deref() == Some("id-w2"))
+            .map(|t| t.state)
+            .collect();
+        assert!(!on_w2.is_empty() && on_w2.iter().all(|s| *s == TaskState::Orphaned));
     }
 
     #[test]
