@@ -130,6 +130,13 @@ pub(crate) fn usage_error(cmd: &str, usage: &str, e: &clap::Error) -> CommandOut
         .get(ContextKind::InvalidArg)
         .map(|v| v.to_string())
         .unwrap_or_default();
+    if e.kind() == ErrorKind::UnknownArgument && !arg.starts_with('-') && !arg.is_empty() {
+        // A word where none was expected: cobra's argument-count message.
+        return CommandOutput::err(
+            format!("\"docker {cmd}\" accepts no arguments.\nSee 'docker {cmd} --help'.\n\nUsage:  docker {cmd} {usage}\n"),
+            1,
+        );
+    }
     let first = match e.kind() {
         ErrorKind::UnknownArgument => {
             format!("unknown flag: {}", arg.split('=').next().unwrap_or(&arg))
@@ -568,8 +575,11 @@ fn docker_ps(lab: &mut Lab, host: HostId, args: &[String]) -> CommandOutput {
             let status = if running {
                 format!("Up {}", human_duration(now - t.since))
             } else {
-                // `sleep` as PID 1 is killed after the grace period: 137.
-                format!("Exited (137) {} ago", human_duration(now - t.since))
+                format!(
+                    "Exited ({}) {} ago",
+                    t.exit.unwrap_or(137),
+                    human_duration(now - t.since)
+                )
             };
             listed.push((
                 t.created,

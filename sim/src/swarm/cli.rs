@@ -198,6 +198,27 @@ fn formatted(rows: &[serde_json::Value], format: &str) -> Res<String> {
     Ok(out)
 }
 
+/// JSON as `docker inspect` prints it: 4-space indentation, fields in Docker's order.
+fn pretty_json<T: serde::Serialize>(v: &T) -> String {
+    let mut out = Vec::new();
+    let fmt = serde_json::ser::PrettyFormatter::with_indent(b"    ");
+    let mut ser = serde_json::Serializer::with_formatter(&mut out, fmt);
+    match v.serialize(&mut ser) {
+        Ok(()) => String::from_utf8(out).unwrap_or_default(),
+        Err(e) => format!("{{\"error\": \"{e}\"}}"),
+    }
+}
+
+/// Refuse filter keys a command does not know, as the daemon does.
+fn check_filters(fl: &[(String, String)], known: &[&str]) -> Res<()> {
+    match fl.iter().find(|(k, _)| !known.contains(&k.as_str())) {
+        Some((k, _)) => Err(fail(format!(
+            "Error response from daemon: invalid filter '{k}'"
+        ))),
+        None => Ok(()),
+    }
+}
+
 /// `--filter key=value` pairs.
 fn filters(list: &[String]) -> Res<Vec<(String, String)>> {
     list.iter()
@@ -438,9 +459,8 @@ fn force_new_cluster(lab: &mut Lab, host: HostId, addr: Ipv4Addr) -> Res<Command
         .as_ref()
         .and_then(|m| m.store.cluster.as_ref().map(|c| c.token(Role::Worker)))
         .unwrap_or_default();
-    if lab.hosts[host.0].swarm.agent.is_none() {
-        lab.agent_start(host, vec![addr]);
-    }
+    // The epoch changed: the agent starts a new heartbeat schedule, to itself.
+    lab.agent_start(host, vec![addr]);
     lab.swarm_note(
         host,
         "forced a new cluster with itself as the only manager".into(),
@@ -664,8 +684,31 @@ fn swarm_leave(lab: &mut Lab, host: HostId, a: LeaveArgs) -> Res<CommandOutput> 
             "Error response from daemon: This node is not part of a swarm",
         ));
     }
-    if s.manager.is_some() && !a.force {
-        return Err(daemon("Error response from daemon: You are attempting to leave the swarm on a node that is participating as a manager. Removing the last manager erases all current state of the swarm. Use `--force` to ignore this message."));
+    if let (Some(m), false) = (s.manager.as_ref(), a.force) {
+        let voters = m.raft.voters();
+        let total = voters.len().max(1);
+        let reachable = if m.raft.is_leader() {
+            voters
+                .iter()
+                .filter(|v| m.raft.recently_active(**v))
+                .count()
+        } else {
+            total
+        };
+        let mut msg = "Error response from daemon: You are attempting to leave the swarm on a node that is participating as a manager. ".to_string();
+        if total <= 1 {
+            msg.push_str("Removing the last manager erases all current state of the swarm. Use `--force` to ignore this message.");
+        } else {
+            msg.push_str(&format!(
+                "Removing this node leaves {} managers out of {total}. ",
+                reachable.saturating_sub(1)
+            ));
+            if reachable.saturating_sub(1) <= total / 2 {
+                msg.push_str("Without a Raft quorum your swarm will be inaccessible. ");
+            }
+            msg.push_str("The only way to restore a swarm that has lost consensus is to reinitialize it with `--force-new-cluster`. Use `--force` to suppress this message.");
+        }
+        return Err(daemon(&msg));
     }
     let s = &mut lab.hosts[host.0].swarm;
     s.epoch += 1;
@@ -804,16 +847,10 @@ fn node_ls(lab: &mut Lab, host: HostId, a: NodeLsArgs) -> Res<CommandOutput> {
             })
         })
         .collect();
-    if let Some((k, _)) = fl.iter().find(|(k, _)| {
-        !matches!(
-            k.as_str(),
-            "role" | "name" | "id" | "node.label" | "label" | "membership"
-        )
-    }) {
-        return Err(fail(format!(
-            "Error response from daemon: invalid filter '{k}'"
-        )));
-    }
+    check_filters(
+        &fl,
+        &["role", "name", "id", "node.label", "label", "membership"],
+    )?;
     nodes.sort_by(|x, y| natural_cmp(&x.hostname, &y.hostname));
     if a.quiet {
         return Ok(CommandOutput::out(
@@ -964,6 +1001,30 @@ fn node_role(lab: &mut Lab, host: HostId, refs: &[String], role: Role) -> Res<Co
                     .count();
                 if reachable <= (voters.len() - 1) / 2 {
                     return Err(daemon("Error response from daemon: rpc error: code = FailedPrecondition desc = can't remove member from the raft: this would result in a loss of quorum"));
+                }
+                // The leader demoting itself first hands leadership to a live manager,
+                // as swarmkit does, then the new leader removes it.
+                let mut leader = leader;
+                if m.raft.id == rid {
+                    let Some(next) = voters
+                        .iter()
+                        .copied()
+                        .find(|v| *v != rid && m.raft.recently_active(*v))
+                    else {
+                        return Err(daemon(NO_LEADER));
+                    };
+                    if let Some(mm) = lab.hosts[leader.0].swarm.manager.as_mut() {
+                        mm.raft.transfer_leader(next);
+                    }
+                    lab.manager_poll(leader);
+                    let until = lab.now() + Duration::from_secs(10);
+                    lab.run_until_or(until, |lab: &Lab| {
+                        lab.swarm_view().is_some_and(|(l, _)| l != leader)
+                    });
+                    leader = match lab.swarm_view() {
+                        Some((l, _)) if l != leader => l,
+                        _ => return Err(daemon(NO_LEADER)),
+                    };
                 }
                 let mut w = n.clone();
                 w.role = Role::Worker;
@@ -1125,7 +1186,7 @@ fn node_inspect(lab: &mut Lab, host: HostId, a: NodesArgs) -> Res<CommandOutput>
     }
     if a.format.is_none() && !a.pretty {
         let arr: Vec<_> = found.iter().map(|n| node_json(lab, leader, n)).collect();
-        text = serde_json::to_string_pretty(&arr).unwrap_or_default();
+        text = pretty_json(&arr);
         text.push('\n');
     }
     Ok(CommandOutput::out(text))
@@ -1142,7 +1203,7 @@ fn node_inspect(lab: &mut Lab, host: HostId, a: NodesArgs) -> Res<CommandOutput>
 struct ServiceCreateArgs {
     #[arg(long)]
     name: Option<String>,
-    #[arg(long)]
+    #[arg(long, allow_hyphen_values = true)]
     replicas: Option<String>,
     #[arg(long)]
     mode: Option<String>,
@@ -1158,7 +1219,7 @@ struct ServiceCreateArgs {
     restart_condition: Option<String>,
     #[arg(long)]
     restart_delay: Option<String>,
-    #[arg(long)]
+    #[arg(long, allow_hyphen_values = true)]
     update_parallelism: Option<String>,
     #[arg(long)]
     update_delay: Option<String>,
@@ -1213,7 +1274,7 @@ struct ServicePsArgs {
     disable_version_flag = true
 )]
 struct ServiceUpdateArgs {
-    #[arg(long)]
+    #[arg(long, allow_hyphen_values = true)]
     replicas: Option<String>,
     #[arg(long)]
     constraint_add: Vec<String>,
@@ -1229,7 +1290,7 @@ struct ServiceUpdateArgs {
     image: Option<String>,
     #[arg(long)]
     force: bool,
-    #[arg(long)]
+    #[arg(long, allow_hyphen_values = true)]
     update_parallelism: Option<String>,
     #[arg(long)]
     update_delay: Option<String>,
@@ -1289,8 +1350,38 @@ pub fn service(lab: &mut Lab, host: HostId, args: &[String]) -> CommandOutput {
     r.unwrap_or_else(|e| e)
 }
 
+/// A Go duration, as the Docker CLI reads flags: `0`, `10s`, `1m30s`, `1.5h`, `300ms`.
 fn parse_go_duration(s: &str) -> Option<u64> {
-    crate::scenario::parse_duration_pub(s).map(|d| d.as_nanos())
+    if s == "0" {
+        return Some(0);
+    }
+    let mut total = 0f64;
+    let mut rest = s;
+    if rest.is_empty() {
+        return None;
+    }
+    while !rest.is_empty() {
+        let num_len = rest
+            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+            .unwrap_or(rest.len());
+        let value: f64 = rest[..num_len].parse().ok()?;
+        rest = &rest[num_len..];
+        let unit_len = rest
+            .find(|c: char| c.is_ascii_digit() || c == '.')
+            .unwrap_or(rest.len());
+        let scale = match &rest[..unit_len] {
+            "ns" => 1.0,
+            "us" | "µs" => 1e3,
+            "ms" => 1e6,
+            "s" => 1e9,
+            "m" => 60e9,
+            "h" => 3600e9,
+            _ => return None,
+        };
+        total += value * scale;
+        rest = &rest[unit_len..];
+    }
+    Some(total as u64)
 }
 
 fn invalid_flag(value: &str, flag: &str, why: &str) -> CommandOutput {
@@ -1436,6 +1527,9 @@ fn service_create(lab: &mut Lab, host: HostId, a: ServiceCreateArgs) -> Res<Comm
         Some(n) => n,
         None => crate::docker::random_name_pub(lab),
     };
+    if !valid_object_name(&name) {
+        return Err(fail("Error response from daemon: rpc error: code = InvalidArgument desc = name must be valid as a DNS name component"));
+    }
     let id = lab.swarm_id();
     let now = now_ns(lab);
     let labels = a
@@ -1469,6 +1563,7 @@ fn service_create(lab: &mut Lab, host: HostId, a: ServiceCreateArgs) -> Res<Comm
         if store.services.values().any(|s| s.name == name) {
             return Err(fail(format!("Error response from daemon: rpc error: code = AlreadyExists desc = name conflicts with an existing object: service {name} already exists")));
         }
+        ingress_port_free(store, &svc)?;
         for n in &svc.networks {
             if store.find_network(n).is_none() {
                 return Err(fail(format!(
@@ -1557,6 +1652,28 @@ fn converge(lab: &mut Lab, leader: HostId, id: &str, quiet: bool) -> String {
     }
 }
 
+/// A published port is taken cluster-wide by one service.
+fn ingress_port_free(store: &Store, svc: &Service) -> Res<()> {
+    for p in svc
+        .ports
+        .iter()
+        .filter(|p| p.mode == "ingress" && p.published != 0)
+    {
+        if let Some(other) = store.services.values().find(|o| {
+            o.id != svc.id
+                && o.ports.iter().any(|q| {
+                    q.mode == "ingress" && q.published == p.published && q.protocol == p.protocol
+                })
+        }) {
+            return Err(fail(format!(
+                "Error response from daemon: rpc error: code = InvalidArgument desc = port '{}' is already in use by service '{}' ({}) as an ingress port",
+                p.published, other.name, other.id
+            )));
+        }
+    }
+    Ok(())
+}
+
 fn ports_column(svc: &Service) -> String {
     svc.ports
         .iter()
@@ -1590,6 +1707,7 @@ fn service_ls(lab: &mut Lab, host: HostId, a: ServiceLsArgs) -> Res<CommandOutpu
     let leader = leader_for(lab, host)?;
     let store = leader_store(lab, leader);
     let fl = filters(&a.filter)?;
+    check_filters(&fl, &["name", "id", "mode", "label"])?;
     let mut svcs: Vec<&Service> = store
         .services
         .values()
@@ -1663,6 +1781,7 @@ fn service_ps(lab: &mut Lab, host: HostId, a: ServicePsArgs) -> Res<CommandOutpu
         return Err(fail("docker: 'docker service ps' requires at least 1 argument\n\nUsage:  docker service ps [OPTIONS] SERVICE [SERVICE...]\n\nSee 'docker service ps --help'."));
     }
     let fl = filters(&a.filter)?;
+    check_filters(&fl, &["desired-state", "node", "name", "id"])?;
     let mut rows = Vec::new();
     let mut out = CommandOutput::default();
     for r in &a.services {
@@ -1798,6 +1917,7 @@ fn service_scale(lab: &mut Lab, host: HostId, a: ServicesArgs) -> Res<CommandOut
     for spec in &a.names {
         let Some((name, n)) = spec
             .split_once('=')
+            .filter(|(s, _)| !s.is_empty())
             .and_then(|(s, n)| n.parse::<u64>().ok().map(|n| (s, n)))
         else {
             return Err(fail(format!("invalid scale specifier '{spec}'.\nSee 'docker service scale --help'.\n\nUsage:  docker service scale SERVICE=REPLICAS [SERVICE=REPLICAS...]\n\nScale one or multiple replicated services")));
@@ -2032,7 +2152,7 @@ fn service_inspect(lab: &mut Lab, host: HostId, a: ServicesArgs) -> Res<CommandO
         }
     } else {
         let arr: Vec<_> = found.iter().map(service_json).collect();
-        text = serde_json::to_string_pretty(&arr).unwrap_or_default();
+        text = pretty_json(&arr);
         text.push('\n');
     }
     Ok(CommandOutput::out(text))
@@ -2109,9 +2229,15 @@ fn network_json(n: &Network) -> serde_json::Value {
         "Internal": false,
         "Attachable": n.attachable,
         "Ingress": n.ingress,
-        "Options": {
-            "com.docker.network.driver.overlay.vxlanid_list": n.vni.to_string(),
-            "encrypted": if n.encrypted { "" } else { "false" },
+        "Options": if n.encrypted {
+            serde_json::json!({
+                "com.docker.network.driver.overlay.vxlanid_list": n.vni.to_string(),
+                "encrypted": "",
+            })
+        } else {
+            serde_json::json!({
+                "com.docker.network.driver.overlay.vxlanid_list": n.vni.to_string(),
+            })
         },
     })
 }
@@ -2134,15 +2260,28 @@ fn network_inspect(lab: &mut Lab, host: HostId, a: NetworkInspectArgs) -> Res<Co
     }
     let text = match &a.format {
         Some(f) => formatted(&found, f)?,
-        None => format!(
-            "{}\n",
-            serde_json::to_string_pretty(&found).unwrap_or_default()
-        ),
+        None => format!("{}\n", pretty_json(&found)),
     };
     Ok(CommandOutput::out(text))
 }
 
+/// swarmkit's rule for service and network names: a DNS label (letters, digits, `-`,
+/// `_`, at most 63, starting and ending with a letter or digit).
+fn valid_object_name(n: &str) -> bool {
+    !n.is_empty()
+        && n.len() <= 63
+        && n.chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+        && n.starts_with(|c: char| c.is_ascii_alphanumeric())
+        && n.ends_with(|c: char| c.is_ascii_alphanumeric())
+}
+
 fn network_create(lab: &mut Lab, host: HostId, a: NetworkCreateArgs) -> Res<CommandOutput> {
+    if a.name.as_deref().is_some_and(|n| !valid_object_name(n)) {
+        return Err(fail(
+            "Error response from daemon: rpc error: code = InvalidArgument desc = name must be valid as a DNS name component",
+        ));
+    }
     let Some(name) = a.name.clone() else {
         return Err(fail("docker: 'docker network create' requires 1 argument\n\nUsage:  docker network create [OPTIONS] NETWORK\n\nSee 'docker network create --help'."));
     };
@@ -2229,6 +2368,7 @@ struct NetworkLsArgs {
 
 fn network_ls(lab: &mut Lab, host: HostId, a: NetworkLsArgs) -> Res<CommandOutput> {
     let fl = filters(&a.filter)?;
+    check_filters(&fl, &["name", "driver", "scope"])?;
     let mut rows: Vec<(String, String, String, String)> = vec![
         ("bridge".into(), "bridge".into(), "local".into(), "b".into()),
         ("host".into(), "host".into(), "local".into(), "h".into()),

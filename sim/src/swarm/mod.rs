@@ -74,6 +74,8 @@ pub enum Msg {
         node: String,
         /// Statuses not yet acknowledged.
         statuses: Vec<Status>,
+        /// Set when a follower passes the heartbeat on to the leader: the agent's host.
+        relay: Option<HostId>,
     },
     /// Leader to agent: the next period, the managers, and the node's tasks.
     Ack {
@@ -85,6 +87,8 @@ pub enum Msg {
         managers: Vec<Ipv4Addr>,
         /// The node's tasks.
         tasks: Vec<Assignment>,
+        /// Set when the answer goes back through a follower: the agent's host.
+        relay: Option<HostId>,
     },
     /// A follower tells an agent where the leader is.
     NotLeader {
@@ -116,6 +120,8 @@ pub enum SwarmEvent {
         host: HostId,
         /// Its life.
         epoch: u64,
+        /// Which of the agent's heartbeat schedules (a newer one cancels older ones).
+        token: u64,
     },
     /// A task's container reaches a state.
     TaskStep {
@@ -152,6 +158,8 @@ pub struct AgentTask {
     pub state: TaskState,
     /// Being stopped.
     pub stopping: bool,
+    /// The exit status, once exited.
+    pub exit: Option<i32>,
     /// When created.
     pub created: Instant,
     /// When it last changed state.
@@ -175,6 +183,8 @@ pub struct Agent {
     pub pending: Vec<Status>,
     /// The heartbeat period the dispatcher last gave (5 s ± 0.5 s).
     pub period: Option<Duration>,
+    /// The current heartbeat schedule.
+    pub token: u64,
 }
 
 /// A manager: its Raft member, its copy of the store, and the leader's duties.
@@ -277,7 +287,9 @@ impl Lab {
     /// connection, and only the manager's firewall matters), managers to each other.
     fn swarm_path(&self, from: HostId, to: HostId, msg: &Msg) -> Result<Duration, String> {
         match msg {
-            Msg::Ack { .. } | Msg::NotLeader { .. } => self.tcp_path(to, from, SWARM_PORT),
+            Msg::Ack { relay: None, .. } | Msg::NotLeader { .. } => {
+                self.tcp_path(to, from, SWARM_PORT)
+            }
             _ => self.tcp_path(from, to, SWARM_PORT),
         }
     }
@@ -349,9 +361,10 @@ impl Lab {
                     self.leader_duties(host);
                 }
             }
-            SwarmEvent::Heartbeat { host, epoch } => {
-                if self.hosts[host.0].swarm.epoch == epoch {
-                    self.agent_heartbeat(host, epoch);
+            SwarmEvent::Heartbeat { host, epoch, token } => {
+                let s = &self.hosts[host.0].swarm;
+                if s.epoch == epoch && s.agent.as_ref().is_some_and(|a| a.token == token) {
+                    self.agent_heartbeat(host);
                 }
             }
             SwarmEvent::TaskStep {
@@ -385,27 +398,46 @@ impl Lab {
                 }
                 self.manager_poll(to);
             }
-            Msg::Heartbeat { node, statuses } => {
-                self.dispatcher_heartbeat(from, to, node, statuses)
-            }
+            Msg::Heartbeat {
+                node,
+                statuses,
+                relay,
+            } => self.dispatcher_heartbeat(from, to, node, statuses, relay),
             Msg::Ack {
                 period,
                 leader,
                 managers,
                 tasks,
-            } => self.agent_ack(to, period, leader, managers, tasks),
+                relay: Some(agent),
+            } => {
+                // A follower passes the leader's answer back to the agent.
+                self.swarm_send(
+                    to,
+                    agent,
+                    Msg::Ack {
+                        period,
+                        leader,
+                        managers,
+                        tasks,
+                        relay: None,
+                    },
+                );
+            }
+            Msg::Ack {
+                period,
+                managers,
+                tasks,
+                relay: None,
+                ..
+            } => self.agent_ack(to, from, period, managers, tasks),
             Msg::NotLeader { leader } => {
-                let epoch = self.hosts[to.0].swarm.epoch;
                 if let Some(a) = self.hosts[to.0].swarm.agent.as_mut() {
                     a.leader = leader;
                     if leader.is_none() {
                         a.target += 1;
                     }
                     // Try again shortly, at the leader this time.
-                    self.engine.schedule_in(
-                        Duration::from_millis(100),
-                        Event::Swarm(SwarmEvent::Heartbeat { host: to, epoch }),
-                    );
+                    self.agent_schedule_heartbeat(to, Duration::from_millis(100));
                 }
             }
         }
@@ -456,11 +488,7 @@ impl Lab {
             self.hosts[host.0].swarm.manager = None;
             self.hosts[host.0].swarm.epoch += 1;
             self.swarm_note(host, "left the Raft cluster (demoted)".into());
-            let epoch = self.hosts[host.0].swarm.epoch;
-            self.engine.schedule_in(
-                Duration::ZERO,
-                Event::Swarm(SwarmEvent::Heartbeat { host, epoch }),
-            );
+            self.agent_schedule_heartbeat(host, Duration::ZERO);
             return;
         }
         if self.hosts[host.0].swarm.seen_leader != leader_now {
@@ -651,7 +679,6 @@ impl Lab {
             .tasks
             .values()
             .filter(|t| t.node_id.as_deref() == Some(node))
-            .filter(|t| !(t.state.terminal() && t.desired.terminal()))
             .map(|t| {
                 let s = store.services.get(&t.service_id);
                 Assignment {
@@ -730,6 +757,7 @@ impl Lab {
                         leader,
                         managers: managers.clone(),
                         tasks,
+                        relay: None,
                     },
                 );
             }
@@ -751,11 +779,29 @@ impl Lab {
         to: HostId,
         node: String,
         statuses: Vec<Status>,
+        relay: Option<HostId>,
     ) {
         let leader = self.swarm_leader_of(to);
         if leader != Some(to) {
-            let addr = leader.map(|l| self.underlay.nic(l).ip);
-            self.swarm_send(to, from, Msg::NotLeader { leader: addr });
+            match leader {
+                // A follower passes an agent's heartbeat on to the leader.
+                Some(l) if relay.is_none() && self.hosts[to.0].swarm.manager.is_some() => {
+                    self.swarm_send(
+                        to,
+                        l,
+                        Msg::Heartbeat {
+                            node,
+                            statuses,
+                            relay: Some(from),
+                        },
+                    );
+                }
+                _ if relay.is_none() => {
+                    let addr = leader.map(|l| self.underlay.nic(l).ip);
+                    self.swarm_send(to, from, Msg::NotLeader { leader: addr });
+                }
+                _ => {}
+            }
             return;
         }
         // 5 s ± 0.5 s, drawn per heartbeat; Down after 3 periods without one.
@@ -790,6 +836,7 @@ impl Lab {
                 leader: ip,
                 managers,
                 tasks,
+                relay,
             },
         );
         self.leader_duties(to);
@@ -798,18 +845,31 @@ impl Lab {
     /// Start a host's agent (after init, join, or a restart).
     pub(crate) fn agent_start(&mut self, host: HostId, managers: Vec<Ipv4Addr>) {
         let s = &mut self.hosts[host.0].swarm;
+        let keep = s.agent.take();
         s.agent = Some(Agent {
             managers,
+            // The containers' state survives a change of role (not a crash, which
+            // clears it first).
+            tasks: keep.map(|a| a.tasks).unwrap_or_default(),
             ..Default::default()
         });
+        self.agent_schedule_heartbeat(host, Duration::ZERO);
+    }
+
+    /// Start a new heartbeat schedule for the agent (cancelling the previous one).
+    pub(crate) fn agent_schedule_heartbeat(&mut self, host: HostId, after: Duration) {
+        let s = &mut self.hosts[host.0].swarm;
         let epoch = s.epoch;
+        let Some(a) = s.agent.as_mut() else { return };
+        a.token += 1;
+        let token = a.token;
         self.engine.schedule_in(
-            Duration::ZERO,
-            Event::Swarm(SwarmEvent::Heartbeat { host, epoch }),
+            after,
+            Event::Swarm(SwarmEvent::Heartbeat { host, epoch, token }),
         );
     }
 
-    fn agent_heartbeat(&mut self, host: HostId, epoch: u64) {
+    fn agent_heartbeat(&mut self, host: HostId) {
         let Some(node) = self.hosts[host.0].swarm.node_id.clone() else {
             return;
         };
@@ -827,32 +887,43 @@ impl Lab {
             .leader
             .or_else(|| (!a.managers.is_empty()).then(|| a.managers[a.target % a.managers.len()]));
         let statuses = a.pending.clone();
+        let period = a.period.unwrap_or(HEARTBEAT_PERIOD);
         // Heartbeat again after the period the dispatcher gave.
-        self.engine.schedule_in(
-            a.period.unwrap_or(HEARTBEAT_PERIOD),
-            Event::Swarm(SwarmEvent::Heartbeat { host, epoch }),
-        );
+        self.agent_schedule_heartbeat(host, period);
         let Some(to) = target.and_then(|ip| self.host_of(ip)) else {
             return;
         };
-        self.swarm_send(host, to, Msg::Heartbeat { node, statuses });
+        self.swarm_send(
+            host,
+            to,
+            Msg::Heartbeat {
+                node,
+                statuses,
+                relay: None,
+            },
+        );
     }
 
     fn agent_ack(
         &mut self,
         host: HostId,
+        from: HostId,
         period: Duration,
-        leader: Ipv4Addr,
         managers: Vec<Ipv4Addr>,
         tasks: Vec<Assignment>,
     ) {
+        // The agent stays with the manager that answered (a follower passes its
+        // heartbeats on to the leader, as swarmkit's dispatcher proxy does).
+        let answered = self.underlay.nic(from).ip;
         let now = self.now();
         let epoch = self.hosts[host.0].swarm.epoch;
         let Some(a) = self.hosts[host.0].swarm.agent.as_mut() else {
             return;
         };
         a.unanswered = 0;
-        a.leader = Some(leader);
+        if a.leader.is_none() {
+            a.leader = Some(answered);
+        }
         a.period = Some(period);
         a.managers = managers;
         // Acknowledged statuses are those the leader now shows.
@@ -883,6 +954,7 @@ impl Lab {
                             args: asg.args.clone(),
                             state: TaskState::Assigned,
                             stopping: false,
+                            exit: None,
                             created: now,
                             since: now,
                         },
@@ -943,16 +1015,54 @@ impl Lab {
         }
         t.state = state;
         t.since = now;
+        let mut err = String::new();
+        match state {
+            TaskState::Shutdown => t.exit = Some(137),
+            TaskState::Complete => t.exit = Some(0),
+            TaskState::Failed => {
+                let code = lifetime(&t.args).map_or(1, |(_, c)| c);
+                t.exit = Some(code);
+                err = format!("task: non-zero exit ({code})");
+            }
+            _ => {}
+        }
+        // A command that ends by itself (`sleep 30`, `true`, a shell without a TTY)
+        // exits: 0 is Complete, anything else Failed.
+        if state == TaskState::Running {
+            if let Some((after, code)) = lifetime(&t.args) {
+                let epoch = self.hosts[host.0].swarm.epoch;
+                let end = if code == 0 {
+                    TaskState::Complete
+                } else {
+                    TaskState::Failed
+                };
+                self.engine.schedule_in(
+                    after,
+                    Event::Swarm(SwarmEvent::TaskStep {
+                        host,
+                        epoch,
+                        task: task.to_string(),
+                        state: end,
+                    }),
+                );
+            }
+        }
+        let Some(a) = self.hosts[host.0].swarm.agent.as_mut() else {
+            return;
+        };
+        let Some(t) = a.tasks.get_mut(task) else {
+            return;
+        };
         let status = Status {
             task: task.to_string(),
             state,
-            err: String::new(),
+            err,
         };
         a.pending.retain(|s| s.task != task);
         a.pending.push(status.clone());
         let target = a.leader;
         let name = t.name.clone();
-        if state == TaskState::Running || state == TaskState::Shutdown {
+        if state >= TaskState::Running {
             self.swarm_note(
                 host,
                 format!("task {name} {}", state.as_str().to_lowercase()),
@@ -967,6 +1077,7 @@ impl Lab {
                 Msg::Heartbeat {
                     node,
                     statuses: vec![status],
+                    relay: None,
                 },
             );
         }
@@ -1055,4 +1166,36 @@ pub fn manager_addrs(store: &Store) -> Vec<Ipv4Addr> {
         .filter(|n| n.role == Role::Manager)
         .map(|n| n.addr)
         .collect()
+}
+
+/// How long a task's command runs by itself, and its exit status: `sleep N` (busybox's
+/// suffixes s, m, h, d), `true`, `false`, `sh -c 'exit N'`, and no command at all (the
+/// image's `sh` exits at once without a terminal). `None` runs until stopped.
+pub fn lifetime(args: &[String]) -> Option<(Duration, i32)> {
+    let a: Vec<&str> = args.iter().map(String::as_str).collect();
+    match a.as_slice() {
+        [] => Some((Duration::ZERO, 0)),
+        ["true"] => Some((Duration::ZERO, 0)),
+        ["false"] => Some((Duration::ZERO, 1)),
+        ["sh" | "/bin/sh", "-c", cmd] => {
+            let code = cmd.strip_prefix("exit ")?.trim().parse().ok()?;
+            Some((Duration::ZERO, code))
+        }
+        ["sleep", n] => {
+            let (num, unit) = match n.char_indices().last()? {
+                (i, c) if c.is_ascii_alphabetic() => (&n[..i], c),
+                _ => (*n, 's'),
+            };
+            let secs: f64 = num.parse().ok()?;
+            let scale = match unit {
+                's' => 1.0,
+                'm' => 60.0,
+                'h' => 3600.0,
+                'd' => 86400.0,
+                _ => return None,
+            };
+            Some((Duration((secs * scale * 1e9) as u64), 0))
+        }
+        _ => None,
+    }
 }

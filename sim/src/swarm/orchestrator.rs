@@ -24,6 +24,8 @@ pub struct Duties {
     pub updates: BTreeMap<String, Nanos>,
     /// Down nodes: when their tasks become orphaned.
     pub orphans: BTreeMap<String, Nanos>,
+    /// Slots being updated stop-first: their replacement waits for the old task.
+    pub stop_first: std::collections::BTreeSet<(String, String)>,
 }
 
 /// swarmkit orphans the tasks of a node that has been Down for 24 hours.
@@ -48,7 +50,7 @@ fn plural(n: usize) -> &'static str {
 }
 
 /// Why a task could not be placed, in swarmkit's words.
-fn no_suitable_node(unavailable: usize, constraints: usize) -> String {
+fn no_suitable_node(unavailable: usize, constraints: usize, ports: usize) -> String {
     let mut parts = Vec::new();
     if unavailable > 0 {
         parts.push(format!(
@@ -60,6 +62,12 @@ fn no_suitable_node(unavailable: usize, constraints: usize) -> String {
         parts.push(format!(
             "scheduling constraints not satisfied on {constraints} {}",
             plural(constraints)
+        ));
+    }
+    if ports > 0 {
+        parts.push(format!(
+            "host-mode port already in use on {ports} {}",
+            plural(ports)
         ));
     }
     format!("no suitable node ({})", parts.join("; "))
@@ -90,9 +98,34 @@ fn counts(tasks: &[Task], service: &str) -> (BTreeMap<String, usize>, BTreeMap<S
 
 /// Pick a node for a task of `svc`: Ready, Active, meeting the constraints; the fewest
 /// tasks of this service, then the fewest tasks in all, then host name order.
-pub fn place(nodes: &[Node], svc: &Service, tasks: &[Task]) -> Result<String, String> {
+pub fn place(
+    nodes: &[Node],
+    svc: &Service,
+    tasks: &[Task],
+    services: &BTreeMap<String, Service>,
+) -> Result<String, String> {
     let (mine, all) = counts(tasks, &svc.id);
-    let (mut unavailable, mut constrained) = (0, 0);
+    let (mut unavailable, mut constrained, mut ports) = (0, 0, 0);
+    let host_ports: Vec<(u16, &str)> = svc
+        .ports
+        .iter()
+        .filter(|p| p.mode == "host" && p.published != 0)
+        .map(|p| (p.published, p.protocol.as_str()))
+        .collect();
+    let port_taken = |node: &str| {
+        !host_ports.is_empty()
+            && tasks.iter().any(|t| {
+                t.node_id.as_deref() == Some(node)
+                    && live(t)
+                    && !t.state.terminal()
+                    && services.get(&t.service_id).is_some_and(|s| {
+                        s.ports.iter().any(|p| {
+                            p.mode == "host"
+                                && host_ports.contains(&(p.published, p.protocol.as_str()))
+                        })
+                    })
+            })
+    };
     let mut best: Option<(usize, usize, &Node)> = None;
     for n in nodes {
         if n.status != NodeStatus::Ready || n.availability != Availability::Active {
@@ -101,6 +134,10 @@ pub fn place(nodes: &[Node], svc: &Service, tasks: &[Task]) -> Result<String, St
         }
         if !svc.constraints.iter().all(|c| c.matches(n)) {
             constrained += 1;
+            continue;
+        }
+        if port_taken(&n.id) {
+            ports += 1;
             continue;
         }
         let key = (
@@ -118,7 +155,7 @@ pub fn place(nodes: &[Node], svc: &Service, tasks: &[Task]) -> Result<String, St
         }
     }
     best.map(|(_, _, n)| n.id.clone())
-        .ok_or_else(|| no_suitable_node(unavailable, constrained))
+        .ok_or_else(|| no_suitable_node(unavailable, constrained, ports))
 }
 
 /// One pass of the leader's control loops. `new_id` mints object ids.
@@ -229,7 +266,11 @@ pub fn reconcile(
             }
             if !wanted.iter().any(|(k, _)| *k == key_of(&t)) {
                 let mut t = t;
-                t.desired = TaskState::Shutdown;
+                // Scaled-down replicas are removed once stopped (20.10 shows `Remove`).
+                t.desired = match svc.mode {
+                    Mode::Replicated(_) => TaskState::Remove,
+                    Mode::Global => TaskState::Shutdown,
+                };
                 put(t, &mut tasks, &mut changed);
             }
         }
@@ -249,7 +290,7 @@ pub fn reconcile(
                     let failed = t.state.terminal();
                     if t.node_id.is_none() {
                         // Pending: try to place it.
-                        match place(&nodes, svc, &tasks) {
+                        match place(&nodes, svc, &tasks, &store.services) {
                             Ok(n) => {
                                 t.node_id = Some(n);
                                 t.state = TaskState::Assigned;
@@ -291,6 +332,18 @@ pub fn reconcile(
                     if due.is_some_and(|d| d > now) {
                         continue;
                     }
+                    // Update order stop-first: wait until the old task has stopped (or
+                    // its node is gone).
+                    let old_running = tasks.iter().any(|t| {
+                        t.service_id == svc.id
+                            && key_of(t) == *key
+                            && !t.state.terminal()
+                            && node_of(&t.node_id).is_some_and(|n| n.status == NodeStatus::Ready)
+                    });
+                    if duties.stop_first.contains(&rkey) && old_running {
+                        continue;
+                    }
+                    duties.stop_first.remove(&rkey);
                     let restarting = due.is_some();
                     duties.restarts.remove(&rkey);
                     // A replicated slot that has never run, or a restart, gets a new task.
@@ -340,7 +393,7 @@ pub fn reconcile(
                         t.state = TaskState::Assigned;
                         t.message = "assigned".into();
                     } else {
-                        match place(&nodes, svc, &tasks) {
+                        match place(&nodes, svc, &tasks, &store.services) {
                             Ok(n) => {
                                 t.node_id = Some(n);
                                 t.state = TaskState::Assigned;
@@ -365,7 +418,7 @@ pub fn reconcile(
                 && live(t)
                 && t.version == svc.version
                 && t.state < TaskState::Running
-        });
+        }) || duties.stop_first.iter().any(|(s, _)| *s == svc.id);
         let gate = duties.updates.get(&svc.id).copied().unwrap_or(0);
         if !outdated.is_empty() && !updating && gate <= now {
             let batch = svc.update_parallelism.max(1) as usize;
@@ -375,6 +428,7 @@ pub fn reconcile(
                 t.desired = TaskState::Shutdown;
                 // The slot's replacement is created by the next pass, without delay.
                 duties.restarts.insert((svc.id.clone(), key_of(&t)), now);
+                duties.stop_first.insert((svc.id.clone(), key_of(&t)));
                 put(t, &mut tasks, &mut changed);
             }
             duties
@@ -383,6 +437,18 @@ pub fn reconcile(
         }
         if outdated_done(&tasks, svc) {
             duties.updates.remove(&svc.id);
+        }
+        // Removed replicas disappear once stopped (or once their node is gone).
+        for t in tasks.clone() {
+            if t.service_id == svc.id
+                && t.desired == TaskState::Remove
+                && (t.state.terminal()
+                    || node_of(&t.node_id).is_none_or(|n| n.status != NodeStatus::Ready))
+            {
+                out.push(Action::DelTask(t.id.clone()));
+                changed.remove(&t.id);
+                tasks.retain(|x| x.id != t.id);
+            }
         }
         // History: keep the newest TASK_HISTORY tasks per slot (or node).
         let mut by_key: BTreeMap<String, Vec<&Task>> = BTreeMap::new();
@@ -556,13 +622,14 @@ mod tests {
         store.services.insert("svc".into(), svc.clone());
         let mut d = Duties::default();
         run(&mut store, &mut d, 0);
+        // The agents: tasks to run run, tasks to stop stop.
         let running = |store: &mut Store| {
-            for t in store
-                .tasks
-                .values_mut()
-                .filter(|t| t.desired == TaskState::Running)
-            {
-                t.state = TaskState::Running;
+            for t in store.tasks.values_mut() {
+                t.state = if t.desired == TaskState::Running {
+                    TaskState::Running
+                } else {
+                    TaskState::Shutdown
+                };
             }
         };
         running(&mut store);
@@ -576,13 +643,16 @@ mod tests {
                 .count()
         };
         run(&mut store, &mut d, 1);
-        run(&mut store, &mut d, 1);
+        assert_eq!(new(&store), 0, "stop-first: the old tasks stop first");
+        running(&mut store);
+        run(&mut store, &mut d, 2);
         assert_eq!(new(&store), 2, "first batch of 2");
         running(&mut store);
         run(&mut store, &mut d, 5);
         assert_eq!(new(&store), 2, "waits for the update delay");
         run(&mut store, &mut d, 11);
-        run(&mut store, &mut d, 11);
+        running(&mut store);
+        run(&mut store, &mut d, 12);
         assert_eq!(new(&store), 4);
     }
 

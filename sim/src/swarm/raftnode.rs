@@ -152,6 +152,11 @@ impl RaftNode {
             .map_err(|e| e.to_string())
     }
 
+    /// Hand leadership to another voter (used before the leader demotes itself).
+    pub fn transfer_leader(&mut self, to: u64) {
+        self.raw.transfer_leader(to);
+    }
+
     /// Whether this member leads.
     pub fn is_leader(&self) -> bool {
         self.raw.raft.state == StateRole::Leader

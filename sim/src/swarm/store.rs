@@ -263,6 +263,8 @@ pub enum TaskState {
     Rejected,
     /// Its node has been gone too long.
     Orphaned,
+    /// Desired only: the task goes away (scaled down).
+    Remove,
 }
 
 impl TaskState {
@@ -281,6 +283,7 @@ impl TaskState {
             TaskState::Failed => "Failed",
             TaskState::Rejected => "Rejected",
             TaskState::Orphaned => "Orphaned",
+            TaskState::Remove => "Remove",
         }
     }
 
