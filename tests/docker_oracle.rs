@@ -165,6 +165,8 @@ fn swarmlab_answers_as_a_real_single_node_swarm() {
             "busybox".into(),
         ],
         vec!["swarm".into(), "leave".into()],
+        vec!["network".into(), "rm".into(), "ingress".into()],
+        vec!["network".into(), "inspect".into(), "ingress".into(), "--format".into(), "{{json .IPAM.Config}} {{.Ingress}} {{index .Options \"com.docker.network.driver.overlay.vxlanid_list\"}}".into()],
     ];
     let mut mismatches = Vec::new();
     for case in &cases {

@@ -2143,12 +2143,23 @@ fn service_inspect(lab: &mut Lab, host: HostId, a: ServicesArgs) -> Res<CommandO
                 "UpdateConfig:\n Parallelism:\t{}\n On failure:\tpause\n Monitoring Period: 5s\n Max failure ratio: 0\n Update order:      stop-first\n",
                 s.update_parallelism
             ));
+            text.push_str("RollbackConfig:\n Parallelism:\t1\n On failure:\tpause\n Monitoring Period: 5s\n Max failure ratio: 0\n Rollback order:    stop-first\n");
             text.push_str(&format!(
-                "ContainerSpec:\n Image:\t\t{}\n Args:\t\t{} \n Init:\t\tfalse\nResources:\nEndpoint Mode:\t{}\n\n",
+                "ContainerSpec:\n Image:\t\t{}\n Args:\t\t{} \n Init:\t\tfalse\nResources:\nEndpoint Mode:\t{}\n",
                 s.image,
                 s.args.join(" "),
                 s.endpoint_mode
             ));
+            if !s.ports.is_empty() {
+                text.push_str("Ports:\n");
+                for p in &s.ports {
+                    text.push_str(&format!(
+                        " PublishedPort = {}\n  Protocol = {}\n  TargetPort = {}\n  PublishMode = {} \n",
+                        p.published, p.protocol, p.target, p.mode
+                    ));
+                }
+            }
+            text.push('\n');
         }
     } else {
         let arr: Vec<_> = found.iter().map(service_json).collect();
@@ -2451,7 +2462,12 @@ fn network_rm(lab: &mut Lab, host: HostId, names: &[String]) -> Res<CommandOutpu
                 )));
             };
             if n.ingress {
-                return Err(fail("Error response from daemon: rpc error: code = PermissionDenied desc = ingress network cannot be removed without --force"));
+                // The CLI asks first; a lab has no one to answer, which counts as no.
+                return Err(CommandOutput {
+                    stdout: "WARNING! Before removing the routing-mesh network, make sure all the nodes in your swarm run the same docker engine version. Otherwise, removal may not be effective and functionality of newly create ingress networks will be impaired.\nAre you sure you want to continue? [y/N] ".into(),
+                    stderr: String::new(),
+                    exit_code: 0,
+                });
             }
             if let Some(s) = store
                 .services
@@ -2464,6 +2480,7 @@ fn network_rm(lab: &mut Lab, host: HostId, names: &[String]) -> Res<CommandOutpu
         });
         match res {
             Ok(_) => out.stdout.push_str(&format!("{name}\n")),
+            Err(e) if e.exit_code == 0 => out.stdout.push_str(&e.stdout),
             Err(e) => {
                 out.stderr.push_str(&e.stderr);
                 out.exit_code = 1;
