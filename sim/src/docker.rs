@@ -411,11 +411,7 @@ fn ping(lab: &mut Lab, cid: ContainerId, args: &[String]) -> CommandOutput {
 }
 
 /// A name as Docker gives unnamed containers: adjective_surname (a few of its words).
-pub(crate) fn random_name_pub(lab: &mut Lab) -> String {
-    random_name(lab)
-}
-
-fn random_name(lab: &mut Lab) -> String {
+pub(crate) fn random_name(lab: &mut Lab) -> String {
     const LEFT: &[&str] = &[
         "admiring", "brave", "clever", "eager", "festive", "gallant", "happy", "jolly", "keen",
         "loving", "nifty", "quirky", "serene", "sharp", "vigilant", "zealous",
@@ -639,20 +635,31 @@ fn docker_ps(lab: &mut Lab, host: HostId, args: &[String]) -> CommandOutput {
 }
 
 fn short_command(cmd: &str) -> String {
-    if cmd.chars().count() > 20 {
-        format!("{}…", cmd.chars().take(19).collect::<String>())
+    ellipsis(cmd, 20)
+}
+
+/// Cut `s` to `max` characters, the last one an ellipsis, as the Docker CLI truncates.
+pub(crate) fn ellipsis(s: &str, max: usize) -> String {
+    if s.chars().count() <= max {
+        s.to_string()
     } else {
-        cmd.to_string()
+        format!("{}…", s.chars().take(max - 1).collect::<String>())
     }
 }
 
-/// A task's container id: 12 hex digits derived from the task id (FNV-1a).
-fn task_container_id(task: &str) -> String {
+/// 12 hex digits derived from some bytes (FNV-1a): the stable ids of objects swarmlab
+/// does not draw from the RNG (task containers, a host's local networks).
+pub(crate) fn hash_id(bytes: &[u8]) -> String {
     let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-    for b in task.bytes() {
-        h = (h ^ b as u64).wrapping_mul(0x0000_0100_0000_01b3);
+    for b in bytes {
+        h = (h ^ *b as u64).wrapping_mul(0x0000_0100_0000_01b3);
     }
     format!("{:012x}", h & 0xffff_ffff_ffff)
+}
+
+/// A task's container id.
+fn task_container_id(task: &str) -> String {
+    hash_id(task.as_bytes())
 }
 
 fn docker_stop_start(lab: &mut Lab, host: HostId, args: &[String], start: bool) -> CommandOutput {

@@ -274,7 +274,12 @@ impl Lab {
 
     /// Extra delay for `segments` TCP segments crossing a link with `loss`: each loss
     /// costs a retransmission timeout, starting at `rto` and doubling.
-    fn tcp_retransmit_delay(&mut self, loss: f64, segments: u32, rto: Duration) -> Duration {
+    pub(crate) fn tcp_retransmit_delay(
+        &mut self,
+        loss: f64,
+        segments: u32,
+        rto: Duration,
+    ) -> Duration {
         let mut total = Duration::ZERO;
         for _ in 0..segments {
             let mut wait = rto;

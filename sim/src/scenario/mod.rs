@@ -11,15 +11,7 @@ pub mod run;
 
 pub use parse::{expand_vars, parse, ParseError};
 
-/// A Go-style duration (`5s`, `1m30s` is not needed: one number and a unit).
-pub fn parse_duration_pub(s: &str) -> Option<Duration> {
-    parse::parse_duration(s)
-}
-
-/// `A.B.C.D/N`, with no host bits set.
-pub fn parse_cidr_pub(s: &str) -> Option<(Ipv4Addr, u8)> {
-    parse::parse_cidr(s)
-}
+pub(crate) use parse::parse_cidr;
 
 use crate::time::Duration;
 use crate::underlay::{LinkParams, PortRule};

@@ -480,7 +480,13 @@ fn parse_directive(l: &mut Line) -> PResult<StepKind> {
             };
             argv[last] = stripped.to_string();
             argv[0] = first;
-            argv.retain(|a| !a.is_empty());
+            // `$(cmd ...)` leaves an empty word only where the parentheses were.
+            if argv.last().is_some_and(String::is_empty) {
+                argv.pop();
+            }
+            if argv.first().is_some_and(String::is_empty) {
+                argv.remove(0);
+            }
             if argv.is_empty() {
                 return Err(l.error(
                     &first_tok,

@@ -456,7 +456,6 @@ impl Runner {
         }
     }
 
-    /// Run the lab until `cond` holds or `within` passes; says how long it waited.
     /// After a step, the swarm's control-plane events (elections, node status, tasks).
     fn report_swarm(&mut self, mark: usize) {
         let lines: Vec<(Instant, String)> = self.lab.trace.events()[mark..]
@@ -471,6 +470,7 @@ impl Runner {
         }
     }
 
+    /// Run the lab until `cond` holds or `within` passes; says how long it waited.
     fn wait(&mut self, within: Option<Duration>, cond: impl Fn(&Lab) -> bool) -> String {
         let start = self.lab.now();
         let Some(w) = within else {

@@ -8,7 +8,7 @@ use super::store::{
     Service, Store, TaskState,
 };
 use super::{Manager, NOT_IN_SWARM, NOT_MANAGER_WORKER, NO_LEADER, SWARM_PORT};
-use crate::docker::{human_duration, table, usage_error, CommandOutput};
+use crate::docker::{ellipsis, human_duration, table, usage_error, CommandOutput};
 use crate::lab::Lab;
 use crate::time::{Duration, Instant};
 use crate::underlay::HostId;
@@ -26,18 +26,14 @@ fn fail(text: impl Into<String>) -> CommandOutput {
     CommandOutput::err(t, 1)
 }
 
-fn daemon(text: &str) -> CommandOutput {
-    fail(text)
-}
-
 /// The leader that serves `host`'s request, after the round trip to it.
 fn leader_for(lab: &mut Lab, host: HostId) -> Res<HostId> {
     let s = &lab.hosts[host.0].swarm;
     if s.node_id.is_none() {
-        return Err(daemon(NOT_IN_SWARM));
+        return Err(fail(NOT_IN_SWARM));
     }
     if s.manager.is_none() {
-        return Err(daemon(NOT_MANAGER_WORKER));
+        return Err(fail(NOT_MANAGER_WORKER));
     }
     if lab.swarm_leader_of(host).is_none() {
         // A manager that has just seen an election learns the new leader from its first
@@ -45,19 +41,19 @@ fn leader_for(lab: &mut Lab, host: HostId) -> Res<HostId> {
         let until = lab.now() + Duration::from_secs(2);
         lab.run_until_or(until, |lab: &Lab| lab.swarm_leader_of(host).is_some());
     }
-    let leader = lab.swarm_leader_of(host).ok_or_else(|| daemon(NO_LEADER))?;
+    let leader = lab.swarm_leader_of(host).ok_or_else(|| fail(NO_LEADER))?;
     let leads = lab.hosts[leader.0]
         .swarm
         .manager
         .as_ref()
         .is_some_and(|m| m.raft.is_leader());
     if !leads {
-        return Err(daemon(NO_LEADER));
+        return Err(fail(NO_LEADER));
     }
     if leader != host {
         let latency = lab
             .tcp_path(host, leader, SWARM_PORT)
-            .map_err(|_| daemon(NO_LEADER))?;
+            .map_err(|_| fail(NO_LEADER))?;
         let back = lab.now() + Duration(2 * latency.as_nanos());
         lab.run_until(back);
     }
@@ -78,7 +74,7 @@ fn commit(lab: &mut Lab, leader: HostId, actions: &[Action]) -> Res<()> {
     if actions.is_empty() {
         return Ok(());
     }
-    let target = lab.swarm_propose(leader, actions).map_err(|e| daemon(&e))?;
+    let target = lab.swarm_propose(leader, actions).map_err(|e| fail(&e))?;
     let deadline = lab.now() + Duration::from_secs(30);
     let done = |lab: &Lab| {
         lab.hosts[leader.0]
@@ -96,7 +92,7 @@ fn commit(lab: &mut Lab, leader: HostId, actions: &[Action]) -> Res<()> {
     if ok {
         Ok(())
     } else {
-        Err(daemon(NO_LEADER))
+        Err(fail(NO_LEADER))
     }
 }
 
@@ -114,13 +110,6 @@ fn write(
 
 fn now_ns(lab: &Lab) -> u64 {
     lab.now().0
-}
-
-fn base36(lab: &mut Lab, n: usize) -> String {
-    const A: &[u8] = b"0123456789abcdefghijklmnopqrstuvwxyz";
-    (0..n)
-        .map(|_| A[lab.rng.below(36) as usize] as char)
-        .collect()
 }
 
 fn ago(lab: &Lab, since: u64) -> String {
@@ -334,7 +323,7 @@ fn swarm_init(lab: &mut Lab, host: HostId, a: InitArgs) -> Res<CommandOutput> {
             match s.parse::<Ipv4Addr>() {
                 Ok(x) if x == ip => x,
                 Ok(_) | Err(_) => {
-                    return Err(daemon(&format!(
+                    return Err(fail(&format!(
                         "Error response from daemon: must specify a listening address because the address to advertise is not recognized as a system address, and a system's IP address to use could not be uniquely identified ({s})"
                     )))
                 }
@@ -345,15 +334,15 @@ fn swarm_init(lab: &mut Lab, host: HostId, a: InitArgs) -> Res<CommandOutput> {
         return force_new_cluster(lab, host, addr);
     }
     if lab.hosts[host.0].swarm.node_id.is_some() {
-        return Err(daemon(ALREADY_IN_SWARM));
+        return Err(fail(ALREADY_IN_SWARM));
     }
     let pool = a
         .default_addr_pool
         .first()
         .cloned()
         .unwrap_or_else(|| "10.0.0.0/8".into());
-    let Some((base, prefix)) = crate::scenario::parse_cidr_pub(&pool) else {
-        return Err(daemon(&format!(
+    let Some((base, prefix)) = crate::scenario::parse_cidr(&pool) else {
+        return Err(fail(&format!(
             "Error response from daemon: invalid default address pool {pool}: invalid CIDR address: {pool}"
         )));
     };
@@ -362,9 +351,9 @@ fn swarm_init(lab: &mut Lab, host: HostId, a: InitArgs) -> Res<CommandOutput> {
     let raft_id = 1 + lab.rng.below(u64::MAX / 2);
     let cluster = Cluster {
         id: lab.swarm_id(),
-        ca_digest: base36(lab, 50),
-        worker_secret: base36(lab, 25),
-        manager_secret: base36(lab, 25),
+        ca_digest: lab.base36(50),
+        worker_secret: lab.base36(25),
+        manager_secret: lab.base36(25),
         pool: format!("{base}/{prefix}"),
         raft_origin: raft_id,
         created: now,
@@ -394,7 +383,7 @@ fn swarm_init(lab: &mut Lab, host: HostId, a: InitArgs) -> Res<CommandOutput> {
         created: now,
         updated: now,
     };
-    let raft = RaftNode::bootstrap(raft_id, addr).map_err(|e| daemon(&e))?;
+    let raft = RaftNode::bootstrap(raft_id, addr).map_err(|e| fail(&e))?;
     let token = cluster.token(Role::Worker);
     {
         let s = &mut lab.hosts[host.0].swarm;
@@ -431,13 +420,13 @@ fn swarm_init(lab: &mut Lab, host: HostId, a: InitArgs) -> Res<CommandOutput> {
 fn force_new_cluster(lab: &mut Lab, host: HostId, addr: Ipv4Addr) -> Res<CommandOutput> {
     let s = &mut lab.hosts[host.0].swarm;
     let Some(old) = s.manager.take() else {
-        return Err(daemon(
+        return Err(fail(
             "Error response from daemon: This node is not part of a swarm",
         ));
     };
     let id = old.raft.id;
     let mut store = old.store;
-    let raft = RaftNode::bootstrap(id, addr).map_err(|e| daemon(&e))?;
+    let raft = RaftNode::bootstrap(id, addr).map_err(|e| fail(&e))?;
     // The new group's log starts afresh; the applied store carries over, and records
     // this member as the new group's origin.
     store.applied = 0;
@@ -476,7 +465,7 @@ const BAD_TOKEN: &str = "Error response from daemon: rpc error: code = InvalidAr
 
 fn swarm_join(lab: &mut Lab, host: HostId, a: JoinArgs) -> Res<CommandOutput> {
     if lab.hosts[host.0].swarm.node_id.is_some() {
-        return Err(daemon(ALREADY_IN_SWARM));
+        return Err(fail(ALREADY_IN_SWARM));
     }
     let Some(target) = a.addr else {
         return Err(fail("docker: 'docker swarm join' requires 1 argument\n\nUsage:  docker swarm join [OPTIONS] HOST:PORT\n\nRun 'docker swarm join --help' for more information"));
@@ -489,32 +478,32 @@ fn swarm_join(lab: &mut Lab, host: HostId, a: JoinArgs) -> Res<CommandOutput> {
         || parts[2].len() != 50
         || parts[3].len() != 25
     {
-        return Err(daemon("Error response from daemon: invalid join token"));
+        return Err(fail("Error response from daemon: invalid join token"));
     }
     let (ip_text, port) = match target.split_once(':') {
         Some((i, p)) => (i, p.parse::<u16>().unwrap_or(0)),
         None => (target.as_str(), SWARM_PORT),
     };
     let refused = || {
-        daemon(&format!(
+        fail(&format!(
             "Error response from daemon: rpc error: code = Unavailable desc = connection error: desc = \"transport: Error while dialing dial tcp {ip_text}:{port}: connect: connection refused\""
         ))
     };
     let ip: Ipv4Addr = ip_text.parse().map_err(|_| {
-        daemon(&format!(
+        fail(&format!(
             "Error response from daemon: rpc error: code = Unavailable desc = connection error: desc = \"transport: Error while dialing dial tcp: lookup {ip_text}: no such host\""
         ))
     })?;
     let Some(mgr) = lab.underlay.by_ip(ip) else {
         lab.run_until(lab.now() + Duration::from_secs(20));
-        return Err(daemon(JOIN_TIMEOUT));
+        return Err(fail(JOIN_TIMEOUT));
     };
     let latency = match lab.tcp_path(host, mgr, SWARM_PORT) {
         Ok(l) => l,
         Err(why) => {
             lab.swarm_note(host, format!("cannot reach {ip}:{SWARM_PORT}: {why}"));
             lab.run_until(lab.now() + Duration::from_secs(20));
-            return Err(daemon(JOIN_TIMEOUT));
+            return Err(fail(JOIN_TIMEOUT));
         }
     };
     if port != SWARM_PORT || lab.hosts[mgr.0].swarm.manager.is_none() {
@@ -525,20 +514,20 @@ fn swarm_join(lab: &mut Lab, host: HostId, a: JoinArgs) -> Res<CommandOutput> {
     lab.run_until(back);
     let store = leader_store(lab, mgr);
     let Some(cluster) = store.cluster.clone() else {
-        return Err(daemon(BAD_TOKEN));
+        return Err(fail(BAD_TOKEN));
     };
     let role = if parts[2] != cluster.ca_digest {
-        return Err(daemon(BAD_TOKEN));
+        return Err(fail(BAD_TOKEN));
     } else if parts[3] == cluster.worker_secret {
         Role::Worker
     } else if parts[3] == cluster.manager_secret {
         Role::Manager
     } else {
-        return Err(daemon(BAD_TOKEN));
+        return Err(fail(BAD_TOKEN));
     };
-    let leader = lab.swarm_leader_of(mgr).ok_or_else(|| daemon(NO_LEADER))?;
+    let leader = lab.swarm_leader_of(mgr).ok_or_else(|| fail(NO_LEADER))?;
     if leader != mgr && lab.tcp_path(mgr, leader, SWARM_PORT).is_err() {
-        return Err(daemon(NO_LEADER));
+        return Err(fail(NO_LEADER));
     }
     let now = now_ns(lab);
     let node_id = lab.swarm_id();
@@ -583,10 +572,10 @@ fn add_voter(lab: &mut Lab, leader: HostId, rid: u64, addr: Ipv4Addr) -> Res<()>
         .swarm
         .manager
         .as_mut()
-        .ok_or_else(|| daemon(NO_LEADER))?;
+        .ok_or_else(|| fail(NO_LEADER))?;
     m.raft
         .propose_member(rid, Some(addr))
-        .map_err(|_| daemon(NO_LEADER))?;
+        .map_err(|_| fail(NO_LEADER))?;
     lab.manager_poll(leader);
     let deadline = lab.now() + Duration::from_secs(30);
     let voted = |lab: &Lab| {
@@ -605,13 +594,13 @@ fn add_voter(lab: &mut Lab, leader: HostId, rid: u64, addr: Ipv4Addr) -> Res<()>
     if ok {
         Ok(())
     } else {
-        Err(daemon(NO_LEADER))
+        Err(fail(NO_LEADER))
     }
 }
 
 fn start_manager(lab: &mut Lab, host: HostId, rid: u64, store: Store) -> Res<()> {
     let origin = store.cluster.as_ref().map_or(0, |c| c.raft_origin);
-    let raft = RaftNode::joining(rid, origin).map_err(|e| daemon(&e))?;
+    let raft = RaftNode::joining(rid, origin).map_err(|e| fail(&e))?;
     let s = &mut lab.hosts[host.0].swarm;
     s.epoch += 1;
     s.manager = Some(Manager::new(raft, store));
@@ -638,9 +627,9 @@ fn join_token(lab: &mut Lab, host: HostId, a: JoinTokenArgs) -> Res<CommandOutpu
         other => return Err(fail(format!("unknown role {other}"))),
     };
     let leader = if a.rotate {
-        let secret = base36(lab, 25);
+        let secret = lab.base36(25);
         write(lab, host, |_, store| {
-            let mut c = store.cluster.clone().ok_or_else(|| daemon(NO_LEADER))?;
+            let mut c = store.cluster.clone().ok_or_else(|| fail(NO_LEADER))?;
             match role {
                 Role::Worker => c.worker_secret = secret,
                 Role::Manager => c.manager_secret = secret,
@@ -680,7 +669,7 @@ fn join_token(lab: &mut Lab, host: HostId, a: JoinTokenArgs) -> Res<CommandOutpu
 fn swarm_leave(lab: &mut Lab, host: HostId, a: LeaveArgs) -> Res<CommandOutput> {
     let s = &lab.hosts[host.0].swarm;
     if s.node_id.is_none() {
-        return Err(daemon(
+        return Err(fail(
             "Error response from daemon: This node is not part of a swarm",
         ));
     }
@@ -708,7 +697,7 @@ fn swarm_leave(lab: &mut Lab, host: HostId, a: LeaveArgs) -> Res<CommandOutput> 
             }
             msg.push_str("The only way to restore a swarm that has lost consensus is to reinitialize it with `--force-new-cluster`. Use `--force` to suppress this message.");
         }
-        return Err(daemon(&msg));
+        return Err(fail(&msg));
     }
     let s = &mut lab.hosts[host.0].swarm;
     s.epoch += 1;
@@ -985,7 +974,7 @@ fn node_role(lab: &mut Lab, host: HostId, refs: &[String], role: Role) -> Res<Co
             }
             Role::Worker => {
                 if store.manager_count() <= 1 {
-                    return Err(daemon("Error response from daemon: rpc error: code = FailedPrecondition desc = attempting to demote the last manager of the swarm"));
+                    return Err(fail("Error response from daemon: rpc error: code = FailedPrecondition desc = attempting to demote the last manager of the swarm"));
                 }
                 let Some(rid) = n.raft_id else { continue };
                 // swarmkit refuses a demotion that would leave the rest without quorum.
@@ -993,14 +982,14 @@ fn node_role(lab: &mut Lab, host: HostId, refs: &[String], role: Role) -> Res<Co
                     .swarm
                     .manager
                     .as_ref()
-                    .ok_or_else(|| daemon(NO_LEADER))?;
+                    .ok_or_else(|| fail(NO_LEADER))?;
                 let voters = m.raft.voters();
                 let reachable = voters
                     .iter()
                     .filter(|v| **v != rid && m.raft.recently_active(**v))
                     .count();
                 if reachable <= (voters.len() - 1) / 2 {
-                    return Err(daemon("Error response from daemon: rpc error: code = FailedPrecondition desc = can't remove member from the raft: this would result in a loss of quorum"));
+                    return Err(fail("Error response from daemon: rpc error: code = FailedPrecondition desc = can't remove member from the raft: this would result in a loss of quorum"));
                 }
                 // The leader demoting itself first hands leadership to a live manager,
                 // as swarmkit does, then the new leader removes it.
@@ -1011,7 +1000,7 @@ fn node_role(lab: &mut Lab, host: HostId, refs: &[String], role: Role) -> Res<Co
                         .copied()
                         .find(|v| *v != rid && m.raft.recently_active(*v))
                     else {
-                        return Err(daemon(NO_LEADER));
+                        return Err(fail(NO_LEADER));
                     };
                     if let Some(mm) = lab.hosts[leader.0].swarm.manager.as_mut() {
                         mm.raft.transfer_leader(next);
@@ -1023,7 +1012,7 @@ fn node_role(lab: &mut Lab, host: HostId, refs: &[String], role: Role) -> Res<Co
                     });
                     leader = match lab.swarm_view() {
                         Some((l, _)) if l != leader => l,
-                        _ => return Err(daemon(NO_LEADER)),
+                        _ => return Err(fail(NO_LEADER)),
                     };
                 }
                 let mut w = n.clone();
@@ -1034,10 +1023,10 @@ fn node_role(lab: &mut Lab, host: HostId, refs: &[String], role: Role) -> Res<Co
                     .swarm
                     .manager
                     .as_mut()
-                    .ok_or_else(|| daemon(NO_LEADER))?;
+                    .ok_or_else(|| fail(NO_LEADER))?;
                 mgr.raft
                     .propose_member(rid, None)
-                    .map_err(|_| daemon(NO_LEADER))?;
+                    .map_err(|_| fail(NO_LEADER))?;
                 lab.manager_poll(leader);
                 let deadline = lab.now() + Duration::from_secs(30);
                 lab.run_until_or(deadline, |lab: &Lab| {
@@ -1076,10 +1065,10 @@ fn node_rm(lab: &mut Lab, host: HostId, refs: &[String], force: bool) -> Res<Com
         let res = write(lab, host, |lab, store| {
             let n = find_node(lab, host, store, r)?;
             if n.role == Role::Manager {
-                return Err(daemon(&format!("Error response from daemon: rpc error: code = FailedPrecondition desc = node {} is a cluster manager and is a member of the raft cluster. It must be demoted to worker before removal", n.id)));
+                return Err(fail(&format!("Error response from daemon: rpc error: code = FailedPrecondition desc = node {} is a cluster manager and is a member of the raft cluster. It must be demoted to worker before removal", n.id)));
             }
             if n.status != NodeStatus::Down && !force {
-                return Err(daemon(&format!("Error response from daemon: rpc error: code = FailedPrecondition desc = node {} is not down and can't be removed", n.id)));
+                return Err(fail(&format!("Error response from daemon: rpc error: code = FailedPrecondition desc = node {} is not down and can't be removed", n.id)));
             }
             let mut acts = vec![Action::DelNode(n.id.clone())];
             for t in store
@@ -1381,7 +1370,8 @@ fn parse_go_duration(s: &str) -> Option<u64> {
         total += value * scale;
         rest = &rest[unit_len..];
     }
-    Some(total as u64)
+    // Go's time.Duration holds about 292 years.
+    (total < i64::MAX as f64).then_some(total as u64)
 }
 
 fn invalid_flag(value: &str, flag: &str, why: &str) -> CommandOutput {
@@ -1525,7 +1515,7 @@ fn service_create(lab: &mut Lab, host: HostId, a: ServiceCreateArgs) -> Res<Comm
     };
     let name = match a.name.clone() {
         Some(n) => n,
-        None => crate::docker::random_name_pub(lab),
+        None => crate::docker::random_name(lab),
     };
     if !valid_object_name(&name) {
         return Err(fail("Error response from daemon: rpc error: code = InvalidArgument desc = name must be valid as a DNS name component"));
@@ -1766,14 +1756,6 @@ fn service_ls(lab: &mut Lab, host: HostId, a: ServiceLsArgs) -> Res<CommandOutpu
     Ok(CommandOutput::out(table(&t)))
 }
 
-fn ellipsis(s: &str, max: usize) -> String {
-    if s.chars().count() <= max {
-        s.to_string()
-    } else {
-        format!("{}…", s.chars().take(max - 1).collect::<String>())
-    }
-}
-
 fn service_ps(lab: &mut Lab, host: HostId, a: ServicePsArgs) -> Res<CommandOutput> {
     let leader = leader_for(lab, host)?;
     let store = leader_store(lab, leader);
@@ -2011,6 +1993,9 @@ fn service_update(lab: &mut Lab, host: HostId, a: ServiceUpdateArgs) -> Res<Comm
             })?;
         }
         if let Some(c) = &a.restart_condition {
+            if !matches!(c.as_str(), "none" | "on-failure" | "any") {
+                return Err(fail(format!("invalid argument \"{c}\" for \"--restart-condition\" flag: invalid RestartCondition: {c}")));
+            }
             s.restart_condition = c.clone();
         }
         if let Some(i) = &a.image {
@@ -2317,16 +2302,20 @@ fn network_create(lab: &mut Lab, host: HostId, a: NetworkCreateArgs) -> Res<Comm
         let vni = store.networks.values().map(|n| n.vni).max().unwrap_or(4096) + 1;
         let (subnet, gateway) = match &a.subnet {
             Some(s) => {
-                let (base, prefix) = crate::scenario::parse_cidr_pub(s).ok_or_else(|| {
+                let (base, prefix) = crate::scenario::parse_cidr(s).ok_or_else(|| {
                     fail(format!(
                         "Error response from daemon: invalid subnet {s}: invalid CIDR address: {s}"
                     ))
                 })?;
-                let o = base.octets();
-                (
-                    format!("{base}/{prefix}"),
-                    Ipv4Addr::new(o[0], o[1], o[2], o[3] + 1),
-                )
+                let mask = u32::MAX.checked_shl(32 - prefix as u32).unwrap_or(0);
+                let net = u32::from(base) & mask;
+                if net != u32::from(base) {
+                    return Err(fail(format!(
+                        "Error response from daemon: invalid subnet {s}: it should be {}/{prefix}",
+                        Ipv4Addr::from(net)
+                    )));
+                }
+                (format!("{base}/{prefix}"), Ipv4Addr::from(net + 1))
             }
             None => {
                 let pool = store
@@ -2334,8 +2323,8 @@ fn network_create(lab: &mut Lab, host: HostId, a: NetworkCreateArgs) -> Res<Comm
                     .as_ref()
                     .map(|c| c.pool.clone())
                     .unwrap_or_else(|| "10.0.0.0/8".into());
-                let (base, _) = crate::scenario::parse_cidr_pub(&pool)
-                    .unwrap_or((Ipv4Addr::new(10, 0, 0, 0), 8));
+                let (base, _) =
+                    crate::scenario::parse_cidr(&pool).unwrap_or((Ipv4Addr::new(10, 0, 0, 0), 8));
                 let o = base.octets();
                 let used: Vec<&str> = store.networks.values().map(|n| n.subnet.as_str()).collect();
                 let third = (0..=255u8)
@@ -2425,12 +2414,10 @@ fn network_ls(lab: &mut Lab, host: HostId, a: NetworkLsArgs) -> Res<CommandOutpu
         let id = if id.len() == 12 {
             id
         } else {
-            // Local networks: a stable 12-hex id per host and name.
-            let mut h: u64 = 0xcbf29ce484222325;
-            for b in host_seed.iter().chain(name.as_bytes()) {
-                h = (h ^ *b as u64).wrapping_mul(0x100000001b3);
-            }
-            format!("{:012x}", h & 0xffff_ffff_ffff)
+            // Local networks: a stable id per host and name.
+            let mut seed = host_seed.to_vec();
+            seed.extend_from_slice(name.as_bytes());
+            crate::docker::hash_id(&seed)
         };
         t.push(vec![id, name, driver, scope]);
     }

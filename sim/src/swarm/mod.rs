@@ -259,8 +259,13 @@ fn nanos(t: Instant) -> u64 {
 impl Lab {
     /// A new swarm object id: 25 characters of base 36, as swarmkit's identity package.
     pub fn swarm_id(&mut self) -> String {
+        self.base36(25)
+    }
+
+    /// `n` random characters of base 36 (ids, token secrets, the CA digest).
+    pub fn base36(&mut self, n: usize) -> String {
         const ALPHABET: &[u8] = b"0123456789abcdefghijklmnopqrstuvwxyz";
-        (0..25)
+        (0..n)
             .map(|_| ALPHABET[self.rng.below(36) as usize] as char)
             .collect()
     }
@@ -299,7 +304,8 @@ impl Lab {
         match self.swarm_path(from, to, &msg) {
             Ok(latency) => {
                 let loss = self.underlay.link(from, to).loss;
-                let delay = latency + self.tcp_retry_delay(loss);
+                let delay =
+                    latency + self.tcp_retransmit_delay(loss, 1, Duration::from_millis(200));
                 self.engine
                     .schedule_in(delay, Event::Swarm(SwarmEvent::Deliver { from, to, msg }));
             }
@@ -316,16 +322,6 @@ impl Lab {
                 );
             }
         }
-    }
-
-    fn tcp_retry_delay(&mut self, loss: f64) -> Duration {
-        let mut total = Duration::ZERO;
-        let mut wait = Duration::from_millis(200);
-        while self.rng.chance(loss) && wait < Duration::from_secs(64) {
-            total = total + wait;
-            wait = wait + wait;
-        }
-        total
     }
 
     /// Handle a swarm event.
@@ -436,8 +432,12 @@ impl Lab {
                     if leader.is_none() {
                         a.target += 1;
                     }
-                    // Try again shortly, at the leader this time.
-                    self.agent_schedule_heartbeat(to, Duration::from_millis(100));
+                    // Try again shortly at the leader, or after a period if none is known.
+                    let after = match leader {
+                        Some(_) => Duration::from_millis(100),
+                        None => a.period.unwrap_or(HEARTBEAT_PERIOD),
+                    };
+                    self.agent_schedule_heartbeat(to, after);
                 }
             }
         }
@@ -508,6 +508,7 @@ impl Lab {
             .manager
             .as_mut()
             .expect("still a manager");
+        let became_leader = is_leader && m.duties.is_none();
         match (is_leader, m.duties.is_some()) {
             (true, false) => {
                 // A new leader gives every node a full grace period before judging it.
@@ -524,7 +525,9 @@ impl Lab {
             (false, true) => m.duties = None,
             _ => {}
         }
-        if is_leader && (applied || m.proposed <= m.raft.applied_batches()) {
+        // Timers wake the leader by themselves; here only new writes or a new
+        // leadership call for its loops.
+        if is_leader && (applied || became_leader) {
             self.leader_duties(host);
         }
     }
@@ -561,20 +564,22 @@ impl Lab {
             return; // wait for the batch in flight
         }
         let mut actions = Vec::new();
-        // Agents' statuses, forward only.
+        // Agents' statuses, forward only (they may arrive out of order).
+        let mut raised: BTreeMap<String, store::Task> = BTreeMap::new();
         for s in std::mem::take(&mut m.statuses) {
-            if let Some(t) = m.store.tasks.get(&s.task) {
-                if s.state > t.state {
-                    let mut t = t.clone();
-                    t.state = s.state;
-                    t.message = s.state.as_str().to_lowercase();
-                    t.err = s.err;
-                    t.since = now;
-                    actions.retain(|a| !matches!(a, Action::PutTask(x) if x.id == t.id));
-                    actions.push(Action::PutTask(t));
-                }
+            let Some(current) = raised.get(&s.task).or_else(|| m.store.tasks.get(&s.task)) else {
+                continue;
+            };
+            if s.state > current.state {
+                let mut t = current.clone();
+                t.state = s.state;
+                t.message = s.state.as_str().to_lowercase();
+                t.err = s.err;
+                t.since = now;
+                raised.insert(t.id.clone(), t);
             }
         }
+        actions.extend(raised.into_values().map(Action::PutTask));
         for id in std::mem::take(&mut m.revived) {
             if let Some(n) = m.store.nodes.get(&id) {
                 if n.status == NodeStatus::Down {
@@ -935,6 +940,20 @@ impl Lab {
         let mut steps = Vec::new();
         for asg in &tasks {
             let t = &asg.task;
+            // A task the leader believes started here but that this engine does not have
+            // (it died with the host): report it failed, so that it is replaced.
+            if t.desired == TaskState::Running
+                && (TaskState::Accepted..=TaskState::Running).contains(&t.state)
+                && !a.tasks.contains_key(&t.id)
+                && !a.pending.iter().any(|s| s.task == t.id)
+            {
+                a.pending.push(Status {
+                    task: t.id.clone(),
+                    state: TaskState::Failed,
+                    err: "task: non-zero exit (255)".into(),
+                });
+                continue;
+            }
             match a.tasks.get_mut(&t.id) {
                 None if t.desired == TaskState::Running && t.state <= TaskState::Assigned => {
                     a.tasks.insert(
@@ -1010,7 +1029,7 @@ impl Lab {
         let Some(t) = a.tasks.get_mut(task) else {
             return;
         };
-        if state <= t.state || (t.stopping && state <= TaskState::Running) {
+        if state <= t.state || t.state.terminal() || (t.stopping && state <= TaskState::Running) {
             return;
         }
         t.state = state;

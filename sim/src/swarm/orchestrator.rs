@@ -173,7 +173,7 @@ pub fn reconcile(
         duties
             .deadlines
             .entry(n.id.clone())
-            .or_insert(now + FIRST_HEARTBEAT_GRACE);
+            .or_insert(now.saturating_add(FIRST_HEARTBEAT_GRACE));
         if n.status == NodeStatus::Ready && duties.deadlines.get(&n.id).is_some_and(|&d| d <= now) {
             n.status = NodeStatus::Down;
             n.message = "heartbeat failure".into();
@@ -185,7 +185,7 @@ pub fn reconcile(
                 duties
                     .orphans
                     .entry(n.id.clone())
-                    .or_insert(n.updated + ORPHAN_AFTER);
+                    .or_insert(n.updated.saturating_add(ORPHAN_AFTER));
             }
             _ => {
                 duties.orphans.remove(&n.id);
@@ -323,7 +323,9 @@ pub fn reconcile(
                             } else {
                                 svc.restart_delay
                             };
-                            duties.restarts.insert(rkey.clone(), now + delay);
+                            duties
+                                .restarts
+                                .insert(rkey.clone(), now.saturating_add(delay));
                         }
                     }
                 }
@@ -451,6 +453,7 @@ pub fn reconcile(
             }
         }
         // History: keep the newest TASK_HISTORY tasks per slot (or node).
+        let mut pruned = Vec::new();
         let mut by_key: BTreeMap<String, Vec<&Task>> = BTreeMap::new();
         for t in tasks.iter().filter(|t| t.service_id == svc.id) {
             by_key.entry(key_of(t)).or_default().push(t);
@@ -460,10 +463,25 @@ pub fn reconcile(
             for old in list.iter().skip(TASK_HISTORY) {
                 if !live(old) && (old.state.terminal() || node_of(&old.node_id).is_none()) {
                     out.push(Action::DelTask(old.id.clone()));
+                    pruned.push(old.id.clone());
                 }
             }
         }
+        for id in pruned {
+            changed.remove(&id);
+            tasks.retain(|t| t.id != id);
+        }
     }
+    // Timers whose slot, node or service went away (scaled down, removed, drained)
+    // would otherwise stay due for ever.
+    let stop_first = &duties.stop_first;
+    duties
+        .restarts
+        .retain(|k, due| *due > now || stop_first.contains(k));
+    duties
+        .stop_first
+        .retain(|(s, _)| store.services.contains_key(s));
+    duties.updates.retain(|s, _| store.services.contains_key(s));
     out.extend(changed.into_values().map(Action::PutTask));
     out
 }
