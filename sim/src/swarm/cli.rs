@@ -323,7 +323,7 @@ fn swarm_init(lab: &mut Lab, host: HostId, a: InitArgs) -> Res<CommandOutput> {
             match s.parse::<Ipv4Addr>() {
                 Ok(x) if x == ip => x,
                 Ok(_) | Err(_) => {
-                    return Err(fail(&format!(
+                    return Err(fail(format!(
                         "Error response from daemon: must specify a listening address because the address to advertise is not recognized as a system address, and a system's IP address to use could not be uniquely identified ({s})"
                     )))
                 }
@@ -342,7 +342,7 @@ fn swarm_init(lab: &mut Lab, host: HostId, a: InitArgs) -> Res<CommandOutput> {
         .cloned()
         .unwrap_or_else(|| "10.0.0.0/8".into());
     let Some((base, prefix)) = crate::scenario::parse_cidr(&pool) else {
-        return Err(fail(&format!(
+        return Err(fail(format!(
             "Error response from daemon: invalid default address pool {pool}: invalid CIDR address: {pool}"
         )));
     };
@@ -485,12 +485,12 @@ fn swarm_join(lab: &mut Lab, host: HostId, a: JoinArgs) -> Res<CommandOutput> {
         None => (target.as_str(), SWARM_PORT),
     };
     let refused = || {
-        fail(&format!(
+        fail(format!(
             "Error response from daemon: rpc error: code = Unavailable desc = connection error: desc = \"transport: Error while dialing dial tcp {ip_text}:{port}: connect: connection refused\""
         ))
     };
     let ip: Ipv4Addr = ip_text.parse().map_err(|_| {
-        fail(&format!(
+        fail(format!(
             "Error response from daemon: rpc error: code = Unavailable desc = connection error: desc = \"transport: Error while dialing dial tcp: lookup {ip_text}: no such host\""
         ))
     })?;
@@ -1065,10 +1065,10 @@ fn node_rm(lab: &mut Lab, host: HostId, refs: &[String], force: bool) -> Res<Com
         let res = write(lab, host, |lab, store| {
             let n = find_node(lab, host, store, r)?;
             if n.role == Role::Manager {
-                return Err(fail(&format!("Error response from daemon: rpc error: code = FailedPrecondition desc = node {} is a cluster manager and is a member of the raft cluster. It must be demoted to worker before removal", n.id)));
+                return Err(fail(format!("Error response from daemon: rpc error: code = FailedPrecondition desc = node {} is a cluster manager and is a member of the raft cluster. It must be demoted to worker before removal", n.id)));
             }
             if n.status != NodeStatus::Down && !force {
-                return Err(fail(&format!("Error response from daemon: rpc error: code = FailedPrecondition desc = node {} is not down and can't be removed", n.id)));
+                return Err(fail(format!("Error response from daemon: rpc error: code = FailedPrecondition desc = node {} is not down and can't be removed", n.id)));
             }
             let mut acts = vec![Action::DelNode(n.id.clone())];
             for t in store
