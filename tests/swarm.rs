@@ -679,3 +679,36 @@ expect error contains \"invalid RestartCondition: sometimes\"
 "
     ));
 }
+
+/// Issue 5's first slice: tasks on a swarm overlay reach each other across hosts, with
+/// their peers spread by NetworkDB on 7946 (blocking it leaves them unprogrammed).
+#[test]
+fn tasks_on_a_swarm_overlay_ping_across_hosts_through_networkdb_peers() {
+    let ok = assert_all_hold(&format!(
+        "{SWARM}
+m1$ docker network create --driver overlay mynet
+m1$ docker service create --name web --replicas 2 --network mynet --constraint node.role==worker --detach busybox sleep 1d
+expect service web on w1,w2 within 5s
+sleep 2s
+w1$ C=$(docker ps -q --filter name=web.1)
+w1$ docker exec $C ping -c 2 10.0.1.3
+expect output contains \"2 packets transmitted, 2 received\"
+expect output contains \"from web.2.\"
+"
+    ));
+    assert!(ok.contains("icmp_seq=2"), "{ok}");
+    assert_all_hold(&format!(
+        "{SWARM}
+expect members m1 count 4 within 10s
+block w2 udp/7946
+block w2 tcp/7946
+m1$ docker network create --driver overlay mynet
+m1$ docker service create --name web --replicas 2 --network mynet --constraint node.role==worker --detach busybox sleep 1d
+expect service web on w1,w2 within 5s
+sleep 5s
+w1$ C=$(docker ps -q --filter name=web.1)
+w1$ docker exec $C ping -c 1 -W 1 10.0.1.3
+expect output contains \"1 packets transmitted, 0 received\"
+"
+    ));
+}

@@ -563,6 +563,9 @@ fn docker_ps(lab: &mut Lab, host: HostId, args: &[String]) -> CommandOutput {
     if let Some(agent) = lab.hosts[host.0].swarm.agent.as_ref() {
         for (i, (id, t)) in agent.tasks.iter().enumerate() {
             use crate::swarm::store::TaskState;
+            if t.container.is_some() {
+                continue; // listed with the containers
+            }
             let running = t.state == TaskState::Running;
             let exited = t.state.terminal();
             if !(running || (all && exited)) {

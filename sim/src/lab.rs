@@ -117,6 +117,8 @@ pub struct Container {
     pub since: Instant,
     /// Restart policy.
     pub restart: RestartPolicy,
+    /// A swarm task's container: its peers are spread by NetworkDB, not programmed here.
+    pub swarm_task: bool,
     /// Stopped with `docker stop` (matters to `unless-stopped`).
     pub stopped_by_user: bool,
     arp: BTreeMap<Ipv4Addr, MacAddr>,
@@ -422,6 +424,24 @@ impl Lab {
                 overlay.name, overlay.subnet
             ));
         };
+        let cid = self.create_container(host, name, net, ip, image, command, restart, false);
+        self.program_peer(cid, true);
+        Ok(cid)
+    }
+
+    /// Create a running container with a given address (the caller programs its peers).
+    #[allow(clippy::too_many_arguments)]
+    fn create_container(
+        &mut self,
+        host: HostId,
+        name: &str,
+        net: NetId,
+        ip: Ipv4Addr,
+        image: &str,
+        command: &str,
+        restart: RestartPolicy,
+        swarm_task: bool,
+    ) -> ContainerId {
         let o = ip.octets();
         let mac = MacAddr([0x02, 0x42, o[0], o[1], o[2], o[3]]);
         let id = self.random_id();
@@ -442,11 +462,11 @@ impl Lab {
             created: now,
             since: now,
             restart,
+            swarm_task,
             stopped_by_user: false,
             arp: BTreeMap::new(),
             arp_pending: BTreeMap::new(),
         });
-        self.program_peer(cid, true);
         self.record(TraceEvent::ContainerStarted {
             container: name.to_string(),
             host: self.host_name(host).to_string(),
@@ -454,7 +474,21 @@ impl Lab {
             ip: ip.to_string(),
             mac: mac.to_string(),
         });
-        Ok(cid)
+        cid
+    }
+
+    /// A swarm task's container on `net`, at the address the leader allocated. Its peers
+    /// learn of it through NetworkDB (see `swarm::overlay`), not from here.
+    pub(crate) fn run_task_container(
+        &mut self,
+        host: HostId,
+        name: &str,
+        net: NetId,
+        ip: Ipv4Addr,
+        image: &str,
+        command: &str,
+    ) -> ContainerId {
+        self.create_container(host, name, net, ip, image, command, RestartPolicy::No, true)
     }
 
     /// Add or remove a container's FDB and ARP-proxy entries on every other host of its
@@ -489,7 +523,7 @@ impl Lab {
         if !self.containers[cid.0].running {
             return;
         }
-        if withdraw {
+        if withdraw && !self.containers[cid.0].swarm_task {
             self.program_peer(cid, false);
         }
         let now = self.now();

@@ -105,6 +105,10 @@ impl Lab {
                 }
             }
         }
+        // Table changes this member learnt: the overlay programs its peers from them.
+        while let Some(ev) = self.hosts[host.0].gossip.db.poll_event() {
+            self.overlay_table_event(host, ev);
+        }
         while let Some(t) = self.hosts[host.0].gossip.member.poll_transmit() {
             match t {
                 Transmit::Packet { to, bytes } => self.gossip_send_packet(host, to, &bytes),

@@ -9,6 +9,7 @@
 
 pub mod cli;
 pub mod orchestrator;
+pub mod overlay;
 pub mod raftnode;
 pub mod store;
 
@@ -50,6 +51,8 @@ pub struct Assignment {
     pub image: String,
     /// The command.
     pub args: Vec<String>,
+    /// The networks of its addresses, in the same order.
+    pub networks: Vec<store::Network>,
 }
 
 /// A task status an agent reports.
@@ -160,6 +163,10 @@ pub struct AgentTask {
     pub stopping: bool,
     /// The exit status, once exited.
     pub exit: Option<i32>,
+    /// Its first network and address there, if it has networks.
+    pub network: Option<(store::Network, Ipv4Addr)>,
+    /// Its container in the data plane, once started.
+    pub container: Option<crate::lab::ContainerId>,
     /// When created.
     pub created: Instant,
     /// When it last changed state.
@@ -695,6 +702,11 @@ impl Lab {
                         t.image.clone()
                     },
                     args: s.map_or_else(Vec::new, |s| s.args.clone()),
+                    networks: t
+                        .addresses
+                        .iter()
+                        .filter_map(|(n, _)| store.networks.get(n).cloned())
+                        .collect(),
                 }
             })
             .collect()
@@ -974,6 +986,12 @@ impl Lab {
                             state: TaskState::Assigned,
                             stopping: false,
                             exit: None,
+                            network: asg
+                                .networks
+                                .first()
+                                .cloned()
+                                .zip(t.addresses.first().map(|(_, ip)| *ip)),
+                            container: None,
                             created: now,
                             since: now,
                         },
@@ -1064,6 +1082,34 @@ impl Lab {
                         state: end,
                     }),
                 );
+            }
+        }
+        // The container joins its network as it starts, and leaves it when it ends.
+        let Some(t) = self.hosts[host.0]
+            .swarm
+            .agent
+            .as_ref()
+            .and_then(|a| a.tasks.get(task))
+            .cloned()
+        else {
+            return;
+        };
+        if state == TaskState::Starting {
+            if let Some((net, ip)) = &t.network {
+                let cid = self.task_attach(host, &t.name, &t.image, &t.args.join(" "), net, *ip);
+                if let Some(x) = self.hosts[host.0]
+                    .swarm
+                    .agent
+                    .as_mut()
+                    .and_then(|a| a.tasks.get_mut(task))
+                {
+                    x.container = cid;
+                }
+            }
+        }
+        if state.terminal() {
+            if let Some(cid) = t.container {
+                self.task_detach(host, cid, t.exit.unwrap_or(137));
             }
         }
         let Some(a) = self.hosts[host.0].swarm.agent.as_mut() else {

@@ -322,6 +322,9 @@ pub struct Task {
     /// The image it runs (the service's image when it was created).
     #[serde(default)]
     pub image: String,
+    /// Its address on each of its networks (network id, IPv4), allocated by the leader.
+    #[serde(default)]
+    pub addresses: Vec<(String, Ipv4Addr)>,
 }
 
 /// An overlay network of the swarm.

@@ -1,0 +1,138 @@
+//! Swarm overlays in the data plane: a network appears on a node when a task there needs
+//! it; the task's container gets the address the leader allocated; and its peer entry
+//! (network, IP, MAC, VTEP) is written into NetworkDB's `overlay_peer_table` on 7946, from
+//! which every other node of the network programs its VTEP's FDB and ARP proxy, as
+//! libnetwork's overlay driver does. Nothing is programmed directly across hosts.
+
+use super::store::Network;
+use crate::lab::{ContainerId, Lab, NetId, Subnet};
+use crate::underlay::HostId;
+use gossip::tables::{Change, TableEvent};
+use std::collections::BTreeSet;
+use std::net::Ipv4Addr;
+use vxlan::{MacAddr, Vni};
+
+/// libnetwork's table of overlay peers.
+pub const PEER_TABLE: &str = "overlay_peer_table";
+
+fn since_start(lab: &Lab) -> std::time::Duration {
+    std::time::Duration::from_nanos(lab.now().0)
+}
+
+impl Lab {
+    /// The lab overlay of a swarm network on `host`, created or extended on demand.
+    pub(crate) fn swarm_overlay(&mut self, host: HostId, net: &Network) -> Option<NetId> {
+        let (base, prefix) = crate::scenario::parse_cidr(&net.subnet)?;
+        let vni = Vni::new(net.vni)?;
+        let Some(id) = self.net_by_name(&net.name) else {
+            return Some(self.add_overlay(
+                &net.name,
+                vni,
+                Subnet { base, prefix },
+                BTreeSet::from([host]),
+            ));
+        };
+        if !self.nets[id.0].hosts.contains(&host) {
+            self.hosts[host.0].vtep.add_network(vni);
+            self.nets[id.0].hosts.insert(host);
+        }
+        Some(id)
+    }
+
+    /// Start a task's container on its first network and publish its peer entry.
+    pub(crate) fn task_attach(
+        &mut self,
+        host: HostId,
+        name: &str,
+        image: &str,
+        command: &str,
+        net: &Network,
+        ip: Ipv4Addr,
+    ) -> Option<ContainerId> {
+        let nid = self.swarm_overlay(host, net)?;
+        let cid = self.run_task_container(host, name, nid, ip, image, command);
+        let mac = self.containers[cid.0].mac;
+        let vtep = self.underlay.nic(host).ip;
+        let now = since_start(self);
+        let db = &mut self.hosts[host.0].gossip.db;
+        if !db.my_networks().any(|n| *n == net.name) {
+            db.join_network(&net.name);
+        }
+        let value = format!("{mac} {vtep}");
+        db.put(
+            now,
+            &net.name,
+            PEER_TABLE,
+            &ip.to_string(),
+            value.as_bytes(),
+        );
+        self.gossip_flush(host);
+        Some(cid)
+    }
+
+    /// A task's container stopped: withdraw its peer entry.
+    pub(crate) fn task_detach(&mut self, host: HostId, cid: ContainerId, exit_code: i32) {
+        self.stop_container(cid, exit_code, "task stopped");
+        let c = &self.containers[cid.0];
+        let (network, ip) = (self.nets[c.net.0].name.clone(), c.ip);
+        let now = since_start(self);
+        self.hosts[host.0]
+            .gossip
+            .db
+            .delete(now, &network, PEER_TABLE, &ip.to_string());
+        self.gossip_flush(host);
+    }
+
+    /// A NetworkDB change seen by `host`: program or withdraw a remote peer.
+    pub(crate) fn overlay_table_event(&mut self, host: HostId, ev: TableEvent) {
+        if ev.table != PEER_TABLE || ev.owner == self.host_name(host) {
+            return;
+        }
+        let Some(nid) = self.net_by_name(&ev.network) else {
+            return;
+        };
+        if !self.nets[nid.0].hosts.contains(&host) {
+            return;
+        }
+        let vni = self.nets[nid.0].vni;
+        let Ok(ip) = ev.key.parse::<Ipv4Addr>() else {
+            return;
+        };
+        let text = String::from_utf8_lossy(&ev.value).to_string();
+        let mut parts = text.split(' ');
+        let (mac, vtep) = match (parts.next(), parts.next()) {
+            (Some(m), Some(v)) => (parse_mac(m), v.parse::<Ipv4Addr>().ok()),
+            _ => (None, None),
+        };
+        let v = &mut self.hosts[host.0].vtep;
+        match ev.change {
+            Change::Create | Change::Update => {
+                let (Some(mac), Some(vtep)) = (mac, vtep) else {
+                    return;
+                };
+                if let Some(peer) = self.underlay.by_ip(vtep) {
+                    let nic = self.underlay.nic(peer);
+                    let (pip, pmac) = (nic.ip, nic.mac);
+                    self.hosts[host.0].vtep.set_neighbor(pip, pmac);
+                }
+                let v = &mut self.hosts[host.0].vtep;
+                let _ = v.add_fdb(vni, mac, vtep);
+                let _ = v.add_arp(vni, ip, mac);
+            }
+            Change::Delete => {
+                if let Some(mac) = v.remove_arp(vni, ip) {
+                    v.remove_fdb(vni, mac);
+                }
+            }
+        }
+    }
+}
+
+fn parse_mac(s: &str) -> Option<MacAddr> {
+    let mut b = [0u8; 6];
+    let mut parts = s.split(':');
+    for x in b.iter_mut() {
+        *x = u8::from_str_radix(parts.next()?, 16).ok()?;
+    }
+    parts.next().is_none().then_some(MacAddr(b))
+}
