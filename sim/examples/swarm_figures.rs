@@ -37,6 +37,59 @@ fn swarm(seed: u64, tasks: u64) -> Lab {
     o.lab
 }
 
+/// Seconds from a new task's container starting until every other host of its network
+/// has programmed its peer entry.
+fn overlay_convergence(n: usize, seed: u64) -> f64 {
+    let mut text = format!(
+        "hosts h[1-{n}] 10.3.0.0/16\nh1$ docker swarm init\nh1$ W=$(docker swarm join-token -q worker)\n"
+    );
+    for i in 2..=n {
+        text.push_str(&format!(
+            "h{i}$ docker swarm join --token $W 10.3.0.1:2377\n"
+        ));
+    }
+    text.push_str(
+        "h1$ docker network create --driver overlay mynet\n\
+         h1$ docker service create --name all --mode global --network mynet --detach busybox sleep 1d\n",
+    );
+    text.push_str(&format!(
+        "expect service all running {n} within 60s\nsleep 30s\n"
+    ));
+    let o = run(&parse("overlay.lab", &text).expect("valid"), seed, false);
+    assert_eq!(o.failed, 0, "{}", o.timeline);
+    let mut lab = o.lab;
+    let h1 = lab.underlay.by_name("h1").expect("declared");
+    let argv: Vec<String> =
+        "docker service create --name probe --network mynet --detach busybox sleep 1d"
+            .split(' ')
+            .map(String::from)
+            .collect();
+    let out = swarmlab::docker::execute(&mut lab, h1, &argv);
+    assert_eq!(out.exit_code, 0, "{out:?}");
+    let started = |lab: &Lab| {
+        lab.containers
+            .iter()
+            .position(|c| c.name.starts_with("probe."))
+    };
+    lab.run_until_or(lab.now() + Duration::from_secs(30), |lab| {
+        started(lab).is_some()
+    });
+    let c = lab.containers[started(&lab).expect("the probe task started")].clone();
+    let t0 = c.created;
+    let net = c.net;
+    let programmed = |lab: &Lab| {
+        let vni = lab.nets[net.0].vni;
+        lab.nets[net.0]
+            .hosts
+            .iter()
+            .filter(|h| **h != c.host)
+            .all(|h| lab.hosts[h.0].vtep.arp_lookup(vni, c.ip) == Some(c.mac))
+    };
+    let done = lab.run_until_or(t0 + Duration::from_secs(60), programmed);
+    assert!(done, "not every host was programmed within 60 s");
+    lab.now().since(t0).as_millis() as f64 / 1000.0
+}
+
 fn pct(v: &mut [f64], p: f64) -> f64 {
     v.sort_by(|a, b| a.total_cmp(b));
     v[((v.len() - 1) as f64 * p).round() as usize]
@@ -104,6 +157,21 @@ fn main() {
         let (p5, p50, p95) = (pct(v, 0.05), pct(v, 0.5), pct(v, 0.95));
         let max = v.iter().copied().fold(0.0, f64::max);
         println!("  {name:<38} p5 {p5:6.2} s  median {p50:6.2} s  p95 {p95:6.2} s  max {max:6.2} s   (swarmkit: {docker})");
+    }
+
+    // Overlay convergence: from a task's container starting to every other node of its
+    // network having its peer entry (FDB + ARP), spread by NetworkDB on 7946.
+    for n in [10usize, 100] {
+        let mut samples = Vec::new();
+        for seed in 1..=(if quick { 1 } else { 10 }) {
+            samples.push(overlay_convergence(n, seed));
+        }
+        let max = samples.iter().copied().fold(0.0, f64::max);
+        println!(
+            "overlay convergence at {n} hosts: median {:.3} s, max {max:.3} s ({} seeds)",
+            pct(&mut samples, 0.5),
+            samples.len()
+        );
     }
 
     // The load target: 3 managers, 20 workers, 100 tasks, 10 virtual minutes.
