@@ -198,6 +198,17 @@ fn pretty_json<T: serde::Serialize>(v: &T) -> String {
     }
 }
 
+/// Parse a subcommand's flags as the Docker CLI does: clap, with Docker's messages.
+fn parse<A: clap::Parser>(args: &[String], cmd: &str, usage: &str) -> Res<A> {
+    A::command()
+        .no_binary_name(true)
+        .disable_help_flag(true)
+        .disable_version_flag(true)
+        .try_get_matches_from(args)
+        .and_then(|m| A::from_arg_matches(&m))
+        .map_err(|e| usage_error(cmd, usage, &e))
+}
+
 /// Refuse filter keys a command does not know, as the daemon does.
 fn check_filters(fl: &[(String, String)], known: &[&str]) -> Res<()> {
     match fl.iter().find(|(k, _)| !known.contains(&k.as_str())) {
@@ -222,11 +233,6 @@ fn filters(list: &[String]) -> Res<Vec<(String, String)>> {
 // ---- docker swarm ------------------------------------------------------------------
 
 #[derive(Parser, Debug)]
-#[command(
-    no_binary_name = true,
-    disable_help_flag = true,
-    disable_version_flag = true
-)]
 struct InitArgs {
     #[arg(long)]
     advertise_addr: Option<String>,
@@ -239,11 +245,6 @@ struct InitArgs {
 }
 
 #[derive(Parser, Debug)]
-#[command(
-    no_binary_name = true,
-    disable_help_flag = true,
-    disable_version_flag = true
-)]
 struct JoinArgs {
     #[arg(long)]
     token: Option<String>,
@@ -255,11 +256,6 @@ struct JoinArgs {
 }
 
 #[derive(Parser, Debug)]
-#[command(
-    no_binary_name = true,
-    disable_help_flag = true,
-    disable_version_flag = true
-)]
 struct JoinTokenArgs {
     #[arg(short, long)]
     quiet: bool,
@@ -269,11 +265,6 @@ struct JoinTokenArgs {
 }
 
 #[derive(Parser, Debug)]
-#[command(
-    no_binary_name = true,
-    disable_help_flag = true,
-    disable_version_flag = true
-)]
 struct LeaveArgs {
     #[arg(short, long)]
     force: bool,
@@ -288,17 +279,13 @@ pub fn swarm(lab: &mut Lab, host: HostId, args: &[String]) -> CommandOutput {
         None => ("", args),
     };
     let r = match sub {
-        "init" => InitArgs::try_parse_from(rest)
-            .map_err(|e| usage_error("swarm init", "[OPTIONS]", &e))
+        "init" => parse::<InitArgs>(rest, "swarm init", "[OPTIONS]")
             .and_then(|a| swarm_init(lab, host, a)),
-        "join" => JoinArgs::try_parse_from(rest)
-            .map_err(|e| usage_error("swarm join", "[OPTIONS] HOST:PORT", &e))
+        "join" => parse::<JoinArgs>(rest, "swarm join", "[OPTIONS] HOST:PORT")
             .and_then(|a| swarm_join(lab, host, a)),
-        "join-token" => JoinTokenArgs::try_parse_from(rest)
-            .map_err(|e| usage_error("swarm join-token", "[OPTIONS] (worker|manager)", &e))
+        "join-token" => parse::<JoinTokenArgs>(rest, "swarm join-token", "[OPTIONS] (worker|manager)")
             .and_then(|a| join_token(lab, host, a)),
-        "leave" => LeaveArgs::try_parse_from(rest)
-            .map_err(|e| usage_error("swarm leave", "[OPTIONS]", &e))
+        "leave" => parse::<LeaveArgs>(rest, "swarm leave", "[OPTIONS]")
             .and_then(|a| swarm_leave(lab, host, a)),
         other => Err(fail(format!(
             "docker: unknown command: docker swarm {other}\n\nRun 'docker swarm --help' for more information"
@@ -713,11 +700,6 @@ fn swarm_leave(lab: &mut Lab, host: HostId, a: LeaveArgs) -> Res<CommandOutput> 
 // ---- docker node -------------------------------------------------------------------
 
 #[derive(Parser, Debug)]
-#[command(
-    no_binary_name = true,
-    disable_help_flag = true,
-    disable_version_flag = true
-)]
 struct NodeLsArgs {
     #[arg(short, long)]
     quiet: bool,
@@ -728,11 +710,6 @@ struct NodeLsArgs {
 }
 
 #[derive(Parser, Debug)]
-#[command(
-    no_binary_name = true,
-    disable_help_flag = true,
-    disable_version_flag = true
-)]
 struct NodeUpdateArgs {
     #[arg(long)]
     availability: Option<String>,
@@ -746,11 +723,6 @@ struct NodeUpdateArgs {
 }
 
 #[derive(Parser, Debug)]
-#[command(
-    no_binary_name = true,
-    disable_help_flag = true,
-    disable_version_flag = true
-)]
 struct NodesArgs {
     #[arg(short, long)]
     force: bool,
@@ -768,11 +740,9 @@ pub fn node(lab: &mut Lab, host: HostId, args: &[String]) -> CommandOutput {
         None => ("", args),
     };
     let r = match sub {
-        "ls" | "list" => NodeLsArgs::try_parse_from(rest)
-            .map_err(|e| usage_error("node ls", "[OPTIONS]", &e))
+        "ls" | "list" => parse::<NodeLsArgs>(rest, "node ls", "[OPTIONS]")
             .and_then(|a| node_ls(lab, host, a)),
-        "update" => NodeUpdateArgs::try_parse_from(rest)
-            .map_err(|e| usage_error("node update", "[OPTIONS] NODE", &e))
+        "update" => parse::<NodeUpdateArgs>(rest, "node update", "[OPTIONS] NODE")
             .and_then(|a| node_update(lab, host, a)),
         "promote" | "demote" | "rm" | "remove" | "inspect" => {
             let usage = match sub {
@@ -780,8 +750,7 @@ pub fn node(lab: &mut Lab, host: HostId, args: &[String]) -> CommandOutput {
                 "rm" | "remove" => "[OPTIONS] NODE [NODE...]",
                 _ => "NODE [NODE...]",
             };
-            NodesArgs::try_parse_from(rest)
-                .map_err(|e| usage_error(&format!("node {sub}"), usage, &e))
+            parse::<NodesArgs>(rest, &format!("node {sub}"), usage)
                 .and_then(|a| {
                     if a.nodes.is_empty() {
                         return Err(fail(format!("docker: 'docker node {sub}' requires at least 1 argument\n\nUsage:  docker node {sub} {usage}\n\nSee 'docker node {sub} --help'.")));
@@ -1184,11 +1153,6 @@ fn node_inspect(lab: &mut Lab, host: HostId, a: NodesArgs) -> Res<CommandOutput>
 // ---- docker service ----------------------------------------------------------------
 
 #[derive(Parser, Debug)]
-#[command(
-    no_binary_name = true,
-    disable_help_flag = true,
-    disable_version_flag = true
-)]
 struct ServiceCreateArgs {
     #[arg(long)]
     name: Option<String>,
@@ -1224,11 +1188,6 @@ struct ServiceCreateArgs {
 }
 
 #[derive(Parser, Debug)]
-#[command(
-    no_binary_name = true,
-    disable_help_flag = true,
-    disable_version_flag = true
-)]
 struct ServiceLsArgs {
     #[arg(short, long)]
     quiet: bool,
@@ -1239,11 +1198,6 @@ struct ServiceLsArgs {
 }
 
 #[derive(Parser, Debug)]
-#[command(
-    no_binary_name = true,
-    disable_help_flag = true,
-    disable_version_flag = true
-)]
 struct ServicePsArgs {
     #[arg(short, long)]
     quiet: bool,
@@ -1257,11 +1211,6 @@ struct ServicePsArgs {
 }
 
 #[derive(Parser, Debug)]
-#[command(
-    no_binary_name = true,
-    disable_help_flag = true,
-    disable_version_flag = true
-)]
 struct ServiceUpdateArgs {
     #[arg(long, allow_hyphen_values = true)]
     replicas: Option<String>,
@@ -1291,11 +1240,6 @@ struct ServiceUpdateArgs {
 }
 
 #[derive(Parser, Debug)]
-#[command(
-    no_binary_name = true,
-    disable_help_flag = true,
-    disable_version_flag = true
-)]
 struct ServicesArgs {
     #[arg(short, long)]
     detach: bool,
@@ -1313,20 +1257,15 @@ pub fn service(lab: &mut Lab, host: HostId, args: &[String]) -> CommandOutput {
         None => ("", args),
     };
     let r = match sub {
-        "create" => ServiceCreateArgs::try_parse_from(rest)
-            .map_err(|e| usage_error("service create", "[OPTIONS] IMAGE [COMMAND] [ARG...]", &e))
+        "create" => parse::<ServiceCreateArgs>(rest, "service create", "[OPTIONS] IMAGE [COMMAND] [ARG...]")
             .and_then(|a| service_create(lab, host, a)),
-        "ls" | "list" => ServiceLsArgs::try_parse_from(rest)
-            .map_err(|e| usage_error("service ls", "[OPTIONS]", &e))
+        "ls" | "list" => parse::<ServiceLsArgs>(rest, "service ls", "[OPTIONS]")
             .and_then(|a| service_ls(lab, host, a)),
-        "ps" => ServicePsArgs::try_parse_from(rest)
-            .map_err(|e| usage_error("service ps", "[OPTIONS] SERVICE [SERVICE...]", &e))
+        "ps" => parse::<ServicePsArgs>(rest, "service ps", "[OPTIONS] SERVICE [SERVICE...]")
             .and_then(|a| service_ps(lab, host, a)),
-        "update" => ServiceUpdateArgs::try_parse_from(rest)
-            .map_err(|e| usage_error("service update", "[OPTIONS] SERVICE", &e))
+        "update" => parse::<ServiceUpdateArgs>(rest, "service update", "[OPTIONS] SERVICE")
             .and_then(|a| service_update(lab, host, a)),
-        "scale" | "rm" | "remove" | "inspect" => ServicesArgs::try_parse_from(rest)
-            .map_err(|e| usage_error(&format!("service {sub}"), "SERVICE [SERVICE...]", &e))
+        "scale" | "rm" | "remove" | "inspect" => parse::<ServicesArgs>(rest, &format!("service {sub}"), "SERVICE [SERVICE...]")
             .and_then(|a| match sub {
                 "scale" => service_scale(lab, host, a),
                 "inspect" => service_inspect(lab, host, a),
@@ -1975,9 +1914,7 @@ fn service_update(lab: &mut Lab, host: HostId, a: ServiceUpdateArgs) -> Res<Comm
             s.constraints.push(Constraint::parse(c).map_err(|e| fail(format!("Error response from daemon: rpc error: code = InvalidArgument desc = ContainerSpec: {e}")))?);
         }
         for c in &a.constraint_rm {
-            s.constraints.retain(|x| {
-                format!("{}{}{}", x.key, if x.equal { "==" } else { "!=" }, x.value) != *c
-            });
+            s.constraints.retain(|x| x.to_string() != *c);
         }
         for l in &a.label_add {
             let (k, v) = l.split_once('=').unwrap_or((l.as_str(), ""));
@@ -2073,7 +2010,7 @@ fn service_json(s: &Service) -> serde_json::Value {
             "TaskTemplate": {
                 "ContainerSpec": {"Image": s.image, "Args": s.args},
                 "RestartPolicy": {"Condition": s.restart_condition, "Delay": s.restart_delay},
-                "Placement": {"Constraints": s.constraints.iter().map(|c| format!("{}{}{}", c.key, if c.equal { "==" } else { "!=" }, c.value)).collect::<Vec<_>>()},
+                "Placement": {"Constraints": s.constraints.iter().map(ToString::to_string).collect::<Vec<_>>()},
             },
             "Mode": match s.mode {
                 Mode::Replicated(n) => serde_json::json!({"Replicated": {"Replicas": n}}),
@@ -2117,11 +2054,7 @@ fn service_inspect(lab: &mut Lab, host: HostId, a: ServicesArgs) -> Res<CommandO
             }
             text.push_str("Placement:\n");
             if !s.constraints.is_empty() {
-                let cs: Vec<String> = s
-                    .constraints
-                    .iter()
-                    .map(|c| format!("{}{}{}", c.key, if c.equal { "==" } else { "!=" }, c.value))
-                    .collect();
+                let cs: Vec<String> = s.constraints.iter().map(ToString::to_string).collect();
                 text.push_str(&format!(" Constraints:\t[{}]\n", cs.join(" ")));
             }
             text.push_str(&format!(
@@ -2157,11 +2090,6 @@ fn service_inspect(lab: &mut Lab, host: HostId, a: ServicesArgs) -> Res<CommandO
 // ---- docker network (swarm scope) --------------------------------------------------
 
 #[derive(Parser, Debug)]
-#[command(
-    no_binary_name = true,
-    disable_help_flag = true,
-    disable_version_flag = true
-)]
 struct NetworkCreateArgs {
     #[arg(short, long)]
     driver: Option<String>,
@@ -2181,15 +2109,12 @@ pub fn network(lab: &mut Lab, host: HostId, args: &[String]) -> CommandOutput {
         None => ("", args),
     };
     let r = match sub {
-        "create" => NetworkCreateArgs::try_parse_from(rest)
-            .map_err(|e| usage_error("network create", "[OPTIONS] NETWORK", &e))
+        "create" => parse::<NetworkCreateArgs>(rest, "network create", "[OPTIONS] NETWORK")
             .and_then(|a| network_create(lab, host, a)),
-        "ls" | "list" => NetworkLsArgs::try_parse_from(rest)
-            .map_err(|e| usage_error("network ls", "[OPTIONS]", &e))
+        "ls" | "list" => parse::<NetworkLsArgs>(rest, "network ls", "[OPTIONS]")
             .and_then(|a| network_ls(lab, host, a)),
         "rm" | "remove" => network_rm(lab, host, rest),
-        "inspect" => NetworkInspectArgs::try_parse_from(rest)
-            .map_err(|e| usage_error("network inspect", "[OPTIONS] NETWORK [NETWORK...]", &e))
+        "inspect" => parse::<NetworkInspectArgs>(rest, "network inspect", "[OPTIONS] NETWORK [NETWORK...]")
             .and_then(|a| network_inspect(lab, host, a)),
         other => Err(fail(format!(
             "docker: unknown command: docker network {other}\n\nRun 'docker network --help' for more information"
@@ -2199,11 +2124,6 @@ pub fn network(lab: &mut Lab, host: HostId, args: &[String]) -> CommandOutput {
 }
 
 #[derive(Parser, Debug)]
-#[command(
-    no_binary_name = true,
-    disable_help_flag = true,
-    disable_version_flag = true
-)]
 struct NetworkInspectArgs {
     #[arg(short, long)]
     format: Option<String>,
@@ -2352,11 +2272,6 @@ fn network_create(lab: &mut Lab, host: HostId, a: NetworkCreateArgs) -> Res<Comm
 }
 
 #[derive(Parser, Debug)]
-#[command(
-    no_binary_name = true,
-    disable_help_flag = true,
-    disable_version_flag = true
-)]
 struct NetworkLsArgs {
     #[arg(short, long)]
     quiet: bool,

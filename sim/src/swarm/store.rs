@@ -182,6 +182,14 @@ impl Constraint {
     }
 }
 
+impl std::fmt::Display for Constraint {
+    /// As written on the command line: `node.role==worker`.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let op = if self.equal { "==" } else { "!=" };
+        write!(f, "{}{op}{}", self.key, self.value)
+    }
+}
+
 /// A published port.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PortSpec {
