@@ -209,6 +209,28 @@ fn parse<A: clap::Parser>(args: &[String], cmd: &str, usage: &str) -> Res<A> {
         .map_err(|e| usage_error(cmd, usage, &e))
 }
 
+/// One reference's outcome in a command that takes several (`rm a b c`): a success prints
+/// on stdout; a failure prints on stderr and makes the status 1 (a refusal with status 0,
+/// such as an unanswered confirmation, prints on stdout).
+fn collect(out: &mut CommandOutput, res: Res<String>) {
+    match res {
+        Ok(text) => out.stdout.push_str(&text),
+        Err(e) if e.exit_code == 0 => out.stdout.push_str(&e.stdout),
+        Err(e) => {
+            out.stderr.push_str(&e.stderr);
+            out.exit_code = 1;
+        }
+    }
+}
+
+/// The subcommand and its arguments.
+fn split_sub(args: &[String]) -> (&str, &[String]) {
+    match args.split_first() {
+        Some((s, r)) => (s.as_str(), r),
+        None => ("", args),
+    }
+}
+
 /// Refuse filter keys a command does not know, as the daemon does.
 fn check_filters(fl: &[(String, String)], known: &[&str]) -> Res<()> {
     match fl.iter().find(|(k, _)| !known.contains(&k.as_str())) {
@@ -274,10 +296,7 @@ const ALREADY_IN_SWARM: &str = "Error response from daemon: This node is already
 
 /// `docker swarm ...`
 pub fn swarm(lab: &mut Lab, host: HostId, args: &[String]) -> CommandOutput {
-    let (sub, rest) = match args.split_first() {
-        Some((s, r)) => (s.as_str(), r),
-        None => ("", args),
-    };
+    let (sub, rest) = split_sub(args);
     let r = match sub {
         "init" => parse::<InitArgs>(rest, "swarm init", "[OPTIONS]")
             .and_then(|a| swarm_init(lab, host, a)),
@@ -735,10 +754,7 @@ struct NodesArgs {
 
 /// `docker node ...`
 pub fn node(lab: &mut Lab, host: HostId, args: &[String]) -> CommandOutput {
-    let (sub, rest) = match args.split_first() {
-        Some((s, r)) => (s.as_str(), r),
-        None => ("", args),
-    };
+    let (sub, rest) = split_sub(args);
     let r = match sub {
         "ls" | "list" => parse::<NodeLsArgs>(rest, "node ls", "[OPTIONS]")
             .and_then(|a| node_ls(lab, host, a)),
@@ -1049,13 +1065,7 @@ fn node_rm(lab: &mut Lab, host: HostId, refs: &[String], force: bool) -> Res<Com
             }
             Ok(acts)
         });
-        match res {
-            Ok(_) => out.stdout.push_str(&format!("{r}\n")),
-            Err(e) => {
-                out.stderr.push_str(&e.stderr);
-                out.exit_code = 1;
-            }
-        }
+        collect(&mut out, res.map(|_| format!("{r}\n")));
     }
     Ok(out)
 }
@@ -1252,10 +1262,7 @@ struct ServicesArgs {
 
 /// `docker service ...`
 pub fn service(lab: &mut Lab, host: HostId, args: &[String]) -> CommandOutput {
-    let (sub, rest) = match args.split_first() {
-        Some((s, r)) => (s.as_str(), r),
-        None => ("", args),
-    };
+    let (sub, rest) = split_sub(args);
     let r = match sub {
         "create" => parse::<ServiceCreateArgs>(rest, "service create", "[OPTIONS] IMAGE [COMMAND] [ARG...]")
             .and_then(|a| service_create(lab, host, a)),
@@ -1860,24 +1867,20 @@ fn service_scale(lab: &mut Lab, host: HostId, a: ServicesArgs) -> Res<CommandOut
             s.updated = now;
             Ok(vec![Action::PutService(s)])
         });
-        match res {
-            Ok(leader) => {
-                lab.swarm_note(host, format!("service {name} scaled to {n}"));
-                out.stdout.push_str(&format!("{name} scaled to {n}\n"));
-                if !a.detach {
-                    let id = leader_store(lab, leader)
-                        .find_service(name)
-                        .map(|s| s.id.clone());
-                    if let Some(id) = id {
-                        out.stdout.push_str(&converge(lab, leader, &id, false));
-                    }
+        let res = res.map(|leader| {
+            lab.swarm_note(host, format!("service {name} scaled to {n}"));
+            let mut text = format!("{name} scaled to {n}\n");
+            if !a.detach {
+                let id = leader_store(lab, leader)
+                    .find_service(name)
+                    .map(|s| s.id.clone());
+                if let Some(id) = id {
+                    text.push_str(&converge(lab, leader, &id, false));
                 }
             }
-            Err(e) => {
-                out.stderr.push_str(&e.stderr);
-                out.exit_code = 1;
-            }
-        }
+            text
+        });
+        collect(&mut out, res);
     }
     Ok(out)
 }
@@ -1987,16 +1990,11 @@ fn service_rm(lab: &mut Lab, host: HostId, a: ServicesArgs) -> Res<CommandOutput
             };
             Ok(vec![Action::DelService(s.id.clone())])
         });
-        match res {
-            Ok(_) => {
-                lab.swarm_note(host, format!("service {name} removed"));
-                out.stdout.push_str(&format!("{name}\n"));
-            }
-            Err(e) => {
-                out.stderr.push_str(&e.stderr);
-                out.exit_code = 1;
-            }
-        }
+        let res = res.map(|_| {
+            lab.swarm_note(host, format!("service {name} removed"));
+            format!("{name}\n")
+        });
+        collect(&mut out, res);
     }
     Ok(out)
 }
@@ -2104,10 +2102,7 @@ struct NetworkCreateArgs {
 
 /// `docker network create|ls|rm` for swarm-scoped overlays.
 pub fn network(lab: &mut Lab, host: HostId, args: &[String]) -> CommandOutput {
-    let (sub, rest) = match args.split_first() {
-        Some((s, r)) => (s.as_str(), r),
-        None => ("", args),
-    };
+    let (sub, rest) = split_sub(args);
     let r = match sub {
         "create" => parse::<NetworkCreateArgs>(rest, "network create", "[OPTIONS] NETWORK")
             .and_then(|a| network_create(lab, host, a)),
@@ -2380,14 +2375,7 @@ fn network_rm(lab: &mut Lab, host: HostId, names: &[String]) -> Res<CommandOutpu
             }
             Ok(vec![Action::DelNetwork(n.id.clone())])
         });
-        match res {
-            Ok(_) => out.stdout.push_str(&format!("{name}\n")),
-            Err(e) if e.exit_code == 0 => out.stdout.push_str(&e.stdout),
-            Err(e) => {
-                out.stderr.push_str(&e.stderr);
-                out.exit_code = 1;
-            }
-        }
+        collect(&mut out, res.map(|_| format!("{name}\n")));
     }
     if out.exit_code != 0 {
         out.stderr.push_str("exit status 1\n");
