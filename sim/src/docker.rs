@@ -5,6 +5,7 @@
 
 use crate::lab::{ContainerId, Lab, RestartPolicy};
 use crate::time::{Duration, Instant};
+use crate::traffic::Owner;
 use crate::underlay::HostId;
 
 /// What a command printed, and its exit status.
@@ -35,8 +36,17 @@ impl CommandOutput {
     }
 }
 
-/// Images this slice knows. Every container runs an IPv4 stack answering ARP and ping.
-const IMAGES: &[&str] = &["alpine", "busybox"];
+/// The images built in (see `netstack` and `programs`): the clients' images and the
+/// servers'. Anything else is refused as a pull from a registry that does not have it.
+pub(crate) const IMAGES: &[&str] = &[
+    "alpine",
+    "busybox",
+    "nginx",
+    "redis",
+    "swarmlab/whoami",
+    "traefik/whoami",
+    "containous/whoami",
+];
 
 fn daemon_run_error(msg: &str) -> CommandOutput {
     CommandOutput::err(
@@ -66,8 +76,11 @@ pub fn execute(lab: &mut Lab, host: HostId, argv: &[String]) -> CommandOutput {
             255,
         );
     }
-    if program != "docker" {
-        return CommandOutput::err(format!("bash: {program}: command not found\n"), 127);
+    match program.as_str() {
+        "docker" => {}
+        "curl" => return crate::programs::curl(lab, Owner::Host(host), &argv[1..]),
+        "wget" => return crate::programs::wget(lab, Owner::Host(host), &argv[1..]),
+        _ => return CommandOutput::err(format!("bash: {program}: command not found\n"), 127),
     }
     let args = &argv[1..];
     match args.first().map(String::as_str) {
@@ -89,9 +102,8 @@ pub fn execute(lab: &mut Lab, host: HostId, argv: &[String]) -> CommandOutput {
     }
 }
 
-fn image_known(image: &str) -> bool {
-    let name = image.split(':').next().unwrap_or(image);
-    IMAGES.contains(&name)
+pub(crate) fn image_known(image: &str) -> bool {
+    IMAGES.contains(&crate::netstack::image_repo(image))
 }
 
 /// `docker run`'s options (the subset the lab simulates), parsed with clap as the
@@ -278,10 +290,17 @@ fn docker_exec(lab: &mut Lab, host: HostId, args: &[String]) -> CommandOutput {
 
 /// Run a program inside a running container.
 fn exec_in(lab: &mut Lab, cid: ContainerId, argv: &[String]) -> CommandOutput {
-    match argv[0].as_str() {
-        "ping" => ping(lab, cid, &argv[1..]),
-        "true" => CommandOutput::default(),
-        "hostname" => CommandOutput::out(format!("{}\n", &lab.containers[cid.0].id[..12])),
+    let program = argv[0].as_str();
+    let owner = Owner::Container(cid);
+    let has = crate::programs::has_program(&lab.containers[cid.0].image, program);
+    match program {
+        "ping" if has => ping(lab, cid, &argv[1..]),
+        "wget" if has => crate::programs::wget(lab, owner, &argv[1..]),
+        "curl" if has => crate::programs::curl(lab, owner, &argv[1..]),
+        "nslookup" if has => crate::programs::nslookup(lab, cid, &argv[1..]),
+        "redis-cli" if has => crate::programs::redis_cli(lab, cid, &argv[1..]),
+        "true" if has => CommandOutput::default(),
+        "hostname" if has => CommandOutput::out(format!("{}\n", &lab.containers[cid.0].id[..12])),
         other => CommandOutput::out(format!(
             "OCI runtime exec failed: exec failed: unable to start container process: exec: \"{other}\": executable file not found in $PATH: unknown\n"
         ))

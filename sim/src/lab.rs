@@ -88,8 +88,20 @@ pub enum RestartPolicy {
     OnFailure,
 }
 
-/// A container: an interface on one overlay, with a minimal IPv4 stack (ARP, ICMP echo).
-#[derive(Clone, Debug)]
+/// One of a container's interfaces.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Iface {
+    /// Its network.
+    pub net: NetId,
+    /// Its address.
+    pub ip: Ipv4Addr,
+    /// 02:42 and the four octets of the IP, as Docker derives it.
+    pub mac: MacAddr,
+}
+
+/// A container: interfaces on overlays (eth0 first), ARP and ICMP echo answered by the
+/// lab, and TCP in a smoltcp stack (`netstack`) with the image's programs.
+#[derive(Debug)]
 pub struct Container {
     /// 64 hex digits.
     pub id: String,
@@ -121,6 +133,12 @@ pub struct Container {
     pub swarm_task: bool,
     /// Stopped with `docker stop` (matters to `unless-stopped`).
     pub stopped_by_user: bool,
+    /// Interfaces after eth0 (eth1, ...).
+    pub more: Vec<Iface>,
+    /// Its TCP stack and programs, while it runs.
+    pub stack: Option<Box<crate::netstack::Stack>>,
+    /// Round-robin positions of its VIP balancer, by VIP.
+    pub(crate) lb: BTreeMap<Ipv4Addr, u64>,
     arp: BTreeMap<Ipv4Addr, MacAddr>,
     /// Frames waiting for ARP resolution, by next hop.
     arp_pending: BTreeMap<Ipv4Addr, Vec<Vec<u8>>>,
@@ -197,6 +215,13 @@ pub enum Event {
     PingDeadline(PingId),
     /// The swarm control plane.
     Swarm(crate::swarm::SwarmEvent),
+    /// A TCP stack asked to be polled (retransmissions, delayed ACKs, TIME-WAIT).
+    StackTimer {
+        /// Whose stack.
+        owner: crate::traffic::Owner,
+        /// The time it asked for.
+        at: Instant,
+    },
     /// ARP resolution gives up (3 requests, 1 s apart, as Linux's defaults).
     ArpRetry {
         /// The asking container.
@@ -219,6 +244,8 @@ pub struct Host {
     pub capture: Vec<(Instant, Vec<u8>)>,
     /// The engine's swarm mode (manager, agent).
     pub swarm: crate::swarm::HostSwarm,
+    /// The host's own TCP stack (host-side clients), made when first used.
+    pub stack: Option<Box<crate::netstack::Stack>>,
 }
 
 /// Errors Docker would print.
@@ -305,6 +332,7 @@ impl Lab {
             gossip,
             capture: Vec::new(),
             swarm: Default::default(),
+            stack: None,
         });
         self.gossip_flush(id);
         self.record(TraceEvent::HostAdded {
@@ -464,6 +492,9 @@ impl Lab {
             restart,
             swarm_task,
             stopped_by_user: false,
+            more: Vec::new(),
+            stack: None,
+            lb: BTreeMap::new(),
             arp: BTreeMap::new(),
             arp_pending: BTreeMap::new(),
         });
@@ -474,6 +505,7 @@ impl Lab {
             ip: ip.to_string(),
             mac: mac.to_string(),
         });
+        self.stack_start(cid);
         cid
     }
 
@@ -533,6 +565,8 @@ impl Lab {
         c.since = now;
         c.arp.clear();
         c.arp_pending.clear();
+        c.stack = None;
+        c.lb.clear();
         let event = TraceEvent::ContainerStopped {
             container: c.name.clone(),
             exit_code,
@@ -552,6 +586,7 @@ impl Lab {
         c.exit_code = None;
         c.since = now;
         self.program_peer(cid, true);
+        self.stack_start(cid);
         let c = &self.containers[cid.0];
         let event = TraceEvent::ContainerStarted {
             container: c.name.clone(),
@@ -572,7 +607,11 @@ impl Lab {
         // Keep the slot so ids stay stable; an empty name can never be looked up.
         c.name.clear();
         c.id.clear();
+        let more = std::mem::take(&mut c.more);
         self.nets[net.0].used.remove(&ip);
+        for i in more {
+            self.nets[i.net.0].used.remove(&i.ip);
+        }
     }
 
     /// Whether a container slot still holds a container.
@@ -628,8 +667,50 @@ impl Lab {
     /// Whether `dst` is on the container's network (overlay-only containers have no
     /// default route).
     pub fn on_link(&self, cid: ContainerId, dst: Ipv4Addr) -> bool {
+        self.iface_for(cid, dst).is_some()
+    }
+
+    /// A container's interfaces, eth0 first.
+    pub fn ifaces(&self, cid: ContainerId) -> Vec<Iface> {
         let c = &self.containers[cid.0];
-        dst == c.ip || self.nets[c.net.0].subnet.contains(dst)
+        let mut v = vec![Iface {
+            net: c.net,
+            ip: c.ip,
+            mac: c.mac,
+        }];
+        v.extend(c.more.iter().copied());
+        v
+    }
+
+    /// The interface a container sends to `dst` through (its own address: that one).
+    pub fn iface_for(&self, cid: ContainerId, dst: Ipv4Addr) -> Option<Iface> {
+        let all = self.ifaces(cid);
+        all.iter()
+            .find(|i| i.ip == dst)
+            .or_else(|| all.iter().find(|i| self.nets[i.net.0].subnet.contains(dst)))
+            .copied()
+    }
+
+    /// Give a running container another interface (eth1, ...), on `net` at `ip`.
+    pub(crate) fn add_interface(&mut self, cid: ContainerId, net: NetId, ip: Ipv4Addr) {
+        let o = ip.octets();
+        let mac = MacAddr([0x02, 0x42, o[0], o[1], o[2], o[3]]);
+        self.nets[net.0].used.insert(ip);
+        let prefix = self.nets[net.0].subnet.prefix;
+        let c = &mut self.containers[cid.0];
+        c.more.push(Iface { net, ip, mac });
+        if let Some(s) = c.stack.as_mut() {
+            s.add_address(ip, prefix);
+        }
+        let (container, host) = (format!("{} (eth{})", c.name, c.more.len()), c.host);
+        let event = TraceEvent::ContainerStarted {
+            container,
+            host: self.host_name(host).to_string(),
+            network: self.nets[net.0].name.clone(),
+            ip: ip.to_string(),
+            mac: mac.to_string(),
+        };
+        self.record(event);
     }
 
     /// Resolve a name as the container's embedded DNS would: containers on its network.
@@ -677,6 +758,7 @@ impl Lab {
             Event::PingSend(p) => self.ping_send(p),
             Event::PingDeadline(p) => self.ping_finish(p),
             Event::ArpRetry { from, ip, tries } => self.arp_retry(from, ip, tries),
+            Event::StackTimer { owner, at } => self.stack_timer(owner, at),
             Event::GossipTimer { host, at } => self.gossip_timer(host, at),
             Event::GossipStream {
                 from,
@@ -785,12 +867,13 @@ impl Lab {
         let targets: Vec<ContainerId> = (0..self.containers.len())
             .map(ContainerId)
             .filter(|c| Some(*c) != except)
-            .filter(|c| {
-                let c = &self.containers[c.0];
+            .filter(|id| {
+                let c = &self.containers[id.0];
                 c.running
                     && c.host == host
-                    && self.nets[c.net.0].vni == vni
-                    && (dst.is_multicast() || c.mac == dst)
+                    && self.ifaces(*id).iter().any(|i| {
+                        self.nets[i.net.0].vni == vni && (dst.is_multicast() || i.mac == dst)
+                    })
             })
             .collect();
         for t in &targets {
@@ -813,8 +896,18 @@ impl Lab {
         if !c.running {
             return;
         }
-        let (host, vni) = (c.host, self.nets[c.net.0].vni);
-        if frame.get(..6) == Some(&c.mac.0[..]) {
+        let src = MacAddr::from_slice(frame.get(6..).unwrap_or_default()).unwrap_or(c.mac);
+        let iface = self
+            .ifaces(from)
+            .into_iter()
+            .find(|i| i.mac == src)
+            .unwrap_or(Iface {
+                net: c.net,
+                ip: c.ip,
+                mac: c.mac,
+            });
+        let (host, vni) = (c.host, self.nets[iface.net.0].vni);
+        if frame.get(..6) == Some(&iface.mac.0[..]) {
             // Addressed to itself (a loopback reply): never leaves the namespace.
             self.engine.schedule_in(
                 Duration::from_micros(10),
@@ -867,29 +960,38 @@ impl Lab {
     // ---- container IPv4 stack -------------------------------------------------------
 
     fn container_input(&mut self, to: ContainerId, frame: &[u8]) {
-        let c = &self.containers[to.0];
-        if !c.running {
+        if !self.containers[to.0].running {
             return;
         }
-        if let Some(reply) = crate::stack::reply_to(c.ip, c.mac, frame) {
-            // Linux also learns the asker from an ARP request it answers.
-            if let Ok((eth, rest)) = Ethernet2Header::from_slice(frame) {
-                if eth.ether_type == EtherType::ARP {
-                    self.learn_arp(to, rest);
+        let ifaces = self.ifaces(to);
+        for i in &ifaces {
+            if let Some(reply) = crate::stack::reply_to(i.ip, i.mac, frame) {
+                // Linux also learns the asker from an ARP request it answers.
+                if let Ok((eth, rest)) = Ethernet2Header::from_slice(frame) {
+                    if eth.ether_type == EtherType::ARP {
+                        self.learn_arp(to, rest);
+                    }
                 }
+                self.container_output(to, reply);
+                return;
             }
-            self.container_output(to, reply);
-            return;
         }
         let Ok((eth, rest)) = Ethernet2Header::from_slice(frame) else {
             return;
         };
-        if eth.destination != c.mac.0 {
+        if !ifaces.iter().any(|i| eth.destination == i.mac.0) {
             return;
         }
         match eth.ether_type {
             EtherType::ARP => self.learn_arp(to, rest),
-            EtherType::IPV4 => self.container_echo_reply(to, rest),
+            EtherType::IPV4 => {
+                let proto = Ipv4HeaderSlice::from_slice(rest).map(|h| h.protocol());
+                if proto == Ok(IpNumber::ICMP) {
+                    self.container_echo_reply(to, rest);
+                } else {
+                    self.stack_input(crate::traffic::Owner::Container(to), rest.to_vec());
+                }
+            }
             _ => {}
         }
     }
@@ -917,7 +1019,12 @@ impl Lab {
         let Ok(ip) = Ipv4HeaderSlice::from_slice(payload) else {
             return;
         };
-        if ip.destination_addr() != self.containers[to.0].ip || ip.protocol() != IpNumber::ICMP {
+        if !self
+            .ifaces(to)
+            .iter()
+            .any(|i| i.ip == ip.destination_addr())
+            || ip.protocol() != IpNumber::ICMP
+        {
             return;
         }
         let total = usize::from(ip.total_len()).min(payload.len());
@@ -958,30 +1065,57 @@ impl Lab {
         icmp: Icmpv4Header,
         data: &[u8],
     ) {
-        let c = &self.containers[from.0];
+        let src = self
+            .iface_for(from, dst)
+            .map_or(self.containers[from.0].ip, |i| i.ip);
         let payload_len = (icmp.header_len() + data.len()) as u16;
         let Ok(mut ip) =
-            Ipv4Header::new(payload_len, 64, IpNumber::ICMP, c.ip.octets(), dst.octets())
+            Ipv4Header::new(payload_len, 64, IpNumber::ICMP, src.octets(), dst.octets())
         else {
             return;
         };
         // Linux pings set DF (path MTU discovery), IP ID left to the stack.
         ip.dont_fragment = true;
         ip.header_checksum = ip.calc_header_checksum();
+        let mut packet = Vec::with_capacity(20 + usize::from(payload_len));
+        packet.extend_from_slice(&ip.to_bytes());
+        packet.extend_from_slice(&icmp.to_bytes());
+        packet.extend_from_slice(data);
+        self.send_ip(from, packet);
+    }
+
+    /// Send an IP packet from a container: out of the interface whose subnet holds the
+    /// destination, to the MAC ARP gives for it (the packet waits while ARP asks).
+    pub(crate) fn send_ip(&mut self, from: ContainerId, packet: Vec<u8>) {
+        let Some(dst) = packet
+            .get(16..20)
+            .map(|b| Ipv4Addr::new(b[0], b[1], b[2], b[3]))
+        else {
+            return;
+        };
+        let Some(iface) = self.iface_for(from, dst) else {
+            let name = self.containers[from.0].name.clone();
+            self.record(TraceEvent::StackDrop {
+                at: name,
+                reason: format!(
+                    "no route to {dst} (overlay-only containers have no default route)"
+                ),
+            });
+            return;
+        };
+        let c = &self.containers[from.0];
         let dst_mac = c.arp.get(&dst).copied();
         let eth = Ethernet2Header {
-            source: c.mac.0,
+            source: iface.mac.0,
             destination: dst_mac.unwrap_or_default().0,
             ether_type: EtherType::IPV4,
         };
-        let mut frame = Vec::with_capacity(14 + 20 + usize::from(payload_len));
+        let mut frame = Vec::with_capacity(14 + packet.len());
         frame.extend_from_slice(&eth.to_bytes());
-        frame.extend_from_slice(&ip.to_bytes());
-        frame.extend_from_slice(&icmp.to_bytes());
-        frame.extend_from_slice(data);
-        if dst == c.ip {
+        frame.extend_from_slice(&packet);
+        if dst == iface.ip {
             // Loopback: the kernel turns it around without touching the interface.
-            frame[..6].copy_from_slice(&c.mac.0);
+            frame[..6].copy_from_slice(&iface.mac.0);
             self.engine.schedule_in(
                 Duration::from_micros(10),
                 Event::Container { to: from, frame },
@@ -1010,15 +1144,20 @@ impl Lab {
 
     fn arp_request(&mut self, from: ContainerId, ip: Ipv4Addr) {
         let c = &self.containers[from.0];
+        let i = self.iface_for(from, ip).unwrap_or(Iface {
+            net: c.net,
+            ip: c.ip,
+            mac: c.mac,
+        });
         let arp = etherparse::ArpEthIpv4Packet {
             operation: ArpOperation::REQUEST,
-            sender_mac: c.mac.0,
-            sender_ipv4: c.ip.octets(),
+            sender_mac: i.mac.0,
+            sender_ipv4: i.ip.octets(),
             target_mac: [0; 6],
             target_ipv4: ip.octets(),
         };
         let eth = Ethernet2Header {
-            source: c.mac.0,
+            source: i.mac.0,
             destination: MacAddr::BROADCAST.0,
             ether_type: EtherType::ARP,
         };
@@ -1054,7 +1193,10 @@ impl Lab {
             container: name,
             ip: ip.to_string(),
         });
-        let src = self.containers[from.0].ip;
+        let src = self
+            .iface_for(from, ip)
+            .map_or(self.containers[from.0].ip, |i| i.ip);
+        self.stack_unreachable(crate::traffic::Owner::Container(from), ip);
         for f in waiting {
             let Some(body) = f.get(34..) else { continue };
             let Ok(icmp) = Icmpv4Slice::from_slice(body) else {

@@ -85,6 +85,20 @@ pub enum TraceEvent {
         /// The address it asked for.
         ip: String,
     },
+    /// A container's or host's TCP/IP stack dropped a packet.
+    StackDrop {
+        /// The container or host.
+        at: String,
+        /// Why.
+        reason: String,
+    },
+    /// A load-balancing decision: the ingress mesh or a VIP chose a backend.
+    Balance {
+        /// Where it was taken (host, or container).
+        at: String,
+        /// What was chosen, for which flow.
+        what: String,
+    },
     /// A host's gossip member saw a membership change.
     Gossip {
         /// Whose view.

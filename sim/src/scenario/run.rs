@@ -555,6 +555,9 @@ impl Runner {
                         .entry((host.clone(), format!("VTEP drop: {reason}")))
                         .or_default() += 1
                 }
+                TraceEvent::StackDrop { at, reason } => {
+                    *groups.entry((at.clone(), reason.clone())).or_default() += 1
+                }
                 TraceEvent::ArpFailed { container, ip } => {
                     *groups
                         .entry((container.clone(), format!("ARP for {ip} unanswered")))

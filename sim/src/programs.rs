@@ -1,0 +1,605 @@
+//! The client programs of the built-in images, run with `docker exec` (or on a host):
+//! busybox's `wget` and `nslookup`, `curl`, and `redis-cli`, each printing what the real
+//! program prints, errors included.
+
+use crate::docker::CommandOutput;
+use crate::lab::{ContainerId, Lab};
+use crate::netstack::{http_parts, resp_complete, resp_encode, ClientEnd, Framing};
+use crate::time::Duration;
+use crate::traffic::Owner;
+use std::collections::BTreeMap;
+use std::net::{Ipv4Addr, SocketAddrV4};
+
+/// A parsed `http://host[:port][/path]`.
+struct Url {
+    host: String,
+    port: u16,
+    path: String,
+}
+
+fn parse_url(s: &str) -> Result<Url, String> {
+    let rest = match s.split_once("://") {
+        Some(("http", r)) => r,
+        Some((scheme, _)) => return Err(format!("unsupported protocol {scheme}")),
+        None => s,
+    };
+    let (authority, path) = match rest.find('/') {
+        Some(i) => (&rest[..i], rest[i..].to_string()),
+        None => (rest, "/".to_string()),
+    };
+    let (host, port) = match authority.rsplit_once(':') {
+        Some((h, p)) => (h, p.parse::<u16>().map_err(|_| "bad port".to_string())?),
+        None => (authority, 80),
+    };
+    if host.is_empty() {
+        return Err("no host".into());
+    }
+    Ok(Url {
+        host: host.to_string(),
+        port,
+        path,
+    })
+}
+
+/// Where a name leads from `owner`: a container asks its embedded DNS server, a host its
+/// `/etc/hosts` (the lab's host names).
+fn lookup(lab: &Lab, owner: Owner, name: &str) -> Option<Ipv4Addr> {
+    match owner {
+        Owner::Container(c) => lab.dns_lookup(c, name)?.first().copied(),
+        Owner::Host(_) => name
+            .parse()
+            .ok()
+            .or_else(|| lab.underlay.by_name(name).map(|h| lab.underlay.nic(h).ip)),
+    }
+}
+
+/// The programs an image has. `whoami` is built FROM scratch: nothing to exec.
+pub fn has_program(image: &str, program: &str) -> bool {
+    let repo = crate::netstack::image_repo(image);
+    match repo {
+        "swarmlab/whoami" | "traefik/whoami" | "containous/whoami" => false,
+        "redis" => program != "wget" && program != "nslookup",
+        _ => program != "redis-cli",
+    }
+}
+
+/// A request's outcome, for the programs' messages.
+struct Fetch {
+    end: ClientEnd,
+    response: Vec<u8>,
+    ip: Ipv4Addr,
+    elapsed: Duration,
+}
+
+fn fetch(
+    lab: &mut Lab,
+    owner: Owner,
+    ip: Ipv4Addr,
+    url: &Url,
+    agent: &str,
+    extra: &[String],
+    timeout: Duration,
+) -> Fetch {
+    let mut req = format!(
+        "GET {} HTTP/1.1\r\nHost: {}{}\r\nUser-Agent: {agent}\r\nAccept: */*\r\n",
+        url.path,
+        url.host,
+        if url.port == 80 {
+            String::new()
+        } else {
+            format!(":{}", url.port)
+        }
+    );
+    for h in extra {
+        req.push_str(h);
+        req.push_str("\r\n");
+    }
+    req.push_str("\r\n");
+    let start = lab.now();
+    let (end, response, _) = lab.tcp_request(
+        owner,
+        SocketAddrV4::new(ip, url.port),
+        req.into_bytes(),
+        Framing::Http,
+        timeout,
+    );
+    Fetch {
+        end,
+        response,
+        ip,
+        elapsed: lab.now() - start,
+    }
+}
+
+/// busybox `wget [-q] [-O FILE] [-T SEC] URL`.
+pub fn wget(lab: &mut Lab, owner: Owner, args: &[String]) -> CommandOutput {
+    let (mut quiet, mut timeout, mut out_file, mut url) = (
+        false,
+        Duration::from_secs(900),
+        None::<String>,
+        None::<String>,
+    );
+    let mut i = 0;
+    while i < args.len() {
+        let a = args[i].as_str();
+        match a {
+            "-q" => quiet = true,
+            "-qO-" | "-qO" => {
+                quiet = true;
+                out_file = Some(if a == "-qO-" {
+                    "-".into()
+                } else {
+                    i += 1;
+                    args.get(i).cloned().unwrap_or_default()
+                });
+            }
+            "-O" | "-T" => {
+                i += 1;
+                let Some(v) = args.get(i) else {
+                    return CommandOutput::err(
+                        format!("wget: option requires an argument -- '{}'\n", &a[1..]),
+                        1,
+                    );
+                };
+                if a == "-O" {
+                    out_file = Some(v.clone());
+                } else {
+                    match v.parse::<u64>() {
+                        Ok(s) => timeout = Duration::from_secs(s),
+                        Err(_) => {
+                            return CommandOutput::err(format!("wget: invalid number '{v}'\n"), 1)
+                        }
+                    }
+                }
+            }
+            "-O-" => out_file = Some("-".into()),
+            s if s.starts_with('-') => {
+                return CommandOutput::err(
+                    format!(
+                        "wget: unrecognized option '{s}'\nBusyBox v1.36.1 multi-call binary.\n\nUsage: wget [-cqS] [--spider] [-O FILE] [-o LOGFILE] [--header STR]\n\t[--post-data STR | --post-file FILE] [-Y on/off]\n\t[-P DIR] [-U AGENT] [-T SEC] URL...\n"
+                    ),
+                    1,
+                )
+            }
+            s => url = Some(s.to_string()),
+        }
+        i += 1;
+    }
+    let Some(url) = url else {
+        return CommandOutput::err("BusyBox v1.36.1 multi-call binary.\n\nUsage: wget [-cqS] [--spider] [-O FILE] [-o LOGFILE] [--header STR]\n\t[--post-data STR | --post-file FILE] [-Y on/off]\n\t[-P DIR] [-U AGENT] [-T SEC] URL...\n", 1);
+    };
+    if out_file.as_deref().is_some_and(|f| f != "-") {
+        return CommandOutput::err(
+            "swarmlab: container files are not simulated; use wget -O- (or -qO-) to print the page\n",
+            1,
+        );
+    }
+    let url = match parse_url(&url) {
+        Ok(u) => u,
+        Err(e) => return CommandOutput::err(format!("wget: {e}\n"), 1),
+    };
+    let Some(ip) = lookup(lab, owner, &url.host) else {
+        return CommandOutput::err(format!("wget: bad address '{}'\n", url.host), 1);
+    };
+    let f = fetch(
+        lab,
+        owner,
+        ip,
+        &url,
+        "Wget",
+        &["Connection: close".into()],
+        timeout,
+    );
+    let mut stderr = String::new();
+    if !quiet {
+        stderr.push_str(&format!(
+            "Connecting to {} ({}:{})\n",
+            url.host, ip, url.port
+        ));
+    }
+    let fail = |mut stderr: String, msg: String| {
+        stderr.push_str(&msg);
+        CommandOutput {
+            stdout: String::new(),
+            stderr,
+            exit_code: 1,
+        }
+    };
+    match f.end {
+        ClientEnd::Done => {}
+        ClientEnd::Refused => {
+            return fail(
+                stderr,
+                format!(
+                    "wget: can't connect to remote host ({}): Connection refused\n",
+                    f.ip
+                ),
+            )
+        }
+        ClientEnd::Unreachable => {
+            return fail(
+                stderr,
+                format!(
+                    "wget: can't connect to remote host ({}): Host is unreachable\n",
+                    f.ip
+                ),
+            )
+        }
+        ClientEnd::TimedOut => return fail(stderr, "wget: download timed out\n".into()),
+        ClientEnd::Reset => {
+            return fail(
+                stderr,
+                "wget: error getting response: Connection reset by peer\n".into(),
+            )
+        }
+    }
+    let Some((code, head, body)) = http_parts(&f.response) else {
+        return fail(stderr, "wget: error getting response\n".into());
+    };
+    if code >= 400 {
+        let status = head.lines().next().unwrap_or_default().to_string();
+        return fail(stderr, format!("wget: server returned error: {status}\n"));
+    }
+    if !quiet {
+        stderr.push_str("writing to stdout\n");
+    }
+    let body = String::from_utf8_lossy(&body).to_string();
+    if !quiet {
+        stderr.push_str(&format!(
+            "-                    100% |********************************| {:>5}  0:00:00 ETA\nwritten to stdout\n",
+            body.len()
+        ));
+    }
+    CommandOutput {
+        stdout: body,
+        stderr,
+        exit_code: 0,
+    }
+}
+
+/// Parsed `curl` options.
+struct CurlArgs {
+    silent: bool,
+    show_error: bool,
+    include: bool,
+    fail: bool,
+    null_output: bool,
+    max_time: Option<Duration>,
+    connect_timeout: Duration,
+    headers: Vec<String>,
+    repeat: u32,
+    url: String,
+}
+
+fn curl_args(args: &[String]) -> Result<CurlArgs, CommandOutput> {
+    let mut c = CurlArgs {
+        silent: false,
+        show_error: false,
+        include: false,
+        fail: false,
+        null_output: false,
+        max_time: None,
+        connect_timeout: Duration::from_secs(300),
+        headers: Vec::new(),
+        repeat: 1,
+        url: String::new(),
+    };
+    let secs = |v: &str, opt: &str| -> Result<Duration, CommandOutput> {
+        v.parse::<f64>()
+            .ok()
+            .filter(|s| *s >= 0.0 && s.is_finite())
+            .map(|s| Duration((s * 1e9) as u64))
+            .ok_or_else(|| {
+                CommandOutput::err(
+                    format!("curl: option {opt}: expected a proper numerical parameter\ncurl: try 'curl --help' or 'curl --manual' for more information\n"),
+                    2,
+                )
+            })
+    };
+    let mut i = 0;
+    while i < args.len() {
+        let a = args[i].as_str();
+        let mut value = || {
+            i += 1;
+            args.get(i).cloned().ok_or_else(|| {
+                CommandOutput::err(
+                    format!("curl: option {a}: requires parameter\ncurl: try 'curl --help' or 'curl --manual' for more information\n"),
+                    2,
+                )
+            })
+        };
+        match a {
+            "-s" | "--silent" => c.silent = true,
+            "-S" | "--show-error" => c.show_error = true,
+            "-sS" | "-Ss" => (c.silent, c.show_error) = (true, true),
+            "-i" | "--include" => c.include = true,
+            "-f" | "--fail" => c.fail = true,
+            "-sf" | "-fs" => (c.silent, c.fail) = (true, true),
+            "-o" | "--output" => {
+                let v = value()?;
+                if v != "/dev/null" {
+                    return Err(CommandOutput::err(
+                        "swarmlab: files are not simulated; curl -o takes only /dev/null\n",
+                        2,
+                    ));
+                }
+                c.null_output = true;
+            }
+            "-m" | "--max-time" => c.max_time = Some(secs(&value()?, a)?),
+            "--connect-timeout" => c.connect_timeout = secs(&value()?, a)?,
+            "-H" | "--header" => c.headers.push(value()?),
+            "--repeat" => {
+                let v = value()?;
+                c.repeat = v.parse().ok().filter(|n| (1..=10_000).contains(n)).ok_or_else(|| {
+                    CommandOutput::err(
+                        format!("swarmlab: curl --repeat takes a count from 1 to 10000, not '{v}'\n"),
+                        2,
+                    )
+                })?;
+            }
+            s if s.starts_with('-') => {
+                return Err(CommandOutput::err(
+                    format!("curl: option {s}: is unknown\ncurl: try 'curl --help' or 'curl --manual' for more information\n"),
+                    2,
+                ))
+            }
+            s => c.url = s.to_string(),
+        }
+        i += 1;
+    }
+    if c.url.is_empty() {
+        return Err(CommandOutput::err(
+            "curl: no URL specified\ncurl: try 'curl --help' or 'curl --manual' for more information\n",
+            2,
+        ));
+    }
+    Ok(c)
+}
+
+/// `curl [-s] [-S] [-i] [-f] [-o /dev/null] [-m SEC] [--connect-timeout SEC] [-H H] URL`,
+/// plus swarmlab's `--repeat N`: N requests, one reply line each, then a count of the
+/// replies per replica (the `Hostname:` a whoami answers with).
+pub fn curl(lab: &mut Lab, owner: Owner, args: &[String]) -> CommandOutput {
+    let c = match curl_args(args) {
+        Ok(c) => c,
+        Err(e) => return e,
+    };
+    let url = match parse_url(&c.url) {
+        Ok(u) => u,
+        Err(e) if e.starts_with("unsupported") => {
+            return curl_error(&c, 1, &format!("Protocol \"{}\" not supported", &e[21..]))
+        }
+        Err(_) => return curl_error(&c, 3, "URL rejected: Bad hostname"),
+    };
+    let Some(ip) = lookup(lab, owner, &url.host) else {
+        return curl_error(&c, 6, &format!("Could not resolve host: {}", url.host));
+    };
+    if c.repeat > 1 {
+        return curl_repeat(lab, owner, &c, &url, ip);
+    }
+    let timeout = c.max_time.unwrap_or(c.connect_timeout);
+    let f = fetch(lab, owner, ip, &url, "curl/8.14.1", &c.headers, timeout);
+    curl_result(&c, &url, &f)
+}
+
+fn curl_error(c: &CurlArgs, code: i32, msg: &str) -> CommandOutput {
+    let stderr = if c.silent && !c.show_error {
+        String::new()
+    } else {
+        format!("curl: ({code}) {msg}\n")
+    };
+    CommandOutput {
+        stdout: String::new(),
+        stderr,
+        exit_code: code,
+    }
+}
+
+fn curl_result(c: &CurlArgs, url: &Url, f: &Fetch) -> CommandOutput {
+    let ms = f.elapsed.as_millis();
+    match f.end {
+        ClientEnd::Done => {}
+        ClientEnd::Refused => {
+            return curl_error(
+                c,
+                7,
+                &format!(
+                    "Failed to connect to {} port {} after {ms} ms: Could not connect to server",
+                    url.host, url.port
+                ),
+            )
+        }
+        ClientEnd::Unreachable => {
+            return curl_error(
+                c,
+                7,
+                &format!(
+                    "Failed to connect to {} port {} after {ms} ms: Could not connect to server",
+                    url.host, url.port
+                ),
+            )
+        }
+        ClientEnd::TimedOut => {
+            let msg = if c.max_time.is_some() {
+                format!(
+                    "Operation timed out after {ms} milliseconds with {} bytes received",
+                    f.response.len()
+                )
+            } else {
+                format!("Connection timed out after {ms} milliseconds")
+            };
+            return curl_error(c, 28, &msg);
+        }
+        ClientEnd::Reset => return curl_error(c, 56, "Recv failure: Connection reset by peer"),
+    }
+    let Some((code, head, body)) = http_parts(&f.response) else {
+        return curl_error(c, 52, "Empty reply from server");
+    };
+    if c.fail && code >= 400 {
+        return curl_error(c, 22, &format!("The requested URL returned error: {code}"));
+    }
+    let mut stdout = String::new();
+    if c.null_output {
+        return CommandOutput::default();
+    }
+    if c.include {
+        stdout.push_str(&head.replace("\r\n", "\n"));
+        stdout.push_str("\n\n");
+    }
+    stdout.push_str(&String::from_utf8_lossy(&body));
+    CommandOutput::out(stdout)
+}
+
+/// swarmlab's `--repeat N`.
+fn curl_repeat(
+    lab: &mut Lab,
+    owner: Owner,
+    c: &CurlArgs,
+    url: &Url,
+    ip: Ipv4Addr,
+) -> CommandOutput {
+    let mut counts: BTreeMap<String, u32> = BTreeMap::new();
+    let (mut stdout, mut failures, mut last_err) = (String::new(), 0u32, String::new());
+    let timeout = c.max_time.unwrap_or(c.connect_timeout);
+    for n in 1..=c.repeat {
+        let f = fetch(lab, owner, ip, url, "curl/8.14.1", &c.headers, timeout);
+        let r = curl_result(c, url, &f);
+        if r.exit_code != 0 {
+            failures += 1;
+            last_err = format!("exit {}", r.exit_code);
+            stdout.push_str(&format!(
+                "{n}: failed ({})\n",
+                r.stderr.trim_end().trim_start_matches("curl: ")
+            ));
+            continue;
+        }
+        let who = replica_of(lab, &r.stdout);
+        stdout.push_str(&format!("{n}: {who}\n"));
+        *counts.entry(who).or_default() += 1;
+    }
+    stdout.push_str(&format!("--- {} requests to {}\n", c.repeat, c.url));
+    for (who, n) in &counts {
+        stdout.push_str(&format!("{n:>6}  {who}\n"));
+    }
+    if failures > 0 {
+        stdout.push_str(&format!("{failures:>6}  failed ({last_err})\n"));
+    }
+    CommandOutput {
+        stdout,
+        stderr: String::new(),
+        exit_code: if failures == 0 { 0 } else { 1 },
+    }
+}
+
+/// Which replica answered: the `Hostname:` of a whoami reply (with the task's container
+/// name when the lab knows it), or the reply's first line.
+pub fn replica_of(lab: &Lab, body: &str) -> String {
+    let Some(h) = body.lines().find_map(|l| l.strip_prefix("Hostname: ")) else {
+        return body.lines().next().unwrap_or("(empty reply)").to_string();
+    };
+    match lab
+        .containers
+        .iter()
+        .find(|c| !c.id.is_empty() && c.id.starts_with(h))
+    {
+        Some(c) => format!("{h} ({})", c.name),
+        None => h.to_string(),
+    }
+}
+
+/// busybox `nslookup NAME`, answered by the embedded DNS server at 127.0.0.11.
+pub fn nslookup(lab: &mut Lab, cid: ContainerId, args: &[String]) -> CommandOutput {
+    let Some(name) = args.iter().find(|a| !a.starts_with('-')) else {
+        return CommandOutput::err(
+            "BusyBox v1.36.1 multi-call binary.\n\nUsage: nslookup [-type=QUERY_TYPE] [-debug] HOST [DNS_SERVER]\n\nQuery DNS about HOST\n\nQUERY_TYPE: soa,ns,a,aaaa,cname,mx,txt,any,srv,ptr\n",
+            1,
+        );
+    };
+    let mut out = "Server:\t\t127.0.0.11\nAddress:\t127.0.0.11:53\n\n".to_string();
+    match lab.dns_lookup(cid, name) {
+        Some(ips) => {
+            out.push_str("Non-authoritative answer:\n");
+            for ip in ips {
+                out.push_str(&format!("Name:\t{name}\nAddress: {ip}\n"));
+            }
+            out.push('\n');
+            CommandOutput::out(out)
+        }
+        None => {
+            out.push_str(&format!("** server can't find {name}: NXDOMAIN\n\n"));
+            CommandOutput {
+                stdout: out,
+                stderr: String::new(),
+                exit_code: 1,
+            }
+        }
+    }
+}
+
+/// `redis-cli [-h HOST] [-p PORT] COMMAND [ARG...]`, printing as it does without a
+/// terminal (raw replies).
+pub fn redis_cli(lab: &mut Lab, cid: ContainerId, args: &[String]) -> CommandOutput {
+    let (mut host, mut port, mut i) = ("127.0.0.1".to_string(), 6379u16, 0);
+    while i < args.len() && args[i].starts_with('-') {
+        match args[i].as_str() {
+            "-h" => host = args.get(i + 1).cloned().unwrap_or_default(),
+            "-p" => {
+                port = match args.get(i + 1).and_then(|p| p.parse().ok()) {
+                    Some(p) => p,
+                    None => {
+                        return CommandOutput::err("Invalid server port.\n", 1);
+                    }
+                }
+            }
+            other => {
+                return CommandOutput::err(
+                    format!("Unrecognized option or bad number of args for: '{other}'\n"),
+                    1,
+                )
+            }
+        }
+        i += 2;
+    }
+    let cmd = args.get(i..).unwrap_or_default().to_vec();
+    if cmd.is_empty() {
+        return CommandOutput::err(
+            "swarmlab: redis-cli's interactive mode is not simulated; give a command (redis-cli -h HOST INCR key)\n",
+            1,
+        );
+    }
+    let target = if host == "127.0.0.1" || host == "localhost" {
+        Some(lab.containers[cid.0].ip)
+    } else {
+        lab.dns_lookup(cid, &host).and_then(|v| v.first().copied())
+    };
+    let Some(ip) = target else {
+        return CommandOutput::err(
+            format!("Could not connect to Redis at {host}:{port}: Name or service not known\n"),
+            1,
+        );
+    };
+    let (end, response, _) = lab.tcp_request(
+        Owner::Container(cid),
+        SocketAddrV4::new(ip, port),
+        resp_encode(&cmd),
+        Framing::Resp,
+        Duration::from_secs(30),
+    );
+    let why = match end {
+        ClientEnd::Done => None,
+        ClientEnd::Refused => Some("Connection refused"),
+        ClientEnd::Unreachable => Some("No route to host"),
+        ClientEnd::TimedOut => Some("Connection timed out"),
+        ClientEnd::Reset => Some("Connection reset by peer"),
+    };
+    if let Some(why) = why {
+        return CommandOutput::err(
+            format!("Could not connect to Redis at {host}:{port}: {why}\n"),
+            1,
+        );
+    }
+    match resp_complete(&response) {
+        Some(text) => CommandOutput::out(format!("{text}\n")),
+        None => CommandOutput::err("Error: Server closed the connection\n", 1),
+    }
+}

@@ -1,0 +1,369 @@
+//! TCP traffic in the lab: each container's smoltcp stack (see `netstack`) polled in
+//! virtual time, the embedded DNS server's answers, and the VIP balancer a container uses
+//! for a service's virtual IP.
+//!
+//! Service discovery reads what libnetwork reads: the `endpoint_table` of NetworkDB on the
+//! container's node, one record per task and network (service, VIP, task address, published
+//! ports), gossiped on 7946. A node that has not heard of a task cannot resolve or balance
+//! to it.
+
+use crate::lab::{ContainerId, Event, Lab};
+use crate::netstack::{App, ClientEnd, Framing, Stack};
+use crate::time::{Duration, Instant};
+use crate::trace::TraceEvent;
+use crate::underlay::HostId;
+use std::net::{Ipv4Addr, SocketAddrV4};
+
+/// NetworkDB's table of service endpoints (libnetwork's name).
+pub const ENDPOINT_TABLE: &str = "endpoint_table";
+
+/// The IP MTU of a container on an overlay: 1450, as Docker sets it for a 1500 underlay.
+pub const OVERLAY_MTU: usize = 1450;
+
+/// Whose stack.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Owner {
+    /// A container's.
+    Container(ContainerId),
+    /// A host's own (host-side clients such as `curl`).
+    Host(HostId),
+}
+
+/// A task's record in `endpoint_table`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct EndpointRecord {
+    /// Service name.
+    pub service: String,
+    /// The service's virtual IP on this network (none under dnsrr).
+    pub vip: Option<Ipv4Addr>,
+    /// The task's address on this network.
+    pub ip: Ipv4Addr,
+    /// The task's container name.
+    pub task: String,
+    /// Published ports: (published, target).
+    pub ports: Vec<(u16, u16)>,
+    /// The ingress scheduler (`rr` unless the service's `swarmlab.lb` label says).
+    pub scheduler: String,
+}
+
+impl EndpointRecord {
+    /// The value stored in NetworkDB.
+    pub fn encode(&self) -> String {
+        let ports: Vec<String> = self.ports.iter().map(|(p, t)| format!("{p}:{t}")).collect();
+        format!(
+            "svc={} vip={} ip={} task={} ports={} lb={}",
+            self.service,
+            self.vip.map_or("-".to_string(), |v| v.to_string()),
+            self.ip,
+            self.task,
+            if ports.is_empty() {
+                "-".to_string()
+            } else {
+                ports.join(",")
+            },
+            self.scheduler
+        )
+    }
+
+    /// Read a stored value back.
+    pub fn decode(bytes: &[u8]) -> Option<EndpointRecord> {
+        let text = std::str::from_utf8(bytes).ok()?;
+        let mut rec = EndpointRecord {
+            service: String::new(),
+            vip: None,
+            ip: Ipv4Addr::UNSPECIFIED,
+            task: String::new(),
+            ports: Vec::new(),
+            scheduler: "rr".into(),
+        };
+        for field in text.split(' ') {
+            let (k, v) = field.split_once('=')?;
+            match k {
+                "svc" => rec.service = v.to_string(),
+                "vip" => rec.vip = v.parse().ok(),
+                "ip" => rec.ip = v.parse().ok()?,
+                "task" => rec.task = v.to_string(),
+                "ports" if v != "-" => {
+                    for p in v.split(',') {
+                        let (a, b) = p.split_once(':')?;
+                        rec.ports.push((a.parse().ok()?, b.parse().ok()?));
+                    }
+                }
+                "lb" => rec.scheduler = v.to_string(),
+                _ => {}
+            }
+        }
+        Some(rec)
+    }
+}
+
+impl Lab {
+    /// A container starts: a fresh stack on its addresses, running its image's program.
+    pub(crate) fn stack_start(&mut self, cid: ContainerId) {
+        let seed = self.rng.next_u64();
+        let now = self.now();
+        let addrs: Vec<(Ipv4Addr, u8)> = self
+            .ifaces(cid)
+            .iter()
+            .map(|i| (i.ip, self.nets[i.net.0].subnet.prefix))
+            .collect();
+        let c = &mut self.containers[cid.0];
+        let mut stack = Stack::new(seed, &addrs, OVERLAY_MTU, now);
+        stack.hostname = c.id.get(..12).unwrap_or_default().to_string();
+        if let Some((app, port)) = App::of_image(&c.image) {
+            stack.serve(port, app);
+        }
+        c.stack = Some(Box::new(stack));
+    }
+
+    fn stack_mut(&mut self, owner: Owner) -> Option<&mut Stack> {
+        match owner {
+            Owner::Container(c) => self.containers[c.0].stack.as_deref_mut(),
+            Owner::Host(h) => self.hosts[h.0].stack.as_deref_mut(),
+        }
+    }
+
+    /// An IP packet reaches a stack.
+    pub(crate) fn stack_input(&mut self, owner: Owner, packet: Vec<u8>) {
+        let Some(s) = self.stack_mut(owner) else {
+            return;
+        };
+        s.input(packet);
+        self.stack_poll(owner);
+    }
+
+    /// Let a stack run now, send what it wrote, and schedule its next wake-up.
+    pub(crate) fn stack_poll(&mut self, owner: Owner) {
+        let now = self.now();
+        let Some(s) = self.stack_mut(owner) else {
+            return;
+        };
+        let out = s.poll(now);
+        let next = s
+            .poll_at(now)
+            .map(|t| t.max(now + Duration::from_micros(1)));
+        if let Some(t) = next {
+            if s.wake.is_none_or(|w| t < w || w < now) {
+                s.wake = Some(t);
+                self.engine.schedule(t, Event::StackTimer { owner, at: t });
+            }
+        }
+        for p in out {
+            match owner {
+                Owner::Container(c) => self.send_ip(c, p),
+                Owner::Host(h) => self.host_send_ip(h, p),
+            }
+        }
+    }
+
+    pub(crate) fn stack_timer(&mut self, owner: Owner, at: Instant) {
+        let Some(s) = self.stack_mut(owner) else {
+            return;
+        };
+        if s.wake != Some(at) {
+            return;
+        }
+        s.wake = None;
+        self.stack_poll(owner);
+    }
+
+    /// ARP for `ip` failed: connections still opening to it fail with "Host is
+    /// unreachable", as Linux reports EHOSTUNREACH.
+    pub(crate) fn stack_unreachable(&mut self, owner: Owner, ip: Ipv4Addr) {
+        let Some(s) = self.stack_mut(owner) else {
+            return;
+        };
+        let hit: Vec<usize> = (0..s.clients.len())
+            .filter(|i| {
+                let c = &s.clients[*i];
+                c.end.is_none() && !c.established && *c.remote.ip() == ip
+            })
+            .collect();
+        for i in hit {
+            s.end_client(i, ClientEnd::Unreachable);
+        }
+        self.stack_poll(owner);
+    }
+
+    /// Open a TCP connection from `owner` to `dst`, send `request`, and run the lab until
+    /// the reply is complete, the connection fails, or `timeout` passes. A container
+    /// connecting to a service VIP is balanced to a task first, as IPVS does in its
+    /// namespace. Returns how it ended, the bytes received and where it really went.
+    pub(crate) fn tcp_request(
+        &mut self,
+        owner: Owner,
+        dst: SocketAddrV4,
+        request: Vec<u8>,
+        framing: Framing,
+        timeout: Duration,
+    ) -> (ClientEnd, Vec<u8>, SocketAddrV4) {
+        let mut real = dst;
+        if let Owner::Container(cid) = owner {
+            if let Some((svc, backends)) = self.vip_backends(cid, *dst.ip()) {
+                if backends.is_empty() {
+                    // No task behind the VIP: its own stack refuses.
+                    return (ClientEnd::Refused, Vec::new(), dst);
+                }
+                let c = &mut self.containers[cid.0];
+                let k = c.lb.entry(*dst.ip()).or_insert(0);
+                let pick = backends[(*k % backends.len() as u64) as usize];
+                *k += 1;
+                real = SocketAddrV4::new(pick, dst.port());
+                let at = c.name.clone();
+                self.trace.push(
+                    self.engine.now(),
+                    TraceEvent::Balance {
+                        at,
+                        what: format!("VIP {dst} of {svc} -> task {pick} (rr)"),
+                    },
+                );
+            }
+        }
+        let port = loop {
+            // Linux's ephemeral range, chosen at random.
+            let p = 32768 + self.rng.below(61000 - 32768) as u16;
+            let Some(s) = self.stack_mut(owner) else {
+                return (ClientEnd::Unreachable, Vec::new(), real);
+            };
+            if !s.port_in_use(p) {
+                break p;
+            }
+        };
+        let Some(s) = self.stack_mut(owner) else {
+            return (ClientEnd::Unreachable, Vec::new(), real);
+        };
+        let i = s.connect(real, port, request, framing);
+        self.stack_poll(owner);
+        let deadline = self.now() + timeout;
+        let ended = |lab: &Lab| match owner {
+            Owner::Container(c) => lab.containers[c.0]
+                .stack
+                .as_ref()
+                .is_none_or(|s| s.clients[i].end.is_some()),
+            Owner::Host(h) => lab.hosts[h.0]
+                .stack
+                .as_ref()
+                .is_none_or(|s| s.clients[i].end.is_some()),
+        };
+        self.run_until_or(deadline, ended);
+        let Some(s) = self.stack_mut(owner) else {
+            // The container died under the client.
+            return (ClientEnd::Reset, Vec::new(), real);
+        };
+        if s.clients[i].end.is_none() {
+            s.end_client(i, ClientEnd::TimedOut);
+        }
+        let end = s.clients[i].end.clone().unwrap_or(ClientEnd::TimedOut);
+        let response = std::mem::take(&mut s.clients[i].response);
+        self.stack_poll(owner);
+        (end, response, real)
+    }
+
+    /// The service records a container's node holds for its networks (not ingress, which
+    /// has no service discovery), network by network in interface order.
+    fn endpoint_records(&self, cid: ContainerId) -> Vec<EndpointRecord> {
+        let c = &self.containers[cid.0];
+        let db = &self.hosts[c.host.0].gossip.db;
+        let mut out = Vec::new();
+        for i in self.ifaces(cid) {
+            let net = &self.nets[i.net.0].name;
+            if net == "ingress" {
+                continue;
+            }
+            for (_, _, v) in db.entries(net, ENDPOINT_TABLE) {
+                if let Some(r) = EndpointRecord::decode(&v) {
+                    out.push(r);
+                }
+            }
+        }
+        out
+    }
+
+    /// What the embedded DNS server (127.0.0.11) answers a container for `name`: the
+    /// service's VIP (or its tasks' addresses under dnsrr), every task's address for
+    /// `tasks.NAME`, a container's address for its name. `None` is NXDOMAIN.
+    pub fn dns_lookup(&self, cid: ContainerId, name: &str) -> Option<Vec<Ipv4Addr>> {
+        if let Ok(ip) = name.parse::<Ipv4Addr>() {
+            return Some(vec![ip]);
+        }
+        let name = name.trim_end_matches('.').to_ascii_lowercase();
+        for i in self.ifaces(cid) {
+            let found: Vec<Ipv4Addr> = (0..self.containers.len())
+                .map(ContainerId)
+                .filter(|k| {
+                    let c = &self.containers[k.0];
+                    c.running && !c.swarm_task && c.name.to_ascii_lowercase() == name
+                })
+                .flat_map(|k| self.ifaces(k))
+                .filter(|j| j.net == i.net)
+                .map(|j| j.ip)
+                .collect();
+            if !found.is_empty() {
+                return Some(found);
+            }
+        }
+        let recs = self.endpoint_records(cid);
+        let mut tasks: Vec<Ipv4Addr> = Vec::new();
+        for r in &recs {
+            if r.service.to_ascii_lowercase() == name {
+                if let Some(vip) = r.vip {
+                    return Some(vec![vip]);
+                }
+                tasks.push(r.ip);
+            } else if format!("tasks.{}", r.service.to_ascii_lowercase()) == name
+                || r.task.to_ascii_lowercase() == name
+            {
+                tasks.push(r.ip);
+            }
+        }
+        tasks.sort();
+        tasks.dedup();
+        (!tasks.is_empty()).then_some(tasks)
+    }
+
+    /// If `ip` is a service VIP on one of the container's networks: the service and its
+    /// tasks' addresses there, in address order.
+    pub fn vip_backends(&self, cid: ContainerId, ip: Ipv4Addr) -> Option<(String, Vec<Ipv4Addr>)> {
+        let recs = self.endpoint_records(cid);
+        let svc = recs.iter().find(|r| r.vip == Some(ip))?.service.clone();
+        let mut ips: Vec<Ipv4Addr> = recs
+            .iter()
+            .filter(|r| r.vip == Some(ip))
+            .map(|r| r.ip)
+            .collect();
+        ips.sort();
+        ips.dedup();
+        Some((svc, ips))
+    }
+}
+
+impl Lab {
+    /// A host sends an IP packet on its NIC, to the underlay host with that address.
+    pub(crate) fn host_send_ip(&mut self, host: HostId, packet: Vec<u8>) {
+        let Some(dst) = packet
+            .get(16..20)
+            .map(|b| Ipv4Addr::new(b[0], b[1], b[2], b[3]))
+        else {
+            return;
+        };
+        let Some(to) = self.underlay.by_ip(dst) else {
+            let at = self.host_name(host).to_string();
+            self.trace.push(
+                self.engine.now(),
+                TraceEvent::StackDrop {
+                    at,
+                    reason: format!("no host has address {dst}"),
+                },
+            );
+            return;
+        };
+        let eth = etherparse::Ethernet2Header {
+            source: self.underlay.nic(host).mac.0,
+            destination: self.underlay.nic(to).mac.0,
+            ether_type: etherparse::EtherType::IPV4,
+        };
+        let mut frame = eth.to_bytes().to_vec();
+        frame.extend_from_slice(&packet);
+        self.transmit(host, frame);
+    }
+}
