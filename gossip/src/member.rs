@@ -237,6 +237,8 @@ pub struct Member {
     rng: u64,
     counters: Counters,
     user_messages: VecDeque<Vec<u8>>,
+    /// What push/pull carries after the node states (memberlist's delegate LocalState).
+    local_state: Vec<u8>,
 }
 
 /// Go treats a nil and an empty `[]byte` alike here.
@@ -284,6 +286,7 @@ impl Member {
             rng: seed ^ 0x6a09_e667_f3bc_c908,
             counters: Counters::default(),
             user_messages: VecDeque::new(),
+            local_state: Vec::new(),
         };
         let me = m.self_alive();
         m.alive_node(now, me, true, "started");
@@ -385,6 +388,12 @@ impl Member {
     }
 
     /// The next user message received (what memberlist hands its delegate's NotifyMsg).
+    /// Set the user state sent with every push/pull (memberlist's `LocalState`); the
+    /// other side's user state arrives through `poll_user_message`.
+    pub fn set_local_state(&mut self, state: Vec<u8>) {
+        self.local_state = state;
+    }
+
     pub fn poll_user_message(&mut self) -> Option<Vec<u8>> {
         self.user_messages.pop_front()
     }
@@ -537,10 +546,13 @@ impl Member {
         };
         match MessageType::from_u8(msg[0]) {
             Some(MessageType::PushPull) => match parse_push_pull(&msg[1..]) {
-                Ok(Some((header, states))) => {
+                Ok(Some((header, states, user))) => {
                     // memberlist answers with its own state before merging the other's.
                     let reply = self.push_pull_message(header.join);
                     self.merge(now, states, "push/pull");
+                    if !user.is_empty() {
+                        self.user_messages.push_back(user);
+                    }
                     StreamInput::Reply(self.seal_stream(reply))
                 }
                 Ok(None) => StreamInput::NeedMore,
@@ -611,7 +623,12 @@ impl Member {
         };
         match (purpose, MessageType::from_u8(msg[0])) {
             (Purpose::PushPull, Some(MessageType::PushPull)) => match parse_push_pull(&msg[1..]) {
-                Ok(Some((_, states))) => self.merge(now, states, "push/pull"),
+                Ok(Some((_, states, user))) => {
+                    self.merge(now, states, "push/pull");
+                    if !user.is_empty() {
+                        self.user_messages.push_back(user);
+                    }
+                }
                 Ok(None) => self.count(&WireError::Truncated),
                 Err(e) => self.count(&e),
             },
@@ -1331,7 +1348,7 @@ impl Member {
             &PushPullHeader {
                 join,
                 nodes: self.nodes.len() as u32,
-                user_state_len: 0,
+                user_state_len: self.local_state.len() as u32,
             },
         );
         for n in &self.nodes {
@@ -1348,6 +1365,7 @@ impl Member {
                 },
             );
         }
+        out.extend_from_slice(&self.local_state);
         out
     }
 
@@ -1667,8 +1685,11 @@ impl Member {
     }
 }
 
-/// Parse a push/pull body: `Ok(None)` when more bytes are needed.
-fn parse_push_pull(body: &[u8]) -> Result<Option<(PushPullHeader, Vec<PushNodeState>)>, WireError> {
+type PushPull = (PushPullHeader, Vec<PushNodeState>, Vec<u8>);
+
+/// Parse a push/pull body (header, node states, user state): `Ok(None)` when more bytes
+/// are needed.
+fn parse_push_pull(body: &[u8]) -> Result<Option<PushPull>, WireError> {
     let mut rd = body;
     let header: PushPullHeader = match decode_next(&mut rd) {
         Ok(h) => h,
@@ -1692,5 +1713,6 @@ fn parse_push_pull(body: &[u8]) -> Result<Option<(PushPullHeader, Vec<PushNodeSt
     if rd.len() < header.user_state_len as usize {
         return Ok(None);
     }
-    Ok(Some((header, states)))
+    let user = rd[..header.user_state_len as usize].to_vec();
+    Ok(Some((header, states, user)))
 }

@@ -113,6 +113,13 @@ enum Msg {
         reply: bool,
         entries: Vec<WireEntry>,
     },
+    /// A member's own network participations, carried as memberlist push/pull user
+    /// state (NetworkDB's LocalState), so that a member that joins the cluster later
+    /// learns who is in which network.
+    Networks {
+        node: String,
+        networks: Vec<(String, u64, bool)>,
+    },
 }
 
 fn encode(msg: &Msg) -> Vec<u8> {
@@ -467,35 +474,17 @@ impl NetworkDb {
                 node,
                 network,
                 ltime,
-            } => {
-                self.witness(ltime);
-                let m = self.networks.entry(network).or_default();
-                if m.get(&node).is_none_or(|p| p.ltime < ltime) {
-                    m.insert(
-                        node,
-                        Participant {
-                            ltime,
-                            leaving: false,
-                        },
-                    );
-                }
-            }
+            } => self.participation(&node, &network, ltime, false),
             Msg::NetworkLeave {
                 node,
                 network,
                 ltime,
-            } => {
-                self.witness(ltime);
-                let m = self.networks.entry(network.clone()).or_default();
-                if m.get(&node).is_none_or(|p| p.ltime < ltime) {
-                    m.insert(
-                        node.clone(),
-                        Participant {
-                            ltime,
-                            leaving: true,
-                        },
-                    );
-                    self.remove_owned(&node, Some(&network));
+            } => self.participation(&node, &network, ltime, true),
+            Msg::Networks { node, networks } => {
+                if node != self.node {
+                    for (network, ltime, leaving) in networks {
+                        self.participation(&node, &network, ltime, leaving);
+                    }
                 }
             }
             Msg::Table { network, entry } => {
@@ -545,6 +534,34 @@ impl NetworkDb {
                 }
             }
         }
+    }
+
+    /// A member joined or left a network at `ltime` (ignored when older than what we know).
+    fn participation(&mut self, node: &str, network: &str, ltime: u64, leaving: bool) {
+        self.witness(ltime);
+        let m = self.networks.entry(network.to_string()).or_default();
+        if m.get(node).is_none_or(|p| p.ltime < ltime) {
+            m.insert(node.to_string(), Participant { ltime, leaving });
+            if leaving {
+                self.remove_owned(node, Some(network));
+            }
+        }
+    }
+
+    /// Our own network participations, as push/pull user state (see `handle_message`).
+    pub fn local_state(&self) -> Vec<u8> {
+        let networks = self
+            .networks
+            .iter()
+            .filter_map(|(n, m)| {
+                let p = m.get(&self.node)?;
+                Some((n.clone(), p.ltime, p.leaving))
+            })
+            .collect();
+        encode(&Msg::Networks {
+            node: self.node.clone(),
+            networks,
+        })
     }
 
     /// Gossip rounds, periodic bulk sync and tombstone reaping.

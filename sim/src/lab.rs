@@ -61,6 +61,13 @@ impl std::fmt::Display for Subnet {
     }
 }
 
+impl Overlay {
+    /// Mark an address as taken (by an endpoint the lab does not model as a container).
+    pub(crate) fn used_insert(&mut self, ip: Ipv4Addr) {
+        self.used.insert(ip);
+    }
+}
+
 /// An overlay network.
 #[derive(Clone, Debug)]
 pub struct Overlay {
@@ -215,6 +222,13 @@ pub enum Event {
     PingDeadline(PingId),
     /// The swarm control plane.
     Swarm(crate::swarm::SwarmEvent),
+    /// A frame reaches a node's ingress sandbox.
+    Sandbox {
+        /// The node.
+        host: HostId,
+        /// The frame.
+        frame: Vec<u8>,
+    },
     /// A TCP stack asked to be polled (retransmissions, delayed ACKs, TIME-WAIT).
     StackTimer {
         /// Whose stack.
@@ -246,6 +260,8 @@ pub struct Host {
     pub swarm: crate::swarm::HostSwarm,
     /// The host's own TCP stack (host-side clients), made when first used.
     pub stack: Option<Box<crate::netstack::Stack>>,
+    /// The routing mesh: ingress sandbox and connection table.
+    pub mesh: crate::mesh::Mesh,
 }
 
 /// Errors Docker would print.
@@ -333,6 +349,7 @@ impl Lab {
             capture: Vec::new(),
             swarm: Default::default(),
             stack: None,
+            mesh: Default::default(),
         });
         self.gossip_flush(id);
         self.record(TraceEvent::HostAdded {
@@ -622,6 +639,8 @@ impl Lab {
     /// Crash a host: its NIC goes silent and its containers die.
     pub fn crash(&mut self, host: HostId) {
         self.underlay.set_up(host, false);
+        self.hosts[host.0].mesh = Default::default();
+        self.hosts[host.0].stack = None;
         let name = self.host_name(host).to_string();
         self.record(TraceEvent::HostCrashed { host: name });
         self.swarm_crash(host);
@@ -759,6 +778,7 @@ impl Lab {
             Event::PingDeadline(p) => self.ping_finish(p),
             Event::ArpRetry { from, ip, tries } => self.arp_retry(from, ip, tries),
             Event::StackTimer { owner, at } => self.stack_timer(owner, at),
+            Event::Sandbox { host, frame } => self.sandbox_input(host, &frame),
             Event::GossipTimer { host, at } => self.gossip_timer(host, at),
             Event::GossipStream {
                 from,
@@ -826,6 +846,11 @@ impl Lab {
             }
             return;
         }
+        let is_tcp = crate::underlay::outer_flow(&frame).is_some_and(|(_, proto, _, _)| proto == 6);
+        if is_tcp {
+            self.host_tcp(to, frame[14..].to_vec());
+            return;
+        }
         if !is_vxlan {
             let host = self.host_name(to).to_string();
             self.record(TraceEvent::UnderlayDrop {
@@ -876,6 +901,19 @@ impl Lab {
                     })
             })
             .collect();
+        let to_sandbox = self.hosts[host.0]
+            .mesh
+            .sandbox
+            .is_some_and(|s| s.vni == vni && (dst.is_multicast() || s.mac == dst));
+        if to_sandbox {
+            self.engine.schedule_in(
+                Duration::from_micros(5),
+                Event::Sandbox {
+                    host,
+                    frame: frame.to_vec(),
+                },
+            );
+        }
         for t in &targets {
             // veth + bridge: a few microseconds.
             self.engine.schedule_in(
@@ -886,7 +924,7 @@ impl Lab {
                 },
             );
         }
-        !targets.is_empty()
+        !targets.is_empty() || (to_sandbox && !dst.is_multicast())
     }
 
     /// A container sends a frame: the host's bridge delivers it locally, the VTEP's ARP
@@ -915,9 +953,24 @@ impl Lab {
             );
             return;
         }
-        let local = self.bridge_deliver(host, vni, &frame, Some(from));
+        self.bridge_or_tunnel(host, vni, frame, Some(from));
+    }
+
+    /// Switch a frame on a host's bridge for `vni`: to local endpoints, to the VTEP's ARP
+    /// proxy (broadcasts), or through the tunnel.
+    pub(crate) fn bridge_or_tunnel(
+        &mut self,
+        host: HostId,
+        vni: Vni,
+        frame: Vec<u8>,
+        from: Option<ContainerId>,
+    ) {
+        let local = self.bridge_deliver(host, vni, &frame, from);
         let dst = MacAddr::from_slice(&frame).unwrap_or_default();
         if dst.is_multicast() {
+            let Some(from) = from else {
+                return;
+            };
             let mut reply = [0u8; 64];
             if let Some(n) = self.hosts[host.0].vtep.arp_proxy(vni, &frame, &mut reply) {
                 self.engine.schedule_in(
@@ -1094,6 +1147,9 @@ impl Lab {
             return;
         };
         let Some(iface) = self.iface_for(from, dst) else {
+            if self.host_mode_reply(from, &packet) {
+                return;
+            }
             let name = self.containers[from.0].name.clone();
             self.record(TraceEvent::StackDrop {
                 at: name,

@@ -12,6 +12,7 @@ pub mod lab;
 pub mod live;
 pub mod live_gossip;
 pub mod membership;
+pub mod mesh;
 pub mod netstack;
 pub mod ping;
 pub mod programs;

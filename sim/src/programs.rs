@@ -258,6 +258,7 @@ pub fn wget(lab: &mut Lab, owner: Owner, args: &[String]) -> CommandOutput {
 }
 
 /// Parsed `curl` options.
+#[derive(Clone)]
 struct CurlArgs {
     silent: bool,
     show_error: bool,
@@ -463,10 +464,14 @@ fn curl_repeat(
     let timeout = c.max_time.unwrap_or(c.connect_timeout);
     for n in 1..=c.repeat {
         let f = fetch(lab, owner, ip, url, "curl/8.14.1", &c.headers, timeout);
-        let r = curl_result(c, url, &f);
+        let loud = CurlArgs {
+            silent: false,
+            ..c.clone()
+        };
+        let r = curl_result(&loud, url, &f);
         if r.exit_code != 0 {
             failures += 1;
-            last_err = format!("exit {}", r.exit_code);
+            last_err = format!("curl exit status {}", r.exit_code);
             stdout.push_str(&format!(
                 "{n}: failed ({})\n",
                 r.stderr.trim_end().trim_start_matches("curl: ")

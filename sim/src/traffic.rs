@@ -219,6 +219,15 @@ impl Lab {
                 );
             }
         }
+        if let Owner::Host(h) = owner {
+            if self.hosts[h.0].stack.is_none() {
+                let seed = self.rng.next_u64();
+                let now = self.now();
+                let nic = self.underlay.nic(h);
+                let stack = Stack::new(seed, &[(nic.ip, 0)], usize::from(nic.mtu), now);
+                self.hosts[h.0].stack = Some(Box::new(stack));
+            }
+        }
         let port = loop {
             // Linux's ephemeral range, chosen at random.
             let p = 32768 + self.rng.below(61000 - 32768) as u16;

@@ -386,6 +386,8 @@ fn swarm_init(lab: &mut Lab, host: HostId, a: InitArgs) -> Res<CommandOutput> {
         message: String::new(),
         labels: BTreeMap::new(),
         raft_id: Some(raft_id),
+        // The first node's ingress sandbox takes the ingress network's first address.
+        ingress_ip: Some(Ipv4Addr::new(o[0], o[1], 0, 2)),
         created: now,
         updated: now,
     };
@@ -555,6 +557,15 @@ fn swarm_join(lab: &mut Lab, host: HostId, a: JoinArgs) -> Res<CommandOutput> {
         message: String::new(),
         labels: BTreeMap::new(),
         raft_id,
+        ingress_ip: {
+            let store = leader_store(lab, leader);
+            let tasks: Vec<_> = store.tasks.values().cloned().collect();
+            store
+                .networks
+                .values()
+                .find(|n| n.ingress)
+                .and_then(|n| Service::free_address(&store, n, &tasks))
+        },
         created: now,
         updated: now,
     };
@@ -1494,6 +1505,7 @@ fn service_create(lab: &mut Lab, host: HostId, a: ServiceCreateArgs) -> Res<Comm
         created: now,
         updated: now,
         version: 0,
+        vips: Vec::new(),
     };
     let leader = write(lab, host, |_, store| {
         if store.services.values().any(|s| s.name == name) {
@@ -1507,7 +1519,32 @@ fn service_create(lab: &mut Lab, host: HostId, a: ServiceCreateArgs) -> Res<Comm
                 )));
             }
         }
-        Ok(vec![Action::PutService(svc.clone())])
+        let mut svc = svc.clone();
+        // A published port left to the swarm takes the lowest free one from 30000.
+        for i in 0..svc.ports.len() {
+            if svc.ports[i].mode == "ingress" && svc.ports[i].published == 0 {
+                let taken = |p: u16| {
+                    store
+                        .services
+                        .values()
+                        .chain(std::iter::once(&svc))
+                        .any(|o| o.ports.iter().any(|q| q.published == p))
+                };
+                if let Some(p) = (30000..=32767).find(|p| !taken(*p)) {
+                    svc.ports[i].published = p;
+                }
+            }
+        }
+        if svc.endpoint_mode != "dnsrr" {
+            // The allocator gives the service a virtual IP on each of its networks.
+            let tasks: Vec<_> = store.tasks.values().cloned().collect();
+            for net in svc.attached_networks(store) {
+                if let Some(ip) = crate::swarm::store::Service::free_address(store, net, &tasks) {
+                    svc.vips.push((net.id.clone(), ip));
+                }
+            }
+        }
+        Ok(vec![Action::PutService(svc)])
     })?;
     lab.swarm_note(host, format!("service {name} created"));
     let mut out = format!("{id}\n");

@@ -53,6 +53,21 @@ pub struct Assignment {
     pub args: Vec<String>,
     /// The networks of its addresses, in the same order.
     pub networks: Vec<store::Network>,
+    /// Its service's endpoint: VIPs by network id, ingress ports, scheduler.
+    pub endpoint: Endpoint,
+}
+
+/// What a task's container publishes about its service in NetworkDB's `endpoint_table`.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Endpoint {
+    /// The service's VIPs: (network id, address).
+    pub vips: Vec<(String, Ipv4Addr)>,
+    /// Ports published in ingress mode: (published, target).
+    pub ingress_ports: Vec<(u16, u16)>,
+    /// Ports published in host mode: (published, target).
+    pub host_ports: Vec<(u16, u16)>,
+    /// The ingress scheduler: the `swarmlab.lb` label, `rr` by default.
+    pub scheduler: String,
 }
 
 /// A task status an agent reports.
@@ -90,6 +105,9 @@ pub enum Msg {
         managers: Vec<Ipv4Addr>,
         /// The node's tasks.
         tasks: Vec<Assignment>,
+        /// The node's attachment to the ingress network (its ingress sandbox), once
+        /// allocated.
+        ingress: Option<(store::Network, Ipv4Addr)>,
         /// Set when the answer goes back through a follower: the agent's host.
         relay: Option<HostId>,
     },
@@ -163,8 +181,12 @@ pub struct AgentTask {
     pub stopping: bool,
     /// The exit status, once exited.
     pub exit: Option<i32>,
-    /// Its first network and address there, if it has networks.
-    pub network: Option<(store::Network, Ipv4Addr)>,
+    /// Its service's name.
+    pub service: String,
+    /// Its networks and its address on each, eth0 first.
+    pub networks: Vec<(store::Network, Ipv4Addr)>,
+    /// Its service's endpoint.
+    pub endpoint: Endpoint,
     /// Its container in the data plane, once started.
     pub container: Option<crate::lab::ContainerId>,
     /// When created.
@@ -411,6 +433,7 @@ impl Lab {
                 leader,
                 managers,
                 tasks,
+                ingress,
                 relay: Some(agent),
             } => {
                 // A follower passes the leader's answer back to the agent.
@@ -422,6 +445,7 @@ impl Lab {
                         leader,
                         managers,
                         tasks,
+                        ingress,
                         relay: None,
                     },
                 );
@@ -430,9 +454,15 @@ impl Lab {
                 period,
                 managers,
                 tasks,
+                ingress,
                 relay: None,
                 ..
-            } => self.agent_ack(to, from, period, managers, tasks),
+            } => {
+                if let Some((net, ip)) = ingress {
+                    self.ingress_sandbox(to, &net, ip);
+                }
+                self.agent_ack(to, from, period, managers, tasks)
+            }
             Msg::NotLeader { leader } => {
                 if let Some(a) = self.hosts[to.0].swarm.agent.as_mut() {
                     a.leader = leader;
@@ -707,6 +737,7 @@ impl Lab {
                         .iter()
                         .filter_map(|(n, _)| store.networks.get(n).cloned())
                         .collect(),
+                    endpoint: s.map(Endpoint::of).unwrap_or_default(),
                 }
             })
             .collect()
@@ -774,6 +805,7 @@ impl Lab {
                         leader,
                         managers: managers.clone(),
                         tasks,
+                        ingress: ingress_of(&store, &n.id),
                         relay: None,
                     },
                 );
@@ -845,6 +877,7 @@ impl Lab {
         m.statuses.extend(statuses);
         let tasks = Self::assignments(&m.store, &node);
         let managers = manager_addrs(&m.store);
+        let ingress = ingress_of(&m.store, &node);
         self.swarm_send(
             to,
             from,
@@ -853,6 +886,7 @@ impl Lab {
                 leader: ip,
                 managers,
                 tasks,
+                ingress,
                 relay,
             },
         );
@@ -986,11 +1020,14 @@ impl Lab {
                             state: TaskState::Assigned,
                             stopping: false,
                             exit: None,
-                            network: asg
+                            service: asg.service.clone(),
+                            networks: asg
                                 .networks
-                                .first()
+                                .iter()
                                 .cloned()
-                                .zip(t.addresses.first().map(|(_, ip)| *ip)),
+                                .zip(t.addresses.iter().map(|(_, ip)| *ip))
+                                .collect(),
+                            endpoint: asg.endpoint.clone(),
                             container: None,
                             created: now,
                             since: now,
@@ -1057,7 +1094,7 @@ impl Lab {
             TaskState::Shutdown => t.exit = Some(137),
             TaskState::Complete => t.exit = Some(0),
             TaskState::Failed => {
-                let code = lifetime(&t.args).map_or(1, |(_, c)| c);
+                let code = lifetime(&t.image, &t.args).map_or(1, |(_, c)| c);
                 t.exit = Some(code);
                 err = format!("task: non-zero exit ({code})");
             }
@@ -1066,7 +1103,7 @@ impl Lab {
         // A command that ends by itself (`sleep 30`, `true`, a shell without a TTY)
         // exits: 0 is Complete, anything else Failed.
         if state == TaskState::Running {
-            if let Some((after, code)) = lifetime(&t.args) {
+            if let Some((after, code)) = lifetime(&t.image, &t.args) {
                 let epoch = self.hosts[host.0].swarm.epoch;
                 let end = if code == 0 {
                     TaskState::Complete
@@ -1094,9 +1131,9 @@ impl Lab {
         else {
             return;
         };
-        if state == TaskState::Starting {
-            if let Some((net, ip)) = &t.network {
-                let cid = self.task_attach(host, &t.name, &t.image, &t.args.join(" "), net, *ip);
+        if state == TaskState::Starting && !t.networks.is_empty() {
+            {
+                let cid = self.task_attach(host, &t);
                 if let Some(x) = self.hosts[host.0]
                     .swarm
                     .agent
@@ -1224,6 +1261,13 @@ impl Lab {
 }
 
 /// Every manager's address.
+/// A node's ingress attachment, as the leader allocated it.
+fn ingress_of(store: &Store, node: &str) -> Option<(store::Network, Ipv4Addr)> {
+    let ip = store.nodes.get(node)?.ingress_ip?;
+    let net = store.networks.values().find(|n| n.ingress)?.clone();
+    Some((net, ip))
+}
+
 pub fn manager_addrs(store: &Store) -> Vec<Ipv4Addr> {
     store
         .nodes
@@ -1235,10 +1279,12 @@ pub fn manager_addrs(store: &Store) -> Vec<Ipv4Addr> {
 
 /// How long a task's command runs by itself, and its exit status: `sleep N` (busybox's
 /// suffixes s, m, h, d), `true`, `false`, `sh -c 'exit N'`, and no command at all (the
-/// image's `sh` exits at once without a terminal). `None` runs until stopped.
-pub fn lifetime(args: &[String]) -> Option<(Duration, i32)> {
+/// image's `sh` exits at once without a terminal). `None` runs until stopped, as do the
+/// server images (whoami, nginx, redis) without a command.
+pub fn lifetime(image: &str, args: &[String]) -> Option<(Duration, i32)> {
     let a: Vec<&str> = args.iter().map(String::as_str).collect();
     match a.as_slice() {
+        [] if crate::netstack::App::of_image(image).is_some() => None,
         [] => Some((Duration::ZERO, 0)),
         ["true"] => Some((Duration::ZERO, 0)),
         ["false"] => Some((Duration::ZERO, 1)),
@@ -1262,5 +1308,28 @@ pub fn lifetime(args: &[String]) -> Option<(Duration, i32)> {
             Some((Duration((secs * scale * 1e9) as u64), 0))
         }
         _ => None,
+    }
+}
+
+impl Endpoint {
+    /// A service's endpoint as its tasks publish it.
+    pub fn of(s: &store::Service) -> Endpoint {
+        let ports = |mode: &str| {
+            s.ports
+                .iter()
+                .filter(|p| p.mode == mode && p.protocol == "tcp")
+                .map(|p| (p.published, p.target))
+                .collect()
+        };
+        Endpoint {
+            vips: s.vips.clone(),
+            ingress_ports: ports("ingress"),
+            host_ports: ports("host"),
+            scheduler: s
+                .labels
+                .get("swarmlab.lb")
+                .cloned()
+                .unwrap_or_else(|| "rr".into()),
+        }
     }
 }

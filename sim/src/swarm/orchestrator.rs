@@ -76,35 +76,10 @@ fn no_suitable_node(unavailable: usize, constraints: usize, ports: usize) -> Str
 /// The addresses of a new task of `svc`: on each of its networks, the lowest address from
 /// .2 up (the gateway has .1) that no live task holds.
 fn allocate(store: &Store, svc: &Service, tasks: &[Task]) -> Vec<(String, std::net::Ipv4Addr)> {
-    let mut out = Vec::new();
-    for name in &svc.networks {
-        let Some(net) = store.find_network(name) else {
-            continue;
-        };
-        let Some((base, prefix)) = net.subnet.split_once('/').and_then(|(b, p)| {
-            Some((
-                b.parse::<std::net::Ipv4Addr>().ok()?,
-                p.parse::<u32>().ok()?,
-            ))
-        }) else {
-            continue;
-        };
-        let size = 1u64 << (32 - prefix.min(30));
-        let used: std::collections::BTreeSet<std::net::Ipv4Addr> = tasks
-            .iter()
-            .filter(|t| !(t.state.terminal() && t.desired.terminal()))
-            .flat_map(|t| t.addresses.iter())
-            .filter(|(n, _)| *n == net.id)
-            .map(|(_, ip)| *ip)
-            .collect();
-        if let Some(ip) = (2..size - 1)
-            .map(|i| std::net::Ipv4Addr::from(u32::from(base) + i as u32))
-            .find(|ip| !used.contains(ip) && *ip != net.gateway)
-        {
-            out.push((net.id.clone(), ip));
-        }
-    }
-    out
+    svc.attached_networks(store)
+        .into_iter()
+        .filter_map(|net| Some((net.id.clone(), Service::free_address(store, net, tasks)?)))
+        .collect()
 }
 
 fn outdated_done(tasks: &[Task], svc: &Service) -> bool {

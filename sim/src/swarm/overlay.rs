@@ -6,6 +6,7 @@
 
 use super::store::Network;
 use crate::lab::{ContainerId, Lab, NetId, Subnet};
+use crate::traffic::{EndpointRecord, ENDPOINT_TABLE};
 use crate::underlay::HostId;
 use gossip::tables::{Change, TableEvent};
 use std::collections::BTreeSet;
@@ -39,47 +40,87 @@ impl Lab {
         Some(id)
     }
 
-    /// Start a task's container on its first network and publish its peer entry.
+    /// Start a task's container with an interface on each of its networks (eth0 first),
+    /// and publish, on each, its peer entry (`overlay_peer_table`) and its service record
+    /// (`endpoint_table`) in NetworkDB.
     pub(crate) fn task_attach(
         &mut self,
         host: HostId,
-        name: &str,
-        image: &str,
-        command: &str,
-        net: &Network,
-        ip: Ipv4Addr,
+        t: &super::AgentTask,
     ) -> Option<ContainerId> {
-        let nid = self.swarm_overlay(host, net)?;
-        let cid = self.run_task_container(host, name, nid, ip, image, command);
-        let mac = self.containers[cid.0].mac;
-        let vtep = self.underlay.nic(host).ip;
-        let now = since_start(self);
-        let db = &mut self.hosts[host.0].gossip.db;
-        if !db.my_networks().any(|n| *n == net.name) {
-            db.join_network(&net.name);
+        let mut cid: Option<ContainerId> = None;
+        let command = t.args.join(" ");
+        for (net, ip) in &t.networks {
+            let nid = self.swarm_overlay(host, net)?;
+            let c = match cid {
+                None => {
+                    let c = self.run_task_container(host, &t.name, nid, *ip, &t.image, &command);
+                    cid = Some(c);
+                    c
+                }
+                Some(c) => {
+                    self.add_interface(c, nid, *ip);
+                    c
+                }
+            };
+            let mac = self
+                .ifaces(c)
+                .into_iter()
+                .find(|i| i.ip == *ip)
+                .map(|i| i.mac)?;
+            let vtep = self.underlay.nic(host).ip;
+            let record = EndpointRecord {
+                service: t.service.clone(),
+                vip: t
+                    .endpoint
+                    .vips
+                    .iter()
+                    .find(|(n, _)| *n == net.id)
+                    .map(|(_, v)| *v),
+                ip: *ip,
+                task: t.name.clone(),
+                ports: if net.ingress {
+                    t.endpoint.ingress_ports.clone()
+                } else {
+                    Vec::new()
+                },
+                scheduler: t.endpoint.scheduler.clone(),
+            };
+            let now = since_start(self);
+            let db = &mut self.hosts[host.0].gossip.db;
+            if !db.my_networks().any(|n| *n == net.name) {
+                db.join_network(&net.name);
+            }
+            let value = format!("{mac} {vtep}");
+            db.put(
+                now,
+                &net.name,
+                PEER_TABLE,
+                &ip.to_string(),
+                value.as_bytes(),
+            );
+            db.put(
+                now,
+                &net.name,
+                ENDPOINT_TABLE,
+                &ip.to_string(),
+                record.encode().as_bytes(),
+            );
         }
-        let value = format!("{mac} {vtep}");
-        db.put(
-            now,
-            &net.name,
-            PEER_TABLE,
-            &ip.to_string(),
-            value.as_bytes(),
-        );
         self.gossip_flush(host);
-        Some(cid)
+        cid
     }
 
-    /// A task's container stopped: withdraw its peer entry.
+    /// A task's container stopped: withdraw its entries on every network.
     pub(crate) fn task_detach(&mut self, host: HostId, cid: ContainerId, exit_code: i32) {
         self.stop_container(cid, exit_code, "task stopped");
-        let c = &self.containers[cid.0];
-        let (network, ip) = (self.nets[c.net.0].name.clone(), c.ip);
         let now = since_start(self);
-        self.hosts[host.0]
-            .gossip
-            .db
-            .delete(now, &network, PEER_TABLE, &ip.to_string());
+        for i in self.ifaces(cid) {
+            let network = self.nets[i.net.0].name.clone();
+            let db = &mut self.hosts[host.0].gossip.db;
+            db.delete(now, &network, PEER_TABLE, &i.ip.to_string());
+            db.delete(now, &network, ENDPOINT_TABLE, &i.ip.to_string());
+        }
         self.gossip_flush(host);
     }
 

@@ -103,6 +103,9 @@ pub struct Node {
     pub labels: BTreeMap<String, String>,
     /// Its Raft member id, while it is a manager.
     pub raft_id: Option<u64>,
+    /// Its ingress sandbox's address on the ingress network (the routing mesh).
+    #[serde(default)]
+    pub ingress_ip: Option<Ipv4Addr>,
     /// When it joined.
     pub created: Nanos,
     /// When it last changed.
@@ -242,6 +245,60 @@ pub struct Service {
     /// are replaced by a rolling update.
     #[serde(default)]
     pub version: u64,
+    /// Its virtual IPs (endpoint mode vip): (network id, address), one per network,
+    /// ingress included when it publishes ingress ports.
+    #[serde(default)]
+    pub vips: Vec<(String, Ipv4Addr)>,
+}
+
+impl Service {
+    /// The networks its tasks attach to, in order: its own, then `ingress` when it
+    /// publishes a port in ingress mode (as Docker attaches the routing mesh).
+    pub fn attached_networks<'a>(&self, store: &'a Store) -> Vec<&'a Network> {
+        let mut out: Vec<&Network> = self
+            .networks
+            .iter()
+            .filter_map(|n| store.find_network(n))
+            .collect();
+        if self.ports.iter().any(|p| p.mode == "ingress") {
+            if let Some(ing) = store.networks.values().find(|n| n.ingress) {
+                if !out.iter().any(|n| n.id == ing.id) {
+                    out.push(ing);
+                }
+            }
+        }
+        out
+    }
+
+    /// The lowest free address of `net` from .2 up: not the gateway, no live task's, no
+    /// service's VIP.
+    pub fn free_address(store: &Store, net: &Network, tasks: &[Task]) -> Option<Ipv4Addr> {
+        let (base, prefix) = net
+            .subnet
+            .split_once('/')
+            .and_then(|(b, p)| Some((b.parse::<Ipv4Addr>().ok()?, p.parse::<u32>().ok()?)))?;
+        let size = 1u64 << (32 - prefix.min(30));
+        let used: std::collections::BTreeSet<Ipv4Addr> = tasks
+            .iter()
+            .filter(|t| !(t.state.terminal() && t.desired.terminal()))
+            .flat_map(|t| t.addresses.iter())
+            .chain(store.services.values().flat_map(|s| s.vips.iter()))
+            .chain(
+                store
+                    .nodes
+                    .values()
+                    .filter(|_| net.ingress)
+                    .filter_map(|n| Some((net.id.clone(), n.ingress_ip?)))
+                    .collect::<Vec<_>>()
+                    .iter(),
+            )
+            .filter(|(n, _)| *n == net.id)
+            .map(|(_, ip)| *ip)
+            .collect();
+        (2..size - 1)
+            .map(|i| Ipv4Addr::from(u32::from(base) + i as u32))
+            .find(|ip| !used.contains(ip) && *ip != net.gateway)
+    }
 }
 
 /// A task's state, in swarmkit's order: a task only moves forward.
