@@ -691,7 +691,7 @@ m1$ docker service create --name web --replicas 2 --network mynet --constraint n
 expect service web on w1,w2 within 5s
 sleep 2s
 w1$ C=$(docker ps -q --filter name=web.1)
-w1$ docker exec $C ping -c 2 10.0.1.3
+w1$ docker exec $C ping -c 2 10.0.1.4
 expect output contains \"2 packets transmitted, 2 received\"
 expect output contains \"from web.2.\"
 "
@@ -707,7 +707,7 @@ m1$ docker service create --name web --replicas 2 --network mynet --constraint n
 expect service web on w1,w2 within 5s
 sleep 5s
 w1$ C=$(docker ps -q --filter name=web.1)
-w1$ docker exec $C ping -c 1 -W 1 10.0.1.3
+w1$ docker exec $C ping -c 1 -W 1 10.0.1.4
 expect output contains \"1 packets transmitted, 0 received\"
 "
     ));

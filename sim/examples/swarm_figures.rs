@@ -74,16 +74,15 @@ fn overlay_convergence(n: usize, seed: u64) -> f64 {
     lab.run_until_or(lab.now() + Duration::from_secs(30), |lab| {
         started(lab).is_some()
     });
-    let c = lab.containers[started(&lab).expect("the probe task started")].clone();
-    let t0 = c.created;
-    let net = c.net;
+    let c = &lab.containers[started(&lab).expect("the probe task started")];
+    let (t0, net, host, ip, mac) = (c.created, c.net, c.host, c.ip, c.mac);
     let programmed = |lab: &Lab| {
         let vni = lab.nets[net.0].vni;
         lab.nets[net.0]
             .hosts
             .iter()
-            .filter(|h| **h != c.host)
-            .all(|h| lab.hosts[h.0].vtep.arp_lookup(vni, c.ip) == Some(c.mac))
+            .filter(|h| **h != host)
+            .all(|h| lab.hosts[h.0].vtep.arp_lookup(vni, ip) == Some(mac))
     };
     let done = lab.run_until_or(t0 + Duration::from_secs(60), programmed);
     assert!(done, "not every host was programmed within 60 s");

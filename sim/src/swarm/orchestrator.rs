@@ -514,6 +514,7 @@ mod tests {
             message: String::new(),
             labels: Default::default(),
             raft_id: None,
+            ingress_ip: None,
             created: 0,
             updated: 0,
         }
@@ -541,6 +542,7 @@ mod tests {
             created: 0,
             updated: 0,
             version: 0,
+            vips: vec![],
         }
     }
 

@@ -617,6 +617,7 @@ mod tests {
                 .map(|(k, v)| (k.to_string(), v.to_string()))
                 .collect(),
             raft_id: None,
+            ingress_ip: None,
             created: 0,
             updated: 0,
         }
