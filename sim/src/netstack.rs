@@ -114,6 +114,8 @@ pub enum Framing {
     Http,
     /// One RESP reply.
     Resp,
+    /// Nothing to wait for: done once the handshake completes.
+    Connect,
 }
 
 /// How a client connection ended.
@@ -404,6 +406,7 @@ impl Stack {
             let complete = match c.framing {
                 Framing::Http => http_complete(&c.response),
                 Framing::Resp => resp_complete(&c.response).is_some(),
+                Framing::Connect => c.established,
             };
             if complete || (c.established && !s.may_recv()) {
                 c.end = Some(ClientEnd::Done);

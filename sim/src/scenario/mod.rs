@@ -160,6 +160,49 @@ pub enum Expectation {
     },
     /// What the swarm's leader says about nodes, services and quorum.
     Swarm(SwarmExpect),
+    /// `expect http H:PORT ok|fails`: an HTTP GET from host H to its own published port
+    /// gets a reply (or does not).
+    Http {
+        /// The host (client and target).
+        host: String,
+        /// The port.
+        port: u16,
+        /// Expect a reply (true) or a failure.
+        ok: bool,
+    },
+    /// `expect reach C1 C2:PORT ok|fails`: a TCP connection from container C1 to C2's port
+    /// (a name the embedded DNS resolves, or an IP) is accepted (or not).
+    Reach {
+        /// From this container (name, or a task's `SERVICE.SLOT`).
+        from: String,
+        /// To this name or IP.
+        to: String,
+        /// The port.
+        port: u16,
+        /// Expect the handshake to complete (true) or fail.
+        ok: bool,
+    },
+    /// `expect resolve C NAME -> N addresses`: what the embedded DNS answers C.
+    Resolve {
+        /// The asking container.
+        container: String,
+        /// The name asked.
+        name: String,
+        /// How many addresses (0: NXDOMAIN).
+        count: usize,
+    },
+    /// `expect spread H:PORT over S [N requests]`: every running replica of S answers
+    /// requests to H:PORT, and under rr the counts differ by at most 1.
+    Spread {
+        /// The host (client and target).
+        host: String,
+        /// The port.
+        port: u16,
+        /// The service.
+        service: String,
+        /// How many requests (default: three per running replica).
+        requests: Option<u32>,
+    },
     /// One ICMP echo from a container to another gets (or does not get) its reply.
     Ping {
         /// From this container.

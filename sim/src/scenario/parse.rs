@@ -762,9 +762,26 @@ fn parse_directive(l: &mut Line) -> PResult<StepKind> {
     }
 }
 
+fn ok_or_fails(l: &mut Line) -> PResult<bool> {
+    let v = l.next("ok or fails", "end the expectation with ok or fails")?;
+    match v.text.as_str() {
+        "ok" => Ok(true),
+        "fails" => Ok(false),
+        _ => Err(l.error(&v, "ok or fails", "end the expectation with ok or fails")),
+    }
+}
+
+/// `HOST:PORT` with a valid name and a non-zero port.
+fn host_port(s: &str) -> Option<(String, u16)> {
+    let (h, p) = s.rsplit_once(':')?;
+    let port = p.parse::<u16>().ok().filter(|p| *p > 0)?;
+    valid_name(h).then(|| (h.to_string(), port))
+}
+
 fn parse_expect(l: &mut Line) -> PResult<StepKind> {
-    const HINT: &str = "expectations are: expect output contains \"TEXT\", expect error contains \"TEXT\", expect ping C1 C2 ok|fails, expect member H1 sees H2 alive|suspect|dead|left, expect members H count N, expect node H status|availability|manager VALUE, expect service S running N, expect service S on H1,H2, expect quorum ok|lost, expect leader H, each with an optional [within DURATION]";
-    const KINDS: &str = "output, error, ping, member, members, node, service, quorum or leader";
+    const HINT: &str = "expectations are: expect output contains \"TEXT\", expect error contains \"TEXT\", expect ping C1 C2 ok|fails, expect member H1 sees H2 alive|suspect|dead|left, expect members H count N, expect node H status|availability|manager VALUE, expect service S running N, expect service S on H1,H2, expect quorum ok|lost, expect leader H, expect http H:PORT ok|fails, expect reach C1 C2:PORT ok|fails, expect resolve C NAME -> N addresses, expect spread H:PORT over S [N requests], each with an optional [within DURATION]";
+    const KINDS: &str =
+        "output, error, ping, member, members, node, service, quorum, leader, http, reach, resolve or spread";
     let kind = l.next(KINDS, HINT)?;
     let what = match kind.text.as_str() {
         "output" | "error" => {
@@ -894,6 +911,76 @@ fn parse_expect(l: &mut Line) -> PResult<StepKind> {
         "leader" => {
             let host = l.name("a host name")?.text;
             Expectation::Swarm(SwarmExpect::Leader { host })
+        }
+        "http" | "spread" => {
+            let target = l.next("HOST:PORT", HINT)?;
+            let (host, port) = host_port(&target.text)
+                .ok_or_else(|| l.error(&target, "HOST:PORT", "e.g. expect http node1:8080 ok"))?;
+            if kind.text == "http" {
+                let ok = ok_or_fails(l)?;
+                Expectation::Http { host, port, ok }
+            } else {
+                let over = l.next("over", HINT)?;
+                if over.text != "over" {
+                    return Err(l.error(&over, "over", HINT));
+                }
+                let service = l.next("a service name", HINT)?.text;
+                let mut requests = None;
+                if l.peek().is_some_and(|t| t.text != "within") {
+                    let n = l.next("a number of requests", HINT)?;
+                    let count = n.text.parse::<u32>().ok().filter(|n| (1..=10_000).contains(n));
+                    let Some(count) = count else {
+                        return Err(l.error(&n, "a number of requests (1 to 10000)", "e.g. expect spread node1:8080 over web 9 requests"));
+                    };
+                    let r = l.next("requests", HINT)?;
+                    if r.text != "requests" {
+                        return Err(l.error(&r, "requests", "e.g. expect spread node1:8080 over web 9 requests"));
+                    }
+                    requests = Some(count);
+                }
+                Expectation::Spread {
+                    host,
+                    port,
+                    service,
+                    requests,
+                }
+            }
+        }
+        "reach" => {
+            let from = l.next("a container name", HINT)?.text;
+            let target = l.next("NAME:PORT", HINT)?;
+            let Some((to, port)) = target
+                .text
+                .rsplit_once(':')
+                .and_then(|(n, p)| Some((n.to_string(), p.parse::<u16>().ok()?)))
+                .filter(|(n, p)| !n.is_empty() && *p > 0)
+            else {
+                return Err(l.error(&target, "NAME:PORT", "e.g. expect reach client web:80 ok"));
+            };
+            let ok = ok_or_fails(l)?;
+            Expectation::Reach { from, to, port, ok }
+        }
+        "resolve" => {
+            let container = l.next("a container name", HINT)?.text;
+            let name = l.next("a name to resolve", HINT)?.text;
+            let arrow = l.next("->", HINT)?;
+            if arrow.text != "->" {
+                return Err(l.error(&arrow, "->", "e.g. expect resolve client tasks.web -> 3 addresses"));
+            }
+            let n = l.next("a number", HINT)?;
+            let count = n
+                .text
+                .parse()
+                .map_err(|_| l.error(&n, "a number", "e.g. expect resolve client web -> 1 address"))?;
+            let a = l.next("addresses", HINT)?;
+            if a.text != "addresses" && a.text != "address" {
+                return Err(l.error(&a, "addresses", "e.g. expect resolve client tasks.web -> 3 addresses"));
+            }
+            Expectation::Resolve {
+                container,
+                name,
+                count,
+            }
         }
         _ => return Err(l.error(&kind, KINDS, HINT)),
     };
@@ -1103,6 +1190,9 @@ fn check(s: &Scenario, text: &str) -> PResult<()> {
                 }
                 Expectation::MemberCount { viewer, .. } => {
                     need_host(step, viewer, &hosts, &host_set)?
+                }
+                Expectation::Http { host, .. } | Expectation::Spread { host, .. } => {
+                    need_host(step, host, &hosts, &host_set)?
                 }
                 Expectation::Swarm(
                     SwarmExpect::NodeStatus { node, .. }

@@ -304,6 +304,68 @@ impl Runner {
                 }
             }
             Expectation::Ping { from, to, ok } => self.expect_ping(from, to, *ok, within),
+            Expectation::Http { host, port, ok } => {
+                let h = self.host(host);
+                let port = *port;
+                self.retry(*ok, within, |lab| crate::traffic::http_probe(lab, h, port))
+            }
+            Expectation::Reach { from, to, port, ok } => {
+                let (from, to, port) = (from.clone(), to.clone(), *port);
+                self.retry(*ok, within, |lab| {
+                    crate::traffic::reach_probe(lab, &from, &to, port)
+                })
+            }
+            Expectation::Resolve {
+                container,
+                name,
+                count,
+            } => {
+                let seen = |lab: &Lab| {
+                    crate::traffic::find_container(lab, container)
+                        .map(|c| lab.dns_lookup(c, name).map_or(0, |v| v.len()))
+                };
+                let want = *count;
+                let waited = self.wait(within, |lab: &Lab| seen(lab) == Some(want));
+                match seen(&self.lab) {
+                    None => (false, format!("container {container} is not running")),
+                    Some(n) => {
+                        let answer = match self
+                            .lab
+                            .dns_lookup(crate::traffic::find_container(&self.lab, container).unwrap_or(crate::lab::ContainerId(0)), name)
+                        {
+                            Some(v) => v.iter().map(|ip| ip.to_string()).collect::<Vec<_>>().join(", "),
+                            None => "NXDOMAIN".to_string(),
+                        };
+                        (n == want, format!("{name} -> {answer}{waited}"))
+                    }
+                }
+            }
+            Expectation::Spread {
+                host,
+                port,
+                service,
+                requests,
+            } => {
+                let h = self.host(host);
+                let start = self.lab.now();
+                let deadline = start + within.unwrap_or(Duration::ZERO);
+                loop {
+                    let r = crate::traffic::spread_probe(&mut self.lab, h, *port, service, *requests);
+                    if r.is_ok() || self.lab.now() >= deadline {
+                        let waited = if within.is_some() {
+                            format!(", after {}", fmt_secs(self.lab.now() - start))
+                        } else {
+                            String::new()
+                        };
+                        break match r {
+                            Ok(s) => (true, format!("{s}{waited}")),
+                            Err(e) => (false, e),
+                        };
+                    }
+                    let next = (self.lab.now() + Duration::from_secs(1)).min(deadline);
+                    self.lab.run_until(next);
+                }
+            }
             Expectation::Swarm(e) => {
                 let waited = self.wait(within, |lab: &Lab| observe(lab, e).0);
                 let (held, seen) = observe(&self.lab, e);
@@ -404,6 +466,42 @@ impl Runner {
                 return (false, format!("{how}{span}"));
             }
             // Next probe one second after the previous one started.
+            let next = (probe_start + Duration::from_secs(1)).max(self.lab.now());
+            self.lab.run_until(next.min(deadline));
+        }
+    }
+
+    /// Probe until the outcome is the expected one (`ok`) or `within` runs out; a probe
+    /// starts every second.
+    fn retry(
+        &mut self,
+        ok: bool,
+        within: Option<Duration>,
+        mut probe: impl FnMut(&mut Lab) -> Result<String, String>,
+    ) -> (bool, String) {
+        let start = self.lab.now();
+        let deadline = start + within.unwrap_or(Duration::ZERO);
+        loop {
+            let probe_start = self.lab.now();
+            let result = probe(&mut self.lab);
+            let text = match &result {
+                Ok(s) | Err(s) => s.clone(),
+            };
+            if result.is_ok() == ok {
+                let after = if within.is_some() {
+                    format!(", after {}", fmt_secs(self.lab.now() - start))
+                } else {
+                    String::new()
+                };
+                return (true, format!("{text}{after}"));
+            }
+            if self.lab.now() >= deadline {
+                let span = match within {
+                    Some(w) => format!(" (still so after {w})"),
+                    None => String::new(),
+                };
+                return (false, format!("{text}{span}"));
+            }
             let next = (probe_start + Duration::from_secs(1)).max(self.lab.now());
             self.lab.run_until(next.min(deadline));
         }
