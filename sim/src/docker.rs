@@ -204,20 +204,38 @@ fn docker_run(lab: &mut Lab, host: HostId, args: &[String]) -> CommandOutput {
             "swarmlab: the default bridge network is not simulated; attach the container to an overlay with --network NAME",
         );
     };
-    let Some(net) = lab.net_by_name(&network) else {
-        return daemon_run_error(&format!(
-            "docker: Error response from daemon: network {network} not found"
-        ));
-    };
     let name = name.unwrap_or_else(|| random_name(lab));
     let shown = if command.is_empty() {
         "/bin/sh".to_string()
     } else {
         command.join(" ")
     };
-    let cid = match lab.run_container(host, &name, net, image, &shown, restart) {
-        Ok(c) => c,
+    if let Some(c) = lab.containers.iter().find(|c| c.name == name) {
+        return daemon_run_error(&format!("docker: Error response from daemon: Conflict. The container name \"/{name}\" is already in use by container \"{}\". You have to remove (or rename) that container to be able to reuse that name.", c.id));
+    }
+    let attached = match crate::swarm::cli::attachment(lab, host, &network, &name) {
+        Ok(a) => a,
         Err(e) => return daemon_run_error(&e),
+    };
+    let cid = if let Some((net, ip)) = attached {
+        match lab.attach_container(host, &name, &net, ip, image, &shown, restart) {
+            Some(c) => c,
+            None => {
+                return daemon_run_error(&format!(
+                    "docker: Error response from daemon: network {network} not found"
+                ))
+            }
+        }
+    } else {
+        let Some(net) = lab.net_by_name(&network) else {
+            return daemon_run_error(&format!(
+                "docker: Error response from daemon: network {network} not found"
+            ));
+        };
+        match lab.run_container(host, &name, net, image, &shown, restart) {
+            Ok(c) => c,
+            Err(e) => return daemon_run_error(&e),
+        }
     };
     if detach {
         return CommandOutput::out(format!("{}\n", lab.containers[cid.0].id));
@@ -231,6 +249,7 @@ fn docker_run(lab: &mut Lab, host: HostId, args: &[String]) -> CommandOutput {
     lab.stop_container(cid, out.exit_code, "command exited");
     if remove {
         lab.remove_container(cid);
+        crate::swarm::cli::detach(lab, &name);
     }
     out
 }
@@ -299,6 +318,7 @@ fn exec_in(lab: &mut Lab, cid: ContainerId, argv: &[String]) -> CommandOutput {
         "curl" if has => crate::programs::curl(lab, owner, &argv[1..]),
         "nslookup" if has => crate::programs::nslookup(lab, cid, &argv[1..]),
         "redis-cli" if has => crate::programs::redis_cli(lab, cid, &argv[1..]),
+        "ip" if has => crate::programs::ip(lab, cid, &argv[1..]),
         "true" if has => CommandOutput::default(),
         "hostname" if has => CommandOutput::out(format!("{}\n", &lab.containers[cid.0].id[..12])),
         other => CommandOutput::out(format!(
@@ -753,7 +773,9 @@ fn docker_rm(lab: &mut Lab, host: HostId, args: &[String]) -> CommandOutput {
                 out.exit_code = 1;
             }
             Some(c) => {
+                let full = lab.containers[c.0].name.clone();
                 lab.remove_container(c);
+                crate::swarm::cli::detach(lab, &full);
                 out.stdout.push_str(&format!("{name}\n"));
             }
             None => {

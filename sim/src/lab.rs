@@ -476,7 +476,7 @@ impl Lab {
 
     /// Create a running container with a given address (the caller programs its peers).
     #[allow(clippy::too_many_arguments)]
-    fn create_container(
+    pub(crate) fn create_container(
         &mut self,
         host: HostId,
         name: &str,
@@ -544,6 +544,14 @@ impl Lab {
     /// network, as Docker's overlay driver does for a peer (static entries, no learning).
     fn program_peer(&mut self, cid: ContainerId, add: bool) {
         let c = &self.containers[cid.0];
+        if c.swarm_task {
+            // Swarm containers' peers come from NetworkDB.
+            if add {
+                let host = c.host;
+                self.publish_endpoint(host, cid);
+            }
+            return;
+        }
         let (vni, ip, mac, host) = (self.nets[c.net.0].vni, c.ip, c.mac, c.host);
         let vtep_ip = self.underlay.nic(host).ip;
         let hosts: Vec<HostId> = self.nets[c.net.0].hosts.iter().copied().collect();
@@ -574,6 +582,9 @@ impl Lab {
         }
         if withdraw && !self.containers[cid.0].swarm_task {
             self.program_peer(cid, false);
+        }
+        if withdraw && self.containers[cid.0].swarm_task {
+            self.withdraw_endpoint(cid);
         }
         let now = self.now();
         let c = &mut self.containers[cid.0];

@@ -523,15 +523,19 @@ pub fn nslookup(lab: &mut Lab, cid: ContainerId, args: &[String]) -> CommandOutp
     let mut out = "Server:\t\t127.0.0.11\nAddress:\t127.0.0.11:53\n\n".to_string();
     match lab.dns_lookup(cid, name) {
         Some(ips) => {
+            // busybox asks for A and AAAA: the overlay has no IPv6, so the second answer
+            // is empty.
             out.push_str("Non-authoritative answer:\n");
             for ip in ips {
                 out.push_str(&format!("Name:\t{name}\nAddress: {ip}\n"));
             }
-            out.push('\n');
+            out.push_str("\nNon-authoritative answer:\n\n");
             CommandOutput::out(out)
         }
         None => {
-            out.push_str(&format!("** server can't find {name}: NXDOMAIN\n\n"));
+            let line = format!("** server can't find {name}: NXDOMAIN\n\n");
+            out.push_str(&line);
+            out.push_str(&line);
             CommandOutput {
                 stdout: out,
                 stderr: String::new(),
@@ -607,4 +611,29 @@ pub fn redis_cli(lab: &mut Lab, cid: ContainerId, args: &[String]) -> CommandOut
         Some(text) => CommandOutput::out(format!("{text}\n")),
         None => CommandOutput::err("Error: Server closed the connection\n", 1),
     }
+}
+
+/// busybox `ip addr`: loopback, then each interface with the overlay's 1450 MTU.
+pub fn ip(lab: &mut Lab, cid: ContainerId, args: &[String]) -> CommandOutput {
+    let sub = args.first().map(String::as_str).unwrap_or("");
+    let show_only = args.len() == 1 || (args.len() == 2 && args[1] == "show");
+    if !matches!(sub, "a" | "addr" | "address") || !show_only {
+        return CommandOutput::err("swarmlab: only `ip addr` is simulated here\n", 1);
+    }
+    let mut out = String::from("1: lo: <LOOPBACK,UP,LOWER_UP> mtu 65536 qdisc noqueue qlen 1000\n    link/loopback 00:00:00:00:00:00 brd 00:00:00:00:00:00\n    inet 127.0.0.1/8 scope host lo\n       valid_lft forever preferred_lft forever\n");
+    for (k, i) in lab.ifaces(cid).iter().enumerate() {
+        let subnet = lab.nets[i.net.0].subnet;
+        let size = 1u32 << (32 - u32::from(subnet.prefix));
+        let brd = Ipv4Addr::from(u32::from(subnet.base) + size - 1);
+        let index = 2 * k + 10;
+        out.push_str(&format!(
+            "{index}: eth{k}@if{}: <BROADCAST,MULTICAST,UP,LOWER_UP,M-DOWN> mtu {} qdisc noqueue \n    link/ether {} brd ff:ff:ff:ff:ff:ff\n    inet {}/{} brd {brd} scope global eth{k}\n       valid_lft forever preferred_lft forever\n",
+            index + 1,
+            crate::traffic::OVERLAY_MTU,
+            i.mac,
+            i.ip,
+            subnet.prefix
+        ));
+    }
+    CommandOutput::out(out)
 }

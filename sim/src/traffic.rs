@@ -532,7 +532,9 @@ pub fn spread_probe(
                 .containers
                 .iter()
                 .find(|c| c.id.starts_with(id.as_str()))
-                .map_or(id.clone(), |c| c.name.split('.').take(2).collect::<Vec<_>>().join("."));
+                .map_or(id.clone(), |c| {
+                    c.name.split('.').take(2).collect::<Vec<_>>().join(".")
+                });
             format!("{task} {k}")
         })
         .collect();
@@ -543,7 +545,11 @@ pub fn spread_probe(
         replicas.values().max().copied().unwrap_or(0),
     );
     if !failed.is_empty() {
-        return Err(format!("{summary}; {} failed ({})", failed.len(), failed[0]));
+        return Err(format!(
+            "{summary}; {} failed ({})",
+            failed.len(),
+            failed[0]
+        ));
     }
     if others > 0 {
         return Err(format!("{summary}; {others} answered by something else"));
@@ -552,7 +558,9 @@ pub fn spread_probe(
         return Err(format!("{summary}; a running replica never answered"));
     }
     if (sched == "rr" || sched == "wrr") && max - min > 1 {
-        return Err(format!("{summary}; counts differ by more than 1 under {sched}"));
+        return Err(format!(
+            "{summary}; counts differ by more than 1 under {sched}"
+        ));
     }
     Ok(summary)
 }

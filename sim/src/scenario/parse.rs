@@ -928,13 +928,25 @@ fn parse_expect(l: &mut Line) -> PResult<StepKind> {
                 let mut requests = None;
                 if l.peek().is_some_and(|t| t.text != "within") {
                     let n = l.next("a number of requests", HINT)?;
-                    let count = n.text.parse::<u32>().ok().filter(|n| (1..=10_000).contains(n));
+                    let count = n
+                        .text
+                        .parse::<u32>()
+                        .ok()
+                        .filter(|n| (1..=10_000).contains(n));
                     let Some(count) = count else {
-                        return Err(l.error(&n, "a number of requests (1 to 10000)", "e.g. expect spread node1:8080 over web 9 requests"));
+                        return Err(l.error(
+                            &n,
+                            "a number of requests (1 to 10000)",
+                            "e.g. expect spread node1:8080 over web 9 requests",
+                        ));
                     };
                     let r = l.next("requests", HINT)?;
                     if r.text != "requests" {
-                        return Err(l.error(&r, "requests", "e.g. expect spread node1:8080 over web 9 requests"));
+                        return Err(l.error(
+                            &r,
+                            "requests",
+                            "e.g. expect spread node1:8080 over web 9 requests",
+                        ));
                     }
                     requests = Some(count);
                 }
@@ -965,16 +977,27 @@ fn parse_expect(l: &mut Line) -> PResult<StepKind> {
             let name = l.next("a name to resolve", HINT)?.text;
             let arrow = l.next("->", HINT)?;
             if arrow.text != "->" {
-                return Err(l.error(&arrow, "->", "e.g. expect resolve client tasks.web -> 3 addresses"));
+                return Err(l.error(
+                    &arrow,
+                    "->",
+                    "e.g. expect resolve client tasks.web -> 3 addresses",
+                ));
             }
             let n = l.next("a number", HINT)?;
-            let count = n
-                .text
-                .parse()
-                .map_err(|_| l.error(&n, "a number", "e.g. expect resolve client web -> 1 address"))?;
+            let count = n.text.parse().map_err(|_| {
+                l.error(
+                    &n,
+                    "a number",
+                    "e.g. expect resolve client web -> 1 address",
+                )
+            })?;
             let a = l.next("addresses", HINT)?;
             if a.text != "addresses" && a.text != "address" {
-                return Err(l.error(&a, "addresses", "e.g. expect resolve client tasks.web -> 3 addresses"));
+                return Err(l.error(
+                    &a,
+                    "addresses",
+                    "e.g. expect resolve client tasks.web -> 3 addresses",
+                ));
             }
             Expectation::Resolve {
                 container,

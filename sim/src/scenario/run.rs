@@ -329,11 +329,16 @@ impl Runner {
                 match seen(&self.lab) {
                     None => (false, format!("container {container} is not running")),
                     Some(n) => {
-                        let answer = match self
-                            .lab
-                            .dns_lookup(crate::traffic::find_container(&self.lab, container).unwrap_or(crate::lab::ContainerId(0)), name)
-                        {
-                            Some(v) => v.iter().map(|ip| ip.to_string()).collect::<Vec<_>>().join(", "),
+                        let answer = match self.lab.dns_lookup(
+                            crate::traffic::find_container(&self.lab, container)
+                                .unwrap_or(crate::lab::ContainerId(0)),
+                            name,
+                        ) {
+                            Some(v) => v
+                                .iter()
+                                .map(|ip| ip.to_string())
+                                .collect::<Vec<_>>()
+                                .join(", "),
                             None => "NXDOMAIN".to_string(),
                         };
                         (n == want, format!("{name} -> {answer}{waited}"))
@@ -350,7 +355,8 @@ impl Runner {
                 let start = self.lab.now();
                 let deadline = start + within.unwrap_or(Duration::ZERO);
                 loop {
-                    let r = crate::traffic::spread_probe(&mut self.lab, h, *port, service, *requests);
+                    let r =
+                        crate::traffic::spread_probe(&mut self.lab, h, *port, service, *requests);
                     if r.is_ok() || self.lab.now() >= deadline {
                         let waited = if within.is_some() {
                             format!(", after {}", fmt_secs(self.lab.now() - start))

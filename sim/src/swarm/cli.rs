@@ -1547,11 +1547,22 @@ fn service_create(lab: &mut Lab, host: HostId, a: ServiceCreateArgs) -> Res<Comm
         Ok(vec![Action::PutService(svc)])
     })?;
     lab.swarm_note(host, format!("service {name} created"));
+    // The built-in images stand for a registry's; any other cannot be resolved.
+    let warning = if crate::docker::image_known(&image) {
+        String::new()
+    } else {
+        let r = image_ref(&image);
+        format!("image {r} could not be accessed on a registry to record\nits digest. Each node will access {r} independently,\npossibly leading to different nodes running different\nversions of the image.\n\n")
+    };
     let mut out = format!("{id}\n");
     if !a.detach {
         out.push_str(&converge(lab, leader, &id, a.quiet));
     }
-    Ok(CommandOutput::out(out))
+    Ok(CommandOutput {
+        stdout: out,
+        stderr: warning,
+        exit_code: 0,
+    })
 }
 
 /// What `docker service create` (without `--detach`) prints while it waits for the
@@ -2036,7 +2047,7 @@ fn service_rm(lab: &mut Lab, host: HostId, a: ServicesArgs) -> Res<CommandOutput
     Ok(out)
 }
 
-fn service_json(s: &Service) -> serde_json::Value {
+fn service_json(s: &Service, store: &Store) -> serde_json::Value {
     serde_json::json!({
         "ID": s.id,
         "Spec": {
@@ -2053,7 +2064,47 @@ fn service_json(s: &Service) -> serde_json::Value {
             },
             "EndpointSpec": {"Mode": s.endpoint_mode},
         },
+        "Endpoint": endpoint_json(s, store),
     })
+}
+
+/// The `Endpoint` of `service inspect`: the spec's ports and the allocated VIPs.
+fn endpoint_json(s: &Service, store: &Store) -> serde_json::Value {
+    let ports: Vec<serde_json::Value> = s
+        .ports
+        .iter()
+        .map(|p| {
+            serde_json::json!({
+                "Protocol": p.protocol,
+                "TargetPort": p.target,
+                "PublishedPort": p.published,
+                "PublishMode": p.mode,
+            })
+        })
+        .collect();
+    let vips: Vec<serde_json::Value> = s
+        .vips
+        .iter()
+        .map(|(n, ip)| {
+            let prefix = store
+                .networks
+                .get(n)
+                .and_then(|net| net.subnet.split_once('/').map(|(_, p)| p.to_string()))
+                .unwrap_or_else(|| "24".into());
+            serde_json::json!({"NetworkID": n, "Addr": format!("{ip}/{prefix}")})
+        })
+        .collect();
+    let mut spec = serde_json::json!({"Mode": s.endpoint_mode});
+    let mut out = serde_json::json!({"Spec": {}});
+    if !ports.is_empty() {
+        spec["Ports"] = serde_json::json!(ports);
+        out["Ports"] = serde_json::json!(ports);
+    }
+    out["Spec"] = spec;
+    if !vips.is_empty() {
+        out["VirtualIPs"] = serde_json::json!(vips);
+    }
+    out
 }
 
 fn service_inspect(lab: &mut Lab, host: HostId, a: ServicesArgs) -> Res<CommandOutput> {
@@ -2075,7 +2126,7 @@ fn service_inspect(lab: &mut Lab, host: HostId, a: ServicesArgs) -> Res<CommandO
     let mut text = String::new();
     if let Some(f) = &a.format {
         for s in &found {
-            text.push_str(&render(f, &service_json(s)).map_err(fail)?);
+            text.push_str(&render(f, &service_json(s, &store)).map_err(fail)?);
             text.push('\n');
         }
     } else if a.pretty {
@@ -2115,7 +2166,7 @@ fn service_inspect(lab: &mut Lab, host: HostId, a: ServicesArgs) -> Res<CommandO
             text.push('\n');
         }
     } else {
-        let arr: Vec<_> = found.iter().map(service_json).collect();
+        let arr: Vec<_> = found.iter().map(|s| service_json(s, &store)).collect();
         text = pretty_json(&arr);
         text.push('\n');
     }
@@ -2418,6 +2469,57 @@ fn network_rm(lab: &mut Lab, host: HostId, names: &[String]) -> Res<CommandOutpu
         out.stderr.push_str("exit status 1\n");
     }
     Ok(out)
+}
+
+/// `docker run --network NET` on a swarm node, where NET is a swarm network: the node asks
+/// the leader (through its dispatcher on 2377) for an address. `Ok(None)` when NET is not a
+/// swarm network.
+pub(crate) fn attachment(
+    lab: &mut Lab,
+    host: HostId,
+    network: &str,
+    container: &str,
+) -> Result<Option<(Network, Ipv4Addr)>, String> {
+    if lab.hosts[host.0].swarm.node_id.is_none() {
+        return Ok(None);
+    }
+    let Some((leader, store)) = lab.swarm_view().map(|(l, s)| (l, s.clone())) else {
+        return Ok(None);
+    };
+    let Some(net) = store.find_network(network).cloned() else {
+        return Ok(None);
+    };
+    if net.ingress || !net.attachable {
+        return Err(format!("docker: Error response from daemon: Could not attach to network {network}: rpc error: code = PermissionDenied desc = network {network} not manually attachable."));
+    }
+    if host != leader && lab.tcp_path(host, leader, SWARM_PORT).is_err() {
+        return Err(format!("docker: Error response from daemon: Could not attach to network {network}: context deadline exceeded."));
+    }
+    let tasks: Vec<_> = store.tasks.values().cloned().collect();
+    let Some(ip) = Service::free_address(&store, &net, &tasks) else {
+        return Err(format!("docker: Error response from daemon: could not find an available, non-overlapping IPv4 address pool among the defaults to assign to the network {network}"));
+    };
+    commit(
+        lab,
+        leader,
+        &[Action::PutAttachment(
+            container.to_string(),
+            net.id.clone(),
+            ip,
+        )],
+    )
+    .map_err(|o| o.stderr.trim_end().to_string())?;
+    Ok(Some((net, ip)))
+}
+
+/// The attachment of a removed container is released.
+pub(crate) fn detach(lab: &mut Lab, container: &str) {
+    let Some((leader, store)) = lab.swarm_view().map(|(l, s)| (l, s.clone())) else {
+        return;
+    };
+    if store.attachments.contains_key(container) {
+        let _ = commit(lab, leader, &[Action::DelAttachment(container.to_string())]);
+    }
 }
 
 #[cfg(test)]

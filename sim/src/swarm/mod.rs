@@ -1087,9 +1087,15 @@ impl Lab {
         if state <= t.state || t.state.terminal() || (t.stopping && state <= TaskState::Running) {
             return;
         }
+        // Preparing pulls the image: one that no registry has is rejected.
+        let mut state = state;
+        let mut err = String::new();
+        if state == TaskState::Preparing && !crate::docker::image_known(&t.image) {
+            state = TaskState::Rejected;
+            err = format!("No such image: {}", t.image);
+        }
         t.state = state;
         t.since = now;
-        let mut err = String::new();
         match state {
             TaskState::Shutdown => t.exit = Some(137),
             TaskState::Complete => t.exit = Some(0),

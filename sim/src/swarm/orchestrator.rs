@@ -320,7 +320,10 @@ pub fn reconcile(
                         // `on-failure` only a failed one or one whose node is gone.
                         let restart = match svc.restart_condition.as_str() {
                             "none" => false,
-                            "on-failure" => !failed || t.state == TaskState::Failed,
+                            "on-failure" => {
+                                !failed
+                                    || matches!(t.state, TaskState::Failed | TaskState::Rejected)
+                            }
                             _ => true,
                         };
                         t.desired = TaskState::Shutdown;

@@ -111,9 +111,63 @@ impl Lab {
         cid
     }
 
-    /// A task's container stopped: withdraw its entries on every network.
-    pub(crate) fn task_detach(&mut self, host: HostId, cid: ContainerId, exit_code: i32) {
-        self.stop_container(cid, exit_code, "task stopped");
+    /// `docker run --network NET` on an attachable swarm network: a container at the
+    /// address the leader gave, published in NetworkDB like a task (its name resolves).
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn attach_container(
+        &mut self,
+        host: HostId,
+        name: &str,
+        net: &Network,
+        ip: Ipv4Addr,
+        image: &str,
+        command: &str,
+        restart: crate::lab::RestartPolicy,
+    ) -> Option<ContainerId> {
+        let nid = self.swarm_overlay(host, net)?;
+        let cid = self.create_container(host, name, nid, ip, image, command, restart, true);
+        self.publish_endpoint(host, cid);
+        // The engine creates and starts the container while NetworkDB syncs the network.
+        let until = self.now() + crate::time::Duration::from_millis(200);
+        self.run_until(until);
+        Some(cid)
+    }
+
+    /// Write a standalone attached container's entries (peer, name) into NetworkDB.
+    pub(crate) fn publish_endpoint(&mut self, host: HostId, cid: ContainerId) {
+        let now = since_start(self);
+        let vtep = self.underlay.nic(host).ip;
+        let name = self.containers[cid.0].name.clone();
+        for i in self.ifaces(cid) {
+            let net = self.nets[i.net.0].name.clone();
+            let record = EndpointRecord {
+                service: String::new(),
+                vip: None,
+                ip: i.ip,
+                task: name.clone(),
+                ports: Vec::new(),
+                scheduler: "rr".into(),
+            };
+            let db = &mut self.hosts[host.0].gossip.db;
+            if !db.my_networks().any(|n| *n == net) {
+                db.join_network(&net);
+            }
+            let value = format!("{} {vtep}", i.mac);
+            db.put(now, &net, PEER_TABLE, &i.ip.to_string(), value.as_bytes());
+            db.put(
+                now,
+                &net,
+                ENDPOINT_TABLE,
+                &i.ip.to_string(),
+                record.encode().as_bytes(),
+            );
+        }
+        self.gossip_flush(host);
+    }
+
+    /// Withdraw a swarm container's entries from NetworkDB (it stopped).
+    pub(crate) fn withdraw_endpoint(&mut self, cid: ContainerId) {
+        let host = self.containers[cid.0].host;
         let now = since_start(self);
         for i in self.ifaces(cid) {
             let network = self.nets[i.net.0].name.clone();
@@ -122,6 +176,12 @@ impl Lab {
             db.delete(now, &network, ENDPOINT_TABLE, &i.ip.to_string());
         }
         self.gossip_flush(host);
+    }
+
+    /// A task's container stopped: withdraw its entries on every network.
+    pub(crate) fn task_detach(&mut self, _host: HostId, cid: ContainerId, exit_code: i32) {
+        // Stopping withdraws its NetworkDB entries (see `Lab::kill`).
+        self.stop_container(cid, exit_code, "task stopped");
     }
 
     /// A NetworkDB change seen by `host`: program or withdraw a remote peer.

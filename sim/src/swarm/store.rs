@@ -283,6 +283,7 @@ impl Service {
             .filter(|t| !(t.state.terminal() && t.desired.terminal()))
             .flat_map(|t| t.addresses.iter())
             .chain(store.services.values().flat_map(|s| s.vips.iter()))
+            .chain(store.attachments.values())
             .chain(
                 store
                     .nodes
@@ -468,6 +469,11 @@ pub enum Action {
     PutNetwork(Network),
     /// Remove a network.
     DelNetwork(String),
+    /// A standalone container's attachment to an attachable network: (container id,
+    /// network id, address).
+    PutAttachment(String, String, Ipv4Addr),
+    /// The container is gone.
+    DelAttachment(String),
 }
 
 /// The replicated state.
@@ -483,6 +489,9 @@ pub struct Store {
     pub tasks: BTreeMap<String, Task>,
     /// Networks by id.
     pub networks: BTreeMap<String, Network>,
+    /// Standalone containers' addresses on attachable networks, by container id.
+    #[serde(default)]
+    pub attachments: BTreeMap<String, (String, Ipv4Addr)>,
     /// The Raft index applied last.
     pub applied: u64,
 }
@@ -515,6 +524,12 @@ impl Store {
             }
             Action::DelNetwork(id) => {
                 self.networks.remove(id);
+            }
+            Action::PutAttachment(c, n, ip) => {
+                self.attachments.insert(c.clone(), (n.clone(), *ip));
+            }
+            Action::DelAttachment(c) => {
+                self.attachments.remove(c);
             }
         }
     }
