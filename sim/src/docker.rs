@@ -46,6 +46,7 @@ pub(crate) const IMAGES: &[&str] = &[
     "swarmlab/whoami",
     "traefik/whoami",
     "containous/whoami",
+    "swarmlab/counter",
 ];
 
 fn daemon_run_error(msg: &str) -> CommandOutput {

@@ -78,6 +78,12 @@ pub enum App {
     Nginx,
     /// redis: RESP commands over TCP.
     Redis,
+    /// swarmlab/counter, for the sessions lesson: counts visits in its own memory, or in
+    /// redis with `--redis HOST[:PORT]` (`INCR visits`).
+    Counter {
+        /// Where the count is kept, if not in memory.
+        redis: Option<(String, u16)>,
+    },
 }
 
 impl App {
@@ -88,7 +94,33 @@ impl App {
             "swarmlab/whoami" | "traefik/whoami" | "containous/whoami" => Some((App::Whoami, 80)),
             "nginx" => Some((App::Nginx, 80)),
             "redis" => Some((App::Redis, 6379)),
+            "swarmlab/counter" => Some((App::Counter { redis: None }, 80)),
             _ => None,
+        }
+    }
+
+    /// The program with its command-line options (`swarmlab/counter --redis HOST[:PORT]`).
+    pub fn with_args(self, args: &str) -> App {
+        match self {
+            App::Counter { .. } => {
+                let mut it = args.split_whitespace();
+                let mut redis = None;
+                while let Some(a) = it.next() {
+                    let v = match a.strip_prefix("--redis=") {
+                        Some(v) => Some(v.to_string()),
+                        None if a == "--redis" => it.next().map(String::from),
+                        None => None,
+                    };
+                    if let Some(v) = v {
+                        redis = Some(match v.rsplit_once(':') {
+                            Some((h, p)) => (h.to_string(), p.parse().unwrap_or(6379)),
+                            None => (v, 6379),
+                        });
+                    }
+                }
+                App::Counter { redis }
+            }
+            other => other,
         }
     }
 }
@@ -146,10 +178,24 @@ pub struct Client {
     framing: Framing,
     /// The bytes received.
     pub response: Vec<u8>,
+    /// The server connection waiting for this client's reply (a program's own request).
+    for_conn: Option<SocketHandle>,
     /// Whether the handshake completed.
     pub established: bool,
     /// How it ended, once it has.
     pub end: Option<ClientEnd>,
+}
+
+/// A connection a program asks the lab to open for it.
+#[derive(Debug)]
+pub struct Want {
+    /// The server connection that waits.
+    conn: SocketHandle,
+    /// The name to resolve.
+    pub host: String,
+    /// The port.
+    pub port: u16,
+    request: Vec<u8>,
 }
 
 /// A server-side connection.
@@ -174,6 +220,10 @@ pub struct Stack {
     pub hostname: String,
     /// redis's keys: value and expiry.
     kv: BTreeMap<String, (String, Option<Instant>)>,
+    /// The counter's visits, in memory.
+    visits: u64,
+    /// Connections the programs want opened.
+    wants: Vec<Want>,
     /// The wake-up the lab has scheduled, if any.
     pub wake: Option<Instant>,
 }
@@ -222,6 +272,8 @@ impl Stack {
             clients: Vec::new(),
             hostname: String::new(),
             kv: BTreeMap::new(),
+            visits: 0,
+            wants: Vec::new(),
             wake: None,
         }
     }
@@ -290,10 +342,27 @@ impl Stack {
             sent: 0,
             framing,
             response: Vec::new(),
+            for_conn: None,
             established: false,
             end: (!ok).then_some(ClientEnd::Unreachable),
         });
         self.clients.len() - 1
+    }
+
+    /// Open a program's own connection for server connection `conn` (see `wants`).
+    pub fn connect_for(&mut self, want: Want, remote: Option<SocketAddrV4>, local_port: u16) {
+        match remote {
+            Some(r) => {
+                let i = self.connect(r, local_port, want.request, Framing::Resp);
+                self.clients[i].for_conn = Some(want.conn);
+            }
+            None => self.answer_counter(want.conn, Err("could not resolve")),
+        }
+    }
+
+    /// Requests the programs want to make: the lab resolves the name and connects.
+    pub fn take_wants(&mut self) -> Vec<Want> {
+        std::mem::take(&mut self.wants)
     }
 
     /// Whether a client connection uses `port` (for choosing a free ephemeral port).
@@ -420,7 +489,40 @@ impl Stack {
                 });
             }
         }
+        // Programs' own requests that ended: answer the connections that waited.
+        let done: Vec<(SocketHandle, Result<String, &'static str>)> = self
+            .clients
+            .iter_mut()
+            .filter(|c| c.end.is_some() && c.for_conn.is_some())
+            .filter_map(|c| {
+                let conn = c.for_conn.take()?;
+                let r = match (&c.end, resp_complete(&c.response)) {
+                    (Some(ClientEnd::Done), Some(v)) => Ok(v),
+                    _ => Err("redis did not answer"),
+                };
+                Some((conn, r))
+            })
+            .collect();
+        for (conn, r) in done {
+            self.answer_counter(conn, r.as_deref().map_err(|e| *e));
+            acted = true;
+        }
         acted
+    }
+
+    /// The counter's reply on `conn`: the count redis returned, or a 502.
+    fn answer_counter(&mut self, conn: SocketHandle, count: Result<&str, &str>) {
+        let body = match count {
+            Ok(n) => format!("Hostname: {}\nvisits: {n}\n", self.hostname),
+            Err(e) => format!("Hostname: {}\nerror: {e}\n", self.hostname),
+        };
+        let reply = match count {
+            Ok(_) => http_response(200, "OK", "text/plain; charset=utf-8", None, &body),
+            Err(_) => http_response(502, "Bad Gateway", "text/plain; charset=utf-8", None, &body),
+        };
+        if self.conns.iter().any(|c| c.handle == conn) {
+            let _ = self.sockets.get_mut::<tcp::Socket>(conn).send_slice(&reply);
+        }
     }
 
     /// Answer the complete requests buffered on connection `k`.
@@ -429,6 +531,27 @@ impl Stack {
         loop {
             let conn = &self.conns[k];
             match conn.app {
+                App::Counter { .. } => {
+                    let Some(end) = find(&conn.inbuf, b"\r\n\r\n") else {
+                        break;
+                    };
+                    self.conns[k].inbuf.drain(..end + 4);
+                    let handle = self.conns[k].handle;
+                    match self.conns[k].app.clone() {
+                        App::Counter { redis: Some((host, port)) } => self.wants.push(Want {
+                            conn: handle,
+                            host,
+                            port,
+                            request: resp_encode(&["INCR".into(), "visits".into()]),
+                        }),
+                        _ => {
+                            self.visits += 1;
+                            let body =
+                                format!("Hostname: {}\nvisits: {}\n", self.hostname, self.visits);
+                            out.push(http_response(200, "OK", "text/plain; charset=utf-8", None, &body));
+                        }
+                    }
+                }
                 App::Whoami | App::Nginx => {
                     let Some(end) = find(&conn.inbuf, b"\r\n\r\n") else {
                         break;

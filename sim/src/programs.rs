@@ -57,7 +57,7 @@ fn lookup(lab: &Lab, owner: Owner, name: &str) -> Option<Ipv4Addr> {
 pub fn has_program(image: &str, program: &str) -> bool {
     let repo = crate::netstack::image_repo(image);
     match repo {
-        "swarmlab/whoami" | "traefik/whoami" | "containous/whoami" => false,
+        "swarmlab/whoami" | "traefik/whoami" | "containous/whoami" | "swarmlab/counter" => false,
         "redis" => program != "wget" && program != "nslookup",
         _ => program != "redis-cli",
     }

@@ -112,7 +112,7 @@ impl Lab {
         let mut stack = Stack::new(seed, &addrs, OVERLAY_MTU, now);
         stack.hostname = c.id.get(..12).unwrap_or_default().to_string();
         if let Some((app, port)) = App::of_image(&c.image) {
-            stack.serve(port, app);
+            stack.serve(port, app.with_args(&c.command));
         }
         c.stack = Some(Box::new(stack));
     }
@@ -139,7 +139,31 @@ impl Lab {
         let Some(s) = self.stack_mut(owner) else {
             return;
         };
-        let out = s.poll(now);
+        let mut out = s.poll(now);
+        // The programs' own connections (the counter's redis): resolved as the container's
+        // embedded DNS answers, balanced over a VIP, then opened.
+        let wants = s.take_wants();
+        if !wants.is_empty() {
+            if let Owner::Container(cid) = owner {
+                for w in wants {
+                    let remote = self
+                        .dns_lookup(cid, &w.host)
+                        .and_then(|v| v.first().copied());
+                    let remote = remote.map(|ip| self.balance(cid, SocketAddrV4::new(ip, w.port)));
+                    let port = self.ephemeral_port(owner);
+                    if let Some(s) = self.stack_mut(owner) {
+                        s.connect_for(w, remote, port);
+                    }
+                }
+            }
+            let Some(s) = self.stack_mut(owner) else {
+                return;
+            };
+            out.extend(s.poll(now));
+        }
+        let Some(s) = self.stack_mut(owner) else {
+            return;
+        };
         let next = s
             .poll_at(now)
             .map(|t| t.max(now + Duration::from_micros(1)));
@@ -198,28 +222,10 @@ impl Lab {
         framing: Framing,
         timeout: Duration,
     ) -> (ClientEnd, Vec<u8>, SocketAddrV4) {
-        let mut real = dst;
-        if let Owner::Container(cid) = owner {
-            if let Some((svc, backends)) = self.vip_backends(cid, *dst.ip()) {
-                if backends.is_empty() {
-                    // No task behind the VIP: its own stack refuses.
-                    return (ClientEnd::Refused, Vec::new(), dst);
-                }
-                let c = &mut self.containers[cid.0];
-                let k = c.lb.entry(*dst.ip()).or_insert(0);
-                let pick = backends[(*k % backends.len() as u64) as usize];
-                *k += 1;
-                real = SocketAddrV4::new(pick, dst.port());
-                let at = c.name.clone();
-                self.trace.push(
-                    self.engine.now(),
-                    TraceEvent::Balance {
-                        at,
-                        what: format!("VIP {dst} of {svc} -> task {pick} (rr)"),
-                    },
-                );
-            }
-        }
+        let real = match owner {
+            Owner::Container(cid) => self.balance(cid, dst),
+            Owner::Host(_) => dst,
+        };
         if let Owner::Host(h) = owner {
             if self.hosts[h.0].stack.is_none() {
                 let seed = self.rng.next_u64();
@@ -229,16 +235,7 @@ impl Lab {
                 self.hosts[h.0].stack = Some(Box::new(stack));
             }
         }
-        let port = loop {
-            // Linux's ephemeral range, chosen at random.
-            let p = 32768 + self.rng.below(61000 - 32768) as u16;
-            let Some(s) = self.stack_mut(owner) else {
-                return (ClientEnd::Unreachable, Vec::new(), real);
-            };
-            if !s.port_in_use(p) {
-                break p;
-            }
-        };
+        let port = self.ephemeral_port(owner);
         let Some(s) = self.stack_mut(owner) else {
             return (ClientEnd::Unreachable, Vec::new(), real);
         };
@@ -267,6 +264,38 @@ impl Lab {
         let response = std::mem::take(&mut s.clients[i].response);
         self.stack_poll(owner);
         (end, response, real)
+    }
+
+    /// Linux's ephemeral port range, a port chosen at random among the free ones.
+    fn ephemeral_port(&mut self, owner: Owner) -> u16 {
+        loop {
+            let p = 32768 + self.rng.below(61000 - 32768) as u16;
+            if self.stack_mut(owner).is_none_or(|s| !s.port_in_use(p)) {
+                return p;
+            }
+        }
+    }
+
+    /// A connection from a container to a service VIP goes to one of its tasks, round
+    /// robin, as IPVS does in the container's namespace; anything else goes where it was
+    /// addressed.
+    pub(crate) fn balance(&mut self, cid: ContainerId, dst: SocketAddrV4) -> SocketAddrV4 {
+        let Some((svc, backends)) = self.vip_backends(cid, *dst.ip()) else {
+            return dst;
+        };
+        let c = &mut self.containers[cid.0];
+        let k = c.lb.entry(*dst.ip()).or_insert(0);
+        let pick = backends[(*k % backends.len() as u64) as usize];
+        *k += 1;
+        let at = c.name.clone();
+        self.trace.push(
+            self.engine.now(),
+            TraceEvent::Balance {
+                at,
+                what: format!("VIP {dst} of {svc} -> task {pick} (rr)"),
+            },
+        );
+        SocketAddrV4::new(pick, dst.port())
     }
 
     /// The service records a container's node holds for its networks (not ingress, which

@@ -1507,6 +1507,14 @@ fn service_create(lab: &mut Lab, host: HostId, a: ServiceCreateArgs) -> Res<Comm
         version: 0,
         vips: Vec::new(),
     };
+    if let Some(v) = svc.labels.get("swarmlab.lb") {
+        if !crate::mesh::SCHEDULERS.contains(&v.as_str()) {
+            return Err(fail(format!(
+                "swarmlab: label swarmlab.lb={v}: the routing mesh's schedulers are {} (rr is Docker's)",
+                crate::mesh::SCHEDULERS.join(", ")
+            )));
+        }
+    }
     let leader = write(lab, host, |_, store| {
         if store.services.values().any(|s| s.name == name) {
             return Err(fail(format!("Error response from daemon: rpc error: code = AlreadyExists desc = name conflicts with an existing object: service {name} already exists")));
