@@ -29,7 +29,7 @@ fn same_scenario_and_seed_give_byte_identical_outputs() {
     swarmlab::report::write_outputs(&a.lab, &da).unwrap();
     swarmlab::report::write_outputs(&b.lab, &db).unwrap();
     let (fa, fb) = (files(&da), files(&db));
-    assert_eq!(fa.len(), 3, "two pcaps and a trace");
+    assert_eq!(fa.len(), 6, "five pcaps and a trace");
     assert!(
         fa.iter().all(|(_, bytes)| bytes.len() > 100),
         "outputs are not empty"

@@ -53,3 +53,10 @@ pub fn default_scenario() -> swarmlab::scenario::Scenario {
     )
     .expect("default scenario parses")
 }
+
+/// The overlay lesson (`scenarios/overlay.lab`: two hosts, ping across VXLAN), parsed.
+pub fn overlay_scenario() -> swarmlab::scenario::Scenario {
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../scenarios/overlay.lab");
+    let text = std::fs::read_to_string(path).expect("scenarios/overlay.lab");
+    swarmlab::scenario::parse("scenarios/overlay.lab", &text).expect("overlay scenario parses")
+}

@@ -1,7 +1,7 @@
 //! The pcaps of `--out` are real: tshark decodes them as VXLAN carrying the scenario's VNI.
 
 use std::process::Command;
-use swarmlab_tests::{can_run, default_scenario, have, scratch_dir};
+use swarmlab_tests::{can_run, have, overlay_scenario, scratch_dir};
 
 #[test]
 fn tshark_decodes_the_underlay_pcap_as_vxlan_with_the_scenario_vni() {
@@ -12,7 +12,7 @@ fn tshark_decodes_the_underlay_pcap_as_vxlan_with_the_scenario_vni() {
     ) {
         return;
     }
-    let outcome = swarmlab::scenario::run::run(&default_scenario(), 1, true);
+    let outcome = swarmlab::scenario::run::run(&overlay_scenario(), 1, true);
     let dir = scratch_dir("pcap");
     swarmlab::report::write_outputs(&outcome.lab, &dir).unwrap();
     for host in ["node1", "node2"] {

@@ -1,11 +1,36 @@
 //! Scenario files from `scenarios/` and the lessons of this slice, played end to end.
 
 use swarmlab::scenario::{parse, run::run};
-use swarmlab_tests::default_scenario;
+use swarmlab_tests::{default_scenario, overlay_scenario};
 
 #[test]
-fn default_scenario_holds_every_expectation() {
+fn default_scenario_tours_the_mission_and_holds_every_expectation() {
     let o = run(&default_scenario(), 1, false);
+    assert!(o.failed == 0 && o.held >= 19, "{}", o.timeline);
+    let t = &o.timeline;
+    // A few virtual minutes at most.
+    assert!(o.lab.now().0 < 180_000_000_000, "{t}");
+    for needle in [
+        // 3 managers, 2 workers.
+        "This node joined a swarm as a manager.",
+        "This node joined a swarm as a worker.",
+        // curl through the mesh, and round robin over 3 replicas.
+        "--- 6 requests to http://m2:8080/",
+        "9 requests (rr): web.1 3, web.2 3, web.3 3",
+        // the crash seen by gossip and by the heartbeats, then healed.
+        "m1 sees w2 dead",
+        "w2 is down",
+        "web has 3 running task(s) of 3",
+        // the drain.
+        "m3 is drain",
+    ] {
+        assert!(t.contains(needle), "missing {needle:?} in:\n{t}");
+    }
+}
+
+#[test]
+fn overlay_scenario_holds_every_expectation() {
+    let o = run(&overlay_scenario(), 1, false);
     assert_eq!((o.held, o.failed), (5, 0), "{}", o.timeline);
     assert!(
         o.timeline

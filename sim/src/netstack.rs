@@ -538,7 +538,9 @@ impl Stack {
                     self.conns[k].inbuf.drain(..end + 4);
                     let handle = self.conns[k].handle;
                     match self.conns[k].app.clone() {
-                        App::Counter { redis: Some((host, port)) } => self.wants.push(Want {
+                        App::Counter {
+                            redis: Some((host, port)),
+                        } => self.wants.push(Want {
                             conn: handle,
                             host,
                             port,
@@ -548,7 +550,13 @@ impl Stack {
                             self.visits += 1;
                             let body =
                                 format!("Hostname: {}\nvisits: {}\n", self.hostname, self.visits);
-                            out.push(http_response(200, "OK", "text/plain; charset=utf-8", None, &body));
+                            out.push(http_response(
+                                200,
+                                "OK",
+                                "text/plain; charset=utf-8",
+                                None,
+                                &body,
+                            ));
                         }
                     }
                 }

@@ -516,7 +516,13 @@ pub fn spread_probe(
         .unwrap_or_else(|| "rr".into());
     let names: Vec<String> = store
         .tasks_of(&svc.id)
-        .filter(|t| t.state == TaskState::Running)
+        .filter(|t| t.state == TaskState::Running && t.desired == TaskState::Running)
+        .filter(|t| {
+            t.node_id
+                .as_ref()
+                .and_then(|n| store.nodes.get(n))
+                .is_some_and(|n| n.status == crate::swarm::store::NodeStatus::Ready)
+        })
         .map(|t| format!("{}.{}.{}", svc.name, t.slot, t.id))
         .collect();
     let mut replicas: BTreeMap<String, u32> = BTreeMap::new();

@@ -984,6 +984,7 @@ impl Lab {
                 .any(|x| x.task.id == s.task && x.task.state >= s.state)
         });
         let mut steps = Vec::new();
+        let mut withdraw: Vec<crate::lab::ContainerId> = Vec::new();
         for asg in &tasks {
             let t = &asg.task;
             // A task the leader believes started here but that this engine does not have
@@ -1049,11 +1050,18 @@ impl Lab {
                 }
                 Some(mine) if t.desired.terminal() && !mine.stopping && !mine.state.terminal() => {
                     mine.stopping = true;
-                    // `sleep` and `ping` as PID 1 ignore SIGTERM: killed after the 10 s grace.
-                    let grace = if mine.state == TaskState::Running {
-                        Duration::from_secs(10)
-                    } else {
+                    // The task leaves its services' load balancing and DNS before the
+                    // signal (libnetwork disables the service on the endpoint first).
+                    withdraw.extend(mine.container);
+                    // `sleep`, `ping` and Go servers (whoami) as PID 1 ignore SIGTERM:
+                    // killed after the 10 s grace. nginx and redis stop on the signal.
+                    let repo = crate::netstack::image_repo(&mine.image);
+                    let grace = if mine.state != TaskState::Running {
                         Duration::ZERO
+                    } else if repo == "nginx" || repo == "redis" {
+                        Duration::from_millis(100)
+                    } else {
+                        Duration::from_secs(10)
                     };
                     steps.push((t.id.clone(), TaskState::Shutdown, grace));
                 }
@@ -1063,6 +1071,9 @@ impl Lab {
         // Tasks the leader no longer lists are forgotten once they have stopped.
         a.tasks
             .retain(|id, t| !t.state.terminal() || tasks.iter().any(|x| &x.task.id == id));
+        for cid in withdraw {
+            self.withdraw_endpoint(cid);
+        }
         for (task, state, after) in steps {
             self.engine.schedule_in(
                 after,
