@@ -412,6 +412,35 @@ impl Lab {
         id
     }
 
+    /// A host's `docker_gwbridge`: a local bridge (172.18.0.0/16, never tunnelled) for
+    /// swarm tasks that join no overlay. Returns it and the next free address on it.
+    pub(crate) fn gwbridge(&mut self, host: HostId) -> Option<(NetId, Ipv4Addr)> {
+        let name = format!("docker_gwbridge@{}", self.host_name(host));
+        let id = match self.net_by_name(&name) {
+            Some(id) => id,
+            None => {
+                let subnet = Subnet {
+                    base: Ipv4Addr::new(172, 18, 0, 0),
+                    prefix: 16,
+                };
+                self.nets.push(Overlay {
+                    name,
+                    // Local only: no VTEP serves it, so nothing is ever encapsulated.
+                    vni: Vni::new(0x00ff_0000 + host.0 as u32 % 0xffff)?,
+                    subnet,
+                    hosts: BTreeSet::from([host]),
+                    used: subnet.host(1).into_iter().collect(),
+                });
+                NetId(self.nets.len() - 1)
+            }
+        };
+        let n = &self.nets[id.0];
+        let ip = (2..)
+            .map_while(|i| n.subnet.host(i))
+            .find(|ip| !n.used.contains(ip))?;
+        Some((id, ip))
+    }
+
     /// The overlay with this name.
     pub fn net_by_name(&self, name: &str) -> Option<NetId> {
         self.nets.iter().position(|n| n.name == name).map(NetId)
@@ -745,14 +774,7 @@ impl Lab {
 
     /// Resolve a name as the container's embedded DNS would: containers on its network.
     pub fn resolve(&self, from: ContainerId, name: &str) -> Option<Ipv4Addr> {
-        if let Ok(ip) = name.parse::<Ipv4Addr>() {
-            return Some(ip);
-        }
-        let net = self.containers[from.0].net;
-        self.containers
-            .iter()
-            .find(|c| c.net == net && c.name == name && c.running)
-            .map(|c| c.ip)
+        self.dns_lookup(from, name)?.first().copied()
     }
 
     // ---- running the clock ----------------------------------------------------------
@@ -1028,6 +1050,20 @@ impl Lab {
             return;
         }
         let ifaces = self.ifaces(to);
+        // An echo request to a service VIP, turned around in the namespace.
+        let vip = frame
+            .get(30..34)
+            .map(|b| Ipv4Addr::new(b[0], b[1], b[2], b[3]))
+            .filter(|d| {
+                frame.get(12..14) == Some(&[0x08, 0x00]) && !ifaces.iter().any(|i| i.ip == *d)
+            })
+            .filter(|d| self.vip_backends(to, *d).is_some());
+        if let (Some(vip), Some(mac)) = (vip, MacAddr::from_slice(frame)) {
+            if let Some(reply) = crate::stack::reply_to(vip, mac, frame) {
+                self.container_output(to, reply);
+                return;
+            }
+        }
         for i in &ifaces {
             if let Some(reply) = crate::stack::reply_to(i.ip, i.mac, frame) {
                 // Linux also learns the asker from an ARP request it answers.
@@ -1157,6 +1193,7 @@ impl Lab {
         else {
             return;
         };
+        let vip = self.vip_backends(from, dst).is_some();
         let Some(iface) = self.iface_for(from, dst) else {
             if self.host_mode_reply(from, &packet) {
                 return;
@@ -1180,8 +1217,10 @@ impl Lab {
         let mut frame = Vec::with_capacity(14 + packet.len());
         frame.extend_from_slice(&eth.to_bytes());
         frame.extend_from_slice(&packet);
-        if dst == iface.ip {
-            // Loopback: the kernel turns it around without touching the interface.
+        if dst == iface.ip || vip {
+            // Loopback: the kernel turns it around without touching the interface. A
+            // service VIP is configured in the container's own namespace (for IPVS), so
+            // a ping to it is answered there too.
             frame[..6].copy_from_slice(&iface.mac.0);
             self.engine.schedule_in(
                 Duration::from_micros(10),

@@ -55,7 +55,12 @@ struct Flow {
     fin_in: bool,
     fin_out: bool,
     closed: bool,
+    /// When it closed: IPVS keeps closed connections as "inactive" for a while.
+    closed_at: Option<crate::time::Instant>,
 }
+
+/// How long a closed connection counts as inactive (IPVS's TIME_WAIT: 2 minutes).
+const INACTIVE_FOR: crate::time::Duration = crate::time::Duration::from_secs(120);
 
 /// A node's mesh state: its sandbox and connection table.
 #[derive(Debug, Default)]
@@ -271,8 +276,10 @@ impl Lab {
         let name = self.host_name(host).to_string();
         if let Some((cid, target)) = self.host_mode_backend(host, port) {
             let ip = self.containers[cid.0].ip;
+            let now = self.now();
             let m = &mut self.hosts[host.0].mesh;
-            m.flows.retain(|f| !f.closed);
+            m.flows
+                .retain(|f| f.closed_at.is_none_or(|c| now.since(c) < INACTIVE_FOR));
             m.flows.push(Flow {
                 client: t.src,
                 published: port,
@@ -281,6 +288,7 @@ impl Lab {
                 fin_in: false,
                 fin_out: false,
                 closed: false,
+                closed_at: None,
             });
             let what = format!(
                 "{}:{port} (host mode) from {} -> {}",
@@ -294,17 +302,21 @@ impl Lab {
         if backends.is_empty() {
             return None;
         }
+        let now = self.now();
         let m = &mut self.hosts[host.0].mesh;
-        m.flows.retain(|f| !f.closed);
+        m.flows
+            .retain(|f| f.closed_at.is_none_or(|c| now.since(c) < INACTIVE_FOR));
         let pick = match sched.as_str() {
             "sh" => backends[(fnv(*t.src.ip()) % backends.len() as u64) as usize],
+            // IPVS's least-connection overhead: active * 256 + inactive.
             "lc" => *backends
                 .iter()
                 .min_by_key(|b| {
                     m.flows
                         .iter()
-                        .filter(|f| !f.closed && f.backend == **b)
-                        .count()
+                        .filter(|f| f.backend == **b)
+                        .map(|f| if f.closed { 1 } else { 256 })
+                        .sum::<u64>()
                 })
                 .unwrap_or(&backends[0]),
             // rr, and wrr with Docker's weight of 1 for every task.
@@ -332,6 +344,7 @@ impl Lab {
             fin_in: false,
             fin_out: false,
             closed: false,
+            closed_at: None,
         });
         let what = format!(
             "{}:{port} from {} -> task {pick} ({sched}, SNAT {}:{nat_port})",
@@ -350,10 +363,12 @@ impl Lab {
 
     /// Client to backend, through flow `i`.
     fn mesh_forward(&mut self, host: HostId, i: usize, t: &Tcp, packet: &[u8]) {
+        let now = self.now();
         let f = &mut self.hosts[host.0].mesh.flows[i];
         f.fin_in |= t.fin;
-        if t.rst || (f.fin_in && f.fin_out && t.ack && !t.fin) {
+        if !f.closed && (t.rst || (f.fin_in && f.fin_out && t.ack && !t.fin)) {
             f.closed = true;
+            f.closed_at = Some(now);
         }
         let (backend, via) = (f.backend, f.via);
         match via {
@@ -433,10 +448,12 @@ impl Lab {
 
     fn mesh_reply(&mut self, host: HostId, i: usize, t: &Tcp, packet: &[u8]) {
         let node_ip = self.underlay.nic(host).ip;
+        let now = self.now();
         let f = &mut self.hosts[host.0].mesh.flows[i];
         f.fin_out |= t.fin;
-        if t.rst {
+        if t.rst && !f.closed {
             f.closed = true;
+            f.closed_at = Some(now);
         }
         let (client, published) = (f.client, f.published);
         if let Some(p) = rewrite(packet, SocketAddrV4::new(node_ip, published), client) {

@@ -1148,7 +1148,7 @@ impl Lab {
         else {
             return;
         };
-        if state == TaskState::Starting && !t.networks.is_empty() {
+        if state == TaskState::Starting {
             {
                 let cid = self.task_attach(host, &t);
                 if let Some(x) = self.hosts[host.0]

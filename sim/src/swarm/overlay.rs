@@ -50,6 +50,11 @@ impl Lab {
     ) -> Option<ContainerId> {
         let mut cid: Option<ContainerId> = None;
         let command = t.args.join(" ");
+        if t.networks.is_empty() {
+            // No overlay: the task sits on the node's docker_gwbridge only.
+            let (nid, ip) = self.gwbridge(host)?;
+            return Some(self.run_task_container(host, &t.name, nid, ip, &t.image, &command));
+        }
         for (net, ip) in &t.networks {
             let nid = self.swarm_overlay(host, net)?;
             let c = match cid {
