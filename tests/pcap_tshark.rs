@@ -78,12 +78,24 @@ fn tshark_decodes_the_mesh_http_requests_and_handshakes_inside_vxlan() {
     let fields = |filter: &str, fields: &[&str]| -> Vec<String> {
         let mut args = vec!["-r".to_string()];
         args.push(dir.join("w1.pcap").display().to_string());
-        args.extend(["-Y".to_string(), filter.to_string(), "-T".into(), "fields".into()]);
+        args.extend([
+            "-Y".to_string(),
+            filter.to_string(),
+            "-T".into(),
+            "fields".into(),
+        ]);
         for f in fields {
             args.extend(["-e".to_string(), f.to_string()]);
         }
-        let out = Command::new("tshark").args(&args).output().expect("run tshark");
-        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        let out = Command::new("tshark")
+            .args(&args)
+            .output()
+            .expect("run tshark");
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         String::from_utf8(out.stdout)
             .unwrap()
             .lines()

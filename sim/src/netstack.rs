@@ -15,8 +15,9 @@ use smoltcp::wire::{HardwareAddress, IpAddress, IpCidr, IpEndpoint};
 use std::collections::{BTreeMap, VecDeque};
 use std::net::{Ipv4Addr, SocketAddrV4};
 
-/// Per-socket buffers: ample for the lab's requests and replies.
-const BUF: usize = 64 * 1024;
+/// Per-socket buffers (each direction): ample for the lab's requests and replies, small
+/// enough for thousands of connections in TIME-WAIT.
+const BUF: usize = 16 * 1024;
 
 fn at(now: Instant) -> smoltcp::time::Instant {
     smoltcp::time::Instant::from_micros((now.0 / 1_000) as i64)
@@ -168,7 +169,8 @@ pub enum ClientEnd {
 /// A client connection and what it has received.
 #[derive(Debug)]
 pub struct Client {
-    handle: SocketHandle,
+    /// Its socket, until the socket has closed (then freed).
+    handle: Option<SocketHandle>,
     /// Where it connects (after any load balancing).
     pub remote: SocketAddrV4,
     /// Its own port.
@@ -335,7 +337,7 @@ impl Stack {
             .is_ok();
         let handle = self.sockets.add(s);
         self.clients.push(Client {
-            handle,
+            handle: Some(handle),
             remote,
             local_port,
             request,
@@ -367,9 +369,10 @@ impl Stack {
 
     /// Whether a client connection uses `port` (for choosing a free ephemeral port).
     pub fn port_in_use(&self, port: u16) -> bool {
+        // A socket in TIME-WAIT still holds its port.
         self.clients
             .iter()
-            .any(|c| c.local_port == port && c.end.is_none())
+            .any(|c| c.local_port == port && c.handle.is_some())
     }
 
     /// End a client connection from outside (deadline, ARP failure): abort its socket.
@@ -377,7 +380,9 @@ impl Stack {
         let c = &mut self.clients[i];
         if c.end.is_none() {
             c.end = Some(end);
-            self.sockets.get_mut::<tcp::Socket>(c.handle).abort();
+            if let Some(h) = c.handle {
+                self.sockets.get_mut::<tcp::Socket>(h).abort();
+            }
         }
     }
 
@@ -452,10 +457,18 @@ impl Stack {
             k += 1;
         }
         for c in self.clients.iter_mut() {
+            let Some(h) = c.handle else {
+                continue;
+            };
+            let s = self.sockets.get_mut::<tcp::Socket>(h);
             if c.end.is_some() {
+                // Done: free the socket once it has closed (after TIME-WAIT).
+                if s.state() == tcp::State::Closed {
+                    self.sockets.remove(h);
+                    c.handle = None;
+                }
                 continue;
             }
-            let s = self.sockets.get_mut::<tcp::Socket>(c.handle);
             if s.state() == tcp::State::Established || s.may_send() {
                 c.established = true;
             }

@@ -493,6 +493,28 @@ pub fn reach_probe(lab: &mut Lab, from: &str, to: &str, port: u16) -> Result<Str
     }
 }
 
+/// How many tasks of `service` the leader sees running (desired running, on a Ready
+/// node).
+pub fn running_replicas(lab: &Lab, service: &str) -> usize {
+    use crate::swarm::store::{NodeStatus, TaskState};
+    let Some((_, store)) = lab.swarm_view() else {
+        return 0;
+    };
+    let Some(svc) = store.find_service(service) else {
+        return 0;
+    };
+    store
+        .tasks_of(&svc.id)
+        .filter(|t| t.state == TaskState::Running && t.desired == TaskState::Running)
+        .filter(|t| {
+            t.node_id
+                .as_ref()
+                .and_then(|n| store.nodes.get(n))
+                .is_some_and(|n| n.status == NodeStatus::Ready)
+        })
+        .count()
+}
+
 /// Requests from host `h` to its own `port`: every running replica of `service` must
 /// answer, and under rr (and wrr, all weights 1) the counts differ by at most 1.
 pub fn spread_probe(
