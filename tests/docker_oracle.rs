@@ -217,5 +217,34 @@ fn swarmlab_answers_as_a_real_single_node_swarm() {
             ));
         }
     }
+    // An image no registry has: the same warning, then the same endpoint (ports, VIP mode).
+    let create = [
+        "service",
+        "create",
+        "--detach",
+        "--name",
+        "pub",
+        "--publish",
+        "8080:80",
+        "nosuchimage",
+    ];
+    let real = docker(&create);
+    let ours = run(&mut lab, &create);
+    if real.stderr != ours.stderr || (real.exit_code == 0) != (ours.exit_code == 0) {
+        mismatches.push(format!(
+            "docker {}\n  real: {real:?}\n  ours: {ours:?}",
+            create.join(" ")
+        ));
+    }
+    for field in ["{{json .Endpoint.Spec}}", "{{json .Endpoint.Ports}}"] {
+        let args = ["service", "inspect", "pub", "--format", field];
+        let (real, ours) = (docker(&args), run(&mut lab, &args));
+        if real.stdout != ours.stdout {
+            mismatches.push(format!(
+                "docker {}\n  real: {real:?}\n  ours: {ours:?}",
+                args.join(" ")
+            ));
+        }
+    }
     assert!(mismatches.is_empty(), "{}", mismatches.join("\n"));
 }

@@ -18,6 +18,7 @@ fn default_scenario_tours_the_mission_and_holds_every_expectation() {
         "--- 6 requests to http://m2:8080/",
         "9 requests (rr): web.1 3, web.2 3, web.3 3",
         // the crash seen by gossip and by the heartbeats, then healed.
+        "2  failed (curl exit status 28)",
         "m1 sees w2 dead",
         "w2 is down",
         "web has 3 running task(s) of 3",
