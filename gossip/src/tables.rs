@@ -162,6 +162,8 @@ pub struct NetworkDb {
     rng: u64,
     /// Messages that did not decode.
     pub malformed: u64,
+    /// Our participations changed since `local_state` was last taken.
+    state_dirty: bool,
 }
 
 impl NetworkDb {
@@ -180,6 +182,7 @@ impl NetworkDb {
             next_sync: now + SYNC_INTERVAL,
             rng: seed ^ 0x3c6e_f372_fe94_f82b,
             malformed: 0,
+            state_dirty: true,
         }
     }
 
@@ -276,6 +279,7 @@ impl NetworkDb {
     /// Record our own (non-)participation and broadcast it cluster-wide; a newer
     /// announcement about the same network replaces an older one in the queue.
     fn announce(&mut self, network: &str, leaving: bool) {
+        self.state_dirty = true;
         let ltime = self.tick();
         self.networks
             .entry(network.to_string())
@@ -546,6 +550,11 @@ impl NetworkDb {
                 self.remove_owned(node, Some(network));
             }
         }
+    }
+
+    /// Our participations as push/pull user state, if they changed since the last call.
+    pub fn local_state_if_changed(&mut self) -> Option<Vec<u8>> {
+        std::mem::take(&mut self.state_dirty).then(|| self.local_state())
     }
 
     /// Our own network participations, as push/pull user state (see `handle_message`).

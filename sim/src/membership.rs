@@ -105,8 +105,9 @@ impl Lab {
                 }
             }
         }
-        let state = self.hosts[host.0].gossip.db.local_state();
-        self.hosts[host.0].gossip.member.set_local_state(state);
+        if let Some(state) = self.hosts[host.0].gossip.db.local_state_if_changed() {
+            self.hosts[host.0].gossip.member.set_local_state(state);
+        }
         // Table changes this member learnt: the overlay programs its peers from them.
         while let Some(ev) = self.hosts[host.0].gossip.db.poll_event() {
             self.overlay_table_event(host, ev);
