@@ -144,6 +144,9 @@ struct Participant {
 }
 
 /// One member's NetworkDB.
+/// Table messages a network's queue keeps while it has no other member.
+const MAX_QUEUED: usize = 4096;
+
 #[derive(Debug)]
 pub struct NetworkDb {
     node: String,
@@ -582,6 +585,13 @@ impl NetworkDb {
                 let peers = self.others(&net);
                 let queue = self.queues.entry(net.clone()).or_default();
                 if peers.is_empty() || queue.is_empty() {
+                    // With nobody to tell yet, messages wait (as in NetworkDB's
+                    // broadcast queue), up to a bound: the oldest go first, and a later
+                    // bulk sync carries their entries anyway.
+                    if queue.len() > MAX_QUEUED {
+                        let excess = queue.len() - MAX_QUEUED;
+                        queue.drain(..excess);
+                    }
                     continue;
                 }
                 let n = peers.len() + 1;

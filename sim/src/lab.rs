@@ -262,6 +262,8 @@ pub struct Host {
     pub stack: Option<Box<crate::netstack::Stack>>,
     /// The routing mesh: ingress sandbox and connection table.
     pub mesh: crate::mesh::Mesh,
+    /// Remote peers programmed from NetworkDB: (network, endpoint key) -> (IP, MAC, VTEP).
+    pub(crate) peers: BTreeMap<(String, String), (Ipv4Addr, MacAddr, Ipv4Addr)>,
 }
 
 /// Errors Docker would print.
@@ -350,6 +352,7 @@ impl Lab {
             swarm: Default::default(),
             stack: None,
             mesh: Default::default(),
+            peers: BTreeMap::new(),
         });
         self.gossip_flush(id);
         self.record(TraceEvent::HostAdded {
@@ -681,6 +684,17 @@ impl Lab {
         self.underlay.set_up(host, false);
         self.hosts[host.0].mesh = Default::default();
         self.hosts[host.0].stack = None;
+        // A reboot loses what NetworkDB programmed into the kernel's VXLAN device; the
+        // new NetworkDB programs it again from the tables.
+        let peers = std::mem::take(&mut self.hosts[host.0].peers);
+        for ((network, _), (ip, mac, _)) in peers {
+            if let Some(n) = self.net_by_name(&network) {
+                let vni = self.nets[n.0].vni;
+                let v = &mut self.hosts[host.0].vtep;
+                v.remove_fdb(vni, mac);
+                v.remove_arp(vni, ip);
+            }
+        }
         let name = self.host_name(host).to_string();
         self.record(TraceEvent::HostCrashed { host: name });
         self.swarm_crash(host);

@@ -188,12 +188,14 @@ impl Lab {
         if !db.my_networks().any(|n| *n == net.name) {
             db.join_network(&net.name);
         }
-        let value = format!("{mac} {vtep}");
+        let value = format!("{ip} {mac} {vtep}");
+        let key = format!("ingress-sbox.{}", self.host_name(host));
+        let db = &mut self.hosts[host.0].gossip.db;
         db.put(
             now,
             &net.name,
             crate::swarm::overlay::PEER_TABLE,
-            &ip.to_string(),
+            &key,
             value.as_bytes(),
         );
         self.gossip_flush(host);
@@ -218,7 +220,7 @@ impl Lab {
         let own = self.hosts[host.0]
             .stack
             .as_ref()
-            .is_some_and(|s| s.clients.iter().any(|c| c.local_port == port));
+            .is_some_and(|s| s.port_in_use(port));
         if own {
             return self.stack_input(Owner::Host(host), packet);
         }
@@ -329,11 +331,16 @@ impl Lab {
         };
         // Masquerading keeps the client's port unless the sandbox already uses it there.
         let mut nat_port = t.src.port();
+        let mut tries = 0;
         while m
             .flows
             .iter()
             .any(|f| f.via == Backend::Ingress { nat_port } && f.backend == pick)
         {
+            tries += 1;
+            if tries > 64_512 {
+                return None; // every port is taken towards this task
+            }
             nat_port = nat_port.wrapping_add(1).max(1024);
         }
         m.flows.push(Flow {

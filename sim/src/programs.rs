@@ -46,10 +46,22 @@ fn parse_url(s: &str) -> Result<Url, String> {
 fn lookup(lab: &Lab, owner: Owner, name: &str) -> Option<Ipv4Addr> {
     match owner {
         Owner::Container(c) => lab.dns_lookup(c, name)?.first().copied(),
-        Owner::Host(_) => name
-            .parse()
-            .ok()
-            .or_else(|| lab.underlay.by_name(name).map(|h| lab.underlay.nic(h).ip)),
+        Owner::Host(h) => match name {
+            // The node itself: Docker's iptables rules send a published port's traffic
+            // from the host's own processes to the ingress sandbox too.
+            "localhost" => Some(lab.underlay.nic(h).ip),
+            _ => name
+                .parse::<Ipv4Addr>()
+                .ok()
+                .map(|ip| {
+                    if ip.is_loopback() {
+                        lab.underlay.nic(h).ip
+                    } else {
+                        ip
+                    }
+                })
+                .or_else(|| lab.underlay.by_name(name).map(|h| lab.underlay.nic(h).ip)),
+        },
     }
 }
 
@@ -623,8 +635,10 @@ pub fn ip(lab: &mut Lab, cid: ContainerId, args: &[String]) -> CommandOutput {
     let mut out = String::from("1: lo: <LOOPBACK,UP,LOWER_UP> mtu 65536 qdisc noqueue qlen 1000\n    link/loopback 00:00:00:00:00:00 brd 00:00:00:00:00:00\n    inet 127.0.0.1/8 scope host lo\n       valid_lft forever preferred_lft forever\n");
     for (k, i) in lab.ifaces(cid).iter().enumerate() {
         let subnet = lab.nets[i.net.0].subnet;
-        let size = 1u32 << (32 - u32::from(subnet.prefix));
-        let brd = Ipv4Addr::from(u32::from(subnet.base) + size - 1);
+        let size = 1u64 << (32 - u32::from(subnet.prefix.min(32)));
+        let brd = Ipv4Addr::from(
+            (u64::from(u32::from(subnet.base)) + size - 1).min(u64::from(u32::MAX)) as u32,
+        );
         let index = 2 * k + 10;
         out.push_str(&format!(
             "{index}: eth{k}@if{}: <BROADCAST,MULTICAST,UP,LOWER_UP,M-DOWN> mtu {} qdisc noqueue \n    link/ether {} brd ff:ff:ff:ff:ff:ff\n    inet {}/{} brd {brd} scope global eth{k}\n       valid_lft forever preferred_lft forever\n",

@@ -268,12 +268,12 @@ impl Lab {
 
     /// Linux's ephemeral port range, a port chosen at random among the free ones.
     fn ephemeral_port(&mut self, owner: Owner) -> u16 {
-        loop {
-            let p = 32768 + self.rng.below(61000 - 32768) as u16;
-            if self.stack_mut(owner).is_none_or(|s| !s.port_in_use(p)) {
-                return p;
-            }
-        }
+        let first = 32768 + self.rng.below(61000 - 32768) as u16;
+        // From a random start, the next free port (wrapping) as Linux does.
+        (0..61000 - 32768)
+            .map(|k| 32768 + (first - 32768 + k) % (61000 - 32768))
+            .find(|p| self.stack_mut(owner).is_none_or(|s| !s.port_in_use(*p)))
+            .unwrap_or(first)
     }
 
     /// A connection from a container to a service VIP goes to one of its tasks, round

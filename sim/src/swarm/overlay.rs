@@ -68,12 +68,6 @@ impl Lab {
                     c
                 }
             };
-            let mac = self
-                .ifaces(c)
-                .into_iter()
-                .find(|i| i.ip == *ip)
-                .map(|i| i.mac)?;
-            let vtep = self.underlay.nic(host).ip;
             let record = EndpointRecord {
                 service: t.service.clone(),
                 vip: t
@@ -91,29 +85,46 @@ impl Lab {
                 },
                 scheduler: t.endpoint.scheduler.clone(),
             };
-            let now = since_start(self);
-            let db = &mut self.hosts[host.0].gossip.db;
-            if !db.my_networks().any(|n| *n == net.name) {
-                db.join_network(&net.name);
-            }
-            let value = format!("{mac} {vtep}");
-            db.put(
-                now,
-                &net.name,
-                PEER_TABLE,
-                &ip.to_string(),
-                value.as_bytes(),
-            );
-            db.put(
-                now,
-                &net.name,
-                ENDPOINT_TABLE,
-                &ip.to_string(),
-                record.encode().as_bytes(),
-            );
+            self.publish_iface(host, c, &net.name, &record);
         }
         self.gossip_flush(host);
         cid
+    }
+
+    /// NetworkDB's key for a container's interface on `ip`: an endpoint id (the
+    /// container's id and the interface), as libnetwork keys its tables, so that an
+    /// address reused by another endpoint is a different entry.
+    pub(crate) fn endpoint_key(&self, cid: ContainerId, ip: Ipv4Addr) -> String {
+        let c = &self.containers[cid.0];
+        let k = self
+            .ifaces(cid)
+            .iter()
+            .position(|i| i.ip == ip)
+            .unwrap_or(0);
+        format!("{}.eth{k}", c.id.get(..24).unwrap_or(&c.id))
+    }
+
+    /// Write one interface's peer entry (IP, MAC, VTEP) and service record into
+    /// `network`'s tables.
+    fn publish_iface(&mut self, host: HostId, cid: ContainerId, network: &str, r: &EndpointRecord) {
+        let Some(mac) = self
+            .ifaces(cid)
+            .iter()
+            .find(|i| i.ip == r.ip)
+            .map(|i| i.mac)
+        else {
+            return;
+        };
+        let key = self.endpoint_key(cid, r.ip);
+        let vtep = self.underlay.nic(host).ip;
+        let now = since_start(self);
+        let db = &mut self.hosts[host.0].gossip.db;
+        if !db.my_networks().any(|n| n == network) {
+            db.join_network(network);
+        }
+        let peer = format!("{} {mac} {vtep}", r.ip);
+        db.put(now, network, PEER_TABLE, &key, peer.as_bytes());
+        db.put(now, network, ENDPOINT_TABLE, &key, r.encode().as_bytes());
     }
 
     /// `docker run --network NET` on an attachable swarm network: a container at the
@@ -140,8 +151,6 @@ impl Lab {
 
     /// Write a standalone attached container's entries (peer, name) into NetworkDB.
     pub(crate) fn publish_endpoint(&mut self, host: HostId, cid: ContainerId) {
-        let now = since_start(self);
-        let vtep = self.underlay.nic(host).ip;
         let name = self.containers[cid.0].name.clone();
         for i in self.ifaces(cid) {
             let net = self.nets[i.net.0].name.clone();
@@ -153,19 +162,7 @@ impl Lab {
                 ports: Vec::new(),
                 scheduler: "rr".into(),
             };
-            let db = &mut self.hosts[host.0].gossip.db;
-            if !db.my_networks().any(|n| *n == net) {
-                db.join_network(&net);
-            }
-            let value = format!("{} {vtep}", i.mac);
-            db.put(now, &net, PEER_TABLE, &i.ip.to_string(), value.as_bytes());
-            db.put(
-                now,
-                &net,
-                ENDPOINT_TABLE,
-                &i.ip.to_string(),
-                record.encode().as_bytes(),
-            );
+            self.publish_iface(host, cid, &net, &record);
         }
         self.gossip_flush(host);
     }
@@ -176,9 +173,10 @@ impl Lab {
         let now = since_start(self);
         for i in self.ifaces(cid) {
             let network = self.nets[i.net.0].name.clone();
+            let key = self.endpoint_key(cid, i.ip);
             let db = &mut self.hosts[host.0].gossip.db;
-            db.delete(now, &network, PEER_TABLE, &i.ip.to_string());
-            db.delete(now, &network, ENDPOINT_TABLE, &i.ip.to_string());
+            db.delete(now, &network, PEER_TABLE, &key);
+            db.delete(now, &network, ENDPOINT_TABLE, &key);
         }
         self.gossip_flush(host);
     }
@@ -201,19 +199,16 @@ impl Lab {
             return;
         }
         let vni = self.nets[nid.0].vni;
-        let Ok(ip) = ev.key.parse::<Ipv4Addr>() else {
-            return;
-        };
-        let text = String::from_utf8_lossy(&ev.value).to_string();
-        let mut parts = text.split(' ');
-        let (mac, vtep) = match (parts.next(), parts.next()) {
-            (Some(m), Some(v)) => (parse_mac(m), v.parse::<Ipv4Addr>().ok()),
-            _ => (None, None),
-        };
-        let v = &mut self.hosts[host.0].vtep;
+        let slot = (ev.network.clone(), ev.key.clone());
         match ev.change {
             Change::Create | Change::Update => {
-                let (Some(mac), Some(vtep)) = (mac, vtep) else {
+                let text = String::from_utf8_lossy(&ev.value).to_string();
+                let mut parts = text.split(' ');
+                let (Some(ip), Some(mac), Some(vtep)) = (
+                    parts.next().and_then(|p| p.parse::<Ipv4Addr>().ok()),
+                    parts.next().and_then(parse_mac),
+                    parts.next().and_then(|p| p.parse::<Ipv4Addr>().ok()),
+                ) else {
                     return;
                 };
                 if let Some(peer) = self.underlay.by_ip(vtep) {
@@ -224,10 +219,18 @@ impl Lab {
                 let v = &mut self.hosts[host.0].vtep;
                 let _ = v.add_fdb(vni, mac, vtep);
                 let _ = v.add_arp(vni, ip, mac);
+                self.hosts[host.0].peers.insert(slot, (ip, mac, vtep));
             }
             Change::Delete => {
-                if let Some(mac) = v.remove_arp(vni, ip) {
+                // Withdraw what this entry programmed, unless another endpoint has
+                // taken the address since (then the FDB points elsewhere).
+                let Some((ip, mac, vtep)) = self.hosts[host.0].peers.remove(&slot) else {
+                    return;
+                };
+                let v = &mut self.hosts[host.0].vtep;
+                if v.fdb_lookup(vni, mac) == Some(vtep) {
                     v.remove_fdb(vni, mac);
+                    v.remove_arp(vni, ip);
                 }
             }
         }
