@@ -265,6 +265,9 @@ fn a_crashed_nodes_tasks_leave_the_mesh_which_heals() {
         "{SWARM}{WEB}
 expect spread m1:8080 over web
 crash w3
+m1$ curl -s -m 1 --repeat 6 http://m1:8080/
+expect member m1 sees w3 dead within 30s
+m1$ curl -s -m 1 --repeat 6 http://m1:8080/
 expect node w3 status down within 30s
 expect service web running 3 within 30s
 expect spread m1:8080 over web within 10s
@@ -278,6 +281,14 @@ expect spread m1:8080 over web within 10s
         .find(|(_, e)| matches!(e, TraceEvent::HostCrashed { host } if host == "w3"))
         .map(|(t, _)| *t)
         .expect("w3 crashed");
+    let dead = events
+        .iter()
+        .find(|(_, e)| {
+            matches!(e, TraceEvent::Gossip { host, kind, member, .. }
+                if host == "m1" && kind == "Dead" && member == "w3")
+        })
+        .map(|(t, _)| *t)
+        .expect("m1 declared w3 dead");
     let w3 = o.lab.underlay.by_name("w3").unwrap();
     let w3_task = o
         .lab
@@ -291,15 +302,24 @@ expect spread m1:8080 over web within 10s
         .into_iter()
         .map(|i| i.ip.to_string())
         .collect();
-    let to_dead_after = events.iter().filter(|(t, e)| {
-        *t > crash
-            && matches!(e, TraceEvent::Balance { what, .. } if w3_task_ip.iter().any(|ip| what.contains(&format!("-> task {ip}:"))))
-    });
-    assert_eq!(
-        to_dead_after.count(),
-        0,
-        "no new flow goes to the dead task"
-    );
+    let to_dead = |from: swarmlab::time::Instant| {
+        events
+            .iter()
+            .filter(|(t, e)| {
+                *t > from
+                    && matches!(e, TraceEvent::Balance { at, what } if at == "m1" && w3_task_ip.iter().any(|ip| what.contains(&format!("-> task {ip}:"))))
+            })
+            .count()
+    };
+    let balanced_after_dead = events
+        .iter()
+        .filter(|(t, e)| *t > dead && matches!(e, TraceEvent::Balance { at, .. } if at == "m1"))
+        .count();
+    // In the gap, m1's mesh still sent one flow in three to the dead task...
+    assert_eq!(to_dead(crash) - to_dead(dead), 2, "{}", o.timeline);
+    // ... and none once gossip had declared w3 dead, though it balanced many more.
+    assert_eq!(to_dead(dead), 0, "{}", o.timeline);
+    assert!(balanced_after_dead >= 6, "{}", o.timeline);
     // Right after a crash, requests already balanced to the dead task time out.
     let mut o2 = assert_all_hold(&format!("{SWARM}{WEB}"));
     let h = o2.lab.underlay.by_name("w3").unwrap();
@@ -413,4 +433,181 @@ expect service shared running 3 within 10s
     assert_eq!(visits(&mut o.lab, 8081), vec![1, 2, 3, 4]);
     // Kept in redis, the count survives whichever replica answers.
     assert_eq!(visits(&mut o.lab, 8082), vec![1, 2, 3, 4]);
+}
+
+#[test]
+fn peers_are_withdrawn_when_a_task_stops_and_when_its_node_dies_and_addresses_are_reused_safely() {
+    let mut o = assert_all_hold(&format!(
+        "{SWARM}
+m1$ docker service create -d --name a --network appnet --constraint node.hostname==w2 busybox sleep 1d
+m1$ docker service create -d --name b --network appnet --constraint node.hostname==w3 busybox sleep 1d
+m1$ docker service create -d --name probe --network appnet --constraint node.hostname==w1 busybox sleep 1d
+expect service probe running 1 within 10s
+expect resolve probe.1 tasks.a -> 1 address
+expect resolve probe.1 tasks.b -> 1 address
+"
+    ));
+    let lab = &mut o.lab;
+    let w1 = lab.underlay.by_name("w1").unwrap();
+    let net = lab.net_by_name("appnet").unwrap();
+    let vni = lab.nets[net.0].vni;
+    let ip_of = |lab: &Lab, prefix: &str| {
+        let c = lab
+            .containers
+            .iter()
+            .find(|c| c.running && c.name.starts_with(prefix))
+            .unwrap_or_else(|| panic!("{prefix} runs"));
+        (c.ip, c.mac)
+    };
+    let (a_ip, a_mac) = ip_of(lab, "a.1.");
+    let (b_ip, _) = ip_of(lab, "b.1.");
+    assert_eq!(lab.hosts[w1.0].vtep.arp_lookup(vni, a_ip), Some(a_mac));
+    // The task stops: its entry leaves w1's VTEP.
+    let out = sh(lab, "m1", "docker service rm a");
+    assert_eq!(out.exit_code, 0, "{out:?}");
+    let gone = |lab: &Lab| lab.hosts[w1.0].vtep.arp_lookup(vni, a_ip).is_none();
+    assert!(lab.run_until_or(lab.now() + swarmlab::time::Duration::from_secs(15), gone));
+    // Once the task is gone (after its 10 s stop grace), its address is free again and
+    // a new task elsewhere (w3) takes it: reachable, resolvable.
+    lab.run_until(lab.now() + swarmlab::time::Duration::from_secs(12));
+    let out = sh(
+        lab,
+        "m1",
+        "docker service create -d --name c --network appnet --constraint node.hostname==w3 busybox sleep 1d",
+    );
+    assert_eq!(out.exit_code, 0, "{out:?}");
+    let ok = lab.run_until_or(lab.now() + swarmlab::time::Duration::from_secs(10), |lab| {
+        lab.containers
+            .iter()
+            .any(|c| c.running && c.name.starts_with("c.1."))
+    });
+    assert!(ok);
+    let (c_ip, _) = ip_of(lab, "c.1.");
+    assert_eq!(c_ip, a_ip, "the freed address is the lowest free one");
+    lab.run_until(lab.now() + swarmlab::time::Duration::from_secs(2));
+    let probe = sh(lab, "w1", "docker ps -q --filter name=probe");
+    let probe = probe.stdout.trim().to_string();
+    let ping = sh(lab, "w1", &format!("docker exec {probe} ping -c 1 tasks.c"));
+    assert!(ping.stdout.contains("1 received"), "{ping:?}");
+    // w3 dies: gossip declares it dead and w1 withdraws both of its tasks' peers.
+    let w3 = lab.underlay.by_name("w3").unwrap();
+    lab.crash(w3);
+    let both_gone = |lab: &Lab| {
+        lab.hosts[w1.0].vtep.arp_lookup(vni, b_ip).is_none()
+            && lab.hosts[w1.0].vtep.arp_lookup(vni, c_ip).is_none()
+    };
+    assert!(lab.run_until_or(
+        lab.now() + swarmlab::time::Duration::from_secs(30),
+        both_gone
+    ));
+}
+
+#[test]
+fn the_mesh_heals_for_every_node_after_a_crash_and_spread_fails_when_a_replica_is_silent() {
+    assert_all_hold(&format!(
+        "{SWARM}{WEB}
+crash w3
+expect service web running 3 within 30s
+expect spread m1:8080 over web within 10s
+expect spread w1:8080 over web within 10s
+expect spread w2:8080 over web within 10s
+m1$ curl -s http://localhost:8080/
+expect output contains \"Hostname: \"
+"
+    ));
+    // Under sh, one client sticks to one replica: spread must say the others never answered.
+    let o = play(&format!(
+        "{SWARM}
+m1$ docker service create -d --name sticky --replicas 3 --publish 8081:80 --label swarmlab.lb=sh traefik/whoami
+m1$ docker service create -d --name weighted --replicas 3 --publish 8082:80 --label swarmlab.lb=wrr traefik/whoami
+expect service weighted running 3 within 10s
+expect spread m1:8082 over weighted
+expect spread m1:8081 over sticky
+"
+    ));
+    assert_eq!((o.held, o.failed), (2, 1), "{}", o.timeline);
+    assert!(
+        o.timeline.contains("a running replica never answered"),
+        "{}",
+        o.timeline
+    );
+}
+
+#[test]
+fn blocking_7946_leaves_networkdb_diverged_and_peers_unprogrammed() {
+    let o = assert_all_hold(&format!(
+        "{SWARM}
+expect members m1 count 4 within 10s
+block w2 udp/7946
+block w2 tcp/7946
+m1$ docker service create -d --name a --network appnet --constraint node.hostname==w1 busybox sleep 1d
+m1$ docker service create -d --name b --network appnet --constraint node.hostname==w2 busybox sleep 1d
+expect service b running 1 within 10s
+sleep 5s
+"
+    ));
+    let lab = &o.lab;
+    let (w1, w2) = (
+        lab.underlay.by_name("w1").unwrap(),
+        lab.underlay.by_name("w2").unwrap(),
+    );
+    let entries = |h: swarmlab::underlay::HostId| {
+        lab.hosts[h.0]
+            .gossip
+            .db
+            .entries("appnet", "endpoint_table")
+            .len()
+    };
+    // Each node knows only its own task: the tables never converged.
+    assert_eq!((entries(w1), entries(w2)), (1, 1));
+    let net = lab.net_by_name("appnet").unwrap();
+    let vni = lab.nets[net.0].vni;
+    let b = lab
+        .containers
+        .iter()
+        .find(|c| c.running && c.name.starts_with("b.1."))
+        .unwrap();
+    assert_eq!(lab.hosts[w1.0].vtep.arp_lookup(vni, b.ip), None);
+}
+
+#[test]
+fn a_new_task_is_programmed_on_every_node_of_its_network_within_two_seconds_at_10_nodes() {
+    let mut text =
+        "hosts h[1-10] 10.3.0.0/24\nh1$ docker swarm init\nh1$ W=$(docker swarm join-token -q worker)\n"
+            .to_string();
+    for i in 2..=10 {
+        text.push_str(&format!(
+            "h{i}$ docker swarm join --token $W 10.3.0.1:2377\n"
+        ));
+    }
+    text.push_str(
+        "h1$ docker network create --driver overlay mynet\n\
+         h1$ docker service create --name all --mode global --network mynet --detach busybox sleep 1d\n\
+         expect service all running 10 within 60s\nsleep 30s\n\
+         h1$ docker service create --name probe --network mynet --detach busybox sleep 1d\n",
+    );
+    let mut o = assert_all_hold(&text);
+    let lab = &mut o.lab;
+    let started = lab.run_until_or(lab.now() + swarmlab::time::Duration::from_secs(10), |lab| {
+        lab.containers
+            .iter()
+            .any(|c| c.running && c.name.starts_with("probe."))
+    });
+    assert!(started);
+    let c = lab
+        .containers
+        .iter()
+        .find(|c| c.running && c.name.starts_with("probe."))
+        .unwrap();
+    let (t0, host, ip, mac, net) = (c.created, c.host, c.ip, c.mac, c.net);
+    let vni = lab.nets[net.0].vni;
+    let all = |lab: &Lab| {
+        lab.nets[net.0]
+            .hosts
+            .iter()
+            .filter(|h| **h != host)
+            .all(|h| lab.hosts[h.0].vtep.arp_lookup(vni, ip) == Some(mac))
+    };
+    assert!(lab.run_until_or(t0 + swarmlab::time::Duration::from_secs(2), all));
+    assert_eq!(lab.nets[net.0].hosts.len(), 10);
 }
