@@ -611,3 +611,32 @@ fn a_new_task_is_programmed_on_every_node_of_its_network_within_two_seconds_at_1
     assert!(lab.run_until_or(t0 + swarmlab::time::Duration::from_secs(2), all));
     assert_eq!(lab.nets[net.0].hosts.len(), 10);
 }
+
+#[test]
+fn an_overlay_exists_on_a_worker_only_while_something_there_uses_it() {
+    let mut o = assert_all_hold(&format!(
+        "{SWARM}
+m1$ docker service create -d --name a --network appnet --constraint node.hostname==w1 busybox sleep 1d
+expect service a running 1 within 10s
+w1$ docker network ls --format '{{{{.Name}}}}'
+expect output contains \"appnet\"
+expect output contains \"ingress\"
+w2$ docker network ls --format '{{{{.Name}}}}'
+expect output contains \"ingress\"
+"
+    ));
+    let lab = &mut o.lab;
+    let w2 = sh(lab, "w2", "docker network ls --format {{.Name}}");
+    assert!(!w2.stdout.contains("appnet"), "{w2:?}");
+    let net = lab.net_by_name("appnet").unwrap();
+    let w1 = lab.underlay.by_name("w1").unwrap();
+    let vni = lab.nets[net.0].vni;
+    assert!(lab.hosts[w1.0].vtep.has_network(vni));
+    let out = sh(lab, "m1", "docker service rm a");
+    assert_eq!(out.exit_code, 0, "{out:?}");
+    let gone = |lab: &Lab| !lab.hosts[w1.0].vtep.has_network(vni);
+    assert!(lab.run_until_or(lab.now() + swarmlab::time::Duration::from_secs(15), gone));
+    let ls = sh(lab, "w1", "docker network ls --format {{.Name}}");
+    assert!(!ls.stdout.contains("appnet"), "{ls:?}");
+    assert!(ls.stdout.contains("ingress"), "{ls:?}");
+}

@@ -80,6 +80,8 @@ pub struct Overlay {
     /// Hosts that have the network.
     pub hosts: BTreeSet<HostId>,
     used: BTreeSet<Ipv4Addr>,
+    /// A swarm network: present on a node only while something there uses it.
+    pub swarm: bool,
 }
 
 /// What Docker does with a container when its engine comes back after a crash.
@@ -402,6 +404,7 @@ impl Lab {
             subnet,
             hosts: hosts.clone(),
             used: gateway.into_iter().collect(),
+            swarm: false,
         });
         self.record(TraceEvent::OverlayCreated {
             network: name.to_string(),
@@ -433,6 +436,7 @@ impl Lab {
                     subnet,
                     hosts: BTreeSet::from([host]),
                     used: subnet.host(1).into_iter().collect(),
+                    swarm: false,
                 });
                 NetId(self.nets.len() - 1)
             }
@@ -442,6 +446,36 @@ impl Lab {
             .map_while(|i| n.subnet.host(i))
             .find(|ip| !n.used.contains(ip))?;
         Some((id, ip))
+    }
+
+    /// Swarm overlays no running container on `host` uses (all of them after a crash)
+    /// leave the host: its VTEP stops serving the VNI and its NetworkDB leaves the
+    /// network, as a Docker engine removes an overlay's namespace when its last local
+    /// endpoint goes. The ingress network stays while the node has its sandbox.
+    pub(crate) fn release_swarm_networks(&mut self, host: HostId, all: bool) {
+        let ids: Vec<NetId> = (0..self.nets.len())
+            .map(NetId)
+            .filter(|n| self.nets[n.0].swarm && self.nets[n.0].hosts.contains(&host))
+            .collect();
+        for n in ids {
+            let in_use = !all
+                && ((0..self.containers.len()).map(ContainerId).any(|c| {
+                    let k = &self.containers[c.0];
+                    k.running && k.host == host && self.ifaces(c).iter().any(|i| i.net == n)
+                }) || self.hosts[host.0].mesh.sandbox.is_some_and(|s| s.net == n));
+            if in_use {
+                continue;
+            }
+            let (name, vni) = (self.nets[n.0].name.clone(), self.nets[n.0].vni);
+            self.nets[n.0].hosts.remove(&host);
+            self.hosts[host.0].vtep.remove_network(vni);
+            self.hosts[host.0].peers.retain(|(net, _), _| *net != name);
+            if !all {
+                self.hosts[host.0].gossip.db.leave_network(&name);
+                self.gossip_flush(host);
+                self.swarm_note(host, format!("network {name} removed (no local endpoint)"));
+            }
+        }
     }
 
     /// The overlay with this name.
@@ -633,6 +667,10 @@ impl Lab {
             reason: reason.to_string(),
         };
         self.record(event);
+        if withdraw {
+            let host = self.containers[cid.0].host;
+            self.release_swarm_networks(host, false);
+        }
     }
 
     /// Start an exited container again.
@@ -684,6 +722,7 @@ impl Lab {
         self.underlay.set_up(host, false);
         self.hosts[host.0].mesh = Default::default();
         self.hosts[host.0].stack = None;
+        self.release_swarm_networks(host, true);
         // A reboot loses what NetworkDB programmed into the kernel's VXLAN device; the
         // new NetworkDB programs it again from the tables.
         let peers = std::mem::take(&mut self.hosts[host.0].peers);

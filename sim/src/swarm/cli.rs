@@ -2398,6 +2398,27 @@ fn network_ls(lab: &mut Lab, host: HostId, a: NetworkLsArgs) -> Res<CommandOutpu
                     n.id[..12].to_string(),
                 ));
             }
+        } else {
+            // A worker lists the swarm networks it has: ingress (its sandbox) and the
+            // overlays its tasks or containers use now.
+            let ids: BTreeMap<String, String> = lab
+                .swarm_view()
+                .map(|(_, s)| {
+                    s.networks
+                        .values()
+                        .map(|n| (n.name.clone(), n.id[..12].to_string()))
+                        .collect()
+                })
+                .unwrap_or_default();
+            for n in lab
+                .nets
+                .iter()
+                .filter(|n| n.swarm && n.hosts.contains(&host))
+            {
+                if let Some(id) = ids.get(&n.name) {
+                    rows.push((n.name.clone(), "overlay".into(), "swarm".into(), id.clone()));
+                }
+            }
         }
     }
     rows.sort_by(|a, b| a.0.cmp(&b.0));

@@ -26,12 +26,14 @@ impl Lab {
         let (base, prefix) = crate::scenario::parse_cidr(&net.subnet)?;
         let vni = Vni::new(net.vni)?;
         let Some(id) = self.net_by_name(&net.name) else {
-            return Some(self.add_overlay(
+            let id = self.add_overlay(
                 &net.name,
                 vni,
                 Subnet { base, prefix },
                 BTreeSet::from([host]),
-            ));
+            );
+            self.nets[id.0].swarm = true;
+            return Some(id);
         };
         if !self.nets[id.0].hosts.contains(&host) {
             self.hosts[host.0].vtep.add_network(vni);
