@@ -41,7 +41,7 @@ fn pct(v: &mut [f64], p: f64) -> f64 {
 fn main() {
     let quick = std::env::args().any(|a| a == "--quick");
     // Throughput: sequential requests from a manager (no task there) through its mesh.
-    let requests = if quick { 200 } else { 5000 };
+    let requests = if quick { 200 } else { 10000 };
     let mut lab = swarm(1);
     let m1 = lab.underlay.by_name("m1").expect("declared");
     let argv: Vec<String> = format!("curl -s --repeat {requests} http://m1:8080/")

@@ -12,6 +12,7 @@
 //! answers a SYN with a reset.
 
 use crate::lab::{ContainerId, Lab, NetId};
+use crate::time::{Duration, Instant};
 use crate::trace::TraceEvent;
 use crate::traffic::{EndpointRecord, Owner, ENDPOINT_TABLE};
 use crate::underlay::HostId;
@@ -54,22 +55,50 @@ struct Flow {
     via: Backend,
     fin_in: bool,
     fin_out: bool,
-    closed: bool,
-    /// When it closed: IPVS keeps closed connections as "inactive" for a while.
-    closed_at: Option<crate::time::Instant>,
+    /// The last packet either way.
+    last_seen: Instant,
 }
 
 /// How long a closed connection counts as inactive (IPVS's TIME_WAIT: 2 minutes).
-const INACTIVE_FOR: crate::time::Duration = crate::time::Duration::from_secs(120);
+const INACTIVE_FOR: Duration = Duration::from_secs(120);
+/// How long an established connection may stay idle (IPVS's TCP timeout: 15 minutes).
+const IDLE_FOR: Duration = Duration::from_secs(900);
 
 /// A node's mesh state: its sandbox and connection table.
 #[derive(Debug, Default)]
 pub struct Mesh {
     /// The ingress sandbox, once the node has one.
     pub sandbox: Option<Sandbox>,
+    /// Open connections.
     flows: Vec<Flow>,
+    /// Recently closed connections per backend (IPVS's inactive count), by close time.
+    inactive: BTreeMap<SocketAddrV4, std::collections::VecDeque<Instant>>,
     /// Round-robin positions, by published port.
     rr: BTreeMap<u16, u64>,
+}
+
+impl Mesh {
+    /// Connection `i` closed: it leaves the table and counts as inactive for a while.
+    fn close(&mut self, i: usize, now: Instant) {
+        let f = self.flows.swap_remove(i);
+        self.inactive.entry(f.backend).or_default().push_back(now);
+    }
+
+    /// Forget inactive connections older than IPVS keeps them, and idle open ones.
+    fn expire(&mut self, now: Instant) {
+        for q in self.inactive.values_mut() {
+            while q.front().is_some_and(|t| now.since(*t) >= INACTIVE_FOR) {
+                q.pop_front();
+            }
+        }
+        self.inactive.retain(|_, q| !q.is_empty());
+        self.flows.retain(|f| now.since(f.last_seen) < IDLE_FOR);
+    }
+
+    /// Open connections.
+    pub fn open_flows(&self) -> usize {
+        self.flows.len()
+    }
 }
 
 /// The addresses and ports of a TCP packet.
@@ -212,7 +241,7 @@ impl Lab {
             .mesh
             .flows
             .iter()
-            .position(|f| !f.closed && f.client == t.src && f.published == port);
+            .position(|f| f.client == t.src && f.published == port);
         if let Some(i) = existing {
             return self.mesh_forward(host, i, &t, &packet);
         }
@@ -280,8 +309,7 @@ impl Lab {
             let ip = self.containers[cid.0].ip;
             let now = self.now();
             let m = &mut self.hosts[host.0].mesh;
-            m.flows
-                .retain(|f| f.closed_at.is_none_or(|c| now.since(c) < INACTIVE_FOR));
+            m.expire(now);
             m.flows.push(Flow {
                 client: t.src,
                 published: port,
@@ -289,8 +317,7 @@ impl Lab {
                 via: Backend::Local(cid),
                 fin_in: false,
                 fin_out: false,
-                closed: false,
-                closed_at: None,
+                last_seen: now,
             });
             let what = format!(
                 "{}:{port} (host mode) from {} -> {}",
@@ -306,19 +333,16 @@ impl Lab {
         }
         let now = self.now();
         let m = &mut self.hosts[host.0].mesh;
-        m.flows
-            .retain(|f| f.closed_at.is_none_or(|c| now.since(c) < INACTIVE_FOR));
+        m.expire(now);
         let pick = match sched.as_str() {
             "sh" => backends[(fnv(*t.src.ip()) % backends.len() as u64) as usize],
             // IPVS's least-connection overhead: active * 256 + inactive.
             "lc" => *backends
                 .iter()
                 .min_by_key(|b| {
-                    m.flows
-                        .iter()
-                        .filter(|f| f.backend == **b)
-                        .map(|f| if f.closed { 1 } else { 256 })
-                        .sum::<u64>()
+                    let active = m.flows.iter().filter(|f| f.backend == **b).count();
+                    let inactive = m.inactive.get(b).map_or(0, |q| q.len());
+                    active * 256 + inactive
                 })
                 .unwrap_or(&backends[0]),
             // rr, and wrr with Docker's weight of 1 for every task.
@@ -350,8 +374,7 @@ impl Lab {
             via: Backend::Ingress { nat_port },
             fin_in: false,
             fin_out: false,
-            closed: false,
-            closed_at: None,
+            last_seen: now,
         });
         let what = format!(
             "{}:{port} from {} -> task {pick} ({sched}, SNAT {}:{nat_port})",
@@ -373,11 +396,12 @@ impl Lab {
         let now = self.now();
         let f = &mut self.hosts[host.0].mesh.flows[i];
         f.fin_in |= t.fin;
-        if !f.closed && (t.rst || (f.fin_in && f.fin_out && t.ack && !t.fin)) {
-            f.closed = true;
-            f.closed_at = Some(now);
-        }
+        f.last_seen = now;
+        let closes = t.rst || (f.fin_in && f.fin_out && t.ack && !t.fin);
         let (backend, via) = (f.backend, f.via);
+        if closes {
+            self.hosts[host.0].mesh.close(i, now);
+        }
         match via {
             Backend::Local(cid) => {
                 let Some(p) = rewrite(packet, t.src, backend) else {
@@ -458,11 +482,11 @@ impl Lab {
         let now = self.now();
         let f = &mut self.hosts[host.0].mesh.flows[i];
         f.fin_out |= t.fin;
-        if t.rst && !f.closed {
-            f.closed = true;
-            f.closed_at = Some(now);
-        }
+        f.last_seen = now;
         let (client, published) = (f.client, f.published);
+        if t.rst {
+            self.hosts[host.0].mesh.close(i, now);
+        }
         if let Some(p) = rewrite(packet, SocketAddrV4::new(node_ip, published), client) {
             self.host_send_or_loop(host, p);
         }

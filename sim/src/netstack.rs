@@ -186,6 +186,8 @@ pub struct Client {
     pub established: bool,
     /// How it ended, once it has.
     pub end: Option<ClientEnd>,
+    /// Its outcome has been taken: it is forgotten once its socket has closed.
+    collected: bool,
 }
 
 /// A connection a program asks the lab to open for it.
@@ -216,8 +218,9 @@ pub struct Stack {
     /// Listening programs: (port, program, the socket listening now).
     listeners: Vec<(u16, App, SocketHandle)>,
     conns: Vec<Conn>,
-    /// Client connections, by index.
-    pub clients: Vec<Client>,
+    /// Client connections, by number.
+    pub clients: BTreeMap<usize, Client>,
+    next_client: usize,
     /// The hostname the programs report.
     pub hostname: String,
     /// redis's keys: value and expiry.
@@ -228,7 +231,15 @@ pub struct Stack {
     wants: Vec<Want>,
     /// The wake-up the lab has scheduled, if any.
     pub wake: Option<Instant>,
+    /// Local ports in TIME-WAIT, and when they are free again. Like the kernel, which
+    /// keeps TIME-WAIT connections in a cheap table, the stack drops their sockets and
+    /// only reserves the ports.
+    time_wait: BTreeMap<u16, Instant>,
+    now: Instant,
 }
+
+/// Linux's TIME-WAIT length.
+const TIME_WAIT: crate::time::Duration = crate::time::Duration::from_secs(60);
 
 impl std::fmt::Debug for Stack {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -271,12 +282,15 @@ impl Stack {
             dev,
             listeners: Vec::new(),
             conns: Vec::new(),
-            clients: Vec::new(),
+            clients: BTreeMap::new(),
+            next_client: 0,
             hostname: String::new(),
             kv: BTreeMap::new(),
             visits: 0,
             wants: Vec::new(),
             wake: None,
+            time_wait: BTreeMap::new(),
+            now,
         }
     }
 
@@ -336,19 +350,38 @@ impl Stack {
             )
             .is_ok();
         let handle = self.sockets.add(s);
-        self.clients.push(Client {
-            handle: Some(handle),
-            remote,
-            local_port,
-            request,
-            sent: 0,
-            framing,
-            response: Vec::new(),
-            for_conn: None,
-            established: false,
-            end: (!ok).then_some(ClientEnd::Unreachable),
-        });
-        self.clients.len() - 1
+        let id = self.next_client;
+        self.next_client += 1;
+        self.clients.insert(
+            id,
+            Client {
+                handle: Some(handle),
+                remote,
+                local_port,
+                request,
+                sent: 0,
+                framing,
+                response: Vec::new(),
+                for_conn: None,
+                established: false,
+                end: (!ok).then_some(ClientEnd::Unreachable),
+                collected: false,
+            },
+        );
+        id
+    }
+
+    /// Whether client connection `i` has ended (or is gone).
+    pub fn client_ended(&self, i: usize) -> bool {
+        self.clients.get(&i).is_none_or(|c| c.end.is_some())
+    }
+
+    /// Take client `i`'s outcome (once it has ended): how, and the bytes received.
+    pub fn take_result(&mut self, i: usize) -> Option<(ClientEnd, Vec<u8>)> {
+        let c = self.clients.get_mut(&i)?;
+        let end = c.end.clone()?;
+        c.collected = true;
+        Some((end, std::mem::take(&mut c.response)))
     }
 
     /// Open a program's own connection for server connection `conn` (see `wants`).
@@ -356,7 +389,9 @@ impl Stack {
         match remote {
             Some(r) => {
                 let i = self.connect(r, local_port, want.request, Framing::Resp);
-                self.clients[i].for_conn = Some(want.conn);
+                if let Some(c) = self.clients.get_mut(&i) {
+                    c.for_conn = Some(want.conn);
+                }
             }
             None => self.answer_counter(want.conn, Err("could not resolve")),
         }
@@ -370,14 +405,18 @@ impl Stack {
     /// Whether a client connection uses `port` (for choosing a free ephemeral port).
     pub fn port_in_use(&self, port: u16) -> bool {
         // A socket in TIME-WAIT still holds its port.
-        self.clients
-            .iter()
-            .any(|c| c.local_port == port && c.handle.is_some())
+        self.time_wait.get(&port).is_some_and(|t| *t > self.now)
+            || self
+                .clients
+                .values()
+                .any(|c| c.local_port == port && c.handle.is_some())
     }
 
     /// End a client connection from outside (deadline, ARP failure): abort its socket.
     pub fn end_client(&mut self, i: usize, end: ClientEnd) {
-        let c = &mut self.clients[i];
+        let Some(c) = self.clients.get_mut(&i) else {
+            return;
+        };
         if c.end.is_none() {
             c.end = Some(end);
             if let Some(h) = c.handle {
@@ -389,6 +428,8 @@ impl Stack {
     /// Let smoltcp and the programs run until nothing more happens at `now`; returns the
     /// IP packets to send.
     pub fn poll(&mut self, now: Instant) -> Vec<Vec<u8>> {
+        self.now = now;
+        self.time_wait.retain(|_, t| *t > now);
         for _ in 0..16 {
             self.iface.poll(at(now), &mut self.dev, &mut self.sockets);
             if !self.run_programs(now) {
@@ -456,16 +497,25 @@ impl Stack {
             }
             k += 1;
         }
-        for c in self.clients.iter_mut() {
+        for c in self.clients.values_mut() {
             let Some(h) = c.handle else {
                 continue;
             };
             let s = self.sockets.get_mut::<tcp::Socket>(h);
             if c.end.is_some() {
-                // Done: free the socket once it has closed (after TIME-WAIT).
-                if s.state() == tcp::State::Closed {
-                    self.sockets.remove(h);
-                    c.handle = None;
+                // Done: free the socket once it has closed or entered TIME-WAIT (whose
+                // port stays reserved).
+                match s.state() {
+                    tcp::State::Closed => {
+                        self.sockets.remove(h);
+                        c.handle = None;
+                    }
+                    tcp::State::TimeWait => {
+                        self.sockets.remove(h);
+                        c.handle = None;
+                        self.time_wait.insert(c.local_port, now + TIME_WAIT);
+                    }
+                    _ => {}
                 }
                 continue;
             }
@@ -505,10 +555,11 @@ impl Stack {
         // Programs' own requests that ended: answer the connections that waited.
         let done: Vec<(SocketHandle, Result<String, &'static str>)> = self
             .clients
-            .iter_mut()
+            .values_mut()
             .filter(|c| c.end.is_some() && c.for_conn.is_some())
             .filter_map(|c| {
                 let conn = c.for_conn.take()?;
+                c.collected = true;
                 let r = match (&c.end, resp_complete(&c.response)) {
                     (Some(ClientEnd::Done), Some(v)) => Ok(v),
                     _ => Err("redis did not answer"),
@@ -520,6 +571,8 @@ impl Stack {
             self.answer_counter(conn, r.as_deref().map_err(|e| *e));
             acted = true;
         }
+        self.clients
+            .retain(|_, c| !(c.collected && c.handle.is_none()));
         acted
     }
 
@@ -848,7 +901,7 @@ mod tests {
             Framing::Http,
         );
         pump(&mut client, &mut server, Instant(1_000_000_000));
-        let c = &client.clients[i];
+        let c = &client.clients[&i];
         assert_eq!(c.end, Some(ClientEnd::Done));
         let (code, _, body) = http_parts(&c.response).unwrap();
         assert_eq!(code, 200);
@@ -868,7 +921,7 @@ mod tests {
             Framing::Http,
         );
         pump(&mut client, &mut server, Instant(1_000_000_000));
-        assert_eq!(client.clients[i].end, Some(ClientEnd::Refused));
+        assert_eq!(client.clients[&i].end, Some(ClientEnd::Refused));
     }
 
     #[test]
@@ -893,7 +946,7 @@ mod tests {
                 Framing::Resp,
             );
             pump(&mut client, &mut server, Instant(1_000_000_000));
-            last = resp_complete(&client.clients[i].response).unwrap();
+            last = resp_complete(&client.clients[&i].response).unwrap();
         }
         assert_eq!(last, "2");
         let i = client.connect(
@@ -903,7 +956,7 @@ mod tests {
             Framing::Resp,
         );
         pump(&mut client, &mut server, Instant(12_000_000_000));
-        assert_eq!(resp_complete(&client.clients[i].response).unwrap(), "");
+        assert_eq!(resp_complete(&client.clients[&i].response).unwrap(), "");
     }
 
     #[test]

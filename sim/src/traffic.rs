@@ -198,11 +198,11 @@ impl Lab {
         let Some(s) = self.stack_mut(owner) else {
             return;
         };
-        let hit: Vec<usize> = (0..s.clients.len())
-            .filter(|i| {
-                let c = &s.clients[*i];
-                c.end.is_none() && !c.established && *c.remote.ip() == ip
-            })
+        let hit: Vec<usize> = s
+            .clients
+            .iter()
+            .filter(|(_, c)| c.end.is_none() && !c.established && *c.remote.ip() == ip)
+            .map(|(i, _)| *i)
             .collect();
         for i in hit {
             s.end_client(i, ClientEnd::Unreachable);
@@ -246,22 +246,23 @@ impl Lab {
             Owner::Container(c) => lab.containers[c.0]
                 .stack
                 .as_ref()
-                .is_none_or(|s| s.clients[i].end.is_some()),
+                .is_none_or(|s| s.client_ended(i)),
             Owner::Host(h) => lab.hosts[h.0]
                 .stack
                 .as_ref()
-                .is_none_or(|s| s.clients[i].end.is_some()),
+                .is_none_or(|s| s.client_ended(i)),
         };
         self.run_until_or(deadline, ended);
         let Some(s) = self.stack_mut(owner) else {
             // The container died under the client.
             return (ClientEnd::Reset, Vec::new(), real);
         };
-        if s.clients[i].end.is_none() {
+        if !s.client_ended(i) {
             s.end_client(i, ClientEnd::TimedOut);
         }
-        let end = s.clients[i].end.clone().unwrap_or(ClientEnd::TimedOut);
-        let response = std::mem::take(&mut s.clients[i].response);
+        let (end, response) = s
+            .take_result(i)
+            .unwrap_or((ClientEnd::TimedOut, Vec::new()));
         self.stack_poll(owner);
         (end, response, real)
     }
