@@ -224,6 +224,13 @@ pub enum Event {
     PingDeadline(PingId),
     /// The swarm control plane.
     Swarm(crate::swarm::SwarmEvent),
+    /// An IP packet reaches a stack without crossing a network (the engine's DNS answer).
+    StackPacket {
+        /// Whose stack.
+        owner: crate::traffic::Owner,
+        /// The packet.
+        packet: Vec<u8>,
+    },
     /// A frame reaches a node's ingress sandbox.
     Sandbox {
         /// The node.
@@ -811,9 +818,17 @@ impl Lab {
         let prefix = self.nets[net.0].subnet.prefix;
         let c = &mut self.containers[cid.0];
         c.more.push(Iface { net, ip, mac });
-        if let Some(s) = c.stack.as_mut() {
-            s.add_address(ip, prefix);
+        let fits = c.stack.as_mut().is_none_or(|s| s.add_address(ip, prefix));
+        if !fits {
+            let at = c.name.clone();
+            self.record(TraceEvent::StackDrop {
+                at,
+                reason: format!(
+                    "swarmlab simulates at most 7 networks per container: no TCP on {ip}"
+                ),
+            });
         }
+        let c = &self.containers[cid.0];
         let (container, host) = (format!("{} (eth{})", c.name, c.more.len()), c.host);
         let event = TraceEvent::ContainerStarted {
             container,
@@ -865,6 +880,7 @@ impl Lab {
             Event::ArpRetry { from, ip, tries } => self.arp_retry(from, ip, tries),
             Event::StackTimer { owner, at } => self.stack_timer(owner, at),
             Event::Sandbox { host, frame } => self.sandbox_input(host, &frame),
+            Event::StackPacket { owner, packet } => self.stack_input(owner, packet),
             Event::GossipTimer { host, at } => self.gossip_timer(host, at),
             Event::GossipStream {
                 from,
@@ -1246,6 +1262,10 @@ impl Lab {
         else {
             return;
         };
+        if dst == crate::netstack::EMBEDDED_DNS {
+            // Docker's rules in the container's namespace hand 127.0.0.11:53 to the engine.
+            return self.embedded_dns(from, &packet);
+        }
         let vip = self.vip_backends(from, dst).is_some();
         let Some(iface) = self.iface_for(from, dst) else {
             if self.host_mode_reply(from, &packet) {

@@ -236,7 +236,17 @@ pub struct Stack {
     /// only reserves the ports.
     time_wait: BTreeMap<u16, Instant>,
     now: Instant,
+    /// The resolver (a container's: queries to the embedded DNS server at 127.0.0.11).
+    dns: Option<SocketHandle>,
+    /// Name queries in flight, by number.
+    queries: BTreeMap<usize, smoltcp::socket::dns::QueryHandle>,
+    /// Answers taken from smoltcp and not yet collected.
+    answers: BTreeMap<usize, Option<Vec<Ipv4Addr>>>,
+    next_query: usize,
 }
+
+/// The embedded DNS server's address in every container.
+pub const EMBEDDED_DNS: Ipv4Addr = Ipv4Addr::new(127, 0, 0, 11);
 
 /// Linux's TIME-WAIT length.
 const TIME_WAIT: crate::time::Duration = crate::time::Duration::from_secs(60);
@@ -291,10 +301,14 @@ impl Stack {
             wake: None,
             time_wait: BTreeMap::new(),
             now,
+            dns: None,
+            queries: BTreeMap::new(),
+            answers: BTreeMap::new(),
+            next_query: 0,
         }
     }
 
-    /// The stack's addresses.
+    /// The stack's addresses (not loopback).
     pub fn addresses(&self) -> Vec<Ipv4Addr> {
         self.iface
             .ip_addrs()
@@ -302,16 +316,94 @@ impl Stack {
             .map(|c| match c.address() {
                 IpAddress::Ipv4(a) => a,
             })
+            .filter(|a| !a.is_loopback())
             .collect()
     }
 
-    /// Add an address (a new interface of the container).
-    pub fn add_address(&mut self, ip: Ipv4Addr, prefix: u8) {
+    /// Give the stack a loopback address and a resolver that asks the embedded DNS server
+    /// (127.0.0.11), as Docker writes `nameserver 127.0.0.11` into every container.
+    pub fn with_resolver(&mut self) {
+        self.iface.update_ip_addrs(|a| {
+            let _ = a.push(IpCidr::new(IpAddress::Ipv4(Ipv4Addr::LOCALHOST), 8));
+        });
+        let socket = smoltcp::socket::dns::Socket::new(
+            &[IpAddress::Ipv4(EMBEDDED_DNS)],
+            vec![None, None, None, None],
+        );
+        self.dns = Some(self.sockets.add(socket));
+    }
+
+    /// Start resolving `name` (an A query over UDP). `None` when the name is invalid or
+    /// the stack has no resolver.
+    pub fn resolve(&mut self, name: &str) -> Option<usize> {
+        let h = self.dns?;
+        let q = self
+            .sockets
+            .get_mut::<smoltcp::socket::dns::Socket>(h)
+            .start_query(self.iface.context(), name, smoltcp::wire::DnsQueryType::A)
+            .ok()?;
+        let id = self.next_query;
+        self.next_query += 1;
+        self.queries.insert(id, q);
+        Some(id)
+    }
+
+    /// A query's outcome once it has one: the addresses, or `None` (NXDOMAIN, timeout).
+    pub fn resolved(&mut self, id: usize) -> Option<Option<Vec<Ipv4Addr>>> {
+        self.collect_answers();
+        self.answers.remove(&id)
+    }
+
+    /// Whether a query is still waiting for its answer.
+    pub fn query_pending(&self, id: usize) -> bool {
+        self.queries.contains_key(&id)
+    }
+
+    /// Move finished queries' answers out of smoltcp (after a poll).
+    fn collect_answers(&mut self) {
+        use smoltcp::socket::dns::GetQueryResultError;
+        let Some(h) = self.dns else {
+            return;
+        };
+        let ids: Vec<usize> = self.queries.keys().copied().collect();
+        for id in ids {
+            let q = self.queries[&id];
+            let s = self.sockets.get_mut::<smoltcp::socket::dns::Socket>(h);
+            let out = match s.get_query_result(q) {
+                Err(GetQueryResultError::Pending) => continue,
+                Err(GetQueryResultError::Failed) => None,
+                Ok(v) => Some(
+                    v.iter()
+                        .map(|a| match a {
+                            IpAddress::Ipv4(ip) => *ip,
+                        })
+                        .collect(),
+                ),
+            };
+            self.queries.remove(&id);
+            self.answers.insert(id, out);
+        }
+    }
+
+    /// Give up a query (the caller's deadline passed).
+    pub fn cancel_query(&mut self, id: usize) {
+        if let (Some(h), Some(q)) = (self.dns, self.queries.remove(&id)) {
+            self.sockets
+                .get_mut::<smoltcp::socket::dns::Socket>(h)
+                .cancel_query(q);
+        }
+    }
+
+    /// Add an address (a new interface of the container). False when the stack already
+    /// has as many as it can hold (8, loopback included).
+    pub fn add_address(&mut self, ip: Ipv4Addr, prefix: u8) -> bool {
+        let mut ok = true;
         self.iface.update_ip_addrs(|a| {
             if !a.iter().any(|c| c.address() == IpAddress::Ipv4(ip)) {
-                let _ = a.push(IpCidr::new(IpAddress::Ipv4(ip), prefix));
+                ok = a.push(IpCidr::new(IpAddress::Ipv4(ip), prefix)).is_ok();
             }
         });
+        ok
     }
 
     /// Run `app` on `port`.
@@ -436,6 +528,7 @@ impl Stack {
                 break;
             }
         }
+        self.collect_answers();
         std::mem::take(&mut self.dev.tx)
     }
 

@@ -43,9 +43,9 @@ fn parse_url(s: &str) -> Result<Url, String> {
 
 /// Where a name leads from `owner`: a container asks its embedded DNS server, a host its
 /// `/etc/hosts` (the lab's host names).
-fn lookup(lab: &Lab, owner: Owner, name: &str) -> Option<Ipv4Addr> {
+fn lookup(lab: &mut Lab, owner: Owner, name: &str) -> Option<Ipv4Addr> {
     match owner {
-        Owner::Container(c) => lab.dns_lookup(c, name)?.first().copied(),
+        Owner::Container(c) => lab.dns_resolve(c, name)?.first().copied(),
         Owner::Host(h) => match name {
             // The node itself: Docker's iptables rules send a published port's traffic
             // from the host's own processes to the ingress sandbox too.
@@ -533,7 +533,7 @@ pub fn nslookup(lab: &mut Lab, cid: ContainerId, args: &[String]) -> CommandOutp
         );
     };
     let mut out = "Server:\t\t127.0.0.11\nAddress:\t127.0.0.11:53\n\n".to_string();
-    match lab.dns_lookup(cid, name) {
+    match lab.dns_resolve(cid, name) {
         Some(ips) => {
             // busybox asks for A and AAAA: the overlay has no IPv6, so the second answer
             // is empty.
@@ -591,7 +591,7 @@ pub fn redis_cli(lab: &mut Lab, cid: ContainerId, args: &[String]) -> CommandOut
     let target = if host == "127.0.0.1" || host == "localhost" {
         Some(lab.containers[cid.0].ip)
     } else {
-        lab.dns_lookup(cid, &host).and_then(|v| v.first().copied())
+        lab.dns_resolve(cid, &host).and_then(|v| v.first().copied())
     };
     let Some(ip) = target else {
         return CommandOutput::err(

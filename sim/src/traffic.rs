@@ -114,6 +114,7 @@ impl Lab {
         if let Some((app, port)) = App::of_image(&c.image) {
             stack.serve(port, app.with_args(&c.command));
         }
+        stack.with_resolver();
         c.stack = Some(Box::new(stack));
     }
 
@@ -299,6 +300,109 @@ impl Lab {
         SocketAddrV4::new(pick, dst.port())
     }
 
+    /// Resolve `name` from a container as its programs do: an A query over UDP from its
+    /// stack to the embedded DNS server at 127.0.0.11, answered by the node's engine.
+    /// `None` for NXDOMAIN (or no answer within 5 s).
+    pub fn dns_resolve(&mut self, cid: ContainerId, name: &str) -> Option<Vec<Ipv4Addr>> {
+        if let Ok(ip) = name.parse::<Ipv4Addr>() {
+            return Some(vec![ip]);
+        }
+        let owner = Owner::Container(cid);
+        let q = self.stack_mut(owner)?.resolve(name)?;
+        self.stack_poll(owner);
+        let deadline = self.now() + Duration::from_secs(5);
+        let mut result = None;
+        self.run_until_or(deadline, |lab: &Lab| {
+            lab.containers[cid.0]
+                .stack
+                .as_ref()
+                .is_none_or(|s| !s.query_pending(q))
+        });
+        if let Some(s) = self.stack_mut(owner) {
+            match s.resolved(q) {
+                Some(r) => result = r,
+                None => s.cancel_query(q),
+            }
+        }
+        result
+    }
+
+    /// The embedded DNS server: a query a container sent to 127.0.0.11:53 is answered
+    /// from the node's NetworkDB view (see `dns_lookup`), as a real DNS response.
+    pub(crate) fn embedded_dns(&mut self, cid: ContainerId, packet: &[u8]) {
+        use smoltcp::wire::{DnsPacket, DnsQuestion, Ipv4Packet, UdpPacket};
+        let Ok(ip) = Ipv4Packet::new_checked(packet) else {
+            return;
+        };
+        let Ok(udp) = UdpPacket::new_checked(ip.payload()) else {
+            return;
+        };
+        if udp.dst_port() != 53 {
+            return;
+        }
+        let Ok(query) = DnsPacket::new_checked(udp.payload()) else {
+            return;
+        };
+        let Ok((_, question)) = DnsQuestion::parse(query.payload()) else {
+            return;
+        };
+        let name = wire_name(question.name);
+        let answers = self.dns_lookup(cid, &name);
+        let is_a = question.type_ == smoltcp::wire::DnsQueryType::A;
+        let mut dns = Vec::with_capacity(64);
+        dns.extend_from_slice(&query.transaction_id().to_be_bytes());
+        // QR, RD copied, RA; NXDOMAIN (3) when the name is unknown.
+        let rd = udp.payload().get(2).copied().unwrap_or(0) & 0x01;
+        dns.push(0x80 | rd);
+        dns.push(0x80 | if answers.is_none() { 3 } else { 0 });
+        let ips: Vec<Ipv4Addr> = if is_a {
+            answers.clone().unwrap_or_default()
+        } else {
+            Vec::new()
+        };
+        for n in [1u16, ips.len() as u16, 0, 0] {
+            dns.extend_from_slice(&n.to_be_bytes());
+        }
+        dns.extend_from_slice(question.name);
+        dns.extend_from_slice(&u16::from(question.type_).to_be_bytes());
+        dns.extend_from_slice(&1u16.to_be_bytes());
+        for a in &ips {
+            // A pointer to the question's name (offset 12), type A, class IN, TTL 600.
+            dns.extend_from_slice(&[0xc0, 0x0c, 0, 1, 0, 1, 0, 0, 0x02, 0x58, 0, 4]);
+            dns.extend_from_slice(&a.octets());
+        }
+        let src = SocketAddrV4::new(ip.dst_addr(), 53);
+        let dst = SocketAddrV4::new(ip.src_addr(), udp.src_port());
+        let at = self.containers[cid.0].name.clone();
+        self.trace.push(
+            self.engine.now(),
+            TraceEvent::Balance {
+                at,
+                what: format!(
+                    "embedded DNS 127.0.0.11: {name} -> {}",
+                    match &answers {
+                        Some(v) => v
+                            .iter()
+                            .map(|i| i.to_string())
+                            .collect::<Vec<_>>()
+                            .join(", "),
+                        None => "NXDOMAIN".into(),
+                    }
+                ),
+            },
+        );
+        if let Some(reply) = udp_packet(src, dst, &dns) {
+            // The engine's resolver answers within the container's namespace.
+            self.engine.schedule_in(
+                Duration::from_micros(20),
+                Event::StackPacket {
+                    owner: Owner::Container(cid),
+                    packet: reply,
+                },
+            );
+        }
+    }
+
     /// The service records a container's node holds for its networks (not ingress, which
     /// has no service discovery), network by network in interface order.
     fn endpoint_records(&self, cid: ContainerId) -> Vec<EndpointRecord> {
@@ -473,7 +577,7 @@ pub fn reach_probe(lab: &mut Lab, from: &str, to: &str, port: u16) -> Result<Str
     let Some(c) = find_container(lab, from) else {
         return Err(format!("container {from} is not running"));
     };
-    let Some(ip) = lab.dns_lookup(c, to).and_then(|v| v.first().copied()) else {
+    let Some(ip) = lab.dns_resolve(c, to).and_then(|v| v.first().copied()) else {
         return Err(format!("{to} does not resolve (NXDOMAIN)"));
     };
     let (end, _, real) = lab.tcp_request(
@@ -621,4 +725,49 @@ pub fn spread_probe(
         ));
     }
     Ok(summary)
+}
+
+/// A DNS wire name (`\x03web\x00`) as text.
+fn wire_name(raw: &[u8]) -> String {
+    let mut out = Vec::new();
+    let mut rest = raw;
+    while let Some((&len, tail)) = rest.split_first() {
+        if len == 0 || usize::from(len) > tail.len() {
+            break;
+        }
+        out.push(String::from_utf8_lossy(&tail[..usize::from(len)]).to_string());
+        rest = &tail[usize::from(len)..];
+    }
+    out.join(".")
+}
+
+/// An IPv4/UDP packet with checksums.
+fn udp_packet(src: SocketAddrV4, dst: SocketAddrV4, payload: &[u8]) -> Option<Vec<u8>> {
+    let udp = etherparse::UdpHeader::with_ipv4_checksum(
+        src.port(),
+        dst.port(),
+        &etherparse::Ipv4Header::new(
+            (8 + payload.len()) as u16,
+            64,
+            etherparse::IpNumber::UDP,
+            src.ip().octets(),
+            dst.ip().octets(),
+        )
+        .ok()?,
+        payload,
+    )
+    .ok()?;
+    let mut ip = etherparse::Ipv4Header::new(
+        (8 + payload.len()) as u16,
+        64,
+        etherparse::IpNumber::UDP,
+        src.ip().octets(),
+        dst.ip().octets(),
+    )
+    .ok()?;
+    ip.header_checksum = ip.calc_header_checksum();
+    let mut out = ip.to_bytes().to_vec();
+    out.extend_from_slice(&udp.to_bytes());
+    out.extend_from_slice(payload);
+    Some(out)
 }
