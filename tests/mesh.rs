@@ -155,6 +155,11 @@ w1$ docker exec client nslookup nothing.here
 expect output contains \"** server can't find nothing.here: NXDOMAIN\"
 "
     ));
+    // nslookup's queries went over UDP to 127.0.0.11 and the engine answered them.
+    let answered = o.lab.trace.events().iter().any(|(_, e)| {
+        matches!(e, TraceEvent::Balance { at, what } if at == "client" && what == "embedded DNS 127.0.0.11: web -> 10.0.1.2")
+    });
+    assert!(answered, "{}", o.timeline);
     // A container on another network cannot resolve appnet's names.
     let lab = &mut o.lab;
     let out = sh(
