@@ -643,7 +643,11 @@ pub fn ip(lab: &mut Lab, cid: ContainerId, args: &[String]) -> CommandOutput {
         out.push_str(&format!(
             "{index}: eth{k}@if{}: <BROADCAST,MULTICAST,UP,LOWER_UP,M-DOWN> mtu {} qdisc noqueue \n    link/ether {} brd ff:ff:ff:ff:ff:ff\n    inet {}/{} brd {brd} scope global eth{k}\n       valid_lft forever preferred_lft forever\n",
             index + 1,
-            crate::traffic::OVERLAY_MTU,
+            if lab.nets[i.net.0].name.starts_with("docker_gwbridge@") {
+                1500
+            } else {
+                crate::traffic::OVERLAY_MTU
+            },
             i.mac,
             i.ip,
             subnet.prefix

@@ -89,6 +89,10 @@ impl Lab {
             };
             self.publish_iface(host, c, &net.name, &record);
         }
+        // Like Docker, a task also gets an interface on the node's docker_gwbridge (last).
+        if let (Some(c), Some((nid, ip))) = (cid, self.gwbridge(host)) {
+            self.add_interface(c, nid, ip);
+        }
         self.gossip_flush(host);
         cid
     }
