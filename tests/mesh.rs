@@ -68,6 +68,9 @@ expect output contains \"10.0.1.2/24\"
         !t.contains("inet 10.0.1.2/"),
         "the VIP is not a task's: {t}"
     );
+    // eth2 on the node's docker_gwbridge, as Docker gives every task.
+    assert!(t.contains("eth2@") && t.contains("inet 172.18.0."), "{t}");
+    assert!(t.contains("mtu 1500"), "{t}");
 }
 
 #[test]
