@@ -318,6 +318,14 @@ impl Member {
     }
 
     /// Every known member (dead and left ones too, until reaped), sorted by name.
+    /// How many members this member sees alive, itself included.
+    pub fn alive_count(&self) -> usize {
+        self.nodes
+            .iter()
+            .filter(|n| n.state == State::Alive)
+            .count()
+    }
+
     pub fn members(&self) -> Vec<MemberInfo> {
         let mut v: Vec<MemberInfo> = self
             .nodes
@@ -1291,27 +1299,35 @@ impl Member {
             return; // nothing to say: no packet (memberlist sends none either)
         }
         let dead_window = self.config.gossip_to_the_dead;
-        let mut candidates: Vec<(SocketAddrV4, u8)> = self
-            .nodes
-            .iter()
-            .filter(|n| n.name != self.name)
-            .filter(|n| match n.state {
+        // memberlist's kRandomNodes: random picks among the members (up to 3N tries),
+        // skipping ourselves, the left, the long dead, and repeats; O(k), not O(N).
+        let me = self.index.get(&self.name).copied();
+        let mut picked: Vec<usize> = Vec::new();
+        let n = self.nodes.len();
+        for _ in 0..3 * n {
+            if picked.len() >= self.config.gossip_nodes {
+                break;
+            }
+            let i = self.below(n);
+            let node = &self.nodes[i];
+            let eligible = match node.state {
                 State::Alive | State::Suspect => true,
-                State::Dead => now.saturating_sub(n.state_change) < dead_window,
+                State::Dead => now.saturating_sub(node.state_change) < dead_window,
                 State::Left => false,
-            })
-            .map(|n| (n.sock(), n.pmax()))
+            };
+            if Some(i) != me && eligible && !picked.contains(&i) {
+                picked.push(i);
+            }
+        }
+        let candidates: Vec<(SocketAddrV4, u8)> = picked
+            .iter()
+            .map(|i| (self.nodes[*i].sock(), self.nodes[*i].pmax()))
             .collect();
         let budget = self
             .config
             .udp_buffer_size
             .saturating_sub(2 + self.encryption_overhead());
-        for _ in 0..self.config.gossip_nodes {
-            if candidates.is_empty() {
-                break;
-            }
-            let i = self.below(candidates.len());
-            let node = candidates.swap_remove(i);
+        for node in candidates {
             let msgs = self.take_broadcasts(budget);
             if msgs.is_empty() {
                 return;

@@ -429,13 +429,21 @@ const LZW_BUFFER: usize = 4096;
 /// LZW as Go's `compress/lzw` with LSB order and 8-bit literals (GIF's variant):
 /// `[9][msgpack compress{Algo: 0, Buf}]`.
 pub fn compress(msg: &[u8]) -> Vec<u8> {
-    let mut enc = weezl::encode::Encoder::new(weezl::BitOrder::Lsb, 8);
+    thread_local! {
+        // An encoder's code table is large: one per thread, reset for each message.
+        static ENCODER: std::cell::RefCell<weezl::encode::Encoder> =
+            std::cell::RefCell::new(weezl::encode::Encoder::new(weezl::BitOrder::Lsb, 8));
+    }
     let mut buf = Vec::with_capacity(msg.len() / 2 + 16);
-    let mut stream = enc.into_stream(&mut buf);
-    // weezl's default stream buffer is 16 MiB, zeroed on every call: far more than a
-    // gossip message needs.
-    stream.set_buffer_size(LZW_BUFFER);
-    let _ = stream.encode_all(msg).status;
+    ENCODER.with(|e| {
+        let mut enc = e.borrow_mut();
+        enc.reset();
+        let mut stream = enc.into_stream(&mut buf);
+        // weezl's default stream buffer is 16 MiB, zeroed on every call: far more than a
+        // gossip message needs.
+        stream.set_buffer_size(LZW_BUFFER);
+        let _ = stream.encode_all(msg).status;
+    });
     encode(
         MessageType::Compress,
         &Compress {

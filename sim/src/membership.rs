@@ -408,13 +408,7 @@ impl Lab {
 
     /// How many members `viewer` sees alive, itself included.
     pub fn gossip_alive_count(&self, viewer: HostId) -> usize {
-        self.hosts[viewer.0]
-            .gossip
-            .member
-            .members()
-            .iter()
-            .filter(|m| m.state == gossip::State::Alive)
-            .count()
+        self.hosts[viewer.0].gossip.member.alive_count()
     }
 }
 
