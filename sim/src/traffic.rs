@@ -380,14 +380,7 @@ impl Lab {
                 at,
                 what: format!(
                     "embedded DNS 127.0.0.11: {name} -> {}",
-                    match &answers {
-                        Some(v) => v
-                            .iter()
-                            .map(|i| i.to_string())
-                            .collect::<Vec<_>>()
-                            .join(", "),
-                        None => "NXDOMAIN".into(),
-                    }
+                    shown_answer(&answers)
                 ),
             },
         );
@@ -526,9 +519,33 @@ pub fn find_container(lab: &Lab, r: &str) -> Option<ContainerId> {
         .find(|c| lab.containers[c.0].name.starts_with(&prefix))
 }
 
-fn get_request(host: &str, port: u16) -> Vec<u8> {
-    format!("GET / HTTP/1.1\r\nHost: {host}:{port}\r\nUser-Agent: swarmlab\r\nAccept: */*\r\n\r\n")
-        .into_bytes()
+/// One `GET /` from host `h` to its own address and `port`, with a 2 s deadline.
+fn self_get(lab: &mut Lab, h: HostId, port: u16) -> (ClientEnd, Vec<u8>) {
+    let ip = lab.underlay.nic(h).ip;
+    let name = lab.host_name(h).to_string();
+    let request = format!(
+        "GET / HTTP/1.1\r\nHost: {name}:{port}\r\nUser-Agent: swarmlab\r\nAccept: */*\r\n\r\n"
+    );
+    let (end, response, _) = lab.tcp_request(
+        Owner::Host(h),
+        SocketAddrV4::new(ip, port),
+        request.into_bytes(),
+        Framing::Http,
+        Duration::from_secs(2),
+    );
+    (end, response)
+}
+
+/// A DNS answer as the timeline shows it: the addresses, or NXDOMAIN.
+pub fn shown_answer(answer: &Option<Vec<Ipv4Addr>>) -> String {
+    match answer {
+        Some(v) => v
+            .iter()
+            .map(|ip| ip.to_string())
+            .collect::<Vec<_>>()
+            .join(", "),
+        None => "NXDOMAIN".to_string(),
+    }
 }
 
 fn end_text(end: &ClientEnd) -> &'static str {
@@ -546,15 +563,8 @@ pub fn http_probe(lab: &mut Lab, h: HostId, port: u16) -> Result<String, String>
     if !lab.underlay.nic(h).up {
         return Err(format!("{} is down", lab.host_name(h)));
     }
-    let ip = lab.underlay.nic(h).ip;
     let name = lab.host_name(h).to_string();
-    let (end, response, _) = lab.tcp_request(
-        Owner::Host(h),
-        SocketAddrV4::new(ip, port),
-        get_request(&name, port),
-        Framing::Http,
-        Duration::from_secs(2),
-    );
+    let (end, response) = self_get(lab, h, port);
     if end != ClientEnd::Done {
         return Err(format!("GET http://{name}:{port}/: {}", end_text(&end)));
     }
@@ -662,17 +672,9 @@ pub fn spread_probe(
         return Err(format!("service {service} has no running replica"));
     }
     let n = requests.unwrap_or(3 * replicas.len() as u32);
-    let ip = lab.underlay.nic(h).ip;
-    let name = lab.host_name(h).to_string();
     let (mut others, mut failed) = (0u32, Vec::new());
     for _ in 0..n {
-        let (end, response, _) = lab.tcp_request(
-            Owner::Host(h),
-            SocketAddrV4::new(ip, port),
-            get_request(&name, port),
-            Framing::Http,
-            Duration::from_secs(2),
-        );
+        let (end, response) = self_get(lab, h, port);
         let body = crate::netstack::http_parts(&response).map(|p| p.2);
         let who = body.as_ref().and_then(|b| {
             String::from_utf8_lossy(b)

@@ -329,18 +329,13 @@ impl Runner {
                 match seen(&self.lab) {
                     None => (false, format!("container {container} is not running")),
                     Some(n) => {
-                        let answer = match self.lab.dns_lookup(
-                            crate::traffic::find_container(&self.lab, container)
-                                .unwrap_or(crate::lab::ContainerId(0)),
-                            name,
-                        ) {
-                            Some(v) => v
-                                .iter()
-                                .map(|ip| ip.to_string())
-                                .collect::<Vec<_>>()
-                                .join(", "),
-                            None => "NXDOMAIN".to_string(),
-                        };
+                        let answer = crate::traffic::shown_answer(
+                            &self.lab.dns_lookup(
+                                crate::traffic::find_container(&self.lab, container)
+                                    .unwrap_or(crate::lab::ContainerId(0)),
+                                name,
+                            ),
+                        );
                         (n == want, format!("{name} -> {answer}{waited}"))
                     }
                 }
