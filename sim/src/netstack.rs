@@ -1052,6 +1052,22 @@ mod tests {
         assert_eq!(resp_complete(&client.clients[&i].response).unwrap(), "");
     }
 
+    proptest::proptest! {
+        /// The programs' parsers take any bytes without panicking.
+        #[test]
+        fn parsers_take_any_bytes(bytes in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..300)) {
+            let _ = resp_command(&bytes);
+            let _ = resp_complete(&bytes);
+            let _ = http_complete(&bytes);
+            let _ = http_parts(&bytes);
+            let mut server = Stack::new(3, &[(Ipv4Addr::new(10, 0, 1, 3), 24)], 1450, Instant(0));
+            server.serve(6379, App::Redis);
+            server.serve(80, App::Whoami);
+            server.input(bytes);
+            let _ = server.poll(Instant(1_000));
+        }
+    }
+
     #[test]
     fn image_repos_drop_tags_and_the_default_registry() {
         assert_eq!(image_repo("nginx:1.27"), "nginx");

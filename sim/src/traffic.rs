@@ -773,3 +773,119 @@ fn udp_packet(src: SocketAddrV4, dst: SocketAddrV4, payload: &[u8]) -> Option<Ve
     out.extend_from_slice(payload);
     Some(out)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::lab::{Lab, RestartPolicy, Subnet};
+    use proptest::prelude::*;
+    use std::collections::BTreeSet;
+
+    /// Two hosts, an overlay, a whoami and a redis on one, a client on the other.
+    fn lab() -> (Lab, ContainerId, ContainerId) {
+        let mut lab = Lab::new(1);
+        let a = lab.add_host("a", Ipv4Addr::new(192, 168, 9, 1), 1500);
+        let b = lab.add_host("b", Ipv4Addr::new(192, 168, 9, 2), 1500);
+        let subnet = Subnet {
+            base: Ipv4Addr::new(10, 9, 0, 0),
+            prefix: 24,
+        };
+        let net = lab.add_overlay(
+            "n",
+            vxlan::Vni::new(4097).unwrap(),
+            subnet,
+            BTreeSet::from([a, b]),
+        );
+        let web = lab
+            .run_container(a, "web", net, "traefik/whoami", "", RestartPolicy::No)
+            .unwrap();
+        lab.run_container(a, "db", net, "redis", "", RestartPolicy::No)
+            .unwrap();
+        let client = lab
+            .run_container(b, "client", net, "alpine", "sleep 1d", RestartPolicy::No)
+            .unwrap();
+        (lab, web, client)
+    }
+
+    #[test]
+    fn a_client_fetches_across_the_overlay_and_resolves_over_udp() {
+        let (mut lab, _, client) = lab();
+        assert_eq!(
+            lab.dns_resolve(client, "web"),
+            Some(vec![Ipv4Addr::new(10, 9, 0, 2)])
+        );
+        assert_eq!(lab.dns_resolve(client, "nothing"), None);
+        let (end, response, _) = lab.tcp_request(
+            Owner::Container(client),
+            SocketAddrV4::new(Ipv4Addr::new(10, 9, 0, 2), 80),
+            b"GET / HTTP/1.1\r\nHost: web\r\n\r\n".to_vec(),
+            Framing::Http,
+            Duration::from_secs(5),
+        );
+        assert_eq!(end, ClientEnd::Done);
+        assert!(String::from_utf8_lossy(&response).contains("Hostname: "));
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(64))]
+
+        /// Arbitrary bytes as a container's frame, a container's outgoing IP packet
+        /// (including to the embedded DNS server), a host's NIC frame and a stack's
+        /// packet: nothing panics, and the lab still serves a request afterwards.
+        #[test]
+        fn garbage_anywhere_in_the_data_plane_is_dropped(
+            frames in proptest::collection::vec(proptest::collection::vec(any::<u8>(), 0..200), 1..8),
+            dns_tail in proptest::collection::vec(any::<u8>(), 0..64),
+        ) {
+            let (mut lab, web, client) = lab();
+            let a = lab.underlay.by_name("a").unwrap();
+            for f in &frames {
+                lab.engine.schedule_in(Duration::ZERO, Event::Container { to: web, frame: f.clone() });
+                lab.engine.schedule_in(Duration::ZERO, Event::Underlay { to: a, frame: f.clone() });
+                lab.stack_input(Owner::Container(client), f.clone());
+                lab.send_ip(client, f.clone());
+            }
+            // A UDP packet to 127.0.0.11:53 whose DNS part is garbage.
+            let mut dns = vec![0x45, 0, 0, 0, 0, 0, 0, 0, 64, 17, 0, 0, 127, 0, 0, 1, 127, 0, 0, 11];
+            dns.extend_from_slice(&[0x30, 0x39, 0, 53, 0, 0, 0, 0]);
+            dns.extend_from_slice(&dns_tail);
+            lab.send_ip(client, dns);
+            let until = lab.now() + Duration::from_secs(2);
+            lab.run_until(until);
+            let (end, _, _) = lab.tcp_request(
+                Owner::Container(client),
+                SocketAddrV4::new(Ipv4Addr::new(10, 9, 0, 2), 80),
+                b"GET / HTTP/1.1\r\nHost: web\r\n\r\n".to_vec(),
+                Framing::Http,
+                Duration::from_secs(5),
+            );
+            prop_assert_eq!(end, ClientEnd::Done);
+        }
+
+        /// The record format survives any service, task and ports.
+        #[test]
+        fn endpoint_records_round_trip(
+            service in "[a-z][a-z0-9-]{0,20}",
+            task in "[a-z][a-z0-9.]{0,30}",
+            ports in proptest::collection::vec((1u16.., 1u16..), 0..4),
+            vip in proptest::option::of(any::<u32>()),
+            ip in any::<u32>(),
+        ) {
+            let r = EndpointRecord {
+                service,
+                vip: vip.map(Ipv4Addr::from),
+                ip: Ipv4Addr::from(ip),
+                task,
+                ports,
+                scheduler: "sh".into(),
+            };
+            prop_assert_eq!(EndpointRecord::decode(r.encode().as_bytes()), Some(r));
+        }
+
+        /// Decoding never panics on arbitrary bytes.
+        #[test]
+        fn endpoint_records_reject_garbage(bytes in proptest::collection::vec(any::<u8>(), 0..100)) {
+            let _ = EndpointRecord::decode(&bytes);
+        }
+    }
+}
