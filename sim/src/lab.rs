@@ -674,6 +674,15 @@ impl Lab {
             reason: reason.to_string(),
         };
         self.record(event);
+        if self.containers[cid.0].swarm_task {
+            // A task's container is never started again: its docker_gwbridge address
+            // is free.
+            for i in self.ifaces(cid) {
+                if self.nets[i.net.0].name.starts_with("docker_gwbridge@") {
+                    self.nets[i.net.0].used.remove(&i.ip);
+                }
+            }
+        }
         if withdraw {
             let host = self.containers[cid.0].host;
             self.release_swarm_networks(host, false);

@@ -53,8 +53,12 @@ struct Flow {
     published: u16,
     backend: SocketAddrV4,
     via: Backend,
-    fin_in: bool,
-    fin_out: bool,
+    /// The sequence number of the client's FIN, once sent.
+    fin_in: Option<u32>,
+    /// The sequence number of the backend's FIN, once sent.
+    fin_out: Option<u32>,
+    /// Whether each side's FIN has been acknowledged (client's, backend's).
+    fin_acked: (bool, bool),
     /// The last packet either way.
     last_seen: Instant,
 }
@@ -249,7 +253,7 @@ impl Lab {
         let own = self.hosts[host.0]
             .stack
             .as_ref()
-            .is_some_and(|s| s.port_in_use(port));
+            .is_some_and(|s| s.owns(port, t.src));
         if own {
             return self.stack_input(Owner::Host(host), packet);
         }
@@ -315,8 +319,9 @@ impl Lab {
                 published: port,
                 backend: SocketAddrV4::new(ip, target),
                 via: Backend::Local(cid),
-                fin_in: false,
-                fin_out: false,
+                fin_in: None,
+                fin_out: None,
+                fin_acked: (false, false),
                 last_seen: now,
             });
             let what = format!(
@@ -372,8 +377,9 @@ impl Lab {
             published: port,
             backend: pick,
             via: Backend::Ingress { nat_port },
-            fin_in: false,
-            fin_out: false,
+            fin_in: None,
+            fin_out: None,
+            fin_acked: (false, false),
             last_seen: now,
         });
         let what = format!(
@@ -395,9 +401,15 @@ impl Lab {
     fn mesh_forward(&mut self, host: HostId, i: usize, t: &Tcp, packet: &[u8]) {
         let now = self.now();
         let f = &mut self.hosts[host.0].mesh.flows[i];
-        f.fin_in |= t.fin;
+        if t.fin {
+            f.fin_in = Some(t.seq.wrapping_add(t.data_len as u32));
+        }
         f.last_seen = now;
-        let closes = t.rst || (f.fin_in && f.fin_out && t.ack && !t.fin);
+        if t.ack && f.fin_out.is_some_and(|fin| t.ack_no == fin.wrapping_add(1)) {
+            f.fin_acked.1 = true;
+        }
+        // Closed once both FINs are acknowledged (or on a reset).
+        let closes = t.rst || f.fin_acked == (true, true);
         let (backend, via) = (f.backend, f.via);
         if closes {
             self.hosts[host.0].mesh.close(i, now);
@@ -481,10 +493,16 @@ impl Lab {
         let node_ip = self.underlay.nic(host).ip;
         let now = self.now();
         let f = &mut self.hosts[host.0].mesh.flows[i];
-        f.fin_out |= t.fin;
+        if t.fin {
+            f.fin_out = Some(t.seq.wrapping_add(t.data_len as u32));
+        }
         f.last_seen = now;
         let (client, published) = (f.client, f.published);
-        if t.rst {
+        if t.ack && f.fin_in.is_some_and(|fin| t.ack_no == fin.wrapping_add(1)) {
+            f.fin_acked.0 = true;
+        }
+        let closes = t.rst || f.fin_acked == (true, true);
+        if closes {
             self.hosts[host.0].mesh.close(i, now);
         }
         if let Some(p) = rewrite(packet, SocketAddrV4::new(node_ip, published), client) {

@@ -181,7 +181,9 @@ pub struct Client {
     /// The bytes received.
     pub response: Vec<u8>,
     /// The server connection waiting for this client's reply (a program's own request).
-    for_conn: Option<SocketHandle>,
+    for_conn: Option<u64>,
+    /// When it ended (a socket stuck closing is freed after a while).
+    ended_at: Option<Instant>,
     /// Whether the handshake completed.
     pub established: bool,
     /// How it ended, once it has.
@@ -194,7 +196,7 @@ pub struct Client {
 #[derive(Debug)]
 pub struct Want {
     /// The server connection that waits.
-    conn: SocketHandle,
+    conn: u64,
     /// The name to resolve.
     pub host: String,
     /// The port.
@@ -204,6 +206,8 @@ pub struct Want {
 
 /// A server-side connection.
 struct Conn {
+    /// Serial number (smoltcp reuses socket handles).
+    id: u64,
     handle: SocketHandle,
     app: App,
     inbuf: Vec<u8>,
@@ -229,6 +233,7 @@ pub struct Stack {
     visits: u64,
     /// Connections the programs want opened.
     wants: Vec<Want>,
+    next_conn: u64,
     /// The wake-up the lab has scheduled, if any.
     pub wake: Option<Instant>,
     /// Local ports in TIME-WAIT, and when they are free again. Like the kernel, which
@@ -298,6 +303,7 @@ impl Stack {
             kv: BTreeMap::new(),
             visits: 0,
             wants: Vec::new(),
+            next_conn: 0,
             wake: None,
             time_wait: BTreeMap::new(),
             now,
@@ -455,6 +461,7 @@ impl Stack {
                 framing,
                 response: Vec::new(),
                 for_conn: None,
+                ended_at: None,
                 established: false,
                 end: (!ok).then_some(ClientEnd::Unreachable),
                 collected: false,
@@ -483,6 +490,12 @@ impl Stack {
                 let i = self.connect(r, local_port, want.request, Framing::Resp);
                 if let Some(c) = self.clients.get_mut(&i) {
                     c.for_conn = Some(want.conn);
+                    // Linux gives up a connection after about 127 s of retransmissions.
+                    if let Some(h) = c.handle {
+                        self.sockets
+                            .get_mut::<tcp::Socket>(h)
+                            .set_timeout(Some(smoltcp::time::Duration::from_secs(127)));
+                    }
                 }
             }
             None => self.answer_counter(want.conn, Err("could not resolve")),
@@ -502,6 +515,13 @@ impl Stack {
                 .clients
                 .values()
                 .any(|c| c.local_port == port && c.handle.is_some())
+    }
+
+    /// Whether a live client connection is the one `remote` answers on `port`.
+    pub fn owns(&self, port: u16, remote: SocketAddrV4) -> bool {
+        self.clients
+            .values()
+            .any(|c| c.local_port == port && c.remote == remote && c.handle.is_some())
     }
 
     /// End a client connection from outside (deadline, ARP failure): abort its socket.
@@ -548,7 +568,9 @@ impl Stack {
             let s = self.sockets.get_mut::<tcp::Socket>(h);
             if !s.is_listening() {
                 let remote = s.remote_endpoint();
+                self.next_conn += 1;
                 self.conns.push(Conn {
+                    id: self.next_conn,
                     handle: h,
                     app: app.clone(),
                     inbuf: Vec::new(),
@@ -585,7 +607,19 @@ impl Stack {
             }
             if s.state() == tcp::State::Closed {
                 self.sockets.remove(h);
-                self.conns.remove(k);
+                let gone = self.conns.remove(k).id;
+                // Its program's own requests are no longer wanted.
+                for c in self.clients.values_mut() {
+                    if c.for_conn == Some(gone) && c.end.is_none() {
+                        c.end = Some(ClientEnd::Reset);
+                        c.ended_at = Some(now);
+                        c.for_conn = None;
+                        c.collected = true;
+                        if let Some(h) = c.handle {
+                            self.sockets.get_mut::<tcp::Socket>(h).abort();
+                        }
+                    }
+                }
                 continue;
             }
             k += 1;
@@ -597,7 +631,15 @@ impl Stack {
             let s = self.sockets.get_mut::<tcp::Socket>(h);
             if c.end.is_some() {
                 // Done: free the socket once it has closed or entered TIME-WAIT (whose
-                // port stays reserved).
+                // port stays reserved), or when it has been stuck closing for 2 minutes
+                // (a peer that vanished without a reset).
+                let ended = *c.ended_at.get_or_insert(now);
+                if now.since(ended) > crate::time::Duration::from_secs(120) {
+                    s.abort();
+                    self.sockets.remove(h);
+                    c.handle = None;
+                    continue;
+                }
                 match s.state() {
                     tcp::State::Closed => {
                         self.sockets.remove(h);
@@ -646,7 +688,7 @@ impl Stack {
             }
         }
         // Programs' own requests that ended: answer the connections that waited.
-        let done: Vec<(SocketHandle, Result<String, &'static str>)> = self
+        let done: Vec<(u64, Result<String, &'static str>)> = self
             .clients
             .values_mut()
             .filter(|c| c.end.is_some() && c.for_conn.is_some())
@@ -670,7 +712,7 @@ impl Stack {
     }
 
     /// The counter's reply on `conn`: the count redis returned, or a 502.
-    fn answer_counter(&mut self, conn: SocketHandle, count: Result<&str, &str>) {
+    fn answer_counter(&mut self, conn: u64, count: Result<&str, &str>) {
         let body = match count {
             Ok(n) => format!("Hostname: {}\nvisits: {n}\n", self.hostname),
             Err(e) => format!("Hostname: {}\nerror: {e}\n", self.hostname),
@@ -679,8 +721,11 @@ impl Stack {
             Ok(_) => http_response(200, "OK", "text/plain; charset=utf-8", None, &body),
             Err(_) => http_response(502, "Bad Gateway", "text/plain; charset=utf-8", None, &body),
         };
-        if self.conns.iter().any(|c| c.handle == conn) {
-            let _ = self.sockets.get_mut::<tcp::Socket>(conn).send_slice(&reply);
+        if let Some(c) = self.conns.iter().find(|c| c.id == conn) {
+            let _ = self
+                .sockets
+                .get_mut::<tcp::Socket>(c.handle)
+                .send_slice(&reply);
         }
     }
 
@@ -695,7 +740,7 @@ impl Stack {
                         break;
                     };
                     self.conns[k].inbuf.drain(..end + 4);
-                    let handle = self.conns[k].handle;
+                    let handle = self.conns[k].id;
                     match self.conns[k].app.clone() {
                         App::Counter {
                             redis: Some((host, port)),
@@ -783,11 +828,12 @@ impl Stack {
             },
             ("INCR", 2) => {
                 let entry = self.kv.entry(args[1].clone()).or_insert(("0".into(), None));
-                match entry.0.parse::<i64>() {
-                    Ok(n) => {
-                        entry.0 = (n + 1).to_string();
-                        format!(":{}\r\n", n + 1)
+                match entry.0.parse::<i64>().map(|n| n.checked_add(1)) {
+                    Ok(Some(n)) => {
+                        entry.0 = n.to_string();
+                        format!(":{n}\r\n")
                     }
+                    Ok(None) => "-ERR increment or decrement would overflow\r\n".into(),
                     Err(_) => "-ERR value is not an integer or out of range\r\n".into(),
                 }
             }
@@ -886,7 +932,8 @@ pub fn http_complete(buf: &[u8]) -> bool {
             .then(|| v.trim().parse::<usize>().ok())
             .flatten()
     });
-    len.is_some_and(|n| buf.len() >= end + 4 + n)
+    len.and_then(|n| n.checked_add(end + 4))
+        .is_some_and(|total| buf.len() >= total)
 }
 
 /// Split an HTTP response into (status code, headers, body).
@@ -912,13 +959,19 @@ fn resp_command(buf: &[u8]) -> Option<(Vec<String>, usize)> {
         *pos = end + 2;
         Some(s)
     };
-    let n: usize = line(&mut pos)?[1..].parse().ok()?;
-    let mut args = Vec::with_capacity(n);
+    let n: usize = line(&mut pos)?.get(1..)?.parse().ok()?;
+    // redis refuses more than 1024*1024 arguments ("invalid multibulk length"); here such
+    // a command can never complete, so the connection just waits (as for a partial one).
+    if n > 1024 * 1024 {
+        return None;
+    }
+    let mut args = Vec::new();
     for _ in 0..n {
         let len: usize = line(&mut pos)?.strip_prefix('$')?.parse().ok()?;
-        let data = buf.get(pos..pos + len)?;
+        let end = pos.checked_add(len)?;
+        let data = buf.get(pos..end)?;
         args.push(String::from_utf8_lossy(data).to_string());
-        pos += len + 2;
+        pos = end.checked_add(2)?;
         if pos > buf.len() {
             return None;
         }
@@ -938,7 +991,7 @@ pub fn resp_encode(args: &[String]) -> Vec<u8> {
 /// A whole RESP reply at the start of `buf`, as redis-cli prints it without a terminal.
 pub fn resp_complete(buf: &[u8]) -> Option<String> {
     let end = find(buf, b"\r\n")?;
-    let line = String::from_utf8_lossy(&buf[1..end]).to_string();
+    let line = String::from_utf8_lossy(buf.get(1..end)?).to_string();
     match buf.first()? {
         b'+' | b':' => Some(line),
         b'-' => Some(line),
@@ -947,7 +1000,8 @@ pub fn resp_complete(buf: &[u8]) -> Option<String> {
             if n < 0 {
                 return Some(String::new());
             }
-            let data = buf.get(end + 2..end + 2 + n as usize)?;
+            let start = end + 2;
+            let data = buf.get(start..start.checked_add(usize::try_from(n).ok()?)?)?;
             Some(String::from_utf8_lossy(data).to_string())
         }
         _ => Some(line),
@@ -1050,6 +1104,34 @@ mod tests {
         );
         pump(&mut client, &mut server, Instant(12_000_000_000));
         assert_eq!(resp_complete(&client.clients[&i].response).unwrap(), "");
+    }
+
+    #[test]
+    fn hostile_redis_input_is_refused_without_allocating_or_overflowing() {
+        assert!(resp_command(b"*99999999999999\r\n").is_none());
+        assert!(resp_command(b"*1\r\n$18446744073709551615\r\nx\r\n").is_none());
+        assert!(!http_complete(
+            b"HTTP/1.1 200 OK\r\nContent-Length: 18446744073709551615\r\n\r\n"
+        ));
+        assert_eq!(resp_complete(b"\r\n"), None);
+        let mut s = Stack::new(1, &[(Ipv4Addr::new(10, 0, 1, 3), 24)], 1450, Instant(0));
+        let args = |v: &[&str]| v.iter().map(|a| a.to_string()).collect::<Vec<_>>();
+        assert_eq!(
+            s.redis(&args(&["SET", "k", "9223372036854775807"]), Instant(0)),
+            "+OK\r\n"
+        );
+        assert_eq!(
+            s.redis(&args(&["INCR", "k"]), Instant(0)),
+            "-ERR increment or decrement would overflow\r\n"
+        );
+        assert_eq!(
+            s.redis(&args(&["EXPIRE", "k", "99999999999"]), Instant(0)),
+            ":1\r\n"
+        );
+        assert_eq!(
+            s.redis(&args(&["GET", "k"]), Instant(5)),
+            "$19\r\n9223372036854775807\r\n"
+        );
     }
 
     proptest::proptest! {

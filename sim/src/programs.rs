@@ -10,6 +10,15 @@ use crate::traffic::Owner;
 use std::collections::BTreeMap;
 use std::net::{Ipv4Addr, SocketAddrV4};
 
+/// The longest a client may be told to wait: a lab runs every event until then.
+const MAX_WAIT: u64 = 3600;
+
+fn too_long() -> String {
+    format!(
+        "swarmlab: a timeout above {MAX_WAIT} s would run the lab that long; use a shorter one\n"
+    )
+}
+
 /// A parsed `http://host[:port][/path]`.
 struct Url {
     host: String,
@@ -157,6 +166,9 @@ pub fn wget(lab: &mut Lab, owner: Owner, args: &[String]) -> CommandOutput {
                     out_file = Some(v.clone());
                 } else {
                     match v.parse::<u64>() {
+                        Ok(s) if s > MAX_WAIT => {
+                            return CommandOutput::err(too_long(), 1)
+                        }
                         Ok(s) => timeout = Duration::from_secs(s),
                         Err(_) => {
                             return CommandOutput::err(format!("wget: invalid number '{v}'\n"), 1)
@@ -298,6 +310,9 @@ fn curl_args(args: &[String]) -> Result<CurlArgs, CommandOutput> {
         url: String::new(),
     };
     let secs = |v: &str, opt: &str| -> Result<Duration, CommandOutput> {
+        if v.parse::<f64>().is_ok_and(|s| s > MAX_WAIT as f64) {
+            return Err(CommandOutput::err(too_long(), 2));
+        }
         v.parse::<f64>()
             .ok()
             .filter(|s| *s >= 0.0 && s.is_finite())

@@ -108,8 +108,18 @@ impl Lab {
             .iter()
             .map(|i| (i.ip, self.nets[i.net.0].subnet.prefix))
             .collect();
-        let c = &mut self.containers[cid.0];
         let mut stack = Stack::new(seed, &addrs, OVERLAY_MTU, now);
+        if stack.addresses().len() < addrs.len() {
+            let at = self.containers[cid.0].name.clone();
+            self.trace.push(
+                now,
+                TraceEvent::StackDrop {
+                    at,
+                    reason: "swarmlab simulates at most 7 networks per container: some addresses have no TCP".into(),
+                },
+            );
+        }
+        let c = &mut self.containers[cid.0];
         stack.hostname = c.id.get(..12).unwrap_or_default().to_string();
         if let Some((app, port)) = App::of_image(&c.image) {
             stack.serve(port, app.with_args(&c.command));

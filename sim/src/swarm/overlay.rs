@@ -58,7 +58,13 @@ impl Lab {
             return Some(self.run_task_container(host, &t.name, nid, ip, &t.image, &command));
         }
         for (net, ip) in &t.networks {
-            let nid = self.swarm_overlay(host, net)?;
+            let Some(nid) = self.swarm_overlay(host, net) else {
+                // The leader sent a network this engine cannot build: the task fails.
+                if let Some(c) = cid {
+                    self.stop_container(c, 128, &format!("network {} unusable", net.name));
+                }
+                return None;
+            };
             let c = match cid {
                 None => {
                     let c = self.run_task_container(host, &t.name, nid, *ip, &t.image, &command);
@@ -233,8 +239,14 @@ impl Lab {
                 let Some((ip, mac, vtep)) = self.hosts[host.0].peers.remove(&slot) else {
                     return;
                 };
+                // Another endpoint of this network may hold the address now (the entries
+                // of a bulk sync arrive in key order, so its create can come first).
+                let taken = self.hosts[host.0]
+                    .peers
+                    .iter()
+                    .any(|((n, _), (i, m, _))| *n == ev.network && (*i == ip || *m == mac));
                 let v = &mut self.hosts[host.0].vtep;
-                if v.fdb_lookup(vni, mac) == Some(vtep) {
+                if !taken && v.fdb_lookup(vni, mac) == Some(vtep) {
                     v.remove_fdb(vni, mac);
                     v.remove_arp(vni, ip);
                 }
