@@ -648,3 +648,37 @@ expect output contains \"ingress\"
     assert!(!ls.stdout.contains("appnet"), "{ls:?}");
     assert!(ls.stdout.contains("ingress"), "{ls:?}");
 }
+
+#[test]
+fn service_update_adds_and_removes_networks_and_published_ports_as_the_course_does() {
+    let o = assert_all_hold(&format!(
+        "{SWARM}
+m1$ docker service create -d --name web --replicas 2 traefik/whoami
+expect service web running 2 within 10s
+w1$ docker run -d --name client --network appnet alpine sleep 1d
+expect resolve client web -> 0 addresses
+m1$ docker service update --network-add appnet web
+expect service web running 2 within 60s
+expect resolve client web -> 1 address within 10s
+expect reach client web:80 ok
+m1$ docker service update --network-add appnet web
+expect error contains \"service is already attached to network appnet\"
+m1$ docker service update --network-add nosuchnet web
+expect error contains \"network nosuchnet not found\"
+m1$ docker service update --publish-add 8080:80 web
+expect http w2:8080 ok within 60s
+m1$ docker service update --publish-rm 8080 web
+expect http w2:8080 fails within 60s
+m1$ docker service update --network-rm appnet web
+expect resolve client web -> 0 addresses within 60s
+m1$ docker service inspect web --format '{{{{json .Endpoint}}}}'
+expect output contains \"{{\\\"Spec\\\":{{\\\"Mode\\\":\\\"vip\\\"}}}}\"
+"
+    ));
+    // The tasks were redeployed for each change of attachments.
+    assert!(
+        o.timeline.matches("service web updated").count() >= 4,
+        "{}",
+        o.timeline
+    );
+}

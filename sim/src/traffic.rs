@@ -581,11 +581,16 @@ pub fn http_probe(lab: &mut Lab, h: HostId, port: u16) -> Result<String, String>
     match crate::netstack::http_parts(&response) {
         Some((code, head, body)) => {
             let status = head.lines().next().unwrap_or_default().to_string();
-            let who = crate::programs::replica_of(lab, &String::from_utf8_lossy(&body));
-            if code < 500 {
-                Ok(format!("{status} from {who}"))
+            let body = String::from_utf8_lossy(&body);
+            let who = if body.contains("Hostname: ") {
+                format!(" from {}", crate::programs::replica_of(lab, &body))
             } else {
-                Err(format!("{status} from {who}"))
+                format!(" ({} bytes)", body.len())
+            };
+            if code < 500 {
+                Ok(format!("{status}{who}"))
+            } else {
+                Err(format!("{status}{who}"))
             }
         }
         None => Err(format!("GET http://{name}:{port}/: no HTTP reply")),

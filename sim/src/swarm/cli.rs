@@ -1253,6 +1253,14 @@ struct ServiceUpdateArgs {
     update_parallelism: Option<String>,
     #[arg(long)]
     update_delay: Option<String>,
+    #[arg(long)]
+    network_add: Vec<String>,
+    #[arg(long)]
+    network_rm: Vec<String>,
+    #[arg(long)]
+    publish_add: Vec<String>,
+    #[arg(long)]
+    publish_rm: Vec<String>,
     #[arg(short, long)]
     detach: bool,
     #[arg(short, long)]
@@ -1528,6 +1536,7 @@ fn service_create(lab: &mut Lab, host: HostId, a: ServiceCreateArgs) -> Res<Comm
             }
         }
         let mut svc = svc.clone();
+        assign_vips(store, &mut svc);
         // A published port left to the swarm takes the lowest free one from 30000.
         for i in 0..svc.ports.len() {
             if svc.ports[i].mode == "ingress" && svc.ports[i].published == 0 {
@@ -1540,15 +1549,6 @@ fn service_create(lab: &mut Lab, host: HostId, a: ServiceCreateArgs) -> Res<Comm
                 };
                 if let Some(p) = (30000..=32767).find(|p| !taken(*p)) {
                     svc.ports[i].published = p;
-                }
-            }
-        }
-        if svc.endpoint_mode != "dnsrr" {
-            // The allocator gives the service a virtual IP on each of its networks.
-            let tasks: Vec<_> = store.tasks.values().cloned().collect();
-            for net in svc.attached_networks(store) {
-                if let Some(ip) = crate::swarm::store::Service::free_address(store, net, &tasks) {
-                    svc.vips.push((net.id.clone(), ip));
                 }
             }
         }
@@ -1641,6 +1641,26 @@ fn converge(lab: &mut Lab, leader: HostId, id: &str, quiet: bool) -> String {
         String::new()
     } else {
         out
+    }
+}
+
+/// The allocator gives a service (endpoint mode vip) a virtual IP on each of its
+/// networks: kept where it had one, new where it joined, released where it left.
+fn assign_vips(store: &Store, svc: &mut Service) {
+    let nets: Vec<Network> = svc.attached_networks(store).into_iter().cloned().collect();
+    svc.vips.retain(|(n, _)| nets.iter().any(|x| &x.id == n));
+    if svc.endpoint_mode == "dnsrr" {
+        svc.vips.clear();
+        return;
+    }
+    let tasks: Vec<_> = store.tasks.values().cloned().collect();
+    for net in &nets {
+        if svc.vips.iter().any(|(n, _)| *n == net.id) {
+            continue;
+        }
+        if let Some(ip) = Service::free_address(store, net, &tasks) {
+            svc.vips.push((net.id.clone(), ip));
+        }
     }
 }
 
@@ -2018,6 +2038,45 @@ fn service_update(lab: &mut Lab, host: HostId, a: ServiceUpdateArgs) -> Res<Comm
                     &format!("time: invalid duration \"{d}\""),
                 )
             })?;
+        }
+        // Networks and published ports: the tasks are redeployed with their new
+        // attachments, and the service's VIPs follow its networks.
+        let before = (s.networks.clone(), s.ports.clone());
+        for n in &a.network_rm {
+            let id = store.find_network(n).map(|x| x.id.clone());
+            s.networks.retain(|x| {
+                Some(x) != id.as_ref()
+                    && x != n
+                    && store.find_network(x).map(|y| &y.name) != Some(n)
+            });
+        }
+        for n in &a.network_add {
+            let Some(net) = store.find_network(n) else {
+                return Err(fail(format!(
+                    "Error response from daemon: network {n} not found"
+                )));
+            };
+            if s.networks
+                .iter()
+                .any(|x| store.find_network(x).is_some_and(|y| y.id == net.id))
+            {
+                return Err(fail(format!("service is already attached to network {n}")));
+            }
+            s.networks.push(n.clone());
+        }
+        for p in &a.publish_rm {
+            let (port, _) = p.split_once('/').unwrap_or((p.as_str(), ""));
+            s.ports
+                .retain(|x| x.target.to_string() != port && x.published.to_string() != port);
+        }
+        for p in &a.publish_add {
+            let spec = parse_publish(p).map_err(|e| invalid_flag(p, "--publish-add", &e))?;
+            s.ports.push(spec);
+        }
+        if (s.networks.clone(), s.ports.clone()) != before {
+            ingress_port_free(store, &s)?;
+            assign_vips(store, &mut s);
+            s.version += 1;
         }
         s.updated = now;
         Ok(vec![Action::PutService(s)])
