@@ -138,8 +138,9 @@ fn parse_tcp(packet: &[u8]) -> Option<Tcp> {
     })
 }
 
-/// The packet with new addresses and ports, checksums recomputed.
-fn rewrite(packet: &[u8], src: SocketAddrV4, dst: SocketAddrV4) -> Option<Vec<u8>> {
+/// The packet with new addresses and ports, checksums recomputed: the mesh's NAT of one
+/// TCP packet (DNAT towards a task, SNAT to the sandbox, and back).
+pub fn rewrite(packet: &[u8], src: SocketAddrV4, dst: SocketAddrV4) -> Option<Vec<u8>> {
     let (mut ip, _) = Ipv4Header::from_slice(packet).ok()?;
     let total = usize::from(ip.total_len).min(packet.len());
     let (mut tcp, data) = TcpHeader::from_slice(packet.get(ip.header_len()..total)?).ok()?;
