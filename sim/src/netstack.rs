@@ -164,6 +164,8 @@ pub enum ClientEnd {
     TimedOut,
     /// ARP for the next hop failed.
     Unreachable,
+    /// Every ephemeral port is taken (most in TIME-WAIT): EADDRNOTAVAIL.
+    NoPort,
 }
 
 /// A client connection and what it has received.

@@ -240,6 +240,15 @@ pub fn wget(lab: &mut Lab, owner: Owner, args: &[String]) -> CommandOutput {
                 ),
             )
         }
+        ClientEnd::NoPort => {
+            return fail(
+                stderr,
+                format!(
+                    "wget: can't connect to remote host ({}): Cannot assign requested address\n",
+                    f.ip
+                ),
+            )
+        }
         ClientEnd::Unreachable => {
             return fail(
                 stderr,
@@ -437,7 +446,7 @@ fn curl_result(c: &CurlArgs, url: &Url, f: &Fetch) -> CommandOutput {
                 ),
             )
         }
-        ClientEnd::Unreachable => {
+        ClientEnd::Unreachable | ClientEnd::NoPort => {
             return curl_error(
                 c,
                 7,
@@ -625,6 +634,7 @@ pub fn redis_cli(lab: &mut Lab, cid: ContainerId, args: &[String]) -> CommandOut
         ClientEnd::Done => None,
         ClientEnd::Refused => Some("Connection refused"),
         ClientEnd::Unreachable => Some("No route to host"),
+        ClientEnd::NoPort => Some("Cannot assign requested address"),
         ClientEnd::TimedOut => Some("Connection timed out"),
         ClientEnd::Reset => Some("Connection reset by peer"),
     };

@@ -163,7 +163,7 @@ impl Lab {
                     let remote = remote.map(|ip| self.balance(cid, SocketAddrV4::new(ip, w.port)));
                     let port = self.ephemeral_port(owner);
                     if let Some(s) = self.stack_mut(owner) {
-                        s.connect_for(w, remote, port);
+                        s.connect_for(w, remote.zip(port).map(|(r, _)| r), port.unwrap_or(0));
                     }
                 }
             }
@@ -246,7 +246,9 @@ impl Lab {
                 self.hosts[h.0].stack = Some(Box::new(stack));
             }
         }
-        let port = self.ephemeral_port(owner);
+        let Some(port) = self.ephemeral_port(owner) else {
+            return (ClientEnd::NoPort, Vec::new(), real);
+        };
         let Some(s) = self.stack_mut(owner) else {
             return (ClientEnd::Unreachable, Vec::new(), real);
         };
@@ -279,13 +281,12 @@ impl Lab {
     }
 
     /// Linux's ephemeral port range, a port chosen at random among the free ones.
-    fn ephemeral_port(&mut self, owner: Owner) -> u16 {
+    fn ephemeral_port(&mut self, owner: Owner) -> Option<u16> {
         let first = 32768 + self.rng.below(61000 - 32768) as u16;
         // From a random start, the next free port (wrapping) as Linux does.
         (0..61000 - 32768)
             .map(|k| 32768 + (first - 32768 + k) % (61000 - 32768))
             .find(|p| self.stack_mut(owner).is_none_or(|s| !s.port_in_use(*p)))
-            .unwrap_or(first)
     }
 
     /// A connection from a container to a service VIP goes to one of its tasks, round
@@ -565,6 +566,7 @@ fn end_text(end: &ClientEnd) -> &'static str {
         ClientEnd::Reset => "connection reset",
         ClientEnd::TimedOut => "no answer within 2 s",
         ClientEnd::Unreachable => "host unreachable (ARP failed)",
+        ClientEnd::NoPort => "no free ephemeral port (all in TIME-WAIT)",
     }
 }
 
