@@ -1005,11 +1005,12 @@ impl Lab {
             .filter(|c| Some(*c) != except)
             .filter(|id| {
                 let c = &self.containers[id.0];
+                let on = |net: NetId, mac: MacAddr| {
+                    self.nets[net.0].vni == vni && (dst.is_multicast() || mac == dst)
+                };
                 c.running
                     && c.host == host
-                    && self.ifaces(*id).iter().any(|i| {
-                        self.nets[i.net.0].vni == vni && (dst.is_multicast() || i.mac == dst)
-                    })
+                    && (on(c.net, c.mac) || c.more.iter().any(|i| on(i.net, i.mac)))
             })
             .collect();
         let to_sandbox = self.hosts[host.0]
@@ -1275,7 +1276,8 @@ impl Lab {
             // Docker's rules in the container's namespace hand 127.0.0.11:53 to the engine.
             return self.embedded_dns(from, &packet);
         }
-        let vip = self.vip_backends(from, dst).is_some();
+        // Only a ping can be addressed to a VIP (connections are balanced when opened).
+        let vip = packet.get(9) == Some(&1) && self.vip_backends(from, dst).is_some();
         let Some(iface) = self.iface_for(from, dst) else {
             if self.host_mode_reply(from, &packet) {
                 return;
