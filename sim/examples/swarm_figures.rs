@@ -135,7 +135,7 @@ fn main() {
         });
         elected.push(lab.now().since(t0).as_millis() as f64 / 1000.0);
     }
-    println!("over {seeds} seeds (3 managers, 20 workers, 1 ms links):");
+    println!("over {seeds} seeds (3 managers, 20 workers, 0.1 ms links):");
     for (name, v, docker) in [
         (
             "worker crash -> Down",
