@@ -17,7 +17,17 @@ fn name(i: usize) -> String {
 
 /// N members joined through n0, run until every member sees all N alive.
 fn cluster(n: usize, seed: u64, config: gossip::Config) -> (Lab, Duration) {
+    cluster_with(n, seed, config, true)
+}
+
+/// The same, without tracing every member's view of every join (N^2 events).
+fn cluster_quiet(n: usize, seed: u64, config: gossip::Config) -> (Lab, Duration) {
+    cluster_with(n, seed, config, false)
+}
+
+fn cluster_with(n: usize, seed: u64, config: gossip::Config, trace_joins: bool) -> (Lab, Duration) {
     let mut lab = Lab::new(seed);
+    lab.trace_joins = trace_joins;
     lab.gossip_config = config;
     for i in 0..n {
         let ip = Ipv4Addr::from(u32::from(Ipv4Addr::new(10, 2, 0, 1)) + i as u32);
@@ -300,7 +310,7 @@ fn peak_rss_mib() -> Option<u64> {
 /// `--scale N`: N members join, then run 60 virtual seconds; wall time and peak memory.
 fn scale(n: usize) {
     let wall = std::time::Instant::now();
-    let (mut lab, joined) = cluster(n, 23, gossip::Config::memberlist_lan());
+    let (mut lab, joined) = cluster_quiet(n, 23, gossip::Config::memberlist_lan());
     let join_wall = wall.elapsed();
     let end = lab.now() + Duration::from_secs(60);
     let steady = std::time::Instant::now();

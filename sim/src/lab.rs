@@ -302,6 +302,9 @@ pub struct Lab {
     pub gossip_config: gossip::Config,
     /// Gossip traffic counters, for the load figures.
     pub gossip_load: crate::membership::GossipLoad,
+    /// Whether every member's view of every join goes into the trace (N^2 events: large
+    /// experiments turn it off; the other membership changes are always traced).
+    pub trace_joins: bool,
 }
 
 /// The ICMP echo identifier a ping session uses. Identifiers repeat after 57344
@@ -325,6 +328,7 @@ impl Lab {
             capture: false,
             gossip_config: gossip::Config::memberlist_lan(),
             gossip_load: Default::default(),
+            trace_joins: true,
         }
     }
 

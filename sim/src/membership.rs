@@ -123,6 +123,9 @@ impl Lab {
             if matches!(e.kind, gossip::EventKind::Dead | gossip::EventKind::Left) {
                 self.hosts[host.0].gossip.db.node_gone(&e.member);
             }
+            if !self.trace_joins && e.kind == gossip::EventKind::Joined {
+                continue;
+            }
             let at = self.now();
             self.trace.push(
                 at,
