@@ -682,3 +682,20 @@ expect output contains \"{{\\\"Spec\\\":{{\\\"Mode\\\":\\\"vip\\\"}}}}\"
         o.timeline
     );
 }
+
+#[test]
+fn network_inspect_on_a_node_lists_its_endpoints_and_the_peers_networkdb_knows() {
+    assert_all_hold(&format!(
+        "{SWARM}
+m1$ docker service create -d --name pub --publish 8080:80 --constraint node.hostname==m1 nginx
+expect service pub running 1 within 10s
+sleep 2s
+m1$ docker network inspect ingress --format '{{{{json .Peers}}}}'
+expect output contains \"{{\\\"Name\\\":\\\"w3\\\",\\\"IP\\\":\\\"10.1.1.3\\\"}}\"
+m1$ docker network inspect ingress --format '{{{{json .Containers}}}}'
+expect output contains \"\\\"ingress-sbox\\\":{{\\\"Name\\\":\\\"ingress-endpoint\\\"\"
+expect output contains \"\\\"IPv4Address\\\":\\\"10.0.0.2/24\\\"\"
+expect output contains \"\\\"Name\\\":\\\"pub.1.\"
+"
+    ));
+}

@@ -2308,13 +2308,88 @@ fn network_json(n: &Network) -> serde_json::Value {
     })
 }
 
+/// A 64-hex endpoint id, stable for what it names.
+fn endpoint_id(seed: &str) -> String {
+    (0..6)
+        .map(|k| crate::docker::hash_id(format!("{seed}/{k}").as_bytes()))
+        .collect::<String>()[..64]
+        .to_string()
+}
+
+fn local_network_view(
+    lab: &Lab,
+    host: HostId,
+    name: &str,
+) -> Option<(serde_json::Value, serde_json::Value)> {
+    let nid = lab.net_by_name(name)?;
+    if !lab.nets[nid.0].hosts.contains(&host) {
+        return None;
+    }
+    let prefix = lab.nets[nid.0].subnet.prefix;
+    let mut containers = serde_json::Map::new();
+    for (k, c) in lab.containers.iter().enumerate() {
+        if !c.running || c.host != host {
+            continue;
+        }
+        for i in lab.ifaces(crate::lab::ContainerId(k)) {
+            if i.net == nid {
+                containers.insert(
+                    c.id.clone(),
+                    serde_json::json!({
+                        "Name": c.name,
+                        "EndpointID": endpoint_id(&format!("{}{}", c.id, i.ip)),
+                        "MacAddress": i.mac.to_string(),
+                        "IPv4Address": format!("{}/{prefix}", i.ip),
+                        "IPv6Address": "",
+                    }),
+                );
+            }
+        }
+    }
+    if let Some(sb) = lab.hosts[host.0].mesh.sandbox.filter(|s| s.net == nid) {
+        containers.insert(
+            "ingress-sbox".into(),
+            serde_json::json!({
+                "Name": "ingress-endpoint",
+                "EndpointID": endpoint_id(&format!("ingress-sbox{}", sb.ip)),
+                "MacAddress": sb.mac.to_string(),
+                "IPv4Address": format!("{}/{prefix}", sb.ip),
+                "IPv6Address": "",
+            }),
+        );
+    }
+    let peers: Vec<serde_json::Value> = lab.hosts[host.0]
+        .gossip
+        .db
+        .participants(name)
+        .into_iter()
+        .filter_map(|p| {
+            let h = lab.underlay.by_name(&p)?;
+            Some(serde_json::json!({"Name": p, "IP": lab.underlay.nic(h).ip.to_string()}))
+        })
+        .collect();
+    Some((
+        serde_json::Value::Object(containers),
+        serde_json::json!(peers),
+    ))
+}
+
 fn network_inspect(lab: &mut Lab, host: HostId, a: NetworkInspectArgs) -> Res<CommandOutput> {
     let leader = leader_for(lab, host)?;
     let store = leader_store(lab, leader);
     let mut found = Vec::new();
     for n in &a.names {
         match store.find_network(n) {
-            Some(x) => found.push(network_json(x)),
+            Some(x) => {
+                let mut j = network_json(x);
+                // Where the network is present on this node: its local endpoints, and the
+                // nodes NetworkDB lists in it (Docker's "Containers" and "Peers").
+                if let Some((containers, peers)) = local_network_view(lab, host, &x.name) {
+                    j["Containers"] = containers;
+                    j["Peers"] = peers;
+                }
+                found.push(j)
+            }
             None => {
                 let mut e = fail(format!("Error response from daemon: network {n} not found"));
                 if a.format.is_none() {
