@@ -33,10 +33,7 @@ fn swarm(seed: u64) -> Lab {
     o.lab
 }
 
-fn pct(v: &mut [f64], p: f64) -> f64 {
-    v.sort_by(|a, b| a.total_cmp(b));
-    v[((v.len() - 1) as f64 * p).round() as usize]
-}
+use swarmlab::report::percentile as pct;
 
 fn main() {
     let quick = std::env::args().any(|a| a == "--quick");

@@ -89,10 +89,7 @@ fn overlay_convergence(n: usize, seed: u64) -> f64 {
     lab.now().since(t0).as_millis() as f64 / 1000.0
 }
 
-fn pct(v: &mut [f64], p: f64) -> f64 {
-    v.sort_by(|a, b| a.total_cmp(b));
-    v[((v.len() - 1) as f64 * p).round() as usize]
-}
+use swarmlab::report::percentile as pct;
 
 fn main() {
     let quick = std::env::args().any(|a| a == "--quick");

@@ -34,3 +34,13 @@ pub fn write_outputs(lab: &Lab, dir: &Path) -> io::Result<Vec<PathBuf>> {
     written.push(path);
     Ok(written)
 }
+
+/// The `p`-quantile (0.0..=1.0) of `v` by nearest rank, sorting `v` (the figures'
+/// examples report medians and tails with it). `NaN` for an empty slice.
+pub fn percentile(v: &mut [f64], p: f64) -> f64 {
+    if v.is_empty() {
+        return f64::NAN;
+    }
+    v.sort_by(|a, b| a.total_cmp(b));
+    v[((v.len() - 1) as f64 * p.clamp(0.0, 1.0)).round() as usize]
+}

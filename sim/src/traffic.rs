@@ -824,6 +824,18 @@ mod tests {
         (lab, web, client)
     }
 
+    /// `GET /` from `client` to the whoami at 10.9.0.2.
+    fn get_web(lab: &mut Lab, client: ContainerId) -> (ClientEnd, Vec<u8>) {
+        let (end, response, _) = lab.tcp_request(
+            Owner::Container(client),
+            SocketAddrV4::new(Ipv4Addr::new(10, 9, 0, 2), 80),
+            b"GET / HTTP/1.1\r\nHost: web\r\n\r\n".to_vec(),
+            Framing::Http,
+            Duration::from_secs(5),
+        );
+        (end, response)
+    }
+
     #[test]
     fn a_client_fetches_across_the_overlay_and_resolves_over_udp() {
         let (mut lab, _, client) = lab();
@@ -832,13 +844,7 @@ mod tests {
             Some(vec![Ipv4Addr::new(10, 9, 0, 2)])
         );
         assert_eq!(lab.dns_resolve(client, "nothing"), None);
-        let (end, response, _) = lab.tcp_request(
-            Owner::Container(client),
-            SocketAddrV4::new(Ipv4Addr::new(10, 9, 0, 2), 80),
-            b"GET / HTTP/1.1\r\nHost: web\r\n\r\n".to_vec(),
-            Framing::Http,
-            Duration::from_secs(5),
-        );
+        let (end, response) = get_web(&mut lab, client);
         assert_eq!(end, ClientEnd::Done);
         assert!(String::from_utf8_lossy(&response).contains("Hostname: "));
     }
@@ -869,14 +875,7 @@ mod tests {
             lab.send_ip(client, dns);
             let until = lab.now() + Duration::from_secs(2);
             lab.run_until(until);
-            let (end, _, _) = lab.tcp_request(
-                Owner::Container(client),
-                SocketAddrV4::new(Ipv4Addr::new(10, 9, 0, 2), 80),
-                b"GET / HTTP/1.1\r\nHost: web\r\n\r\n".to_vec(),
-                Framing::Http,
-                Duration::from_secs(5),
-            );
-            prop_assert_eq!(end, ClientEnd::Done);
+            prop_assert_eq!(get_web(&mut lab, client).0, ClientEnd::Done);
         }
 
         /// The record format survives any service, task and ports.
