@@ -628,15 +628,23 @@ pub fn reach_probe(lab: &mut Lab, from: &str, to: &str, port: u16) -> Result<Str
 /// How many tasks of `service` the leader sees running (desired running, on a Ready
 /// node).
 pub fn running_replicas(lab: &Lab, service: &str) -> usize {
-    use crate::swarm::store::{NodeStatus, TaskState};
     let Some((_, store)) = lab.swarm_view() else {
         return 0;
     };
     let Some(svc) = store.find_service(service) else {
         return 0;
     };
+    serving(store, &svc.id).count()
+}
+
+/// The tasks of a service that serve: running, meant to run, on a Ready node.
+fn serving<'a>(
+    store: &'a crate::swarm::store::Store,
+    service_id: &'a str,
+) -> impl Iterator<Item = &'a crate::swarm::store::Task> + 'a {
+    use crate::swarm::store::{NodeStatus, TaskState};
     store
-        .tasks_of(&svc.id)
+        .tasks_of(service_id)
         .filter(|t| t.state == TaskState::Running && t.desired == TaskState::Running)
         .filter(|t| {
             t.node_id
@@ -644,7 +652,6 @@ pub fn running_replicas(lab: &Lab, service: &str) -> usize {
                 .and_then(|n| store.nodes.get(n))
                 .is_some_and(|n| n.status == NodeStatus::Ready)
         })
-        .count()
 }
 
 /// Requests from host `h` to its own `port`: every running replica of `service` must
@@ -656,7 +663,6 @@ pub fn spread_probe(
     service: &str,
     requests: Option<u32>,
 ) -> Result<String, String> {
-    use crate::swarm::store::TaskState;
     let Some((_, store)) = lab.swarm_view() else {
         return Err("no leader: the service's tasks cannot be read".into());
     };
@@ -668,15 +674,7 @@ pub fn spread_probe(
         .get("swarmlab.lb")
         .cloned()
         .unwrap_or_else(|| "rr".into());
-    let names: Vec<String> = store
-        .tasks_of(&svc.id)
-        .filter(|t| t.state == TaskState::Running && t.desired == TaskState::Running)
-        .filter(|t| {
-            t.node_id
-                .as_ref()
-                .and_then(|n| store.nodes.get(n))
-                .is_some_and(|n| n.status == crate::swarm::store::NodeStatus::Ready)
-        })
+    let names: Vec<String> = serving(store, &svc.id)
         .map(|t| format!("{}.{}.{}", svc.name, t.slot, t.id))
         .collect();
     let mut replicas: BTreeMap<String, u32> = BTreeMap::new();
