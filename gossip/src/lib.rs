@@ -8,6 +8,7 @@
 
 pub mod config;
 pub mod member;
+pub mod registry;
 pub mod security;
 pub mod tables;
 pub mod wire;

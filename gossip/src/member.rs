@@ -11,9 +11,10 @@ use crate::config::Config;
 use crate::security;
 use crate::wire::{self, *};
 use serde_bytes::ByteBuf;
-use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
-use std::hash::{BuildHasherDefault, DefaultHasher};
+use crate::registry::{Ident, Registry};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::net::{Ipv4Addr, SocketAddrV4};
+use std::sync::Arc;
 use std::time::Duration;
 
 /// A member's state, as memberlist numbers it in push/pull.
@@ -120,27 +121,29 @@ pub enum StreamInput {
     Close,
 }
 
+/// One entry of the member list: 32 bytes, the identity shared with every other view.
 #[derive(Clone, Debug)]
 struct Node {
-    name: String,
-    addr: ByteBuf,
-    ip: Ipv4Addr,
-    port: u16,
-    meta: Option<ByteBuf>,
-    vsn: [u8; 6],
+    ident: Arc<Ident>,
     incarnation: u32,
     state: State,
     state_change: Duration,
 }
 
 impl Node {
+    fn name(&self) -> &str {
+        &self.ident.name
+    }
     fn sock(&self) -> SocketAddrV4 {
-        SocketAddrV4::new(self.ip, self.port)
+        SocketAddrV4::new(self.ident.ip, self.ident.port)
     }
     fn pmax(&self) -> u8 {
-        self.vsn[1]
+        self.ident.vsn[1]
     }
 }
+
+/// No position: the member is not in this view.
+const NOWHERE: u32 = u32::MAX;
 
 #[derive(Debug)]
 struct Suspicion {
@@ -188,6 +191,7 @@ enum Timer {
     ProbeTimeout(u32),
     ProbeDeadline(u32),
     Gossip,
+    PushPullStagger,
     PushPull,
     Suspicion(String),
     RelayNack(u32),
@@ -217,9 +221,10 @@ pub struct Member {
     incarnation: u32,
     leaving: bool,
     nodes: Vec<Node>,
-    /// Name -> position in `nodes`. Only ever looked up, never iterated, so a hash map
-    /// (with fixed keys) cannot make output depend on hash order.
-    index: HashMap<String, usize, BuildHasherDefault<DefaultHasher>>,
+    /// Names and identities, shared with the other members the driver runs.
+    registry: Registry,
+    /// Registry id -> position in `nodes` (`NOWHERE` when absent).
+    slots: Vec<u32>,
     probe_index: usize,
     seq: u32,
     awareness: u32,
@@ -241,11 +246,6 @@ pub struct Member {
     local_state: Vec<u8>,
 }
 
-/// Go treats a nil and an empty `[]byte` alike here.
-fn meta_eq(a: &Option<ByteBuf>, b: &Option<ByteBuf>) -> bool {
-    a.as_deref().map_or(&[][..], |m| &m[..]) == b.as_deref().map_or(&[][..], |m| &m[..])
-}
-
 fn ip_from_bytes(b: &[u8]) -> Option<Ipv4Addr> {
     match b.len() {
         4 => Some(Ipv4Addr::new(b[0], b[1], b[2], b[3])),
@@ -260,6 +260,19 @@ fn ip_from_bytes(b: &[u8]) -> Option<Ipv4Addr> {
 impl Member {
     /// A member named `name` gossiping on `addr`, alive at incarnation 1.
     pub fn new(config: Config, name: &str, addr: SocketAddrV4, now: Duration, seed: u64) -> Member {
+        Member::with_registry(config, name, addr, now, seed, Registry::new())
+    }
+
+    /// The same, sharing names and identities with the other members in `registry`: a
+    /// driver that runs many members in one process keeps one copy of each identity.
+    pub fn with_registry(
+        config: Config,
+        name: &str,
+        addr: SocketAddrV4,
+        now: Duration,
+        seed: u64,
+        registry: Registry,
+    ) -> Member {
         let mut m = Member {
             config,
             name: name.to_string(),
@@ -268,7 +281,8 @@ impl Member {
             incarnation: 1,
             leaving: false,
             nodes: Vec::new(),
-            index: HashMap::default(),
+            registry,
+            slots: Vec::new(),
             probe_index: 0,
             seq: 0,
             awareness: 0,
@@ -296,8 +310,41 @@ impl Member {
         let g = m.jitter(m.config.gossip_interval);
         m.schedule(now + g, Timer::Gossip);
         let pp = m.jitter(m.config.push_pull_interval);
-        m.schedule(now + pp, Timer::PushPull);
+        m.schedule(now + pp, Timer::PushPullStagger);
         m
+    }
+
+    /// This member's identity as its registry holds it.
+    pub fn identity(&self) -> Arc<Ident> {
+        let i = self.find(&self.name).unwrap_or_default();
+        self.nodes[i].ident.clone()
+    }
+
+    /// Start as a member of a cluster that has already formed: every identity in
+    /// `members` (from members sharing this member's registry) is known alive at
+    /// incarnation 1, with no events and nothing left to gossip about them. This is the
+    /// view each member holds once a cluster's joins have converged and their broadcasts
+    /// have run out; experiments at scales where forming the cluster alone would take
+    /// minutes of gossip start from it. Members already known are left as they are.
+    pub fn assume_formed(&mut self, now: Duration, members: &[Arc<Ident>]) {
+        self.nodes.reserve_exact(members.len());
+        for ident in members {
+            if self.slots.get(ident.id as usize).is_some_and(|p| *p != NOWHERE) {
+                continue;
+            }
+            self.nodes.push(Node {
+                ident: ident.clone(),
+                incarnation: 1,
+                state: State::Alive,
+                state_change: now,
+            });
+            self.place(self.nodes.len() - 1);
+        }
+        for i in (1..self.nodes.len()).rev() {
+            let j = self.below(i + 1);
+            self.nodes.swap(i, j);
+        }
+        self.reindex();
     }
 
     // ---- getters ------------------------------------------------------------------------
@@ -331,7 +378,7 @@ impl Member {
             .nodes
             .iter()
             .map(|n| MemberInfo {
-                name: n.name.clone(),
+                name: n.name().to_string(),
                 addr: n.sock(),
                 state: n.state,
                 incarnation: n.incarnation,
@@ -352,10 +399,10 @@ impl Member {
 
     /// One member as this member sees it.
     pub fn info(&self, name: &str) -> Option<MemberInfo> {
-        self.index.get(name).map(|i| {
-            let n = &self.nodes[*i];
+        self.find(name).map(|i| {
+            let n = &self.nodes[i];
             MemberInfo {
-                name: n.name.clone(),
+                name: n.name().to_string(),
                 addr: n.sock(),
                 state: n.state,
                 incarnation: n.incarnation,
@@ -365,7 +412,7 @@ impl Member {
 
     /// The state of one member, if known.
     pub fn state_of(&self, name: &str) -> Option<State> {
-        self.index.get(name).map(|i| self.nodes[*i].state)
+        self.find(name).map(|i| self.nodes[i].state)
     }
 
     /// Whether a leave has been announced enough times to stop.
@@ -375,7 +422,25 @@ impl Member {
                 || !self
                     .nodes
                     .iter()
-                    .any(|n| n.name != self.name && n.state == State::Alive))
+                    .any(|n| n.name() != self.name && n.state == State::Alive))
+    }
+
+    /// Where `name` is in `nodes`.
+    fn find(&self, name: &str) -> Option<usize> {
+        let id = self.registry.id(name)?;
+        self.slots
+            .get(id as usize)
+            .filter(|p| **p != NOWHERE)
+            .map(|p| *p as usize)
+    }
+
+    /// Record that the node at `pos` is there.
+    fn place(&mut self, pos: usize) {
+        let id = self.nodes[pos].ident.id as usize;
+        if self.slots.len() <= id {
+            self.slots.resize(id + 1, NOWHERE);
+        }
+        self.slots[id] = pos as u32;
     }
 
     // ---- driver interface ---------------------------------------------------------------
@@ -410,9 +475,8 @@ impl Member {
     /// SendBestEffort); false when the member is not known alive.
     pub fn send_user(&mut self, to: &str, bytes: &[u8]) -> bool {
         let Some(node) = self
-            .index
-            .get(to)
-            .map(|i| &self.nodes[*i])
+            .find(to)
+            .map(|i| &self.nodes[i])
             .filter(|n| n.state == State::Alive)
         else {
             return false;
@@ -427,9 +491,8 @@ impl Member {
     /// Send a user message to a member over a TCP stream (memberlist's SendReliable).
     pub fn send_user_reliable(&mut self, to: &str, bytes: &[u8]) -> bool {
         let Some(sock) = self
-            .index
-            .get(to)
-            .map(|i| &self.nodes[*i])
+            .find(to)
+            .map(|i| &self.nodes[i])
             .filter(|n| n.state == State::Alive)
             .map(Node::sock)
         else {
@@ -488,6 +551,12 @@ impl Member {
                 Timer::ProbeTimeout(seq) => self.probe_timeout(now, seq),
                 Timer::ProbeDeadline(seq) => self.probe_deadline(now, seq),
                 Timer::Gossip => self.gossip_tick(now),
+                Timer::PushPullStagger => {
+                    // memberlist waits a random stagger, then a whole scaled interval,
+                    // before its first periodic push/pull.
+                    let next = now + self.config.push_pull_scaled(self.nodes.len());
+                    self.schedule(next, Timer::PushPull);
+                }
                 Timer::PushPull => self.push_pull_tick(now),
                 Timer::Suspicion(name) => self.suspicion_expired(now, &name),
                 Timer::RelayNack(seq) => {
@@ -1133,14 +1202,14 @@ impl Member {
             }
             let node = &self.nodes[self.probe_index];
             self.probe_index += 1;
-            if node.name != self.name && matches!(node.state, State::Alive | State::Suspect) {
+            if node.name() != self.name && matches!(node.state, State::Alive | State::Suspect) {
                 target = Some(node.clone());
                 break;
             }
         }
         let Some(node) = target else { return };
         let seq = self.next_seq();
-        let ping = self.ping_message(seq, &node.name);
+        let ping = self.ping_message(seq, node.name());
         if node.state == State::Alive {
             self.send_packet(node.sock(), ping, None, true);
         } else {
@@ -1150,7 +1219,7 @@ impl Member {
                 &Accusation {
                     from: self.name.clone(),
                     incarnation: node.incarnation,
-                    node: node.name.clone(),
+                    node: node.name().to_string(),
                 },
             );
             let msg = wire::compound(&[ping, s]);
@@ -1158,7 +1227,7 @@ impl Member {
         }
         self.probe = Some(Probe {
             seq,
-            target: node.name.clone(),
+            target: node.name().to_string(),
             incarnation: node.incarnation,
             tcp_ok: false,
             through: Vec::new(),
@@ -1178,20 +1247,12 @@ impl Member {
         else {
             return;
         };
-        let Some(node) = self.index.get(&target).map(|i| self.nodes[*i].clone()) else {
+        let Some(node) = self.find(&target).map(|i| self.nodes[i].clone()) else {
             return;
         };
-        let mut helpers: Vec<Node> = self
-            .nodes
-            .iter()
-            .filter(|n| n.name != self.name && n.name != target && n.state == State::Alive)
-            .cloned()
-            .collect();
-        let mut chosen = Vec::new();
-        while chosen.len() < self.config.indirect_checks && !helpers.is_empty() {
-            let i = self.below(helpers.len());
-            chosen.push(helpers.swap_remove(i));
-        }
+        let chosen = self.random_nodes(self.config.indirect_checks, |n| {
+            n.ident.id != node.ident.id && n.state == State::Alive
+        });
         let mut expected = 0;
         for h in &chosen {
             let nack = h.pmax() >= 4;
@@ -1200,23 +1261,23 @@ impl Member {
                 MessageType::IndirectPing,
                 &IndirectPing {
                     nack,
-                    node: node.name.clone(),
-                    port: node.port,
+                    node: node.name().to_string(),
+                    port: node.ident.port,
                     seq_no: seq,
                     source_addr: Some(ByteBuf::from(self.ip.octets().to_vec())),
                     source_node: Some(self.name.clone()),
                     source_port: Some(self.port),
-                    target: node.addr.clone(),
+                    target: ByteBuf::from(node.ident.addr.to_vec()),
                 },
             );
             self.send_packet(h.sock(), req, None, true);
         }
         if let Some(p) = self.probe.as_mut() {
             p.expected_nacks = expected;
-            p.through = chosen.iter().map(|h| h.name.clone()).collect();
+            p.through = chosen.iter().map(|h| h.name().to_string()).collect();
         }
         if node.pmax() >= 3 {
-            let ping = self.ping_message(seq, &node.name);
+            let ping = self.ping_message(seq, node.name());
             self.open_stream(node.sock(), ping, Purpose::TcpPing(seq));
         }
     }
@@ -1283,12 +1344,28 @@ impl Member {
     }
 
     fn reindex(&mut self) {
-        self.index = self
-            .nodes
-            .iter()
-            .enumerate()
-            .map(|(i, n)| (n.name.clone(), i))
-            .collect();
+        self.slots.fill(NOWHERE);
+        for i in 0..self.nodes.len() {
+            self.place(i);
+        }
+    }
+
+    /// memberlist's kRandomNodes: up to `k` distinct members other than ourselves that
+    /// `ok` accepts, by random picks (at most 3N tries): O(k), not a scan of every member.
+    fn random_nodes(&mut self, k: usize, ok: impl Fn(&Node) -> bool) -> Vec<Node> {
+        let n = self.nodes.len();
+        let me = self.find(&self.name.clone());
+        let mut picked: Vec<usize> = Vec::new();
+        for _ in 0..3 * n {
+            if picked.len() >= k {
+                break;
+            }
+            let i = self.below(n);
+            if Some(i) != me && !picked.contains(&i) && ok(&self.nodes[i]) {
+                picked.push(i);
+            }
+        }
+        picked.into_iter().map(|i| self.nodes[i].clone()).collect()
     }
 
     // ---- gossip and push/pull -----------------------------------------------------------
@@ -1299,30 +1376,14 @@ impl Member {
             return; // nothing to say: no packet (memberlist sends none either)
         }
         let dead_window = self.config.gossip_to_the_dead;
-        // memberlist's kRandomNodes: random picks among the members (up to 3N tries),
-        // skipping ourselves, the left, the long dead, and repeats; O(k), not O(N).
-        let me = self.index.get(&self.name).copied();
-        let mut picked: Vec<usize> = Vec::new();
-        let n = self.nodes.len();
-        for _ in 0..3 * n {
-            if picked.len() >= self.config.gossip_nodes {
-                break;
-            }
-            let i = self.below(n);
-            let node = &self.nodes[i];
-            let eligible = match node.state {
-                State::Alive | State::Suspect => true,
-                State::Dead => now.saturating_sub(node.state_change) < dead_window,
-                State::Left => false,
-            };
-            if Some(i) != me && eligible && !picked.contains(&i) {
-                picked.push(i);
-            }
-        }
-        let candidates: Vec<(SocketAddrV4, u8)> = picked
-            .iter()
-            .map(|i| (self.nodes[*i].sock(), self.nodes[*i].pmax()))
-            .collect();
+        // Skipping the left and the long dead.
+        let picked = self.random_nodes(self.config.gossip_nodes, |node| match node.state {
+            State::Alive | State::Suspect => true,
+            State::Dead => now.saturating_sub(node.state_change) < dead_window,
+            State::Left => false,
+        });
+        let candidates: Vec<(SocketAddrV4, u8)> =
+            picked.iter().map(|n| (n.sock(), n.pmax())).collect();
         let budget = self
             .config
             .udp_buffer_size
@@ -1347,7 +1408,7 @@ impl Member {
         let alive: Vec<SocketAddrV4> = self
             .nodes
             .iter()
-            .filter(|x| x.name != self.name && x.state == State::Alive)
+            .filter(|x| x.name() != self.name && x.state == State::Alive)
             .map(Node::sock)
             .collect();
         if alive.is_empty() || self.leaving {
@@ -1368,16 +1429,17 @@ impl Member {
             },
         );
         for n in &self.nodes {
+            let id = &n.ident;
             wire::append(
                 &mut out,
                 &PushNodeState {
-                    addr: n.addr.clone(),
+                    addr: ByteBuf::from(id.addr.to_vec()),
                     incarnation: n.incarnation,
-                    meta: n.meta.clone(),
-                    name: n.name.clone(),
-                    port: n.port,
+                    meta: id.meta.as_deref().map(|m| ByteBuf::from(m.to_vec())),
+                    name: id.name.to_string(),
+                    port: id.port,
                     state: n.state.code(),
-                    vsn: ByteBuf::from(n.vsn.to_vec()),
+                    vsn: ByteBuf::from(id.vsn.to_vec()),
                 },
             );
         }
@@ -1404,7 +1466,7 @@ impl Member {
             .nodes
             .iter()
             .filter(|n| n.state == State::Alive)
-            .map(|n| n.vsn);
+            .map(|n| n.ident.vsn);
         let alive: Vec<[u8; 6]> = alive_remote.chain(alive_local).collect();
         let (max_pmin, min_pmax) = (
             alive.iter().map(|v| v[0]).max().unwrap_or(0),
@@ -1417,7 +1479,7 @@ impl Member {
         remote
             .iter()
             .copied()
-            .chain(self.nodes.iter().map(|n| n.vsn))
+            .chain(self.nodes.iter().map(|n| n.ident.vsn))
             .all(|v| (max_pmin..=min_pmax).contains(&v[2]) && (max_dmin..=min_dmax).contains(&v[5]))
     }
 
@@ -1480,41 +1542,37 @@ impl Member {
             return self.count_reason("bad-address");
         };
         let port = if a.port == 0 { self.port } else { a.port };
-        let i = match self.index.get(&a.node) {
-            Some(i) => *i,
+        let meta = a.meta.as_deref().map(|m| &m[..]).filter(|m| !m.is_empty());
+        let same = |id: &Ident| {
+            id.addr[..] == a.addr[..] && id.port == port && id.meta.as_deref() == meta && id.vsn == vsn
+        };
+        let i = match self.find(&a.node) {
+            Some(i) => i,
             None => {
                 // Unknown: inserted as dead at incarnation 0 at a random place, then
                 // treated like any other alive (so incarnations start at 1).
+                let ident = self.registry.intern(&a.node, &a.addr, ip, port, meta, vsn);
                 let node = Node {
-                    name: a.node.clone(),
-                    addr: a.addr.clone(),
-                    ip,
-                    port,
-                    meta: a.meta.clone(),
-                    vsn,
+                    ident,
                     incarnation: 0,
                     state: State::Dead,
                     state_change: now,
                 };
                 // Append, then swap into a random place (as memberlist does), so that
-                // only two index entries change: O(log N), not a rebuild.
+                // only two positions change, not the whole index.
                 let last = self.nodes.len();
-                self.index.insert(node.name.clone(), last);
                 self.nodes.push(node);
                 let at = self.below(last + 1);
-                if at != last {
-                    self.nodes.swap(at, last);
-                    let moved = self.nodes[last].name.clone();
-                    self.index.insert(moved, last);
-                    self.index.insert(a.node.clone(), at);
-                }
+                self.nodes.swap(at, last);
+                self.place(last);
+                self.place(at);
                 at
             }
         };
         let old = self.nodes[i].clone();
         // A known member at a new address: allowed only once it has left (memberlist's
         // DeadNodeReclaimTime of 0 never reclaims a dead name).
-        let moved = old.addr[..] != a.addr[..] || old.port != port;
+        let moved = old.ident.addr[..] != a.addr[..] || old.ident.port != port;
         if moved && old.state != State::Left {
             return self.count_reason("address-conflict");
         }
@@ -1526,8 +1584,8 @@ impl Member {
             }
             if !bootstrap {
                 if a.incarnation == self.incarnation
-                    && meta_eq(&a.meta, &old.meta)
-                    && vsn == old.vsn
+                    && old.ident.meta.as_deref() == meta
+                    && vsn == old.ident.vsn
                 {
                     return;
                 }
@@ -1541,14 +1599,13 @@ impl Member {
         self.suspicions.remove(&a.node);
         let msg = encode(MessageType::Alive, &a);
         self.queue_broadcast(&a.node, msg);
+        let meta_changed = old.ident.meta.as_deref() != meta;
+        if !same(&old.ident) {
+            let ident = self.registry.intern(&a.node, &a.addr, ip, port, meta, vsn);
+            self.nodes[i].ident = ident;
+        }
         let n = &mut self.nodes[i];
         n.incarnation = a.incarnation;
-        n.addr = a.addr.clone();
-        n.ip = ip;
-        n.port = port;
-        n.vsn = vsn;
-        let meta_changed = !meta_eq(&n.meta, &a.meta);
-        n.meta = a.meta;
         let was = n.state;
         if was != State::Alive {
             n.state = State::Alive;
@@ -1566,7 +1623,7 @@ impl Member {
     }
 
     fn suspect_node(&mut self, now: Duration, s: Accusation, reason: &str) {
-        let Some(&i) = self.index.get(&s.node) else {
+        let Some(i) = self.find(&s.node) else {
             return;
         };
         if s.incarnation < self.nodes[i].incarnation {
@@ -1633,7 +1690,7 @@ impl Member {
             return; // rescheduled by a confirmation
         }
         let (start, state_change, n) = (sus.start, sus.state_change, sus.confirmations.len());
-        let Some(&i) = self.index.get(name) else {
+        let Some(i) = self.find(name) else {
             return;
         };
         let node = &self.nodes[i];
@@ -1655,7 +1712,7 @@ impl Member {
     }
 
     fn dead_node(&mut self, now: Duration, d: Accusation, reason: &str) {
-        let Some(&i) = self.index.get(&d.node) else {
+        let Some(i) = self.find(&d.node) else {
             return;
         };
         if d.incarnation < self.nodes[i].incarnation {
@@ -1692,7 +1749,7 @@ impl Member {
         let max = self.config.awareness_max_multiplier.saturating_sub(1);
         self.awareness = (self.awareness + 1).min(max);
         let me = self.self_alive();
-        if let Some(&i) = self.index.get(&self.name) {
+        if let Some(i) = self.find(&self.name) {
             self.nodes[i].incarnation = self.incarnation;
         }
         let msg = encode(MessageType::Alive, &me);

@@ -300,6 +300,8 @@ pub struct Lab {
     pub capture: bool,
     /// The configuration new gossip members get (memberlist's LAN profile by default).
     pub gossip_config: gossip::Config,
+    /// Member names and identities, shared by every host's member (one copy of each).
+    pub gossip_names: gossip::registry::Registry,
     /// Gossip traffic counters, for the load figures.
     pub gossip_load: crate::membership::GossipLoad,
     /// Whether every member's view of every join goes into the trace (N^2 events: large
@@ -327,6 +329,7 @@ impl Lab {
             trace: Trace::default(),
             capture: false,
             gossip_config: gossip::Config::memberlist_lan(),
+            gossip_names: gossip::registry::Registry::new(),
             gossip_load: Default::default(),
             trace_joins: true,
         }
@@ -357,6 +360,7 @@ impl Lab {
             std::net::SocketAddrV4::new(ip, gossip::GOSSIP_PORT),
             self.now(),
             seed,
+            self.gossip_names.clone(),
         );
         self.hosts.push(Host {
             vtep,

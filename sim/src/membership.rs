@@ -57,9 +57,10 @@ impl HostGossip {
         addr: SocketAddrV4,
         now: Instant,
         seed: u64,
+        names: gossip::registry::Registry,
     ) -> HostGossip {
         HostGossip {
-            member: Member::new(config, name, addr, since_start(now), seed),
+            member: Member::with_registry(config, name, addr, since_start(now), seed, names),
             db: gossip::tables::NetworkDb::new(name, since_start(now), seed.rotate_left(17)),
             armed: None,
             lag: Duration::ZERO,
@@ -70,6 +71,20 @@ impl HostGossip {
 }
 
 impl Lab {
+    /// `gossip HOSTS formed`: the hosts' members start as one formed cluster (see
+    /// `Member::assume_formed`).
+    pub fn gossip_formed(&mut self, hosts: &[HostId]) {
+        let idents: Vec<_> = hosts
+            .iter()
+            .map(|h| self.hosts[h.0].gossip.member.identity())
+            .collect();
+        let now = since_start(self.now());
+        for h in hosts {
+            self.hosts[h.0].gossip.member.assume_formed(now, &idents);
+            self.gossip_flush(*h);
+        }
+    }
+
     /// `gossip HOST join SEEDS`.
     pub fn gossip_join(&mut self, host: HostId, seeds: &[HostId]) {
         let addrs: Vec<SocketAddrV4> = seeds
@@ -382,6 +397,7 @@ impl Lab {
             SocketAddrV4::new(nic.ip, GOSSIP_PORT),
             self.now(),
             seed,
+            self.gossip_names.clone(),
         );
         if seeds.is_empty() {
             self.gossip_flush(host);

@@ -68,6 +68,12 @@ pub enum StepKind {
         /// Hosts to join through.
         seeds: Vec<String>,
     },
+    /// `gossip HOSTS formed`: the members of HOSTS start as one cluster that has already
+    /// formed (every member lists every other alive), for labs too large to join.
+    GossipFormed {
+        /// The hosts.
+        hosts: Vec<String>,
+    },
     /// `link A B [latency=..] [jitter=..] [loss=..%] [bandwidth=..mbit]`
     Link {
         /// One end.

@@ -576,13 +576,17 @@ fn parse_directive(l: &mut Line) -> PResult<StepKind> {
             Ok(StepKind::Hosts { names, ips, mtu })
         }
         "gossip" => {
-            let hint = "write gossip HOSTS join SEEDS, e.g. gossip n[2-10] join n1";
+            let hint = "write gossip HOSTS join SEEDS (e.g. gossip n[2-10] join n1), or gossip HOSTS formed";
             let hosts_tok = l.next("a host list", hint)?;
             let hosts = expand_list(&hosts_tok.text)
                 .ok_or_else(|| l.error(&hosts_tok, "a host list", RANGE_HINT))?;
-            let verb = l.next("join", hint)?;
+            let verb = l.next("join or formed", hint)?;
+            if verb.text == "formed" {
+                l.done(hint)?;
+                return Ok(StepKind::GossipFormed { hosts });
+            }
             if verb.text != "join" {
-                return Err(l.error(&verb, "join", hint));
+                return Err(l.error(&verb, "join or formed", hint));
             }
             let seeds_tok = l.next("a host list", hint)?;
             let seeds = expand_list(&seeds_tok.text)
@@ -1097,6 +1101,11 @@ fn check(s: &Scenario, text: &str) -> PResult<()> {
             }
             StepKind::GossipJoin { hosts: on, seeds } => {
                 for h in on.iter().chain(seeds) {
+                    need_host(step, h, &hosts, &host_set)?;
+                }
+            }
+            StepKind::GossipFormed { hosts: on } => {
+                for h in on {
                     need_host(step, h, &hosts, &host_set)?;
                 }
             }

@@ -135,6 +135,18 @@ impl Runner {
                     ),
                 );
             }
+            StepKind::GossipFormed { hosts } => {
+                let ids: Vec<_> = hosts.iter().map(|h| self.host(h)).collect();
+                self.lab.gossip_formed(&ids);
+                self.say(
+                    now,
+                    &format!(
+                        "gossip {} formed: {} members list each other alive (no join traffic)",
+                        short_list(hosts),
+                        ids.len()
+                    ),
+                );
+            }
             StepKind::GossipJoin { hosts, seeds } => {
                 let seed_ids: Vec<_> = seeds.iter().map(|h| self.host(h)).collect();
                 for h in hosts {
