@@ -8,10 +8,10 @@
 //! randomness comes from the seed.
 
 use crate::config::Config;
+use crate::registry::{Ident, Registry};
 use crate::security;
 use crate::wire::{self, *};
 use serde_bytes::ByteBuf;
-use crate::registry::{Ident, Registry};
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::net::{Ipv4Addr, SocketAddrV4};
 use std::sync::Arc;
@@ -329,7 +329,11 @@ impl Member {
     pub fn assume_formed(&mut self, now: Duration, members: &[Arc<Ident>]) {
         self.nodes.reserve_exact(members.len());
         for ident in members {
-            if self.slots.get(ident.id as usize).is_some_and(|p| *p != NOWHERE) {
+            if self
+                .slots
+                .get(ident.id as usize)
+                .is_some_and(|p| *p != NOWHERE)
+            {
                 continue;
             }
             self.nodes.push(Node {
@@ -345,6 +349,17 @@ impl Member {
             self.nodes.swap(i, j);
         }
         self.reindex();
+        // What each of them said on starting (its own alive) has long been heard.
+        let mut formed = vec![false; self.registry.names()];
+        for ident in members {
+            formed[ident.id as usize] = true;
+        }
+        let registry = self.registry.clone();
+        self.broadcasts.retain(|b| {
+            !registry
+                .id(&b.key)
+                .is_some_and(|id| formed.get(id as usize) == Some(&true))
+        });
     }
 
     // ---- getters ------------------------------------------------------------------------
@@ -1544,7 +1559,10 @@ impl Member {
         let port = if a.port == 0 { self.port } else { a.port };
         let meta = a.meta.as_deref().map(|m| &m[..]).filter(|m| !m.is_empty());
         let same = |id: &Ident| {
-            id.addr[..] == a.addr[..] && id.port == port && id.meta.as_deref() == meta && id.vsn == vsn
+            id.addr[..] == a.addr[..]
+                && id.port == port
+                && id.meta.as_deref() == meta
+                && id.vsn == vsn
         };
         let i = match self.find(&a.node) {
             Some(i) => i,

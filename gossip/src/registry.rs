@@ -116,9 +116,23 @@ mod tests {
         let r = Registry::new();
         let ip = Ipv4Addr::new(10, 0, 0, 1);
         let a = r.intern("n1", &[10, 0, 0, 1], ip, 7946, None, [1, 5, 5, 2, 5, 4]);
-        let b = r.intern("n1", &[10, 0, 0, 1], ip, 7946, Some(&[]), [1, 5, 5, 2, 5, 4]);
+        let b = r.intern(
+            "n1",
+            &[10, 0, 0, 1],
+            ip,
+            7946,
+            Some(&[]),
+            [1, 5, 5, 2, 5, 4],
+        );
         assert!(Arc::ptr_eq(&a, &b), "empty metadata is the same as none");
-        let c = r.intern("n1", &[10, 0, 0, 1], ip, 7946, Some(b"x"), [1, 5, 5, 2, 5, 4]);
+        let c = r.intern(
+            "n1",
+            &[10, 0, 0, 1],
+            ip,
+            7946,
+            Some(b"x"),
+            [1, 5, 5, 2, 5, 4],
+        );
         assert!(!Arc::ptr_eq(&a, &c));
         assert_eq!(a.id, c.id);
         let d = r.intern("n2", &[10, 0, 0, 2], ip, 7946, None, [1, 5, 5, 2, 5, 4]);
@@ -135,7 +149,14 @@ mod tests {
         let kept = r.intern("n1", &[10, 0, 0, 1], ip, 7946, None, [1, 5, 5, 2, 5, 4]);
         for i in 0..5000u32 {
             let meta = i.to_be_bytes();
-            drop(r.intern("n1", &[10, 0, 0, 1], ip, 7946, Some(&meta), [1, 5, 5, 2, 5, 4]));
+            drop(r.intern(
+                "n1",
+                &[10, 0, 0, 1],
+                ip,
+                7946,
+                Some(&meta),
+                [1, 5, 5, 2, 5, 4],
+            ));
         }
         let held = r.lock().idents.len();
         assert!(held < 2100, "{held} identities kept");

@@ -102,15 +102,32 @@ fn detection(n: usize) {
     );
 }
 
+/// N members started as a formed cluster (`gossip n[..] formed`): no join traffic.
+fn formed(n: usize, seed: u64, config: gossip::Config) -> Lab {
+    let mut lab = Lab::new(seed);
+    lab.trace_joins = false;
+    lab.gossip_config = config;
+    for i in 0..n {
+        let ip = Ipv4Addr::from(u32::from(Ipv4Addr::new(10, 2, 0, 1)) + i as u32);
+        lab.add_host(&name(i), ip, 1500);
+    }
+    let hosts: Vec<HostId> = (0..n).map(HostId).collect();
+    lab.gossip_formed(&hosts);
+    lab
+}
+
 fn load(n: usize) {
-    let (mut lab, _) = cluster(n, 11, gossip::Config::memberlist_lan());
-    // Let the join's broadcasts drain, then measure the steady state.
+    let config = gossip::Config::memberlist_lan();
+    let scaled = config.push_pull_scaled(n);
+    let mut lab = formed(n, 11, config);
+    // Past memberlist's push/pull stagger (up to 30 s), then one whole scaled push/pull
+    // interval (90 s at N = 100, 180 s at 1000, 300 s at 10,000): each member makes
+    // about one push/pull in the window.
     let settle = lab.now() + Duration::from_secs(30);
     lab.run_until(settle);
     lab.gossip_load = Default::default();
-    // Three minutes: push/pull runs every 90 s at N = 100 (30 s scaled by log2 N).
-    let span = 180.0;
-    let end = lab.now() + Duration::from_secs(180);
+    let span = scaled.as_secs_f64();
+    let end = lab.now() + Duration(scaled.as_nanos() as u64);
     lab.run_until(end);
     let l = lab.gossip_load;
     let per = |x: u64| x as f64 / n as f64 / span;
@@ -307,29 +324,68 @@ fn peak_rss_mib() -> Option<u64> {
     Some(kib / 1024)
 }
 
-/// `--scale N`: N members join, then run 60 virtual seconds; wall time and peak memory.
+/// `--scale N`: N members start as a formed cluster, run 60 virtual seconds with one
+/// crash at 20 s; wall time, peak memory, and whether every live member saw the death.
 fn scale(n: usize) {
     let wall = std::time::Instant::now();
-    let (mut lab, joined) = cluster_quiet(n, 23, gossip::Config::memberlist_lan());
-    let join_wall = wall.elapsed();
-    let end = lab.now() + Duration::from_secs(60);
+    let mut lab = formed(n, 23, gossip::Config::memberlist_lan());
+    let setup = wall.elapsed();
     let steady = std::time::Instant::now();
+    let t20 = lab.now() + Duration::from_secs(20);
+    lab.run_until(t20);
+    let victim = HostId(n / 2);
+    lab.crash(victim);
+    let end = lab.now() + Duration::from_secs(40);
     lab.run_until(end);
+    let run = steady.elapsed();
+    let vname = name(n / 2);
+    let saw = (0..n)
+        .filter(|h| *h != n / 2)
+        .filter(|h| lab.gossip_state(HostId(*h), &vname) == Some(gossip::State::Dead))
+        .count();
     println!(
-        "| {n} | {} | {:.1} s | {:.1} s | {} MiB |",
+        "| {n} | {:.1} s | {:.1} s | {} of {} | {} MiB |",
+        setup.as_secs_f64(),
+        run.as_secs_f64(),
+        saw,
+        n - 1,
+        peak_rss_mib().map_or("?".into(), |m| m.to_string())
+    );
+}
+
+/// `--join-scale N`: N members join through one seed; virtual and wall time until every
+/// member lists all N alive, and peak memory.
+fn join_scale(n: usize) {
+    let wall = std::time::Instant::now();
+    let (_lab, joined) = cluster_quiet(n, 23, gossip::Config::memberlist_lan());
+    println!(
+        "| {n} | {} | {:.1} s | {} MiB |",
         secs(joined),
-        join_wall.as_secs_f64(),
-        steady.elapsed().as_secs_f64(),
+        wall.elapsed().as_secs_f64(),
         peak_rss_mib().map_or("?".into(), |m| m.to_string())
     );
 }
 
 fn main() {
     let args: Vec<String> = std::env::args().collect();
+    if let Some(i) = args.iter().position(|a| a == "--load") {
+        let n = args.get(i + 1).and_then(|v| v.parse().ok()).unwrap_or(100);
+        println!("| N | UDP packets | UDP bytes | TCP streams (push/pull) | stream bytes |");
+        println!("|---|---|---|---|---|");
+        load(n);
+        return;
+    }
+    if let Some(i) = args.iter().position(|a| a == "--join-scale") {
+        let n = args.get(i + 1).and_then(|v| v.parse().ok()).unwrap_or(1000);
+        println!("| N | join converged (virtual) | join (wall) | peak memory |");
+        println!("|---|---|---|---|");
+        join_scale(n);
+        return;
+    }
     if let Some(i) = args.iter().position(|a| a == "--scale") {
         let n = args.get(i + 1).and_then(|v| v.parse().ok()).unwrap_or(1000);
         println!(
-            "| N | join converged (virtual) | join (wall) | 60 virtual s (wall) | peak memory |"
+            "| N | formed cluster set up (wall) | 60 virtual s, one crash at 20 s (wall) | live members that marked it dead | peak memory |"
         );
         println!("|---|---|---|---|---|");
         scale(n);
@@ -371,7 +427,7 @@ fn ours(quick: bool, sizes: &[usize]) {
     for &n in if quick {
         &[100usize][..]
     } else {
-        &[100usize, 1000][..]
+        &[100usize, 1000, 10_000][..]
     } {
         load(n);
     }

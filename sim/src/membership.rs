@@ -133,7 +133,6 @@ impl Lab {
                 Transmit::Stream { id, to, bytes } => self.gossip_open_stream(host, id, to, bytes),
             }
         }
-        let name = self.host_name(host).to_string();
         while let Some(e) = self.hosts[host.0].gossip.member.poll_event() {
             if matches!(e.kind, gossip::EventKind::Dead | gossip::EventKind::Left) {
                 self.hosts[host.0].gossip.db.node_gone(&e.member);
@@ -145,7 +144,7 @@ impl Lab {
             self.trace.push(
                 at,
                 TraceEvent::Gossip {
-                    host: name.clone(),
+                    host: self.host_name(host).to_string(),
                     kind: format!("{:?}", e.kind),
                     member: e.member,
                     incarnation: e.incarnation,
