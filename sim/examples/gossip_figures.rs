@@ -1,5 +1,5 @@
 //! The gossip figures of BENCHMARKS.md, measured in the simulator (virtual time, seeded):
-//! failure detection at N = 10, 100, 1000; load per member at N = 100 and 1000; false
+//! failure detection at N = 10, 100, 1000; load per member at N = 100, 1000 and 10,000; false
 //! suspicions under loss and with one lagging member, with Lifeguard on and off.
 //!
 //! Run: `cargo run --release -p swarmlab --example gossip_figures`
