@@ -1,0 +1,182 @@
+// memberlist-loss: real hashicorp/memberlist (v0.2.2, Debian package) under random
+// packet loss, with Lifeguard on and off: the reference for the false-positive figure
+// of BENCHMARKS.md ("Gossip", false positives).
+//
+// N members run in one process on 127.0.0.1 (ports 30000+i), with memberlist's LAN
+// profile sped up -speed times (every interval and timeout divided by it, so the
+// protocol's ratios are kept). They join n0; once every member lists all N, a
+// transport wrapper drops each outgoing UDP packet with probability -loss, and fails
+// each outgoing TCP connection with the same probability (a lost SYN, which Linux
+// retransmits only after 1 s, past the probe's deadline). After -minutes of protocol
+// time (minutes/speed of wall time) it prints one line:
+//
+//	lifeguard=<on|off> loss=<p> n=<N> minutes=<m> suspicions=<s> deaths=<d>
+//
+// where suspicions counts probes that ended in a suspicion ("Suspect X has failed,
+// no acks received" in memberlist's log) and deaths the suspicions that timed out
+// ("Marking X as failed, suspect timeout reached"). Nobody really fails, so all of
+// them are false.
+//
+// Build and run (GOPATH mode, no network needed):
+//
+//	cd benches/memberlist_loss && GO111MODULE=off GOPATH=/usr/share/gocode go build -o /tmp/mlloss .
+//	/tmp/mlloss -loss 0.2 -lifeguard=true
+package main
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"io/ioutil"
+	"log"
+	"math/rand"
+	"net"
+	"os"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/hashicorp/memberlist"
+)
+
+var (
+	lossy      int32 // set once the cluster has formed
+	suspicions int64
+	deaths     int64
+	randMu     sync.Mutex
+	random     = rand.New(rand.NewSource(1))
+	loss       float64
+	synTimeout time.Duration
+)
+
+func drop() bool {
+	if atomic.LoadInt32(&lossy) == 0 {
+		return false
+	}
+	randMu.Lock()
+	defer randMu.Unlock()
+	return random.Float64() < loss
+}
+
+// lossyTransport drops outgoing packets and connections at random.
+type lossyTransport struct {
+	*memberlist.NetTransport
+}
+
+// memberlist v0.2 sends through the node-aware methods (WriteToAddress,
+// DialAddressTimeout) when the transport has them, as NetTransport does.
+func (t lossyTransport) WriteToAddress(b []byte, a memberlist.Address) (time.Time, error) {
+	if drop() {
+		return time.Now(), nil // sent, as far as the sender can tell
+	}
+	return t.NetTransport.WriteToAddress(b, a)
+}
+
+func (t lossyTransport) DialAddressTimeout(a memberlist.Address, timeout time.Duration) (net.Conn, error) {
+	if drop() {
+		wait := synTimeout
+		if timeout < wait {
+			wait = timeout
+		}
+		time.Sleep(wait)
+		return nil, errors.New("connection timed out (SYN lost)")
+	}
+	return t.NetTransport.DialAddressTimeout(a, timeout)
+}
+
+// counter reads memberlist's log lines.
+type counter struct{}
+
+func (counter) Write(p []byte) (int, error) {
+	s := string(p)
+	if strings.Contains(s, "has failed, no acks received") {
+		atomic.AddInt64(&suspicions, 1)
+	}
+	if strings.Contains(s, "suspect timeout reached") {
+		atomic.AddInt64(&deaths, 1)
+	}
+	return len(p), nil
+}
+
+func main() {
+	n := flag.Int("n", 100, "members")
+	flag.Float64Var(&loss, "loss", 0.2, "probability of losing each outgoing packet")
+	lifeguard := flag.Bool("lifeguard", true, "Lifeguard on (memberlist's defaults) or off (awareness and max-timeout multipliers 1)")
+	speed := flag.Int("speed", 5, "protocol time runs this many times faster than wall time")
+	minutes := flag.Float64("minutes", 10, "protocol minutes of loss")
+	flag.Parse()
+	log.SetOutput(os.Stderr)
+	sp := time.Duration(*speed)
+	synTimeout = time.Second / sp
+
+	members := make([]*memberlist.Memberlist, *n)
+	for i := 0; i < *n; i++ {
+		c := memberlist.DefaultLANConfig()
+		c.Name = fmt.Sprintf("n%d", i)
+		c.BindAddr = "127.0.0.1"
+		c.BindPort = 30000 + i
+		c.AdvertisePort = c.BindPort
+		c.ProbeInterval /= sp
+		c.ProbeTimeout /= sp
+		c.GossipInterval /= sp
+		c.GossipToTheDeadTime /= sp
+		c.PushPullInterval /= sp
+		c.TCPTimeout /= sp
+		if !*lifeguard {
+			c.AwarenessMaxMultiplier = 1
+			c.SuspicionMaxTimeoutMult = 1
+		}
+		c.Logger = log.New(counter{}, "", 0)
+		nt, err := memberlist.NewNetTransport(&memberlist.NetTransportConfig{
+			BindAddrs: []string{c.BindAddr},
+			BindPort:  c.BindPort,
+			Logger:    log.New(ioutil.Discard, "", 0),
+		})
+		if err != nil {
+			log.Fatalf("transport %d: %v", i, err)
+		}
+		c.Transport = lossyTransport{nt}
+		m, err := memberlist.Create(c)
+		if err != nil {
+			log.Fatalf("create %d: %v", i, err)
+		}
+		members[i] = m
+		if i > 0 {
+			if _, err := m.Join([]string{"127.0.0.1:30000"}); err != nil {
+				log.Fatalf("join %d: %v", i, err)
+			}
+		}
+	}
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		formed := true
+		for _, m := range members {
+			if m.NumMembers() != *n {
+				formed = false
+				break
+			}
+		}
+		if formed {
+			break
+		}
+		if time.Now().After(deadline) {
+			log.Fatalf("the cluster did not form within 60 s")
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	atomic.StoreInt64(&suspicions, 0)
+	atomic.StoreInt64(&deaths, 0)
+	atomic.StoreInt32(&lossy, 1)
+	time.Sleep(time.Duration(*minutes * float64(time.Minute) / float64(*speed)))
+	lg := "on"
+	if !*lifeguard {
+		lg = "off"
+	}
+	fmt.Printf("lifeguard=%s loss=%g n=%d minutes=%g suspicions=%d deaths=%d\n",
+		lg, loss, *n, *minutes, atomic.LoadInt64(&suspicions), atomic.LoadInt64(&deaths))
+	atomic.StoreInt32(&lossy, 0)
+	for _, m := range members {
+		m.Shutdown()
+	}
+}
