@@ -286,3 +286,57 @@ fn encrypted_gossip_works_both_ways() {
 fn base64_matches_the_standard_alphabet() {
     assert_eq!(base64(b"swarmlab-key-16b"), "c3dhcm1sYWIta2V5LTE2Yg==");
 }
+
+/// The Go program behind the false-positive comparison in BENCHMARKS.md
+/// (`benches/memberlist_loss`) builds against the same memberlist, and the log lines it
+/// counts are the ones memberlist writes: at 50% loss, 10 members must suspect someone.
+#[test]
+fn the_memberlist_loss_experiment_counts_real_suspicions() {
+    let ready = go_ready();
+    let why = ready.clone().err().unwrap_or_default();
+    if !can_run("memberlist loss experiment", ready.is_ok(), &why) {
+        return;
+    }
+    let dir = std::env::temp_dir().join(format!("swarmlab-mlloss-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let out = dir.join("mlloss");
+    let src = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../benches/memberlist_loss");
+    let build = Command::new("go")
+        .args(["build", "-o"])
+        .arg(&out)
+        .arg(".")
+        .current_dir(&src)
+        .env("GO111MODULE", "off")
+        .env("GOPATH", GOPATH)
+        .env("GOCACHE", dir.join("cache"))
+        .output()
+        .expect("run go build");
+    assert!(
+        build.status.success(),
+        "go build failed: {}",
+        String::from_utf8_lossy(&build.stderr)
+    );
+    // 30 protocol seconds at 5 times speed: 6 s of wall time once the cluster formed.
+    let run = Command::new(&out)
+        .args([
+            "-n", "10", "-loss", "0.5", "-minutes", "0.5", "-port", "31700",
+        ])
+        .output()
+        .expect("run the experiment");
+    let stdout = String::from_utf8_lossy(&run.stdout);
+    assert!(
+        run.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+    let field = |name: &str| -> u64 {
+        stdout
+            .split_whitespace()
+            .find_map(|f| f.strip_prefix(&format!("{name}=")))
+            .and_then(|v| v.parse().ok())
+            .unwrap_or_else(|| panic!("no {name}= in {stdout:?}"))
+    };
+    assert!(stdout.starts_with("lifeguard=on loss=0.5 n=10"), "{stdout}");
+    assert!(field("suspicions") > 0, "{stdout}");
+    let _ = std::fs::remove_dir_all(&dir);
+}

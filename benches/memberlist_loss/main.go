@@ -2,7 +2,7 @@
 // packet loss, with Lifeguard on and off: the reference for the false-positive figure
 // of BENCHMARKS.md ("Gossip", false positives).
 //
-// N members run in one process on 127.0.0.1 (ports 30000+i), with memberlist's LAN
+// N members run in one process on 127.0.0.1 (ports -port+i), with memberlist's LAN
 // profile sped up -speed times (every interval and timeout divided by it, so the
 // protocol's ratios are kept). They join n0; once every member lists all N, a
 // transport wrapper drops each outgoing UDP packet with probability -loss, and fails
@@ -105,6 +105,7 @@ func main() {
 	lifeguard := flag.Bool("lifeguard", true, "Lifeguard on (memberlist's defaults) or off (awareness and max-timeout multipliers 1)")
 	speed := flag.Int("speed", 5, "protocol time runs this many times faster than wall time")
 	minutes := flag.Float64("minutes", 10, "protocol minutes of loss")
+	base := flag.Int("port", 30000, "first member's port (n0); member i uses port+i")
 	flag.Parse()
 	log.SetOutput(os.Stderr)
 	sp := time.Duration(*speed)
@@ -115,7 +116,7 @@ func main() {
 		c := memberlist.DefaultLANConfig()
 		c.Name = fmt.Sprintf("n%d", i)
 		c.BindAddr = "127.0.0.1"
-		c.BindPort = 30000 + i
+		c.BindPort = *base + i
 		c.AdvertisePort = c.BindPort
 		c.ProbeInterval /= sp
 		c.ProbeTimeout /= sp
@@ -143,7 +144,7 @@ func main() {
 		}
 		members[i] = m
 		if i > 0 {
-			if _, err := m.Join([]string{"127.0.0.1:30000"}); err != nil {
+			if _, err := m.Join([]string{fmt.Sprintf("127.0.0.1:%d", *base)}); err != nil {
 				log.Fatalf("join %d: %v", i, err)
 			}
 		}
