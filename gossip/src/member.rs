@@ -316,8 +316,15 @@ impl Member {
 
     /// This member's identity as its registry holds it.
     pub fn identity(&self) -> Arc<Ident> {
-        let i = self.find(&self.name).unwrap_or_default();
-        self.nodes[i].ident.clone()
+        match self.find(&self.name) {
+            Some(i) => self.nodes[i].ident.clone(),
+            // Never reached while our own entry stays in the list (a leaving member
+            // stops probing, so it never reaps itself); kept so this cannot panic.
+            None => {
+                self.registry
+                    .intern(&self.name, &self.ip.octets(), self.ip, self.port, None, VSN)
+            }
+        }
     }
 
     /// Start as a member of a cluster that has already formed: every identity in

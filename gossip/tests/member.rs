@@ -207,3 +207,42 @@ fn members_with_different_labels_ignore_each_other() {
             > 0
     );
 }
+
+#[test]
+fn members_sharing_a_registry_share_identities_and_a_formed_view_needs_no_join() {
+    use gossip::registry::Registry;
+    use std::net::{Ipv4Addr, SocketAddrV4};
+    let reg = Registry::new();
+    let mut ms: Vec<Member> = (0..4u8)
+        .map(|i| {
+            let addr = SocketAddrV4::new(Ipv4Addr::new(10, 9, 0, 1 + i), 7946);
+            let name = format!("f{i}");
+            Member::with_registry(
+                Config::memberlist_lan(),
+                &name,
+                addr,
+                Duration::ZERO,
+                7 + u64::from(i),
+                reg.clone(),
+            )
+        })
+        .collect();
+    let idents: Vec<_> = ms.iter().map(Member::identity).collect();
+    for m in &mut ms {
+        m.assume_formed(Duration::ZERO, &idents);
+        // Twice changes nothing: members already known are left as they are.
+        m.assume_formed(Duration::ZERO, &idents);
+    }
+    for m in &ms {
+        let names: Vec<String> = m.members().into_iter().map(|i| i.name).collect();
+        assert_eq!(names, ["f0", "f1", "f2", "f3"]);
+        assert_eq!(m.alive_count(), 4);
+        assert_eq!(
+            m.info("f2").map(|i| i.addr.to_string()),
+            Some("10.9.0.3:7946".into())
+        );
+        assert_eq!(m.info("f9"), None);
+    }
+    assert!(std::sync::Arc::ptr_eq(&ms[0].identity(), &idents[0]));
+    assert_eq!(reg.names(), 4);
+}
