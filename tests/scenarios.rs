@@ -474,3 +474,19 @@ fn a_formed_cluster_holds_the_view_joins_converge_to_without_gossiping_about_it(
         joined.gossip_load
     );
 }
+
+#[test]
+fn a_member_of_a_formed_cluster_rejoins_after_a_restart() {
+    let o = play(
+        "hosts n[1-5] 192.168.40.0/24\ngossip n[1-5] formed\nexpect members n3 count 5\n\
+         crash n5\nexpect member n1 sees n5 dead within 30s\nrestart n5\n\
+         expect member n1 sees n5 alive within 10s\nexpect members n5 count 5 within 10s\n",
+    );
+    assert_eq!((o.held, o.failed), (4, 0), "{}", o.timeline);
+    assert!(
+        o.timeline
+            .contains("formed: 5 members list each other alive (no join traffic)"),
+        "{}",
+        o.timeline
+    );
+}

@@ -328,14 +328,24 @@ impl Member {
     }
 
     /// Start as a member of a cluster that has already formed: every identity in
-    /// `members` (from members sharing this member's registry) is known alive at
-    /// incarnation 1, with no events and nothing left to gossip about them. This is the
-    /// view each member holds once a cluster's joins have converged and their broadcasts
-    /// have run out; experiments at scales where forming the cluster alone would take
-    /// minutes of gossip start from it. Members already known are left as they are.
+    /// `members` is known alive at incarnation 1, with no events and nothing left to
+    /// gossip about them. This is the view each member holds once a cluster's joins have
+    /// converged and their broadcasts have run out; experiments at scales where forming
+    /// the cluster alone would take minutes of gossip start from it. Members already
+    /// known are left as they are. Identities from members sharing this member's
+    /// registry are taken as they are; others are interned here first (slower).
     pub fn assume_formed(&mut self, now: Duration, members: &[Arc<Ident>]) {
         self.nodes.reserve_exact(members.len());
+        let mut added = Vec::new();
         for ident in members {
+            let ident = if self.registry.owns(ident) {
+                ident.clone()
+            } else {
+                let i = &**ident;
+                let meta = i.meta.as_deref();
+                self.registry
+                    .intern(&i.name, &i.addr, i.ip, i.port, meta, i.vsn)
+            };
             if self
                 .slots
                 .get(ident.id as usize)
@@ -343,8 +353,9 @@ impl Member {
             {
                 continue;
             }
+            added.push(ident.id);
             self.nodes.push(Node {
-                ident: ident.clone(),
+                ident,
                 incarnation: 1,
                 state: State::Alive,
                 state_change: now,
@@ -356,16 +367,18 @@ impl Member {
             self.nodes.swap(i, j);
         }
         self.reindex();
-        // What each of them said on starting (its own alive) has long been heard.
-        let mut formed = vec![false; self.registry.names()];
-        for ident in members {
-            formed[ident.id as usize] = true;
+        // What each of them said on starting (its own alive, as ours) has long been heard.
+        let mut heard = vec![false; self.registry.names()];
+        for id in added {
+            heard[id as usize] = true;
         }
         let registry = self.registry.clone();
+        let (me, fresh) = (self.name.clone(), self.incarnation == 1);
         self.broadcasts.retain(|b| {
-            !registry
+            let about_added = registry
                 .id(&b.key)
-                .is_some_and(|id| formed.get(id as usize) == Some(&true))
+                .is_some_and(|id| heard.get(id as usize) == Some(&true));
+            !(about_added || (fresh && b.key == me))
         });
     }
 

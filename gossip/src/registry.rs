@@ -14,6 +14,7 @@
 use std::collections::{HashMap, HashSet};
 use std::hash::{BuildHasherDefault, DefaultHasher};
 use std::net::Ipv4Addr;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 
 type Fixed = BuildHasherDefault<DefaultHasher>;
@@ -21,6 +22,8 @@ type Fixed = BuildHasherDefault<DefaultHasher>;
 /// What a member announces about itself in its alive message.
 #[derive(Debug, PartialEq, Eq, Hash)]
 pub struct Ident {
+    /// Which registry made it (see `Registry::owns`).
+    pub registry: u64,
     /// Dense number of the name in its registry.
     pub id: u32,
     /// The member's name.
@@ -46,8 +49,22 @@ struct Inner {
 }
 
 /// A shared table of names and identities (cheap to clone: clones share it).
-#[derive(Clone, Debug, Default)]
-pub struct Registry(Arc<Mutex<Inner>>);
+#[derive(Clone, Debug)]
+pub struct Registry {
+    inner: Arc<Mutex<Inner>>,
+    /// Tells this registry's identities from another's (only ever compared).
+    tag: u64,
+}
+
+impl Default for Registry {
+    fn default() -> Registry {
+        static NEXT: AtomicU64 = AtomicU64::new(1);
+        Registry {
+            inner: Arc::default(),
+            tag: NEXT.fetch_add(1, Ordering::Relaxed),
+        }
+    }
+}
 
 impl Registry {
     /// An empty registry.
@@ -57,7 +74,12 @@ impl Registry {
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
         // Nothing here can leave the table half-updated, so a poisoned lock is still sound.
-        self.0.lock().unwrap_or_else(PoisonError::into_inner)
+        self.inner.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Whether `ident` was interned here (its id then means a name here).
+    pub fn owns(&self, ident: &Ident) -> bool {
+        ident.registry == self.tag
     }
 
     /// The dense number of `name`, if it has been seen.
@@ -84,6 +106,7 @@ impl Registry {
         let next = inner.ids.len() as u32;
         let id = *inner.ids.entry(name.into()).or_insert(next);
         let ident = Ident {
+            registry: self.tag,
             id,
             name: name.into(),
             addr: addr.into(),
@@ -140,6 +163,7 @@ mod tests {
         assert_eq!(r.id("n2"), Some(d.id));
         assert_eq!(r.id("n3"), None);
         assert_eq!(r.names(), 2);
+        assert!(r.owns(&a) && !Registry::new().owns(&a));
     }
 
     #[test]

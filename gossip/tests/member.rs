@@ -245,4 +245,9 @@ fn members_sharing_a_registry_share_identities_and_a_formed_view_needs_no_join()
     }
     assert!(std::sync::Arc::ptr_eq(&ms[0].identity(), &idents[0]));
     assert_eq!(reg.names(), 4);
+    // A member with a registry of its own interns them anew instead of trusting ids.
+    let addr = SocketAddrV4::new(Ipv4Addr::new(10, 9, 0, 9), 7946);
+    let mut alone = Member::new(Config::memberlist_lan(), "other", addr, Duration::ZERO, 3);
+    alone.assume_formed(Duration::ZERO, &idents[1..]);
+    assert_eq!(alone.live_members(), ["f1", "f2", "f3", "other"]);
 }

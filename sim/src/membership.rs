@@ -79,8 +79,26 @@ impl Lab {
             .map(|h| self.hosts[h.0].gossip.member.identity())
             .collect();
         let now = since_start(self.now());
-        for h in hosts {
-            self.hosts[h.0].gossip.member.assume_formed(now, &idents);
+        // After a restart a member joins again through the first of the others, as if
+        // it had joined through it.
+        let addr = |h: &HostId| SocketAddrV4::new(self.underlay.nic(*h).ip, GOSSIP_PORT);
+        let seeds: Vec<Vec<SocketAddrV4>> = hosts
+            .iter()
+            .map(|h| {
+                hosts
+                    .iter()
+                    .find(|o| *o != h)
+                    .map(addr)
+                    .into_iter()
+                    .collect()
+            })
+            .collect();
+        for (h, seeds) in hosts.iter().zip(seeds) {
+            let g = &mut self.hosts[h.0].gossip;
+            g.member.assume_formed(now, &idents);
+            if g.seeds.is_empty() {
+                g.seeds = seeds;
+            }
             self.gossip_flush(*h);
         }
     }
