@@ -3,7 +3,10 @@
 //! suspicions under loss and with one lagging member, with Lifeguard on and off.
 //!
 //! Run: `cargo run --release -p swarmlab --example gossip_figures`
-//! (`-- --quick` skips N = 1000 and shortens the false-positive runs.)
+//! (`-- --quick` skips N >= 1000 and shortens the false-positive runs; `-- foca` prints
+//! only the side-by-side table, `-- --false-positives` only that table, `-- --load N`
+//! the load at one N, `-- --scale N` the scale run from a formed cluster, and
+//! `-- --join-scale N` the time for N members to join through one seed.)
 
 use std::net::Ipv4Addr;
 use swarmlab::lab::Lab;
