@@ -239,3 +239,58 @@ fn an_alive_at_incarnation_zero_registers_nothing_alive() {
     );
     assert_eq!(m.state_of("ghost"), Some(gossip::State::Alive));
 }
+
+proptest! {
+    /// Whatever members come, go, move, are suspected, die or leave and are reaped, a
+    /// lookup by name finds exactly the entry the member list holds for that name.
+    #[test]
+    fn lookups_by_name_always_agree_with_the_member_list(
+        ops in proptest::collection::vec((0u8..4, 0usize..6, 0u32..4, 0u8..2, 0u64..40), 1..60)
+    ) {
+        let names = ["m0", "a", "b", "c", "d", "e"];
+        let mut m = member();
+        let mut now = Duration::ZERO;
+        for (op, who, inc, variant, advance) in ops {
+            let node = names[who].to_string();
+            let msg = match op {
+                0 => wire::encode(MessageType::Alive, &wire::Alive {
+                    addr: serde_bytes::ByteBuf::from(vec![10, 0, 1, who as u8 * 2 + variant]),
+                    incarnation: inc,
+                    meta: (variant == 1).then(|| serde_bytes::ByteBuf::from(b"x".to_vec())),
+                    node,
+                    port: 7946,
+                    vsn: serde_bytes::ByteBuf::from(wire::VSN.to_vec()),
+                }),
+                1 | 2 => {
+                    let from = if op == 2 { node.clone() } else { "e".to_string() };
+                    let ty = if op == 1 { MessageType::Suspect } else { MessageType::Dead };
+                    wire::encode(ty, &wire::Accusation { from, incarnation: inc, node })
+                }
+                _ => wire::encode(MessageType::Dead, &wire::Accusation {
+                    from: "e".into(),
+                    incarnation: inc,
+                    node,
+                }),
+            };
+            m.handle_packet(now, from(), &msg);
+            now += Duration::from_secs(advance);
+            m.handle_timeout(now);
+            while m.poll_transmit().is_some() {}
+            while m.poll_event().is_some() {}
+            let list = m.members();
+            let mut listed: Vec<&str> = list.iter().map(|i| i.name.as_str()).collect();
+            listed.dedup();
+            prop_assert_eq!(listed.len(), list.len(), "a name listed twice");
+            prop_assert!(listed.contains(&"m0"));
+            for info in &list {
+                prop_assert_eq!(m.info(&info.name), Some(info.clone()));
+                prop_assert_eq!(m.state_of(&info.name), Some(info.state));
+            }
+            for name in names {
+                if !listed.contains(&name) {
+                    prop_assert_eq!(m.info(name), None);
+                }
+            }
+        }
+    }
+}
