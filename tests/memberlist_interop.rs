@@ -43,10 +43,18 @@ fn peer_binary() -> PathBuf {
     if let Some(p) = built.as_ref() {
         return p.clone();
     }
-    let dir = std::env::temp_dir().join(format!("swarmlab-mlpeer-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let out = dir.join("mlpeer");
-    let src = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("memberlist_peer");
+    let out = go_build("memberlist_peer", "mlpeer");
+    *built = Some(out.clone());
+    out
+}
+
+/// Build the Go program in `dir` (relative to `tests/`) in GOPATH mode against Debian's
+/// memberlist, into a temporary directory; the binary's path.
+fn go_build(dir: &str, name: &str) -> PathBuf {
+    let tmp = std::env::temp_dir().join(format!("swarmlab-{name}-{}", std::process::id()));
+    std::fs::create_dir_all(&tmp).unwrap();
+    let out = tmp.join(name);
+    let src = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(dir);
     let status = Command::new("go")
         .args(["build", "-o"])
         .arg(&out)
@@ -54,16 +62,15 @@ fn peer_binary() -> PathBuf {
         .current_dir(&src)
         .env("GO111MODULE", "off")
         .env("GOPATH", GOPATH)
-        .env("GOCACHE", dir.join("cache"))
+        .env("GOCACHE", tmp.join("cache"))
         .env("GOFLAGS", "-mod=")
         .output()
         .expect("run go build");
     assert!(
         status.status.success(),
-        "go build failed: {}",
+        "go build of {dir} failed: {}",
         String::from_utf8_lossy(&status.stderr)
     );
-    *built = Some(out.clone());
     out
 }
 
@@ -297,25 +304,7 @@ fn the_memberlist_loss_experiment_counts_real_suspicions() {
     if !can_run("memberlist loss experiment", ready.is_ok(), &why) {
         return;
     }
-    let dir = std::env::temp_dir().join(format!("swarmlab-mlloss-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let out = dir.join("mlloss");
-    let src = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../benches/memberlist_loss");
-    let build = Command::new("go")
-        .args(["build", "-o"])
-        .arg(&out)
-        .arg(".")
-        .current_dir(&src)
-        .env("GO111MODULE", "off")
-        .env("GOPATH", GOPATH)
-        .env("GOCACHE", dir.join("cache"))
-        .output()
-        .expect("run go build");
-    assert!(
-        build.status.success(),
-        "go build failed: {}",
-        String::from_utf8_lossy(&build.stderr)
-    );
+    let out = go_build("../benches/memberlist_loss", "mlloss");
     // 30 protocol seconds at 5 times speed: 6 s of wall time once the cluster formed.
     let run = Command::new(&out)
         .args([
@@ -338,5 +327,4 @@ fn the_memberlist_loss_experiment_counts_real_suspicions() {
     };
     assert!(stdout.starts_with("lifeguard=on loss=0.5 n=10"), "{stdout}");
     assert!(field("suspicions") > 0, "{stdout}");
-    let _ = std::fs::remove_dir_all(&dir);
 }

@@ -427,28 +427,39 @@ fn main() {
         false_positive_table(args.iter().any(|a| a == "--quick"));
         return;
     }
-    if let Some(i) = args.iter().position(|a| a == "--load") {
-        let n = args.get(i + 1).and_then(|v| v.parse().ok()).unwrap_or(100);
-        println!("| N | UDP packets | UDP bytes | TCP streams (push/pull) | stream bytes |");
-        println!("|---|---|---|---|---|");
-        load(n);
-        return;
-    }
-    if let Some(i) = args.iter().position(|a| a == "--join-scale") {
-        let n = args.get(i + 1).and_then(|v| v.parse().ok()).unwrap_or(1000);
-        println!("| N | join converged (virtual) | join (wall) | peak memory |");
-        println!("|---|---|---|---|");
-        join_scale(n);
-        return;
-    }
-    if let Some(i) = args.iter().position(|a| a == "--scale") {
-        let n = args.get(i + 1).and_then(|v| v.parse().ok()).unwrap_or(1000);
-        println!(
-            "| N | formed cluster set up (wall) | 60 virtual s, one crash at 20 s (wall) | live members that marked it dead | peak memory |"
-        );
-        println!("|---|---|---|---|---|");
-        scale(n);
-        return;
+    // `--FLAG N`: one figure at one N, under its table's header.
+    type Figure = fn(usize);
+    let single: [(&str, usize, &str, Figure); 3] = [
+        (
+            "--load",
+            100,
+            "| N | UDP packets | UDP bytes | TCP streams (push/pull) | stream bytes |",
+            load,
+        ),
+        (
+            "--join-scale",
+            1000,
+            "| N | join converged (virtual) | join (wall) | peak memory |",
+            join_scale,
+        ),
+        (
+            "--scale",
+            1000,
+            "| N | formed cluster set up (wall) | 60 virtual s, one crash at 20 s (wall) | live members that marked it dead | peak memory |",
+            scale,
+        ),
+    ];
+    for (flag, default, header, figure) in single {
+        if let Some(i) = args.iter().position(|a| a == flag) {
+            let n = args
+                .get(i + 1)
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(default);
+            println!("{header}");
+            println!("{}|", "|---".repeat(header.matches(" | ").count() + 1));
+            figure(n);
+            return;
+        }
     }
     let quick = std::env::args().any(|a| a == "--quick");
     // `--only foca` prints just the side-by-side table.
