@@ -468,29 +468,37 @@ pub fn decompress(body: &[u8], limit: usize) -> Result<Vec<u8>, WireError> {
             c.algo
         )));
     }
-    let mut dec = weezl::decode::Decoder::new(weezl::BitOrder::Lsb, 8);
-    let mut out = Vec::new();
-    let mut chunk = [0u8; LZW_BUFFER];
-    let mut input = &c.buf[..];
-    loop {
-        let r = dec.decode_bytes(input, &mut chunk);
-        input = &input[r.consumed_in..];
-        out.extend_from_slice(&chunk[..r.consumed_out]);
-        if out.len() > limit {
-            return Err(WireError::TooLarge(out.len()));
-        }
-        match r.status {
-            Ok(weezl::LzwStatus::Done) => break,
-            Ok(weezl::LzwStatus::Ok) if r.consumed_in > 0 || r.consumed_out > 0 => {}
-            Ok(_) => break,
-            Err(e) => return Err(WireError::Compression(e.to_string())),
-        }
+    thread_local! {
+        // Like the encoder's, a decoder's tables are large: one per thread, reset each time.
+        static DECODER: std::cell::RefCell<weezl::decode::Decoder> =
+            std::cell::RefCell::new(weezl::decode::Decoder::new(weezl::BitOrder::Lsb, 8));
     }
-    // Go's reader insists on the end code; a stream without it is refused.
-    if !dec.has_ended() {
-        return Err(WireError::Compression("missing end code".into()));
-    }
-    Ok(out)
+    DECODER.with(|d| {
+        let mut dec = d.borrow_mut();
+        dec.reset();
+        let mut out = Vec::new();
+        let mut chunk = [0u8; LZW_BUFFER];
+        let mut input = &c.buf[..];
+        loop {
+            let r = dec.decode_bytes(input, &mut chunk);
+            input = &input[r.consumed_in..];
+            out.extend_from_slice(&chunk[..r.consumed_out]);
+            if out.len() > limit {
+                return Err(WireError::TooLarge(out.len()));
+            }
+            match r.status {
+                Ok(weezl::LzwStatus::Done) => break,
+                Ok(weezl::LzwStatus::Ok) if r.consumed_in > 0 || r.consumed_out > 0 => {}
+                Ok(_) => break,
+                Err(e) => return Err(WireError::Compression(e.to_string())),
+            }
+        }
+        // Go's reader insists on the end code; a stream without it is refused.
+        if !dec.has_ended() {
+            return Err(WireError::Compression("missing end code".into()));
+        }
+        Ok(out)
+    })
 }
 
 #[cfg(test)]
