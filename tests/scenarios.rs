@@ -345,6 +345,13 @@ fn host_ranges_expand_and_bad_ranges_are_refused() {
     assert!(e.message.contains("a host range"), "{}", e.message);
     let s = parse("t.lab", "hosts n[1-3] 10.2.0.0/16\ngossip n[2-3] join n1\n").unwrap();
     assert_eq!(s.steps.len(), 2);
+    let e = parse("t.lab", "hosts n[1-3] 10.2.0.0/16\ngossip n[1-3] fromed\n").unwrap_err();
+    assert!(
+        e.to_string().contains("t.lab:2:15") && e.message.contains("join or formed"),
+        "{e}"
+    );
+    let e = parse("t.lab", "hosts n[1-3] 10.2.0.0/16\ngossip n[1-4] formed\n").unwrap_err();
+    assert!(e.message.contains("n4"), "{e}");
 }
 
 #[test]
