@@ -10,17 +10,20 @@
 // retransmits only after 1 s, past the probe's deadline). After -minutes of protocol
 // time (minutes/speed of wall time) it prints one line:
 //
-//	lifeguard=<on|off> loss=<p> n=<N> minutes=<m> suspicions=<s> deaths=<d>
+//	lifeguard=<on|off> loss=<p> lag=<d> n=<N> minutes=<m> suspicions=<s> deaths=<d>
 //
 // where suspicions counts probes that ended in a suspicion ("Suspect X has failed,
 // no acks received" in memberlist's log) and deaths the suspicions that timed out
 // ("Marking X as failed, suspect timeout reached"). Nobody really fails, so all of
-// them are false.
+// them are false. With -lag D (and, say, -loss 0), member n0 instead handles every
+// packet and connection D late (an overloaded member), and suspicions and deaths of n0
+// itself are not counted: only those of the healthy members.
 //
 // Build and run (GOPATH mode, no network needed):
 //
 //	cd benches/memberlist_loss && GO111MODULE=off GOPATH=/usr/share/gocode go build -o /tmp/mlloss .
 //	/tmp/mlloss -loss 0.2 -lifeguard=true
+//	/tmp/mlloss -loss 0 -lag 1.5s -lifeguard=false
 package main
 
 import (
@@ -85,15 +88,83 @@ func (t lossyTransport) DialAddressTimeout(a memberlist.Address, timeout time.Du
 	return t.NetTransport.DialAddressTimeout(a, timeout)
 }
 
-// counter reads memberlist's log lines.
-type counter struct{}
+// laggingTransport hands over every incoming packet and connection `lag` late, in
+// order, and reads its own connections late: a member too busy to process gossip in
+// time.
+type laggingTransport struct {
+	lossyTransport
+	packets chan *memberlist.Packet
+	streams chan net.Conn
+	lag     time.Duration
+}
 
-func (counter) Write(p []byte) (int, error) {
+func newLagging(inner lossyTransport, lag time.Duration) *laggingTransport {
+	t := &laggingTransport{inner, make(chan *memberlist.Packet), make(chan net.Conn), lag}
+	type stamped struct {
+		at time.Time
+		p  *memberlist.Packet
+		c  net.Conn
+	}
+	queue := make(chan stamped, 1<<16)
+	go func() {
+		for p := range inner.PacketCh() {
+			queue <- stamped{time.Now(), p, nil}
+		}
+	}()
+	go func() {
+		for c := range inner.StreamCh() {
+			queue <- stamped{time.Now(), nil, c}
+		}
+	}()
+	go func() {
+		for s := range queue {
+			time.Sleep(time.Until(s.at.Add(lag)))
+			if s.p != nil {
+				t.packets <- s.p
+			} else {
+				t.streams <- s.c
+			}
+		}
+	}()
+	return t
+}
+
+// DialAddressTimeout's connections are read late too: replies on the member's own
+// connections (the TCP fallback ping's ack, a push/pull's answer) wait like the rest.
+func (t *laggingTransport) DialAddressTimeout(a memberlist.Address, timeout time.Duration) (net.Conn, error) {
+	c, err := t.lossyTransport.DialAddressTimeout(a, timeout)
+	if err != nil {
+		return nil, err
+	}
+	return lagConn{c, t.lag}, nil
+}
+
+// lagConn waits `lag` before each read.
+type lagConn struct {
+	net.Conn
+	lag time.Duration
+}
+
+func (c lagConn) Read(b []byte) (int, error) {
+	time.Sleep(c.lag)
+	return c.Conn.Read(b)
+}
+
+func (t *laggingTransport) PacketCh() <-chan *memberlist.Packet { return t.packets }
+func (t *laggingTransport) StreamCh() <-chan net.Conn           { return t.streams }
+
+// counter reads one member's log lines; suspicions of `ignore` (the degraded member
+// itself) are not counted.
+type counter struct{ ignore string }
+
+func (c counter) Write(p []byte) (int, error) {
 	s := string(p)
-	if strings.Contains(s, "has failed, no acks received") {
+	if strings.Contains(s, "has failed, no acks received") &&
+		!(c.ignore != "" && strings.Contains(s, "Suspect "+c.ignore+" has failed")) {
 		atomic.AddInt64(&suspicions, 1)
 	}
-	if strings.Contains(s, "suspect timeout reached") {
+	if strings.Contains(s, "suspect timeout reached") &&
+		!(c.ignore != "" && strings.Contains(s, "Marking "+c.ignore+" as failed")) {
 		atomic.AddInt64(&deaths, 1)
 	}
 	return len(p), nil
@@ -106,6 +177,7 @@ func main() {
 	speed := flag.Int("speed", 5, "protocol time runs this many times faster than wall time")
 	minutes := flag.Float64("minutes", 10, "protocol minutes of loss")
 	base := flag.Int("port", 30000, "first member's port (n0); member i uses port+i")
+	lag := flag.Duration("lag", 0, "member n0 handles every packet and connection this late (protocol time); its own suspicions are then not counted")
 	flag.Parse()
 	log.SetOutput(os.Stderr)
 	sp := time.Duration(*speed)
@@ -128,7 +200,11 @@ func main() {
 			c.AwarenessMaxMultiplier = 1
 			c.SuspicionMaxTimeoutMult = 1
 		}
-		c.Logger = log.New(counter{}, "", 0)
+		ignore := ""
+		if *lag > 0 {
+			ignore = "n0"
+		}
+		c.Logger = log.New(counter{ignore}, "", 0)
 		nt, err := memberlist.NewNetTransport(&memberlist.NetTransportConfig{
 			BindAddrs: []string{c.BindAddr},
 			BindPort:  c.BindPort,
@@ -138,6 +214,9 @@ func main() {
 			log.Fatalf("transport %d: %v", i, err)
 		}
 		c.Transport = lossyTransport{nt}
+		if i == 0 && *lag > 0 {
+			c.Transport = newLagging(lossyTransport{nt}, *lag/sp)
+		}
 		m, err := memberlist.Create(c)
 		if err != nil {
 			log.Fatalf("create %d: %v", i, err)
@@ -174,8 +253,8 @@ func main() {
 	if !*lifeguard {
 		lg = "off"
 	}
-	fmt.Printf("lifeguard=%s loss=%g n=%d minutes=%g suspicions=%d deaths=%d\n",
-		lg, loss, *n, *minutes, atomic.LoadInt64(&suspicions), atomic.LoadInt64(&deaths))
+	fmt.Printf("lifeguard=%s loss=%g lag=%v n=%d minutes=%g suspicions=%d deaths=%d\n",
+		lg, loss, *lag, *n, *minutes, atomic.LoadInt64(&suspicions), atomic.LoadInt64(&deaths))
 	atomic.StoreInt32(&lossy, 0)
 	for _, m := range members {
 		m.Shutdown()
