@@ -46,11 +46,14 @@ import (
 var (
 	lossy      int32 // set once the cluster has formed
 	suspicions int64
-	deaths     int64
-	randMu     sync.Mutex
-	random     = rand.New(rand.NewSource(1))
-	loss       float64
-	synTimeout time.Duration
+	// Suspicions and deaths of the degraded member itself (-lag), counted apart.
+	ownSuspicions int64
+	ownDeaths     int64
+	deaths        int64
+	randMu        sync.Mutex
+	random        = rand.New(rand.NewSource(1))
+	loss          float64
+	synTimeout    time.Duration
 )
 
 func drop() bool {
@@ -159,12 +162,17 @@ type counter struct{ ignore string }
 
 func (c counter) Write(p []byte) (int, error) {
 	s := string(p)
-	if strings.Contains(s, "has failed, no acks received") &&
-		!(c.ignore != "" && strings.Contains(s, "Suspect "+c.ignore+" has failed")) {
-		atomic.AddInt64(&suspicions, 1)
+	if strings.Contains(s, "has failed, no acks received") {
+		if c.ignore != "" && strings.Contains(s, "Suspect "+c.ignore+" has failed") {
+			atomic.AddInt64(&ownSuspicions, 1)
+		} else {
+			atomic.AddInt64(&suspicions, 1)
+		}
 	}
-	if strings.Contains(s, "suspect timeout reached") &&
-		!(c.ignore != "" && strings.Contains(s, "Marking "+c.ignore+" as failed")) {
+	if strings.Contains(s, "suspect timeout reached") && c.ignore != "" &&
+		strings.Contains(s, "Marking "+c.ignore+" as failed") {
+		atomic.AddInt64(&ownDeaths, 1)
+	} else if strings.Contains(s, "suspect timeout reached") {
 		atomic.AddInt64(&deaths, 1)
 	}
 	return len(p), nil
@@ -247,14 +255,20 @@ func main() {
 	}
 	atomic.StoreInt64(&suspicions, 0)
 	atomic.StoreInt64(&deaths, 0)
+	atomic.StoreInt64(&ownSuspicions, 0)
+	atomic.StoreInt64(&ownDeaths, 0)
 	atomic.StoreInt32(&lossy, 1)
 	time.Sleep(time.Duration(*minutes * float64(time.Minute) / float64(*speed)))
 	lg := "on"
 	if !*lifeguard {
 		lg = "off"
 	}
-	fmt.Printf("lifeguard=%s loss=%g lag=%v n=%d minutes=%g suspicions=%d deaths=%d\n",
+	fmt.Printf("lifeguard=%s loss=%g lag=%v n=%d minutes=%g suspicions=%d deaths=%d",
 		lg, loss, *lag, *n, *minutes, atomic.LoadInt64(&suspicions), atomic.LoadInt64(&deaths))
+	if *lag > 0 {
+		fmt.Printf(" n0-suspected=%d n0-dead=%d", atomic.LoadInt64(&ownSuspicions), atomic.LoadInt64(&ownDeaths))
+	}
+	fmt.Println()
 	atomic.StoreInt32(&lossy, 0)
 	for _, m := range members {
 		m.Shutdown()

@@ -258,7 +258,14 @@ fn false_positives(
         } = e
         {
             if lagging && *member == slow {
-                continue; // only healthy members count
+                // Only healthy members count; the degraded one's own are kept apart.
+                if kind == "Suspect" && reason.starts_with("no ack to ping") {
+                    counts.own_probes += 1;
+                }
+                if kind == "Dead" && reason.starts_with("suspicion timed out") {
+                    counts.own_timeouts += 1;
+                }
+                continue;
             }
             match kind.as_str() {
                 "Suspect" => {
@@ -294,6 +301,9 @@ struct FalsePositives {
     /// Suspicions that timed out into a death, at each member where they did (memberlist
     /// logs each: "Marking X as failed, suspect timeout reached").
     timeouts: usize,
+    /// The same two for the degraded member itself.
+    own_probes: usize,
+    own_timeouts: usize,
 }
 
 /// The same experiments with the `foca` crate on every host instead of our member.
@@ -545,6 +555,7 @@ fn false_positive_table(quick: bool) {
     println!("\n### False positives at N = 100 over {minutes} virtual minutes (distinct suspicions / deaths of healthy members)\n");
     println!("| condition | Lifeguard on | Lifeguard off | on: probes that suspected / suspicion timeouts | off: the same |");
     println!("|---|---|---|---|---|");
+    let mut own = Vec::new();
     for (label, degraded) in [
         ("10% loss on every link", Degraded::Everywhere(0.10)),
         ("20% loss on every link", Degraded::Everywhere(0.20)),
@@ -554,6 +565,9 @@ fn false_positive_table(quick: bool) {
     ] {
         let on = false_positives(100, degraded, gossip::Config::memberlist_lan(), minutes);
         let off = false_positives(100, degraded, lifeguard_off(), minutes);
+        if !matches!(degraded, Degraded::Everywhere(_)) {
+            own.push((label, on, off));
+        }
         println!(
             "| {label} | {} / {} | {} / {} | {} / {} | {} / {} |",
             on.suspicions,
@@ -564,6 +578,15 @@ fn false_positive_table(quick: bool) {
             on.timeouts,
             off.probes,
             off.timeouts
+        );
+    }
+    println!(
+        "\nThe degraded member itself (probes that suspected it / suspicion timeouts), on | off:"
+    );
+    for (label, on, off) in own {
+        println!(
+            "- {label}: {} / {} | {} / {}",
+            on.own_probes, on.own_timeouts, off.own_probes, off.own_timeouts
         );
     }
 }
