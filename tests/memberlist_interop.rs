@@ -306,25 +306,32 @@ fn the_memberlist_loss_experiment_counts_real_suspicions() {
     }
     let out = go_build("../benches/memberlist_loss", "mlloss");
     // 30 protocol seconds at 5 times speed: 6 s of wall time once the cluster formed.
-    let run = Command::new(&out)
-        .args([
-            "-n", "10", "-loss", "0.5", "-minutes", "0.5", "-port", "31700",
-        ])
-        .output()
-        .expect("run the experiment");
-    let stdout = String::from_utf8_lossy(&run.stdout);
-    assert!(
-        run.status.success(),
-        "{stdout}{}",
-        String::from_utf8_lossy(&run.stderr)
-    );
-    let field = |name: &str| -> u64 {
+    let run = |args: &[&str]| -> String {
+        let run = Command::new(&out)
+            .args(["-n", "10", "-minutes", "0.5"])
+            .args(args)
+            .output()
+            .expect("run the experiment");
+        let stdout = String::from_utf8_lossy(&run.stdout).to_string();
+        assert!(
+            run.status.success(),
+            "{stdout}{}",
+            String::from_utf8_lossy(&run.stderr)
+        );
+        stdout
+    };
+    let field = |stdout: &str, name: &str| -> u64 {
         stdout
             .split_whitespace()
             .find_map(|f| f.strip_prefix(&format!("{name}=")))
             .and_then(|v| v.parse().ok())
             .unwrap_or_else(|| panic!("no {name}= in {stdout:?}"))
     };
-    assert!(stdout.starts_with("lifeguard=on loss=0.5 n=10"), "{stdout}");
-    assert!(field("suspicions") > 0, "{stdout}");
+    let lossy = run(&["-loss", "0.5", "-port", "31700"]);
+    assert!(lossy.starts_with("lifeguard=on loss=0.5 "), "{lossy}");
+    assert_eq!(field(&lossy, "n"), 10, "{lossy}");
+    assert!(field(&lossy, "suspicions") > 0, "{lossy}");
+    // A member that handles everything 1.5 s late is suspected by the others.
+    let lagging = run(&["-loss", "0", "-lag", "1.5s", "-port", "31720"]);
+    assert!(field(&lagging, "n0-suspected") > 0, "{lagging}");
 }
