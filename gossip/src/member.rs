@@ -215,6 +215,9 @@ enum Purpose {
 pub struct Counters {
     /// Messages dropped, by reason.
     pub dropped: BTreeMap<&'static str, u64>,
+    /// Probes that got no ack at all, by target: each is memberlist's "Suspect X has
+    /// failed, no acks received", whether it starts a suspicion or confirms one.
+    pub failed_probes: BTreeMap<String, u64>,
 }
 
 /// One SWIM member.
@@ -235,6 +238,9 @@ pub struct Member {
     seq: u32,
     awareness: u32,
     probe: Option<Probe>,
+    /// A probe tick came while a probe was still open: like a Go ticker's one buffered
+    /// tick, it starts the next probe as soon as this one ends.
+    probe_tick_missed: bool,
     relays: BTreeMap<u32, Relay>,
     suspicions: BTreeMap<String, Suspicion>,
     broadcasts: Vec<Broadcast>,
@@ -293,6 +299,7 @@ impl Member {
             seq: 0,
             awareness: 0,
             probe: None,
+            probe_tick_missed: false,
             relays: BTreeMap::new(),
             suspicions: BTreeMap::new(),
             broadcasts: Vec::new(),
@@ -1194,11 +1201,11 @@ impl Member {
             if let Some(p) = self.probe.as_mut().filter(|p| p.seq == seq) {
                 p.tcp_ok = true;
             }
-            let _ = now;
             return;
         }
         if self.probe.take_if(|p| p.seq == seq).is_some() {
             self.awareness = self.awareness.saturating_sub(1);
+            self.probe_ended(now);
         }
     }
 
@@ -1221,13 +1228,28 @@ impl Member {
         self.config.probe_interval * (self.awareness + 1)
     }
 
+    /// memberlist's probe ticker runs at the base interval whatever the awareness. A
+    /// probe lasts until an ack or its awareness-scaled deadline, and ticks that come
+    /// meanwhile collapse into one that starts the next probe when it ends. So awareness
+    /// slows probing only while probes fail; answered probes follow one another at the
+    /// base interval (or at the speed of the acks, if those are slower).
     fn probe_tick(&mut self, now: Duration) {
-        // A probe still open when the next round starts has failed.
-        if let Some(seq) = self.probe.as_ref().map(|p| p.seq) {
-            self.probe_deadline(now, seq);
+        self.schedule(now + self.config.probe_interval, Timer::Probe);
+        if self.probe.is_some() {
+            self.probe_tick_missed = true;
+            return;
         }
-        let next = now + self.probe_interval();
-        self.schedule(next, Timer::Probe);
+        self.start_probe(now);
+    }
+
+    /// The open probe has ended (answered or failed).
+    fn probe_ended(&mut self, now: Duration) {
+        if std::mem::take(&mut self.probe_tick_missed) {
+            self.start_probe(now);
+        }
+    }
+
+    fn start_probe(&mut self, now: Duration) {
         if self.leaving {
             return;
         }
@@ -1327,14 +1349,31 @@ impl Member {
         let Some(p) = self.probe.take_if(|p| p.seq == seq) else {
             return;
         };
-        // Lifeguard: missed nacks mean *we* may be the slow one.
-        let max = self.config.awareness_max_multiplier.saturating_sub(1);
-        let delta = if p.expected_nacks > 0 {
-            p.expected_nacks - p.nacks.min(p.expected_nacks)
+        self.probe_failed(now, p);
+        self.probe_ended(now);
+    }
+
+    /// No ack over UDP by the deadline: a suspicion, unless the TCP fallback got through.
+    fn probe_failed(&mut self, now: Duration, p: Probe) {
+        let seq = p.seq;
+        if p.tcp_ok {
+            // memberlist counts this probe as answered (awareness goes down).
+            self.awareness = self.awareness.saturating_sub(1);
         } else {
-            1
-        };
-        self.awareness = (self.awareness + delta).min(max);
+            // Lifeguard: missed nacks mean *we* may be the slow one.
+            let max = self.config.awareness_max_multiplier.saturating_sub(1);
+            let delta = if p.expected_nacks > 0 {
+                p.expected_nacks - p.nacks.min(p.expected_nacks)
+            } else {
+                1
+            };
+            self.awareness = (self.awareness + delta).min(max);
+            *self
+                .counters
+                .failed_probes
+                .entry(p.target.clone())
+                .or_default() += 1;
+        }
         let inc = p.incarnation;
         let through = if p.through.is_empty() {
             "nobody".to_string()

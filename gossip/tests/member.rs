@@ -126,6 +126,36 @@ fn a_member_that_cannot_hear_raises_its_own_awareness() {
 }
 
 #[test]
+fn a_recovered_member_probes_at_the_base_interval_while_its_probes_are_answered() {
+    // memberlist's probe ticker runs at the base interval; awareness only stretches the
+    // wait of a probe that gets no ack. So once m0 hears again, each tick's probe is
+    // answered and awareness falls by one per second, not one per (awareness+1) s.
+    let config = Config::memberlist_lan();
+    let mut net = Net::new(5, config.clone());
+    net.join_all();
+    net.run_for(Duration::from_secs(5));
+    net.isolated.insert(0);
+    net.run_for(Duration::from_secs(6));
+    net.isolated.remove(&0);
+    let step = Duration::from_millis(100);
+    let mut history = Vec::new();
+    for _ in 0..200 {
+        net.run_for(step);
+        history.push((net.now, net.members[0].awareness()));
+    }
+    // The last moment awareness was at its peak: the probe open when m0 healed has ended.
+    let peak = history.iter().map(|h| h.1).max().unwrap();
+    assert!(peak >= 3, "m0's awareness rose while cut off: {peak}");
+    let (at, _) = *history.iter().rev().find(|h| h.1 == peak).unwrap();
+    let later = at + 4 * config.probe_interval + step;
+    let (_, after) = *history.iter().find(|h| h.0 >= later).unwrap();
+    assert!(
+        after + 3 <= peak,
+        "awareness {peak} at {at:?} fell only to {after} 4 probe intervals later"
+    );
+}
+
+#[test]
 fn dead_members_are_reaped_after_gossip_to_the_dead() {
     let config = Config::memberlist_lan();
     let mut net = Net::new(4, config.clone());
