@@ -331,6 +331,11 @@ fn the_memberlist_loss_experiment_counts_real_suspicions() {
     assert!(lossy.starts_with("lifeguard=on loss=0.5 "), "{lossy}");
     assert_eq!(field(&lossy, "n"), 10, "{lossy}");
     assert!(field(&lossy, "suspicions") > 0, "{lossy}");
+    // Distinct members whose suspicion timed out, never more than the timeouts.
+    assert!(
+        field(&lossy, "dead-members") <= field(&lossy, "deaths"),
+        "{lossy}"
+    );
     // A member that handles everything 1.5 s late is suspected by the others.
     let lagging = run(&["-loss", "0", "-lag", "1.5s", "-port", "31720"]);
     assert!(field(&lagging, "n0-suspected") > 0, "{lagging}");

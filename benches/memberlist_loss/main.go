@@ -6,16 +6,18 @@
 // profile sped up -speed times (every interval and timeout divided by it, so the
 // protocol's ratios are kept). They join n0; once every member lists all N, a
 // transport wrapper drops each outgoing UDP packet with probability -loss, and fails
-// each outgoing TCP connection with the same probability (a lost SYN, which Linux
-// retransmits only after 1 s, past the probe's deadline). After -minutes of protocol
+// an outgoing TCP connection when its SYN or SYN-ACK is lost (each with that
+// probability; Linux retransmits them only after 1 s, past the probe's deadline). An
+// established connection loses nothing. After -minutes of protocol
 // time (minutes/speed of wall time) it prints one line:
 //
-//	lifeguard=<on|off> loss=<p> lag=<d> n=<N> minutes=<m> suspicions=<s> deaths=<d>
+//	lifeguard=<on|off> loss=<p> lag=<d> n=<N> minutes=<m> suspicions=<s> deaths=<d> dead-members=<k>
 //
-// where suspicions counts probes that ended in a suspicion ("Suspect X has failed,
+// where suspicions counts probes that got no ack ("Suspect X has failed,
 // no acks received" in memberlist's log) and deaths the suspicions that timed out
-// ("Marking X as failed, suspect timeout reached"). Nobody really fails, so all of
-// them are false. With -lag D (and, say, -loss 0), member n0 instead handles every
+// ("Marking X as failed, suspect timeout reached"), one per member whose timer fired;
+// dead-members counts the distinct members so marked. Nobody really fails, so all of
+// them are false (-v prints each timeout and refutation). With -lag D (and, say, -loss 0), member n0 instead handles every
 // packet and connection D late (an overloaded member), and suspicions and deaths of n0
 // itself are not counted: only those of the healthy members.
 //
@@ -54,6 +56,13 @@ var (
 	random        = rand.New(rand.NewSource(1))
 	loss          float64
 	synTimeout    time.Duration
+	// Members whose suspicion timed out at one member or more (distinct names).
+	deadMu      sync.Mutex
+	deadMembers = map[string]bool{}
+	// -v: each suspicion timeout and refutation on stderr, in protocol time.
+	verbose   bool
+	lossStart time.Time
+	speedUp   int
 )
 
 func drop() bool {
@@ -79,8 +88,10 @@ func (t lossyTransport) WriteToAddress(b []byte, a memberlist.Address) (time.Tim
 	return t.NetTransport.WriteToAddress(b, a)
 }
 
+// A connection fails when its SYN or the SYN-ACK is lost (each as a packet is); the
+// dialer then waits for Linux's first SYN retransmission (1 s), as swarmlab's model does.
 func (t lossyTransport) DialAddressTimeout(a memberlist.Address, timeout time.Duration) (net.Conn, error) {
-	if drop() {
+	if drop() || drop() {
 		wait := synTimeout
 		if timeout < wait {
 			wait = timeout
@@ -139,17 +150,34 @@ func (t *laggingTransport) DialAddressTimeout(a memberlist.Address, timeout time
 	if err != nil {
 		return nil, err
 	}
-	return lagConn{c, t.lag}, nil
+	return &lagConn{Conn: c, lag: t.lag}, nil
 }
 
-// lagConn waits `lag` before each read.
+// lagConn waits `lag` before each read, but not past the read deadline the member set:
+// what has not been handled by then times out, as it would for the member itself (so a
+// TCP fallback ping ends at the probe's deadline, as in swarmlab's model).
 type lagConn struct {
 	net.Conn
-	lag time.Duration
+	lag      time.Duration
+	deadline time.Time
 }
 
-func (c lagConn) Read(b []byte) (int, error) {
-	time.Sleep(c.lag)
+func (c *lagConn) SetDeadline(t time.Time) error {
+	c.deadline = t
+	return c.Conn.SetDeadline(t)
+}
+
+func (c *lagConn) SetReadDeadline(t time.Time) error {
+	c.deadline = t
+	return c.Conn.SetReadDeadline(t)
+}
+
+func (c *lagConn) Read(b []byte) (int, error) {
+	wait := c.lag
+	if !c.deadline.IsZero() && time.Until(c.deadline) < wait {
+		wait = time.Until(c.deadline)
+	}
+	time.Sleep(wait)
 	return c.Conn.Read(b)
 }
 
@@ -158,7 +186,10 @@ func (t *laggingTransport) StreamCh() <-chan net.Conn           { return t.strea
 
 // counter reads one member's log lines; suspicions of `ignore` (the degraded member
 // itself) are not counted.
-type counter struct{ ignore string }
+type counter struct {
+	ignore string
+	name   string // the member whose log this is
+}
 
 func (c counter) Write(p []byte) (int, error) {
 	s := string(p)
@@ -174,6 +205,16 @@ func (c counter) Write(p []byte) (int, error) {
 		atomic.AddInt64(&ownDeaths, 1)
 	} else if strings.Contains(s, "suspect timeout reached") {
 		atomic.AddInt64(&deaths, 1)
+		if f := strings.Fields(s); len(f) > 3 && f[2] == "Marking" {
+			deadMu.Lock()
+			deadMembers[f[3]] = true
+			deadMu.Unlock()
+		}
+	}
+	if atomic.LoadInt32(&lossy) == 1 && verbose &&
+		(strings.Contains(s, "suspect timeout reached") || strings.Contains(s, "Refuting")) {
+		at := time.Since(lossStart) * time.Duration(speedUp)
+		fmt.Fprintf(os.Stderr, "%8.2fs %s: %s", at.Seconds(), c.name, s)
 	}
 	return len(p), nil
 }
@@ -186,7 +227,9 @@ func main() {
 	minutes := flag.Float64("minutes", 10, "protocol minutes of loss")
 	base := flag.Int("port", 30000, "first member's port (n0); member i uses port+i")
 	lag := flag.Duration("lag", 0, "member n0 handles every packet and connection this late (protocol time); its own suspicions are then not counted")
+	flag.BoolVar(&verbose, "v", false, "print each suspicion timeout and refutation on stderr, in protocol time")
 	flag.Parse()
+	speedUp = *speed
 	log.SetOutput(os.Stderr)
 	sp := time.Duration(*speed)
 	synTimeout = time.Second / sp
@@ -212,7 +255,7 @@ func main() {
 		if *lag > 0 {
 			ignore = "n0"
 		}
-		c.Logger = log.New(counter{ignore}, "", 0)
+		c.Logger = log.New(counter{ignore, c.Name}, "", 0)
 		nt, err := memberlist.NewNetTransport(&memberlist.NetTransportConfig{
 			BindAddrs: []string{c.BindAddr},
 			BindPort:  c.BindPort,
@@ -257,14 +300,21 @@ func main() {
 	atomic.StoreInt64(&deaths, 0)
 	atomic.StoreInt64(&ownSuspicions, 0)
 	atomic.StoreInt64(&ownDeaths, 0)
+	deadMu.Lock()
+	deadMembers = map[string]bool{}
+	deadMu.Unlock()
+	lossStart = time.Now()
 	atomic.StoreInt32(&lossy, 1)
 	time.Sleep(time.Duration(*minutes * float64(time.Minute) / float64(*speed)))
 	lg := "on"
 	if !*lifeguard {
 		lg = "off"
 	}
-	fmt.Printf("lifeguard=%s loss=%g lag=%v n=%d minutes=%g suspicions=%d deaths=%d",
-		lg, loss, *lag, *n, *minutes, atomic.LoadInt64(&suspicions), atomic.LoadInt64(&deaths))
+	deadMu.Lock()
+	dead := len(deadMembers)
+	deadMu.Unlock()
+	fmt.Printf("lifeguard=%s loss=%g lag=%v n=%d minutes=%g suspicions=%d deaths=%d dead-members=%d",
+		lg, loss, *lag, *n, *minutes, atomic.LoadInt64(&suspicions), atomic.LoadInt64(&deaths), dead)
 	if *lag > 0 {
 		fmt.Printf(" n0-suspected=%d n0-dead=%d", atomic.LoadInt64(&ownSuspicions), atomic.LoadInt64(&ownDeaths))
 	}
