@@ -5,8 +5,9 @@
 //! Run: `cargo run --release -p swarmlab --example gossip_figures`
 //! (`-- --quick` skips N >= 1000 and shortens the false-positive runs; `-- foca` prints
 //! only the side-by-side table, `-- --false-positives` only that table, `-- --load N`
-//! the load at one N, `-- --scale N` the scale run from a formed cluster, and
-//! `-- --join-scale N` the time for N members to join through one seed.)
+//! the load at one N, `-- --scale N` the scale run from a formed cluster,
+//! `-- --join-scale N` the time for N members to join through one seed, and
+//! `-- --fp-seeds` the 20%-loss false-positive row over seeds 13 to 20.)
 
 use std::net::Ipv4Addr;
 use swarmlab::lab::Lab;
@@ -217,7 +218,17 @@ fn false_positives(
     config: gossip::Config,
     minutes: u64,
 ) -> FalsePositives {
-    let (mut lab, _) = cluster(n, 13, config);
+    false_positives_seeded(n, degraded, config, minutes, 13)
+}
+
+fn false_positives_seeded(
+    n: usize,
+    degraded: Degraded,
+    config: gossip::Config,
+    minutes: u64,
+    seed: u64,
+) -> FalsePositives {
+    let (mut lab, _) = cluster(n, seed, config);
     let slow = name(0);
     let mut lagging = false;
     match degraded {
@@ -447,6 +458,10 @@ fn join_scale(n: usize) {
 
 fn main() {
     let args: Vec<String> = std::env::args().collect();
+    if args.iter().any(|a| a == "--fp-seeds") {
+        false_positive_seeds();
+        return;
+    }
     if args.iter().any(|a| a == "--false-positives") {
         false_positive_table(args.iter().any(|a| a == "--quick"));
         return;
@@ -561,6 +576,29 @@ fn side_by_side_table(quick: bool, fp_minutes: u64) {
                 n - 1
             );
         }
+    }
+}
+
+/// The 20%-loss row over several seeds: how much its counts vary from run to run.
+fn false_positive_seeds() {
+    println!("\n### 20% loss on every link, N = 100, 10 virtual minutes, seeds 13 to 20\n");
+    println!("| seed | on: suspicions / deaths | off: suspicions / deaths | on: failed probes / suspicion timeouts | off: the same |");
+    println!("|---|---|---|---|---|");
+    for seed in 13..=20 {
+        let d = Degraded::Everywhere(0.20);
+        let on = false_positives_seeded(100, d, gossip::Config::memberlist_lan(), 10, seed);
+        let off = false_positives_seeded(100, d, lifeguard_off(), 10, seed);
+        println!(
+            "| {seed} | {} / {} | {} / {} | {} / {} | {} / {} |",
+            on.suspicions,
+            on.deaths,
+            off.suspicions,
+            off.deaths,
+            on.probes,
+            on.timeouts,
+            off.probes,
+            off.timeouts
+        );
     }
 }
 
