@@ -588,18 +588,24 @@ fn false_positive_seeds() {
         let d = Degraded::Everywhere(0.20);
         let on = false_positives_seeded(100, d, gossip::Config::memberlist_lan(), 10, seed);
         let off = false_positives_seeded(100, d, lifeguard_off(), 10, seed);
-        println!(
-            "| {seed} | {} / {} | {} / {} | {} / {} | {} / {} |",
-            on.suspicions,
-            on.deaths,
-            off.suspicions,
-            off.deaths,
-            on.probes,
-            on.timeouts,
-            off.probes,
-            off.timeouts
-        );
+        println!("{}", false_positive_row(&seed.to_string(), &on, &off));
     }
+}
+
+/// One row of the false-positive tables: Lifeguard on and off, distinct episodes then
+/// memberlist-log counts.
+fn false_positive_row(label: &str, on: &FalsePositives, off: &FalsePositives) -> String {
+    format!(
+        "| {label} | {} / {} | {} / {} | {} / {} | {} / {} |",
+        on.suspicions,
+        on.deaths,
+        off.suspicions,
+        off.deaths,
+        on.probes,
+        on.timeouts,
+        off.probes,
+        off.timeouts
+    )
 }
 
 fn false_positive_table(quick: bool) {
@@ -620,17 +626,7 @@ fn false_positive_table(quick: bool) {
         if !matches!(degraded, Degraded::Everywhere(_)) {
             own.push((label, on, off));
         }
-        println!(
-            "| {label} | {} / {} | {} / {} | {} / {} | {} / {} |",
-            on.suspicions,
-            on.deaths,
-            off.suspicions,
-            off.deaths,
-            on.probes,
-            on.timeouts,
-            off.probes,
-            off.timeouts
-        );
+        println!("{}", false_positive_row(label, &on, &off));
     }
     println!("\nThe degraded member itself (failed probes of it / suspicion timeouts), on | off:");
     for (label, on, off) in own {
