@@ -46,6 +46,22 @@ fn overlay_scenario_holds_every_expectation() {
     );
 }
 
+/// The timeline's stamps never go backwards: every line is written when its event
+/// happens (a step, a control-plane event, a verdict), so they are in time order.
+fn assert_time_never_goes_back(what: &str, timeline: &str) {
+    let (mut last, mut stamps) = (0u64, 0);
+    for line in timeline.lines() {
+        let Some(stamp) = line.strip_prefix('[').and_then(|l| l.split_once("s]")) else {
+            continue;
+        };
+        let (secs, ms) = stamp.0.trim().split_once('.').expect("stamp is S.MMMs");
+        let t = secs.parse::<u64>().unwrap() * 1000 + ms.parse::<u64>().unwrap();
+        assert!(t >= last, "{what}: time goes back at {line:?}:\n{timeline}");
+        (last, stamps) = (t, stamps + 1);
+    }
+    assert!(stamps > 0, "{what}: no stamped line in:\n{timeline}");
+}
+
 /// Every `.lab` file in `scenarios/`, parsed, in name order.
 fn shipped_scenarios() -> Vec<(std::path::PathBuf, swarmlab::scenario::Scenario)> {
     let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/../scenarios");
@@ -102,6 +118,7 @@ fn every_shipped_scenario_holds_under_twenty_seeds() {
                 path.display(),
                 o.timeline
             );
+            assert_time_never_goes_back(&format!("{} seed {seed}", path.display()), &o.timeline);
         }
     }
 }

@@ -75,8 +75,9 @@ fn main() -> ExitCode {
                 Ok(s) => s,
                 Err(code) => return code,
             };
-            let outcome = scenario::run::run(&s, seed, out.is_some());
-            print!("{}", outcome.timeline);
+            // Each line is written (and flushed) when its step happens.
+            let stdout: Box<dyn std::io::Write> = Box::new(std::io::stdout());
+            let outcome = scenario::run::run_streaming(&s, seed, out.is_some(), Some(stdout));
             if let Some(dir) = out {
                 match swarmlab::report::write_outputs(&outcome.lab, &dir) {
                     Ok(paths) => {

@@ -150,10 +150,23 @@ pub enum TraceEvent {
     },
 }
 
+/// Something that reads events as they are recorded (a streaming report).
+pub type Watcher = Box<dyn FnMut(Instant, &TraceEvent)>;
+
 /// The recorded events, in order.
-#[derive(Debug, Default)]
+#[derive(Default)]
 pub struct Trace {
     events: Vec<(Instant, TraceEvent)>,
+    watcher: Option<Watcher>,
+}
+
+impl std::fmt::Debug for Trace {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Trace")
+            .field("events", &self.events.len())
+            .field("watched", &self.watcher.is_some())
+            .finish()
+    }
 }
 
 #[derive(Serialize)]
@@ -166,7 +179,16 @@ struct Line<'a> {
 impl Trace {
     /// Record an event.
     pub fn push(&mut self, at: Instant, event: TraceEvent) {
+        if let Some(w) = self.watcher.as_mut() {
+            w(at, &event);
+        }
         self.events.push((at, event));
+    }
+
+    /// Have `w` read every event from now on, when it is recorded: this is how the
+    /// timeline streams while a step's events happen.
+    pub fn watch(&mut self, w: Watcher) {
+        self.watcher = Some(w);
     }
 
     /// Every event so far.

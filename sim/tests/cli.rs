@@ -77,3 +77,34 @@ fn out_writes_a_pcap_per_host_and_a_trace() {
         "the mesh's choices are traced"
     );
 }
+
+/// `swarmlab run` writes each timeline line when its step happens: the first line of a
+/// long lab is readable while the lab is still being played. The lab below lets 2,000
+/// gossip members run for an hour of virtual time (tens of seconds of wall time), so the
+/// run cannot have ended by the time its first lines arrive.
+#[test]
+fn run_streams_the_timeline_while_the_lab_plays() {
+    use std::io::{BufRead, BufReader};
+    let p = write(
+        "long.lab",
+        "hosts n[1-2000] 10.1.0.0/16\ngossip n[1-2000] formed\nsleep 1h\nexpect members n1 count 2000\n",
+    );
+    let mut child = Command::new(env!("CARGO_BIN_EXE_swarmlab"))
+        .args(["run", p.to_str().unwrap()])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("run swarmlab");
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let first: Vec<String> = (0..4).map(|_| lines.next().unwrap().unwrap()).collect();
+    let still_running = child.try_wait().unwrap().is_none();
+    child.kill().unwrap();
+    child.wait().unwrap();
+    assert!(first[0].starts_with("swarmlab: "), "{first:?}");
+    assert!(first[1].contains("hosts n1..n2000"), "{first:?}");
+    assert!(first[2].contains("gossip n1, n2, n3"), "{first:?}");
+    assert!(first[3].contains("sleep 3600s"), "{first:?}");
+    assert!(
+        still_running,
+        "the run ended before its first lines were read"
+    );
+}

@@ -4,6 +4,7 @@
 use super::{Expectation, Scenario, Step, StepKind, SwarmExpect};
 use crate::docker::{self, CommandOutput};
 use crate::lab::{Lab, Subnet};
+use crate::report::timeline::Timeline;
 use crate::time::{Duration, Instant};
 use crate::trace::TraceEvent;
 use std::collections::BTreeMap;
@@ -38,7 +39,7 @@ impl Outcome {
 struct Runner {
     lab: Lab,
     vars: BTreeMap<String, String>,
-    out: String,
+    out: Timeline,
     last: Option<CommandOutput>,
     held: usize,
     failed: usize,
@@ -46,12 +47,25 @@ struct Runner {
 
 /// Run a scenario with a seed. `capture` keeps every underlay frame for pcap output.
 pub fn run(scenario: &Scenario, seed: u64, capture: bool) -> Outcome {
+    run_streaming(scenario, seed, capture, None)
+}
+
+/// Run a scenario, writing its timeline to `stream` line by line as the steps happen
+/// (and keeping it whole in the outcome).
+pub fn run_streaming(
+    scenario: &Scenario,
+    seed: u64,
+    capture: bool,
+    stream: Option<Box<dyn std::io::Write>>,
+) -> Outcome {
     let mut lab = Lab::new(seed);
     lab.capture = capture;
+    let out = Timeline::new(stream);
+    lab.trace.watch(out.watcher());
     let mut r = Runner {
         lab,
         vars: BTreeMap::new(),
-        out: String::new(),
+        out,
         last: None,
         held: 0,
         failed: 0,
@@ -70,7 +84,6 @@ pub fn run(scenario: &Scenario, seed: u64, capture: bool) -> Outcome {
         r.step(step);
         r.report_drops(mark);
         r.report_gossip(mark);
-        r.report_swarm(mark);
     }
     let total = r.held + r.failed;
     let _ = writeln!(
@@ -83,7 +96,7 @@ pub fn run(scenario: &Scenario, seed: u64, capture: bool) -> Outcome {
     );
     Outcome {
         lab: r.lab,
-        timeline: r.out,
+        timeline: r.out.text(),
         held: r.held,
         failed: r.failed,
     }
@@ -103,7 +116,7 @@ fn indent(text: &str) -> String {
 
 impl Runner {
     fn say(&mut self, at: Instant, text: &str) {
-        let _ = writeln!(self.out, "[{:>9}] {text}", at.to_string());
+        self.out.line(at, text);
     }
 
     fn host(&self, name: &str) -> crate::underlay::HostId {
@@ -205,8 +218,9 @@ impl Runner {
                 );
             }
             StepKind::Sleep(d) => {
-                self.lab.run_until(now + *d);
+                // Said first: the events of the sleep stream after it, in time order.
                 self.say(now, &format!("sleep {d}"));
+                self.lab.run_until(now + *d);
             }
             StepKind::Crash(h) => {
                 let id = self.host(h);
@@ -262,8 +276,8 @@ impl Runner {
                     self.vars
                         .insert(v.clone(), out.stdout.trim_end_matches('\n').to_string());
                 }
-                self.out.push_str(&indent(&out.stdout));
-                self.out.push_str(&indent(&out.stderr));
+                self.out.raw(&indent(&out.stdout));
+                self.out.raw(&indent(&out.stderr));
                 if out.exit_code != 0 {
                     let _ = writeln!(self.out, "            (exit status {})", out.exit_code);
                 }
@@ -564,20 +578,6 @@ impl Runner {
             Err(format!("{to} ({dst}) unreachable: ARP got no answer"))
         } else {
             Err(format!("no reply from {to} ({dst}) within {PROBE_TIMEOUT}"))
-        }
-    }
-
-    /// After a step, the swarm's control-plane events (elections, node status, tasks).
-    fn report_swarm(&mut self, mark: usize) {
-        let lines: Vec<(Instant, String)> = self.lab.trace.events()[mark..]
-            .iter()
-            .filter_map(|(at, e)| match e {
-                TraceEvent::Swarm { host, what } => Some((*at, format!("swarm: {host}: {what}"))),
-                _ => None,
-            })
-            .collect();
-        for (at, l) in lines {
-            self.say(at, &l);
         }
     }
 

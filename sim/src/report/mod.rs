@@ -1,5 +1,8 @@
 //! Files written by `--out DIR`: one pcap per host (the underlay as that host's NIC saw
-//! it, both directions) and the JSON-lines trace.
+//! it, both directions) and the JSON-lines trace; the streamed text timeline
+//! (`timeline`).
+
+pub mod timeline;
 
 use crate::lab::Lab;
 use pcap_file::pcap::{PcapHeader, PcapPacket, PcapWriter};
