@@ -712,3 +712,28 @@ expect output contains \"1 packets transmitted, 0 received\"
 "
     ));
 }
+
+/// The dispatcher writes task statuses in batches (swarmkit's 100 ms), not one Raft
+/// entry per task: a thousand replicas on one node run within a virtual second, and the
+/// leader's log grows by tens of batches, not by thousands.
+#[test]
+fn a_thousand_replicas_on_one_node_start_in_batched_writes() {
+    let o = play(
+        "host n1 10.0.0.1\n\
+         n1$ docker swarm init\n\
+         n1$ docker service create --name web --replicas 1000 --detach busybox sleep 1d\n\
+         expect service web running 1000 within 5s\n",
+    );
+    assert_eq!((o.held, o.failed), (1, 0), "{}", o.timeline);
+    let m = o.lab.hosts[0].swarm.manager.as_ref().expect("n1 manages");
+    let batches = m.raft.applied_batches();
+    assert!(batches < 50, "{batches} Raft batches for 1000 tasks");
+    assert_eq!(
+        m.store
+            .tasks
+            .values()
+            .filter(|t| t.state == TaskState::Running)
+            .count(),
+        1000
+    );
+}

@@ -10,6 +10,7 @@ pub mod config;
 pub mod member;
 pub mod registry;
 pub mod security;
+mod slots;
 pub mod tables;
 pub mod wire;
 

@@ -148,9 +148,6 @@ impl Node {
     }
 }
 
-/// No position: the member is not in this view.
-const NOWHERE: u32 = u32::MAX;
-
 #[derive(Debug)]
 struct Suspicion {
     confirmations: BTreeSet<String>,
@@ -232,8 +229,8 @@ pub struct Member {
     nodes: Vec<Node>,
     /// Names and identities, shared with the other members the driver runs.
     registry: Registry,
-    /// Registry id -> position in `nodes` (`NOWHERE` when absent).
-    slots: Vec<u32>,
+    /// Registry id -> position in `nodes`.
+    slots: crate::slots::Slots,
     probe_index: usize,
     seq: u32,
     awareness: u32,
@@ -294,7 +291,7 @@ impl Member {
             leaving: false,
             nodes: Vec::new(),
             registry,
-            slots: Vec::new(),
+            slots: Default::default(),
             probe_index: 0,
             seq: 0,
             awareness: 0,
@@ -359,11 +356,7 @@ impl Member {
                 self.registry
                     .intern(&i.name, &i.addr, i.ip, i.port, meta, i.vsn)
             };
-            if self
-                .slots
-                .get(ident.id as usize)
-                .is_some_and(|p| *p != NOWHERE)
-            {
+            if self.slots.get(ident.id).is_some() {
                 continue;
             }
             added.push(ident.id);
@@ -476,19 +469,13 @@ impl Member {
     /// Where `name` is in `nodes`.
     fn find(&self, name: &str) -> Option<usize> {
         let id = self.registry.id(name)?;
-        self.slots
-            .get(id as usize)
-            .filter(|p| **p != NOWHERE)
-            .map(|p| *p as usize)
+        self.slots.get(id)
     }
 
     /// Record that the node at `pos` is there.
     fn place(&mut self, pos: usize) {
-        let id = self.nodes[pos].ident.id as usize;
-        if self.slots.len() <= id {
-            self.slots.resize(id + 1, NOWHERE);
-        }
-        self.slots[id] = pos as u32;
+        let id = self.nodes[pos].ident.id;
+        self.slots.set(id, pos, self.nodes.len());
     }
 
     // ---- driver interface ---------------------------------------------------------------
@@ -1424,7 +1411,7 @@ impl Member {
     }
 
     fn reindex(&mut self) {
-        self.slots.fill(NOWHERE);
+        self.slots.clear();
         for i in 0..self.nodes.len() {
             self.place(i);
         }

@@ -29,6 +29,9 @@ pub const SWARM_PORT: u16 = 2377;
 pub const HEARTBEAT_PERIOD: Duration = Duration::from_secs(5);
 /// The jitter around it (± 0.5 s).
 pub const HEARTBEAT_EPSILON: Duration = Duration::from_millis(500);
+/// How long the dispatcher gathers task statuses before writing them in one batch
+/// (swarmkit's dispatcher: `maxBatchInterval`, 100 ms).
+pub const STATUS_BATCH: Duration = Duration::from_millis(100);
 /// Missed periods before a node is Down.
 pub const HEARTBEAT_GRACE: u64 = 3;
 /// The engine version `docker node ls` shows.
@@ -94,6 +97,12 @@ pub enum Msg {
         statuses: Vec<Status>,
         /// Set when a follower passes the heartbeat on to the leader: the agent's host.
         relay: Option<HostId>,
+    },
+    /// Agent to manager: task statuses, sent as they change (swarmkit's
+    /// `UpdateTaskStatus`); not a heartbeat, and answered by nothing but TCP.
+    Status {
+        /// The statuses.
+        statuses: Vec<Status>,
     },
     /// Leader to agent: the next period, the managers, and the node's tasks.
     Ack {
@@ -236,6 +245,9 @@ pub struct Manager {
     pub reconciled: u64,
     /// The leader's next timer.
     pub wake_at: Option<u64>,
+    /// Whether a write of the statuses received is already scheduled (the dispatcher
+    /// batches them, as swarmkit's does, for `STATUS_BATCH`).
+    pub status_flush: bool,
 }
 
 impl Manager {
@@ -251,6 +263,7 @@ impl Manager {
             tick_term: 0,
             reconciled: u64::MAX,
             wake_at: None,
+            status_flush: false,
         }
     }
 }
@@ -428,6 +441,7 @@ impl Lab {
                 statuses,
                 relay,
             } => self.dispatcher_heartbeat(from, to, node, statuses, relay),
+            Msg::Status { statuses } => self.dispatcher_status(to, statuses),
             Msg::Ack {
                 period,
                 leader,
@@ -600,6 +614,7 @@ impl Lab {
         if m.proposed > m.raft.applied_batches() {
             return; // wait for the batch in flight
         }
+        m.status_flush = false;
         let mut actions = Vec::new();
         // Agents' statuses, forward only (they may arrive out of order).
         let mut raised: BTreeMap<String, store::Task> = BTreeMap::new();
@@ -977,12 +992,16 @@ impl Lab {
         }
         a.period = Some(period);
         a.managers = managers;
+        // The leader's view of each task, looked up by id (a node may run thousands).
+        let shown: BTreeMap<&str, TaskState> = tasks
+            .iter()
+            .map(|x| (x.task.id.as_str(), x.task.state))
+            .collect();
         // Acknowledged statuses are those the leader now shows.
-        a.pending.retain(|s| {
-            !tasks
-                .iter()
-                .any(|x| x.task.id == s.task && x.task.state >= s.state)
-        });
+        a.pending
+            .retain(|s| shown.get(s.task.as_str()).is_none_or(|st| *st < s.state));
+        let mut pending: std::collections::BTreeSet<String> =
+            a.pending.iter().map(|s| s.task.clone()).collect();
         let mut steps = Vec::new();
         let mut withdraw: Vec<crate::lab::ContainerId> = Vec::new();
         for asg in &tasks {
@@ -992,8 +1011,9 @@ impl Lab {
             if t.desired == TaskState::Running
                 && (TaskState::Accepted..=TaskState::Running).contains(&t.state)
                 && !a.tasks.contains_key(&t.id)
-                && !a.pending.iter().any(|s| s.task == t.id)
+                && !pending.contains(&t.id)
             {
+                pending.insert(t.id.clone());
                 a.pending.push(Status {
                     task: t.id.clone(),
                     state: TaskState::Failed,
@@ -1070,7 +1090,7 @@ impl Lab {
         }
         // Tasks the leader no longer lists are forgotten once they have stopped.
         a.tasks
-            .retain(|id, t| !t.state.terminal() || tasks.iter().any(|x| &x.task.id == id));
+            .retain(|id, t| !t.state.terminal() || shown.contains_key(id.as_str()));
         for cid in withdraw {
             self.withdraw_endpoint(cid);
         }
@@ -1188,16 +1208,37 @@ impl Lab {
             );
         }
         // Statuses go to the leader at once (and ride on heartbeats until acknowledged).
-        let node = self.hosts[host.0].swarm.node_id.clone().unwrap_or_default();
         if let Some(to) = target.and_then(|ip| self.host_of(ip)) {
             self.swarm_send(
                 host,
                 to,
-                Msg::Heartbeat {
-                    node,
+                Msg::Status {
                     statuses: vec![status],
-                    relay: None,
                 },
+            );
+        }
+    }
+
+    /// Task statuses reach a manager: the leader batches them for `STATUS_BATCH`, a
+    /// follower passes them on to the leader (the agent also repeats them on its
+    /// heartbeats until the leader shows them, so nothing is lost when there is none).
+    fn dispatcher_status(&mut self, to: HostId, statuses: Vec<Status>) {
+        let leader = self.swarm_leader_of(to);
+        if leader != Some(to) {
+            if let Some(l) = leader.filter(|_| self.hosts[to.0].swarm.manager.is_some()) {
+                self.swarm_send(to, l, Msg::Status { statuses });
+            }
+            return;
+        }
+        let epoch = self.hosts[to.0].swarm.epoch;
+        let Some(m) = self.hosts[to.0].swarm.manager.as_mut() else {
+            return;
+        };
+        m.statuses.extend(statuses);
+        if !std::mem::replace(&mut m.status_flush, true) {
+            self.engine.schedule_in(
+                STATUS_BATCH,
+                Event::Swarm(SwarmEvent::Wake { host: to, epoch }),
             );
         }
     }

@@ -88,6 +88,14 @@ fn outdated_done(tasks: &[Task], svc: &Service) -> bool {
         .any(|t| t.service_id == svc.id && live(t) && t.version < svc.version)
 }
 
+fn position_of(tasks: &[Task]) -> BTreeMap<String, usize> {
+    tasks
+        .iter()
+        .enumerate()
+        .map(|(i, t)| (t.id.clone(), i))
+        .collect()
+}
+
 fn live(t: &Task) -> bool {
     t.desired <= TaskState::Running
 }
@@ -207,10 +215,19 @@ pub fn reconcile(
     };
     let mut tasks: Vec<Task> = store.tasks.values().cloned().collect();
     let mut changed: BTreeMap<String, Task> = BTreeMap::new();
-    let put = |t: Task, tasks: &mut Vec<Task>, changed: &mut BTreeMap<String, Task>| {
-        match tasks.iter_mut().find(|x| x.id == t.id) {
-            Some(x) => *x = t.clone(),
-            None => tasks.push(t.clone()),
+    // Where each task is in `tasks` (rebuilt after removals), so that a write is a
+    // lookup, not a scan: a pass over N tasks stays N log N.
+    let mut pos: BTreeMap<String, usize> = position_of(&tasks);
+    let put = |t: Task,
+               tasks: &mut Vec<Task>,
+               pos: &mut BTreeMap<String, usize>,
+               changed: &mut BTreeMap<String, Task>| {
+        match pos.get(&t.id) {
+            Some(&i) => tasks[i] = t.clone(),
+            None => {
+                pos.insert(t.id.clone(), tasks.len());
+                tasks.push(t.clone());
+            }
         }
         changed.insert(t.id.clone(), t);
     };
@@ -230,12 +247,13 @@ pub fn reconcile(
                 t.state = TaskState::Orphaned;
                 t.message = "orphaned".into();
                 t.since = now;
-                put(t, &mut tasks, &mut changed);
+                put(t, &mut tasks, &mut pos, &mut changed);
             }
         }
     }
 
     // Tasks of removed services shut down, then go.
+    let mut gone_ids = std::collections::BTreeSet::new();
     for t in tasks.clone() {
         if store.services.contains_key(&t.service_id) {
             continue;
@@ -243,12 +261,16 @@ pub fn reconcile(
         let gone = node_of(&t.node_id).is_none_or(|n| n.status != NodeStatus::Ready);
         if t.state.terminal() || gone || t.node_id.is_none() {
             out.push(Action::DelTask(t.id.clone()));
-            tasks.retain(|x| x.id != t.id);
+            gone_ids.insert(t.id.clone());
         } else if t.desired != TaskState::Shutdown {
             let mut t = t;
             t.desired = TaskState::Shutdown;
-            put(t, &mut tasks, &mut changed);
+            put(t, &mut tasks, &mut pos, &mut changed);
         }
+    }
+    if !gone_ids.is_empty() {
+        tasks.retain(|x| !gone_ids.contains(&x.id));
+        pos = position_of(&tasks);
     }
 
     for svc in store.services.values() {
@@ -268,26 +290,34 @@ pub fn reconcile(
                 .map(|n| (n.id.clone(), Some(n.id.clone())))
                 .collect(),
         };
+        let wanted_keys: std::collections::BTreeSet<&str> =
+            wanted.iter().map(|(k, _)| k.as_str()).collect();
         // Live tasks that are no longer wanted stop (scale down, drained global node).
         for t in tasks.clone() {
             if t.service_id != svc.id || !live(&t) {
                 continue;
             }
-            if !wanted.iter().any(|(k, _)| *k == key_of(&t)) {
+            if !wanted_keys.contains(key_of(&t).as_str()) {
                 let mut t = t;
                 // Scaled-down replicas are removed once stopped (20.10 shows `Remove`).
                 t.desired = match svc.mode {
                     Mode::Replicated(_) => TaskState::Remove,
                     Mode::Global => TaskState::Shutdown,
                 };
-                put(t, &mut tasks, &mut changed);
+                put(t, &mut tasks, &mut pos, &mut changed);
+            }
+        }
+        // The service's tasks by slot (or node), in `tasks` order; a task's key never
+        // changes, and new tasks are added as they are made.
+        let mut by_slot: BTreeMap<String, Vec<usize>> = BTreeMap::new();
+        for (i, t) in tasks.iter().enumerate() {
+            if t.service_id == svc.id {
+                by_slot.entry(key_of(t)).or_default().push(i);
             }
         }
         for (key, global_node) in &wanted {
-            let current = tasks
-                .iter()
-                .find(|t| t.service_id == svc.id && live(t) && key_of(t) == *key)
-                .cloned();
+            let slot: Vec<usize> = by_slot.get(key).cloned().unwrap_or_default();
+            let current = slot.iter().map(|&i| &tasks[i]).find(|t| live(t)).cloned();
             let rkey = (svc.id.clone(), key.clone());
             match current {
                 Some(mut t) => {
@@ -306,12 +336,12 @@ pub fn reconcile(
                                 t.message = "assigned".into();
                                 t.err.clear();
                                 t.since = now;
-                                put(t, &mut tasks, &mut changed);
+                                put(t, &mut tasks, &mut pos, &mut changed);
                             }
                             Err(e) => {
                                 if t.err != e {
                                     t.err = e;
-                                    put(t, &mut tasks, &mut changed);
+                                    put(t, &mut tasks, &mut pos, &mut changed);
                                 }
                             }
                         }
@@ -327,7 +357,7 @@ pub fn reconcile(
                             _ => true,
                         };
                         t.desired = TaskState::Shutdown;
-                        put(t, &mut tasks, &mut changed);
+                        put(t, &mut tasks, &mut pos, &mut changed);
                         if restart && !(global_node.is_some() && drained) {
                             // Drain moves at once; failures wait for the restart delay.
                             let delay = if drained && !failed {
@@ -348,10 +378,8 @@ pub fn reconcile(
                     }
                     // Update order stop-first: wait until the old task has stopped (or
                     // its node is gone).
-                    let old_running = tasks.iter().any(|t| {
-                        t.service_id == svc.id
-                            && key_of(t) == *key
-                            && !t.state.terminal()
+                    let old_running = slot.iter().map(|&i| &tasks[i]).any(|t| {
+                        !t.state.terminal()
                             && node_of(&t.node_id).is_some_and(|n| n.status == NodeStatus::Ready)
                     });
                     if duties.stop_first.contains(&rkey) && old_running {
@@ -361,14 +389,12 @@ pub fn reconcile(
                     let restarting = due.is_some();
                     duties.restarts.remove(&rkey);
                     // A replicated slot that has never run, or a restart, gets a new task.
-                    let history = tasks
-                        .iter()
-                        .any(|t| t.service_id == svc.id && key_of(t) == *key);
+                    let history = !slot.is_empty();
                     if history && !restarting && svc.restart_condition != "any" {
                         // `none`/`on-failure` leave a finished slot alone.
-                        let last_ok = tasks
+                        let last_ok = slot
                             .iter()
-                            .filter(|t| t.service_id == svc.id && key_of(t) == *key)
+                            .map(|&i| &tasks[i])
                             .max_by_key(|t| t.created)
                             .is_some_and(|t| {
                                 svc.restart_condition == "none" || t.state == TaskState::Complete
@@ -418,7 +444,8 @@ pub fn reconcile(
                             Err(e) => t.err = e,
                         }
                     }
-                    put(t, &mut tasks, &mut changed);
+                    by_slot.entry(key.clone()).or_default().push(tasks.len());
+                    put(t, &mut tasks, &mut pos, &mut changed);
                 }
             }
         }
@@ -445,7 +472,7 @@ pub fn reconcile(
                 // The slot's replacement is created by the next pass, without delay.
                 duties.restarts.insert((svc.id.clone(), key_of(&t)), now);
                 duties.stop_first.insert((svc.id.clone(), key_of(&t)));
-                put(t, &mut tasks, &mut changed);
+                put(t, &mut tasks, &mut pos, &mut changed);
             }
             duties
                 .updates
@@ -455,7 +482,8 @@ pub fn reconcile(
             duties.updates.remove(&svc.id);
         }
         // Removed replicas disappear once stopped (or once their node is gone).
-        for t in tasks.clone() {
+        let mut removed = std::collections::BTreeSet::new();
+        for t in &tasks {
             if t.service_id == svc.id
                 && t.desired == TaskState::Remove
                 && (t.state.terminal()
@@ -463,13 +491,16 @@ pub fn reconcile(
             {
                 out.push(Action::DelTask(t.id.clone()));
                 changed.remove(&t.id);
-                tasks.retain(|x| x.id != t.id);
+                removed.insert(t.id.clone());
             }
         }
         // History: keep the newest TASK_HISTORY tasks per slot (or node).
         let mut pruned = Vec::new();
         let mut by_key: BTreeMap<String, Vec<&Task>> = BTreeMap::new();
-        for t in tasks.iter().filter(|t| t.service_id == svc.id) {
+        for t in tasks
+            .iter()
+            .filter(|t| t.service_id == svc.id && !removed.contains(&t.id))
+        {
             by_key.entry(key_of(t)).or_default().push(t);
         }
         for list in by_key.values_mut() {
@@ -483,7 +514,11 @@ pub fn reconcile(
         }
         for id in pruned {
             changed.remove(&id);
-            tasks.retain(|t| t.id != id);
+            removed.insert(id);
+        }
+        if !removed.is_empty() {
+            tasks.retain(|t| !removed.contains(&t.id));
+            pos = position_of(&tasks);
         }
     }
     // Timers whose slot, node or service went away (scaled down, removed, drained)
