@@ -124,3 +124,103 @@ fn tshark_decodes_the_mesh_http_requests_and_handshakes_inside_vxlan() {
     assert!(!synacks.is_empty());
     assert!(synacks.iter().all(|m| m == "1410"), "{synacks:?}");
 }
+
+/// tshark's fields for the packets of `pcap` that match `filter`, one line each.
+fn tshark_fields(pcap: &std::path::Path, filter: &str, fields: &[&str]) -> Vec<String> {
+    let mut cmd = Command::new("tshark");
+    cmd.arg("-r").arg(pcap).args(["-Y", filter, "-T", "fields"]);
+    for f in fields {
+        cmd.args(["-e", f]);
+    }
+    let out = cmd.output().expect("run tshark");
+    assert!(
+        out.status.success(),
+        "tshark failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .map(String::from)
+        .collect()
+}
+
+/// The course's ports show in a student's capture: agents open tcp/2377 to a manager
+/// and exchange data on it, managers talk Raft to each other on it, and memberlist's
+/// push/pull opens, carries and closes tcp/7946 streams. tshark finds every stream's
+/// sequence numbers consistent (no analysis warnings).
+#[test]
+fn tshark_sees_handshakes_and_data_on_the_control_ports_of_the_default_scenario() {
+    if !can_run(
+        "tshark pcap decoding",
+        have("tshark"),
+        "tshark is not installed (apt-get install tshark)",
+    ) {
+        return;
+    }
+    let outcome = swarmlab::scenario::run::run(&swarmlab_tests::default_scenario(), 1, true);
+    let dir = scratch_dir("pcap-control");
+    swarmlab::report::write_outputs(&outcome.lab, &dir).unwrap();
+    let (w1, m1) = (dir.join("w1.pcap"), dir.join("m1.pcap"));
+    // w1 (10.10.1.1), a worker, dials a manager (10.10.0.x) on 2377.
+    let syns = tshark_fields(
+        &w1,
+        "tcp.dstport == 2377 && tcp.flags.syn == 1 && tcp.flags.ack == 0",
+        &["ip.src", "ip.dst"],
+    );
+    assert!(
+        syns.iter().any(|l| l.starts_with("10.10.1.1\t10.10.0.")),
+        "no SYN from w1 to a manager's 2377: {syns:?}"
+    );
+    let syn_acks = tshark_fields(
+        &w1,
+        "tcp.srcport == 2377 && tcp.flags.syn == 1 && tcp.flags.ack == 1",
+        &["ip.src"],
+    );
+    assert!(
+        !syn_acks.is_empty(),
+        "no SYN-ACK from a manager on w1's tap"
+    );
+    for (filter, what) in [
+        ("tcp.dstport == 2377 && tcp.len > 0", "agent to manager"),
+        ("tcp.srcport == 2377 && tcp.len > 0", "manager to agent"),
+    ] {
+        assert!(
+            !tshark_fields(&w1, filter, &["tcp.len"]).is_empty(),
+            "no data {what}"
+        );
+    }
+    // Raft between managers: m2 and m3 send m1 data on 2377.
+    let raft = tshark_fields(
+        &m1,
+        "tcp.port == 2377 && tcp.len > 0",
+        &["ip.src", "ip.dst"],
+    );
+    for peer in ["10.10.0.2", "10.10.0.3"] {
+        assert!(
+            raft.iter()
+                .any(|l| l.starts_with(peer) || l.ends_with(peer)),
+            "no 2377 data between m1 and {peer}: {raft:?}"
+        );
+    }
+    // Push/pull on 7946: a handshake, data both ways, and a FIN.
+    for (filter, what) in [
+        ("tcp.port == 7946 && tcp.flags.syn == 1", "SYN"),
+        ("tcp.dstport == 7946 && tcp.len > 0", "push"),
+        ("tcp.srcport == 7946 && tcp.len > 0", "pull"),
+        ("tcp.port == 7946 && tcp.flags.fin == 1", "FIN"),
+    ] {
+        assert!(
+            !tshark_fields(&m1, filter, &["frame.number"]).is_empty(),
+            "no {what} on tcp/7946 in m1's capture"
+        );
+    }
+    for pcap in [&w1, &m1] {
+        let warned = tshark_fields(
+            pcap,
+            "(tcp.port == 2377 || tcp.port == 7946) && tcp.analysis.flags && !tcp.analysis.window_update",
+            &["frame.number", "_ws.col.Info"],
+        );
+        assert!(warned.is_empty(), "{}: {warned:?}", pcap.display());
+    }
+}

@@ -298,6 +298,8 @@ pub struct Lab {
     pub trace: Trace,
     /// Whether hosts capture frames for pcap output.
     pub capture: bool,
+    /// The control streams' TCP connections, for the taps (only kept while capturing).
+    pub streams: crate::underlay::segments::Streams,
     /// The configuration new gossip members get (memberlist's LAN profile by default).
     pub gossip_config: gossip::Config,
     /// Member names and identities, shared by every host's member (one copy of each).
@@ -328,6 +330,7 @@ impl Lab {
             pings: Vec::new(),
             trace: Trace::default(),
             capture: false,
+            streams: Default::default(),
             gossip_config: gossip::Config::memberlist_lan(),
             gossip_names: gossip::registry::Registry::new(),
             gossip_load: Default::default(),
@@ -744,6 +747,8 @@ impl Lab {
     /// Crash a host: its NIC goes silent and its containers die.
     pub fn crash(&mut self, host: HostId) {
         self.underlay.set_up(host, false);
+        let ip = self.underlay.nic(host).ip;
+        self.streams.forget(ip);
         self.hosts[host.0].mesh = Default::default();
         self.hosts[host.0].stack = None;
         self.release_swarm_networks(host, true);
@@ -916,6 +921,76 @@ impl Lab {
     }
 
     // ---- underlay ---------------------------------------------------------------------
+
+    /// A control stream's message, as the taps see it: `payload` from the client (or
+    /// the server) of the connection `client` -> `server`:`port`, opened first if needed.
+    /// Each frame is on its sender's tap now and on its receiver's one latency later.
+    pub(crate) fn tap_stream(
+        &mut self,
+        client: HostId,
+        server: HostId,
+        port: u16,
+        from_client: bool,
+        payload: &[u8],
+    ) {
+        self.tap_stream_then_close(client, server, port, from_client, payload, false);
+    }
+
+    /// The same, then the connection closes (FIN both ways), as memberlist closes a
+    /// stream once it has answered.
+    pub(crate) fn tap_stream_then_close(
+        &mut self,
+        client: HostId,
+        server: HostId,
+        port: u16,
+        from_client: bool,
+        payload: &[u8],
+        close: bool,
+    ) {
+        // A host talking to itself does it on `lo`, which no tap shows.
+        if !self.capture || client == server {
+            return;
+        }
+        let (c, s) = (self.stream_end(client), self.stream_end(server));
+        let mut frames = self.streams.message(c, s, port, from_client, payload);
+        if close {
+            frames.extend(self.streams.close(c, s, port));
+        }
+        self.tap_frames(client, server, frames);
+    }
+
+    fn stream_end(&self, h: HostId) -> crate::underlay::segments::End {
+        let nic = self.underlay.nic(h);
+        crate::underlay::segments::End {
+            ip: nic.ip,
+            mac: nic.mac,
+        }
+    }
+
+    fn tap_frames(
+        &mut self,
+        client: HostId,
+        server: HostId,
+        frames: Vec<crate::underlay::segments::Frame>,
+    ) {
+        let latency = self.underlay.link(client, server).latency;
+        let mut at = self.now();
+        let mut last_dir = None;
+        for (from_client, frame) in frames {
+            // A segment that answers the other side's leaves one latency after it.
+            if last_dir.is_some_and(|d| d != from_client) {
+                at = at + latency;
+            }
+            last_dir = Some(from_client);
+            let (tx, rx) = if from_client {
+                (client, server)
+            } else {
+                (server, client)
+            };
+            self.hosts[rx.0].capture.push((at + latency, frame.clone()));
+            self.hosts[tx.0].capture.push((at, frame));
+        }
+    }
 
     pub(crate) fn transmit(&mut self, from: HostId, frame: Vec<u8>) {
         let now = self.now();

@@ -282,6 +282,7 @@ impl Lab {
         match self.stream_path(host, peer) {
             // SYN, SYN-ACK, then the request rides with the handshake's ACK: 1.5 RTT.
             Ok(latency) => {
+                self.tap_stream(host, peer, GOSSIP_PORT, true, &bytes);
                 // SYN, SYN-ACK, then the request with the handshake's ACK: 1.5 RTT, plus
                 // a retransmission for every segment the link loses (Linux: 1 s for a
                 // SYN, 200 ms for data, doubling), plus the processing lag of either end.
@@ -364,6 +365,9 @@ impl Lab {
             + self.tcp_retransmit_delay(loss, 1, Duration::from_millis(200))
             + self.hosts[from.0].gossip.lag;
         self.gossip_load.stream_bytes += reply.as_ref().map_or(0, |r| r.len() as u64);
+        // memberlist answers on the stream and closes it.
+        let answer = reply.as_deref().unwrap_or_default();
+        self.tap_stream_then_close(from, to, GOSSIP_PORT, false, answer, true);
         match reply {
             Some(r) => self.engine.schedule_in(
                 latency,

@@ -24,7 +24,12 @@ pub fn write_outputs(lab: &Lab, dir: &Path) -> io::Result<Vec<PathBuf>> {
         };
         let mut w = PcapWriter::with_header(BufWriter::new(File::create(&path)?), header)
             .map_err(io::Error::other)?;
-        for (at, frame) in &lab.hosts[id.0].capture {
+        // Control streams put a frame on its receiver's tap ahead of time (one latency
+        // later); a stable sort by time keeps the rest in the order they happened.
+        let mut frames: Vec<&(crate::time::Instant, Vec<u8>)> =
+            lab.hosts[id.0].capture.iter().collect();
+        frames.sort_by_key(|(at, _)| *at);
+        for (at, frame) in frames {
             let ts = std::time::Duration::from_nanos(at.0);
             w.write_packet(&PcapPacket::new(ts, frame.len() as u32, frame))
                 .map_err(io::Error::other)?;

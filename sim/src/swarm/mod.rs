@@ -12,6 +12,7 @@ pub mod orchestrator;
 pub mod overlay;
 pub mod raftnode;
 pub mod store;
+pub mod wire;
 
 use crate::lab::{Event, Lab};
 use crate::time::{Duration, Instant};
@@ -345,6 +346,14 @@ impl Lab {
     pub(crate) fn swarm_send(&mut self, from: HostId, to: HostId, msg: Msg) {
         match self.swarm_path(from, to, &msg) {
             Ok(latency) => {
+                // Agents dial managers; a manager's answers go back on the agent's
+                // connection. Managers dial each other.
+                let answer = matches!(msg, Msg::Ack { relay: None, .. } | Msg::NotLeader { .. });
+                let (client, server) = if answer { (to, from) } else { (from, to) };
+                if self.capture {
+                    let bytes = wire::encode(&msg);
+                    self.tap_stream(client, server, SWARM_PORT, !answer, &bytes);
+                }
                 let loss = self.underlay.link(from, to).loss;
                 let delay =
                     latency + self.tcp_retransmit_delay(loss, 1, Duration::from_millis(200));

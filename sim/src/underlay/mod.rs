@@ -1,8 +1,11 @@
 //! The underlay: hosts' NICs on one LAN, links with latency, jitter, loss and bandwidth,
-//! partitions (two-way and one-way), host crashes, and per-host inbound firewalls.
+//! partitions (two-way and one-way), host crashes, and per-host inbound firewalls; and
+//! the TCP segments the control streams put on the taps (`segments`).
 //!
 //! It decides whether and when an outer frame reaches another host. It does not look
 //! inside VXLAN and knows nothing of containers.
+
+pub mod segments;
 
 use crate::engine::Rng;
 use crate::time::{Duration, Instant};
