@@ -11,8 +11,6 @@ pub mod run;
 
 pub use parse::{expand_vars, parse, ParseError};
 
-pub(crate) use parse::parse_cidr;
-
 use crate::time::Duration;
 use crate::underlay::{LinkParams, PortRule};
 use std::net::Ipv4Addr;

@@ -3,7 +3,7 @@
 
 use super::{Expectation, Scenario, Step, StepKind, SwarmExpect};
 use crate::time::Duration;
-use crate::underlay::{LinkParams, PortRule, Proto};
+use crate::underlay::{parse_cidr, LinkParams, PortRule, Proto};
 use std::collections::BTreeSet;
 use std::fmt;
 use std::net::Ipv4Addr;
@@ -358,13 +358,6 @@ fn parse_bandwidth(s: &str) -> Option<u64> {
     };
     let v: f64 = num.parse().ok()?;
     (v > 0.0).then_some((v * scale) as u64)
-}
-
-pub(crate) fn parse_cidr(s: &str) -> Option<(Ipv4Addr, u8)> {
-    let (ip, prefix) = s.split_once('/')?;
-    let ip: Ipv4Addr = ip.parse().ok()?;
-    let prefix: u8 = prefix.parse().ok()?;
-    (prefix <= 30).then_some((ip, prefix))
 }
 
 fn parse_rule(s: &str) -> Option<PortRule> {

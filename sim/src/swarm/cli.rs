@@ -347,7 +347,7 @@ fn swarm_init(lab: &mut Lab, host: HostId, a: InitArgs) -> Res<CommandOutput> {
         .first()
         .cloned()
         .unwrap_or_else(|| "10.0.0.0/8".into());
-    let Some((base, prefix)) = crate::scenario::parse_cidr(&pool) else {
+    let Some((base, prefix)) = crate::underlay::parse_cidr(&pool) else {
         return Err(fail(format!(
             "Error response from daemon: invalid default address pool {pool}: invalid CIDR address: {pool}"
         )));
@@ -2447,7 +2447,7 @@ fn network_create(lab: &mut Lab, host: HostId, a: NetworkCreateArgs) -> Res<Comm
         let vni = store.networks.values().map(|n| n.vni).max().unwrap_or(4096) + 1;
         let (subnet, gateway) = match &a.subnet {
             Some(s) => {
-                let (base, prefix) = crate::scenario::parse_cidr(s).ok_or_else(|| {
+                let (base, prefix) = crate::underlay::parse_cidr(s).ok_or_else(|| {
                     fail(format!(
                         "Error response from daemon: invalid subnet {s}: invalid CIDR address: {s}"
                     ))
@@ -2469,7 +2469,7 @@ fn network_create(lab: &mut Lab, host: HostId, a: NetworkCreateArgs) -> Res<Comm
                     .map(|c| c.pool.clone())
                     .unwrap_or_else(|| "10.0.0.0/8".into());
                 let (base, _) =
-                    crate::scenario::parse_cidr(&pool).unwrap_or((Ipv4Addr::new(10, 0, 0, 0), 8));
+                    crate::underlay::parse_cidr(&pool).unwrap_or((Ipv4Addr::new(10, 0, 0, 0), 8));
                 let o = base.octets();
                 let used: Vec<&str> = store.networks.values().map(|n| n.subnet.as_str()).collect();
                 let third = (0..=255u8)

@@ -23,7 +23,7 @@ fn since_start(lab: &Lab) -> std::time::Duration {
 impl Lab {
     /// The lab overlay of a swarm network on `host`, created or extended on demand.
     pub(crate) fn swarm_overlay(&mut self, host: HostId, net: &Network) -> Option<NetId> {
-        let (base, prefix) = crate::scenario::parse_cidr(&net.subnet)?;
+        let (base, prefix) = crate::underlay::parse_cidr(&net.subnet)?;
         let vni = Vni::new(net.vni)?;
         let Some(id) = self.net_by_name(&net.name) else {
             let id = self.add_overlay(

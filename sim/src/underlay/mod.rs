@@ -336,3 +336,12 @@ impl Underlay {
         Ok(())
     }
 }
+
+/// `A.B.C.D/N` with N at most 30 (a subnet with room for hosts), as the scenario
+/// language and Docker's `--subnet` write it.
+pub fn parse_cidr(s: &str) -> Option<(Ipv4Addr, u8)> {
+    let (ip, prefix) = s.split_once('/')?;
+    let ip: Ipv4Addr = ip.parse().ok()?;
+    let prefix: u8 = prefix.parse().ok()?;
+    (prefix <= 30).then_some((ip, prefix))
+}

@@ -10,7 +10,7 @@
 //! (delaying one tick by up to a second) whenever it sees a new term, so that split
 //! votes do not repeat.
 
-use super::store::{Action, Store};
+use crate::store::{Action, Store};
 use protobuf::Message as _;
 use raft::eraftpb::{ConfChange, ConfChangeType, ConfState, Entry, EntryType, Message};
 use raft::storage::MemStorage;
@@ -307,7 +307,7 @@ fn tracing_like(msg: &str) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::swarm::store::{Action, Cluster};
+    use crate::store::{Action, Cluster};
 
     fn cluster(secret: &str) -> Action {
         Action::Cluster(Cluster {

@@ -2,7 +2,7 @@
 //! orchestrators, the restart supervisor and the spread scheduler. Pure functions of the
 //! store and the time: what to write comes out as store actions.
 
-use super::store::{
+use crate::store::{
     Action, Availability, Mode, Nanos, Node, NodeStatus, Service, Store, Task, TaskState,
 };
 use std::collections::BTreeMap;
@@ -538,7 +538,7 @@ pub fn reconcile(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::swarm::store::{Constraint, Role};
+    use crate::store::{Constraint, Role};
     use std::net::Ipv4Addr;
 
     fn node(name: &str, role: Role) -> Node {
