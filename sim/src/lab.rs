@@ -19,6 +19,10 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::net::Ipv4Addr;
 use vxlan::{Forward, MacAddr, Vni, Vtep, OUTER_LEN};
 
+/// The capacity of a pooled frame buffer: a 1500-byte Ethernet frame, its VXLAN
+/// headers, and room to spare for a jumbo-less LAN.
+const FRAME_BUF: usize = 2048;
+
 /// Index of a container in the lab.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct ContainerId(pub usize);
@@ -151,6 +155,25 @@ pub struct Container {
     arp: BTreeMap<Ipv4Addr, MacAddr>,
     /// Frames waiting for ARP resolution, by next hop.
     arp_pending: BTreeMap<Ipv4Addr, Vec<Vec<u8>>>,
+}
+
+impl Container {
+    /// Its `k`-th interface (eth0 first), without allocating.
+    pub fn iface(&self, k: usize) -> Option<Iface> {
+        match k {
+            0 => Some(Iface {
+                net: self.net,
+                ip: self.ip,
+                mac: self.mac,
+            }),
+            k => self.more.get(k - 1).copied(),
+        }
+    }
+
+    /// Its interfaces, eth0 first.
+    pub fn iface_iter(&self) -> impl Iterator<Item = Iface> + '_ {
+        (0..=self.more.len()).filter_map(|k| self.iface(k))
+    }
 }
 
 /// Events of the lab.
@@ -292,6 +315,12 @@ pub struct Lab {
     pub nets: Vec<Overlay>,
     /// Containers, indexed by `ContainerId`.
     pub containers: Vec<Container>,
+    /// The containers of each host, by `HostId` (a container never moves or goes).
+    by_host: Vec<Vec<ContainerId>>,
+    /// Containers by lower-case name (what the embedded DNS answers for).
+    by_name: BTreeMap<String, Vec<ContainerId>>,
+    /// Frame buffers to reuse, so that the overlay path allocates nothing per frame.
+    frame_pool: Vec<Vec<u8>>,
     /// Ping sessions, indexed by `PingId`.
     pub pings: Vec<Ping>,
     /// The event trace.
@@ -327,6 +356,9 @@ impl Lab {
             hosts: Vec::new(),
             nets: Vec::new(),
             containers: Vec::new(),
+            by_host: Vec::new(),
+            by_name: BTreeMap::new(),
+            frame_pool: Vec::new(),
             pings: Vec::new(),
             trace: Trace::default(),
             capture: false,
@@ -365,6 +397,7 @@ impl Lab {
             seed,
             self.gossip_names.clone(),
         );
+        self.by_host.push(Vec::new());
         self.hosts.push(Host {
             vtep,
             gossip,
@@ -599,6 +632,11 @@ impl Lab {
             arp: BTreeMap::new(),
             arp_pending: BTreeMap::new(),
         });
+        self.by_host[host.0].push(cid);
+        self.by_name
+            .entry(name.to_ascii_lowercase())
+            .or_default()
+            .push(cid);
         self.record(TraceEvent::ContainerStarted {
             container: name.to_string(),
             host: self.host_name(host).to_string(),
@@ -896,7 +934,10 @@ impl Lab {
     fn handle(&mut self, ev: Event) {
         match ev {
             Event::Underlay { to, frame } => self.underlay_arrival(to, frame),
-            Event::Container { to, frame } => self.container_input(to, &frame),
+            Event::Container { to, frame } => {
+                self.container_input(to, &frame);
+                self.recycle(frame);
+            }
             Event::PingSend(p) => self.ping_send(p),
             Event::PingDeadline(p) => self.ping_finish(p),
             Event::ArpRetry { from, ip, tries } => self.arp_retry(from, ip, tries),
@@ -1056,8 +1097,11 @@ impl Lab {
         }
         match vtep.decapsulate(&frame) {
             Ok(d) => {
-                let (vni, inner) = (d.vni, d.inner.to_vec());
-                self.bridge_deliver(to, vni, &inner, None);
+                // Where the inner frame sits in the outer one (`inner` borrows it).
+                let start = (d.inner.as_ptr() as usize).wrapping_sub(frame.as_ptr() as usize);
+                let (vni, end) = (d.vni, start + d.inner.len());
+                self.bridge_deliver(to, vni, &frame[start..end], None);
+                self.recycle(frame);
             }
             Err(reason) => {
                 let host = self.host_name(to).to_string();
@@ -1067,6 +1111,54 @@ impl Lab {
                 });
             }
         }
+    }
+
+    // ---- frame buffers ----------------------------------------------------------------
+
+    /// A buffer of at least `len` bytes' capacity, from the pool when one is free. Pooled
+    /// buffers all hold a whole Ethernet frame with its VXLAN headers, so a reused one
+    /// never grows.
+    fn frame_buf(&mut self, len: usize) -> Vec<u8> {
+        match self.frame_pool.pop() {
+            Some(mut v) if v.capacity() >= len => {
+                v.clear();
+                v
+            }
+            _ => Vec::with_capacity(len.max(FRAME_BUF)),
+        }
+    }
+
+    /// A buffer holding a copy of `bytes`.
+    fn frame_copy(&mut self, bytes: &[u8]) -> Vec<u8> {
+        let mut v = self.frame_buf(bytes.len());
+        v.extend_from_slice(bytes);
+        v
+    }
+
+    /// A zeroed buffer of `len` bytes.
+    fn frame_zeroed(&mut self, len: usize) -> Vec<u8> {
+        let mut v = self.frame_buf(len);
+        v.resize(len, 0);
+        v
+    }
+
+    /// Give a frame's buffer back. The pool is bounded, and keeps only buffers of the
+    /// standard size (made elsewhere, e.g. by a container's stack, they may be small).
+    fn recycle(&mut self, frame: Vec<u8>) {
+        const POOL: usize = 4096;
+        if self.frame_pool.len() < POOL && frame.capacity() >= FRAME_BUF {
+            self.frame_pool.push(frame);
+        }
+    }
+
+    /// The containers of a host.
+    pub fn containers_on(&self, host: HostId) -> &[ContainerId] {
+        &self.by_host[host.0]
+    }
+
+    /// The containers ever given a name (lower case), running or not.
+    pub fn containers_named(&self, name: &str) -> &[ContainerId] {
+        self.by_name.get(name).map_or(&[], Vec::as_slice)
     }
 
     // ---- host bridge ------------------------------------------------------------------
@@ -1083,43 +1175,42 @@ impl Lab {
         let Some(dst) = MacAddr::from_slice(frame) else {
             return false;
         };
-        let targets: Vec<ContainerId> = (0..self.containers.len())
-            .map(ContainerId)
-            .filter(|c| Some(*c) != except)
-            .filter(|id| {
-                let c = &self.containers[id.0];
-                let on = |net: NetId, mac: MacAddr| {
-                    self.nets[net.0].vni == vni && (dst.is_multicast() || mac == dst)
-                };
-                c.running
-                    && c.host == host
-                    && (on(c.net, c.mac) || c.more.iter().any(|i| on(i.net, i.mac)))
-            })
-            .collect();
         let to_sandbox = self.hosts[host.0]
             .mesh
             .sandbox
             .is_some_and(|s| s.vni == vni && (dst.is_multicast() || s.mac == dst));
         if to_sandbox {
-            self.engine.schedule_in(
-                Duration::from_micros(5),
-                Event::Sandbox {
-                    host,
-                    frame: frame.to_vec(),
-                },
-            );
+            let frame = self.frame_copy(frame);
+            self.engine
+                .schedule_in(Duration::from_micros(5), Event::Sandbox { host, frame });
         }
-        for t in &targets {
+        // Only this host's containers: the bridge is the host's.
+        let mut delivered = false;
+        for i in 0..self.by_host[host.0].len() {
+            let id = self.by_host[host.0][i];
+            if Some(id) == except {
+                continue;
+            }
+            let c = &self.containers[id.0];
+            let on = |net: NetId, mac: MacAddr| {
+                self.nets[net.0].vni == vni && (dst.is_multicast() || mac == dst)
+            };
+            if !(c.running && (on(c.net, c.mac) || c.more.iter().any(|i| on(i.net, i.mac)))) {
+                continue;
+            }
+            delivered = true;
             // veth + bridge: a few microseconds.
-            self.engine.schedule_in(
-                Duration::from_micros(5),
-                Event::Container {
-                    to: *t,
-                    frame: frame.to_vec(),
-                },
-            );
+            let frame = self.frame_copy(frame);
+            self.engine
+                .schedule_in(Duration::from_micros(5), Event::Container { to: id, frame });
         }
-        !targets.is_empty() || (to_sandbox && !dst.is_multicast())
+        delivered || (to_sandbox && !dst.is_multicast())
+    }
+
+    /// A container writes `frame` on one of its interfaces (the one whose MAC is the
+    /// source), as a raw socket inside it would.
+    pub fn container_send(&mut self, from: ContainerId, frame: Vec<u8>) {
+        self.container_output(from, frame);
     }
 
     /// A container sends a frame: the host's bridge delivers it locally, the VTEP's ARP
@@ -1130,15 +1221,11 @@ impl Lab {
             return;
         }
         let src = MacAddr::from_slice(frame.get(6..).unwrap_or_default()).unwrap_or(c.mac);
-        let iface = self
-            .ifaces(from)
-            .into_iter()
-            .find(|i| i.mac == src)
-            .unwrap_or(Iface {
-                net: c.net,
-                ip: c.ip,
-                mac: c.mac,
-            });
+        let iface = c.iface_iter().find(|i| i.mac == src).unwrap_or(Iface {
+            net: c.net,
+            ip: c.ip,
+            mac: c.mac,
+        });
         let (host, vni) = (c.host, self.nets[iface.net.0].vni);
         if frame.get(..6) == Some(&iface.mac.0[..]) {
             // Addressed to itself (a loopback reply): never leaves the namespace.
@@ -1179,17 +1266,26 @@ impl Lab {
             return;
         }
         if local {
+            self.recycle(frame);
             return;
         }
-        let mut buf = vec![0u8; OUTER_LEN + frame.len()];
+        // The outer headers go into headroom in front of the inner frame.
+        let mut buf = self.frame_zeroed(OUTER_LEN + frame.len());
         buf[OUTER_LEN..].copy_from_slice(&frame);
         let vtep = &mut self.hosts[host.0].vtep;
-        match vtep.encapsulate(vni, &mut buf, OUTER_LEN, frame.len()) {
+        let len = frame.len();
+        match vtep.encapsulate(vni, &mut buf, OUTER_LEN, len) {
             Ok(Forward::Unicast(e)) => {
-                buf.drain(..e.start);
+                self.recycle(frame);
+                if e.start > 0 {
+                    buf.drain(..e.start);
+                }
                 self.transmit(host, buf);
             }
-            Ok(Forward::Flood) => {}
+            Ok(Forward::Flood) => {
+                self.recycle(frame);
+                self.recycle(buf);
+            }
             Err(reason) => {
                 let mut why = reason.as_str().to_string();
                 if reason == vxlan::DropReason::TooBig {
@@ -1211,13 +1307,14 @@ impl Lab {
         if !self.containers[to.0].running {
             return;
         }
-        let ifaces = self.ifaces(to);
+        let c = &self.containers[to.0];
+        let n_ifaces = c.more.len() + 1;
         // An echo request to a service VIP, turned around in the namespace.
         let vip = frame
             .get(30..34)
             .map(|b| Ipv4Addr::new(b[0], b[1], b[2], b[3]))
             .filter(|d| {
-                frame.get(12..14) == Some(&[0x08, 0x00]) && !ifaces.iter().any(|i| i.ip == *d)
+                frame.get(12..14) == Some(&[0x08, 0x00]) && !c.iface_iter().any(|i| i.ip == *d)
             })
             .filter(|d| self.vip_backends(to, *d).is_some());
         if let (Some(vip), Some(mac)) = (vip, MacAddr::from_slice(frame)) {
@@ -1226,7 +1323,10 @@ impl Lab {
                 return;
             }
         }
-        for i in &ifaces {
+        for k in 0..n_ifaces {
+            let Some(i) = self.containers[to.0].iface(k) else {
+                break;
+            };
             if let Some(reply) = crate::stack::reply_to(i.ip, i.mac, frame) {
                 // Linux also learns the asker from an ARP request it answers.
                 if let Ok((eth, rest)) = Ethernet2Header::from_slice(frame) {
@@ -1241,7 +1341,10 @@ impl Lab {
         let Ok((eth, rest)) = Ethernet2Header::from_slice(frame) else {
             return;
         };
-        if !ifaces.iter().any(|i| eth.destination == i.mac.0) {
+        if !self.containers[to.0]
+            .iface_iter()
+            .any(|i| eth.destination == i.mac.0)
+        {
             return;
         }
         match eth.ether_type {

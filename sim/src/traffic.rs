@@ -436,11 +436,13 @@ impl Lab {
         }
         let name = name.trim_end_matches('.').to_ascii_lowercase();
         for i in self.ifaces(cid) {
-            let found: Vec<Ipv4Addr> = (0..self.containers.len())
-                .map(ContainerId)
+            let found: Vec<Ipv4Addr> = self
+                .containers_named(&name)
+                .iter()
+                .copied()
                 .filter(|k| {
                     let c = &self.containers[k.0];
-                    c.running && !c.swarm_task && c.name.to_ascii_lowercase() == name
+                    c.running && !c.swarm_task
                 })
                 .flat_map(|k| self.ifaces(k))
                 .filter(|j| j.net == i.net)
