@@ -737,3 +737,51 @@ fn a_thousand_replicas_on_one_node_start_in_batched_writes() {
         1000
     );
 }
+
+/// A manager that joins learns the store through Raft, not by a copy: it starts empty,
+/// and the leader's log replays every write to it. After `--force-new-cluster` the new
+/// log starts with the whole store, so a manager that joins then learns the services and
+/// nodes that existed before.
+#[test]
+fn a_joining_manager_learns_the_store_by_replaying_the_log_even_after_force_new_cluster() {
+    let o = play(
+        "hosts m[1-3] 10.1.0.0/24\n\
+         hosts w[1-2] 10.1.1.0/24\n\
+         m1$ docker swarm init\n\
+         m1$ W=$(docker swarm join-token -q worker)\n\
+         m1$ M=$(docker swarm join-token -q manager)\n\
+         w1$ docker swarm join --token $W 10.1.0.1:2377\n\
+         w2$ docker swarm join --token $W 10.1.0.1:2377\n\
+         m1$ docker service create --name web --replicas 2 --detach busybox sleep 1d\n\
+         expect service web running 2 within 5s\n\
+         m2$ docker swarm join --token $M 10.1.0.1:2377\n\
+         expect quorum ok within 5s\n\
+         m2$ docker service ls\n\
+         expect output contains \"web       replicated   2/2\"\n\
+         crash m2\n\
+         sleep 15s\n\
+         m1$ docker swarm init --force-new-cluster\n\
+         expect quorum ok within 5s\n\
+         m1$ M=$(docker swarm join-token -q manager)\n\
+         m3$ docker swarm join --token $M 10.1.0.1:2377\n\
+         expect quorum ok within 5s\n\
+         m3$ docker service ls\n\
+         expect output contains \"web       replicated   2/2\"\n",
+    );
+    assert_eq!(o.failed, 0, "{}", o.timeline);
+    let m1 = o.lab.underlay.by_name("m1").unwrap();
+    let m3 = o.lab.underlay.by_name("m3").unwrap();
+    let leader = o.lab.hosts[m1.0].swarm.manager.as_ref().unwrap();
+    let joiner = o.lab.hosts[m3.0].swarm.manager.as_ref().unwrap();
+    // The joiner applied every batch of the new log itself, the first one (the whole
+    // store) included: what it holds came through Raft. (A copy of the leader's store
+    // would have let it skip the batches written before it joined.)
+    assert_eq!(
+        joiner.raft.applied_batches(),
+        leader.raft.applied_batches(),
+        "batches applied by m3 and m1"
+    );
+    assert_eq!(joiner.store.services, leader.store.services);
+    assert_eq!(joiner.store.nodes, leader.store.nodes);
+    assert_eq!(joiner.store.tasks, leader.store.tasks);
+}

@@ -242,9 +242,9 @@ impl RaftNode {
 
     fn apply(&mut self, entries: Vec<Entry>, store: &mut Store) {
         for e in entries {
-            // A joining member starts from a copy of the leader's store: writes it
-            // already holds are skipped, but every membership change is applied, in
-            // order, for Raft's own configuration.
+            // A member restarting from its disk holds the writes up to `applied`: those
+            // are skipped, but every membership change is applied, in order, for
+            // Raft's own configuration. A joining member starts empty and applies all.
             let seen = e.index <= store.applied;
             store.applied = store.applied.max(e.index);
             if e.data.is_empty() {

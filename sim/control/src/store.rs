@@ -497,6 +497,22 @@ pub struct Store {
 }
 
 impl Store {
+    /// The writes that build this store from an empty one (the first batch of a new
+    /// Raft log that keeps an existing store, `--force-new-cluster`).
+    pub fn as_actions(&self) -> Vec<Action> {
+        let mut out: Vec<Action> = self.cluster.iter().cloned().map(Action::Cluster).collect();
+        out.extend(self.networks.values().cloned().map(Action::PutNetwork));
+        out.extend(self.nodes.values().cloned().map(Action::PutNode));
+        out.extend(self.services.values().cloned().map(Action::PutService));
+        out.extend(self.tasks.values().cloned().map(Action::PutTask));
+        out.extend(
+            self.attachments
+                .iter()
+                .map(|(c, (n, ip))| Action::PutAttachment(c.clone(), n.clone(), *ip)),
+        );
+        out
+    }
+
     /// Apply one write.
     pub fn apply(&mut self, a: &Action) {
         match a {

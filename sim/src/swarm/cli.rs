@@ -438,11 +438,12 @@ fn force_new_cluster(lab: &mut Lab, host: HostId, addr: Ipv4Addr) -> Res<Command
     // The new group's log starts afresh; the applied store carries over, and records
     // this member as the new group's origin.
     store.applied = 0;
-    let mut force_actions = Vec::new();
     if let Some(c) = store.cluster.as_mut() {
         c.raft_origin = id;
-        force_actions.push(Action::Cluster(c.clone()));
     }
+    // The new log's first batch writes the whole store again, so that a manager that
+    // joins later learns it by replaying the log from the start.
+    let force_actions = store.as_actions();
     s.epoch += 1;
     s.manager = Some(Manager::new(raft, store));
     s.seen_leader = None;
@@ -544,8 +545,7 @@ fn swarm_join(lab: &mut Lab, host: HostId, a: JoinArgs) -> Res<CommandOutput> {
     if let Some(rid) = raft_id {
         add_voter(lab, leader, rid, addr)?;
         // The new member must run before anything else can commit with it counted.
-        let store = leader_store(lab, leader);
-        start_manager(lab, host, rid, store)?;
+        start_manager(lab, host, rid, cluster.raft_origin, leader)?;
     }
     let node = Node {
         id: node_id.clone(),
@@ -615,12 +615,33 @@ fn add_voter(lab: &mut Lab, leader: HostId, rid: u64, addr: Ipv4Addr) -> Res<()>
     }
 }
 
-fn start_manager(lab: &mut Lab, host: HostId, rid: u64, store: Store) -> Res<()> {
-    let origin = store.cluster.as_ref().map_or(0, |c| c.raft_origin);
-    let raft = RaftNode::joining(rid, origin).map_err(|e| fail(&e))?;
+/// Start a manager that joins the Raft group whose first member was `origin`. It starts
+/// with an empty store and learns it through Raft: the leader replays its log to it
+/// (swarmkit's new managers catch up from the leader's log or a snapshot, never by a
+/// copy made outside Raft).
+///
+/// What it knows at start is what swarmkit's `JoinResponse` carries: the Raft members
+/// and their addresses, as the leader (`leader`) knows them.
+fn start_manager(lab: &mut Lab, host: HostId, rid: u64, origin: u64, leader: HostId) -> Res<()> {
+    let members: BTreeMap<u64, Ipv4Addr> = lab.hosts[leader.0]
+        .swarm
+        .manager
+        .as_ref()
+        .map(|m| {
+            let mut all = m.raft.peers.clone();
+            for n in m.store.nodes.values() {
+                if let Some(id) = n.raft_id {
+                    all.entry(id).or_insert(n.addr);
+                }
+            }
+            all
+        })
+        .unwrap_or_default();
+    let mut raft = RaftNode::joining(rid, origin).map_err(|e| fail(&e))?;
+    raft.peers = members;
     let s = &mut lab.hosts[host.0].swarm;
     s.epoch += 1;
-    s.manager = Some(Manager::new(raft, store));
+    s.manager = Some(Manager::new(raft, Store::default()));
     lab.manager_ticks(host);
     if lab.hosts[host.0].swarm.agent.is_some() {
         let managers = lab.hosts[host.0]
@@ -958,8 +979,8 @@ fn node_role(lab: &mut Lab, host: HostId, refs: &[String], role: Role) -> Res<Co
                 add_voter(lab, leader, rid, n.addr)?;
                 // The node's engine starts its manager when the dispatcher tells it.
                 if let Some(t) = target.filter(|t| lab.underlay.nic(*t).up) {
-                    let store = leader_store(lab, leader);
-                    start_manager(lab, t, rid, store)?;
+                    let origin = store.cluster.as_ref().map_or(0, |c| c.raft_origin);
+                    start_manager(lab, t, rid, origin, leader)?;
                 }
                 let mut m = n.clone();
                 m.role = Role::Manager;
