@@ -1,11 +1,13 @@
 //! The swarm control plane's core, as swarmkit divides it: the replicated store
-//! (`store`), one manager's Raft member (`raftnode`), and the leader's reconciliation,
-//! orchestrators and scheduler (`orchestrator`).
+//! (`store`), one manager's Raft member (`raftnode`), the leader's reconciliation,
+//! orchestrators and scheduler (`orchestrator`), and the messages between agents and
+//! managers with their protobuf bytes (`api`).
 //!
 //! No I/O, no clock and no simulator type: time comes in as nanoseconds, ids from a
 //! closure, messages as bytes. The crate boundary is what keeps it so: it depends on
 //! nothing of swarmlab's, and `sim` (the simulator now, the live driver later) drives it.
 
+pub mod api;
 pub mod orchestrator;
 pub mod raftnode;
 pub mod store;

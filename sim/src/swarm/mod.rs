@@ -9,7 +9,6 @@
 
 pub mod cli;
 pub mod overlay;
-pub mod wire;
 
 // The control plane's core is its own crate (`sim/control`), which nothing of the
 // simulator's can reach into; these names keep its rooms where the driver finds them.
@@ -23,7 +22,7 @@ use orchestrator::Duties;
 use raftnode::RaftNode;
 use std::collections::BTreeMap;
 use std::net::Ipv4Addr;
-use store::{Action, Node, NodeStatus, Role, Store, Task, TaskState};
+use store::{Action, Node, NodeStatus, Role, Store, TaskState};
 
 /// The swarm's management port.
 pub const SWARM_PORT: u16 = 2377;
@@ -45,89 +44,8 @@ pub const NOT_MANAGER_WORKER: &str = "Error response from daemon: This node is n
 /// A node outside any swarm asked for cluster state.
 pub const NOT_IN_SWARM: &str = "Error response from daemon: This node is not a swarm manager. Use \"docker swarm init\" or \"docker swarm join\" to connect this node to swarm and try again.";
 
-/// A task as the dispatcher hands it to an agent.
-#[derive(Clone, Debug, PartialEq)]
-pub struct Assignment {
-    /// The task.
-    pub task: Task,
-    /// Its service's name.
-    pub service: String,
-    /// The image.
-    pub image: String,
-    /// The command.
-    pub args: Vec<String>,
-    /// The networks of its addresses, in the same order.
-    pub networks: Vec<store::Network>,
-    /// Its service's endpoint: VIPs by network id, ingress ports, scheduler.
-    pub endpoint: Endpoint,
-}
-
-/// What a task's container publishes about its service in NetworkDB's `endpoint_table`.
-#[derive(Clone, Debug, Default, PartialEq)]
-pub struct Endpoint {
-    /// The service's VIPs: (network id, address).
-    pub vips: Vec<(String, Ipv4Addr)>,
-    /// Ports published in ingress mode: (published, target).
-    pub ingress_ports: Vec<(u16, u16)>,
-    /// Ports published in host mode: (published, target).
-    pub host_ports: Vec<(u16, u16)>,
-    /// The ingress scheduler: the `swarmlab.lb` label, `rr` by default.
-    pub scheduler: String,
-}
-
-/// A task status an agent reports.
-#[derive(Clone, Debug, PartialEq)]
-pub struct Status {
-    /// The task.
-    pub task: String,
-    /// Its new state.
-    pub state: TaskState,
-    /// Error text, if it failed.
-    pub err: String,
-}
-
-/// Messages on 2377.
-#[derive(Clone, Debug)]
-pub enum Msg {
-    /// Raft, between managers (protobuf bytes).
-    Raft(Vec<u8>),
-    /// Agent to manager: alive, with task statuses.
-    Heartbeat {
-        /// The node.
-        node: String,
-        /// Statuses not yet acknowledged.
-        statuses: Vec<Status>,
-        /// Set when a follower passes the heartbeat on to the leader: the agent's host.
-        relay: Option<HostId>,
-    },
-    /// Agent to manager: task statuses, sent as they change (swarmkit's
-    /// `UpdateTaskStatus`); not a heartbeat, and answered by nothing but TCP.
-    Status {
-        /// The statuses.
-        statuses: Vec<Status>,
-    },
-    /// Leader to agent: the next period, the managers, and the node's tasks.
-    Ack {
-        /// Next heartbeat period.
-        period: Duration,
-        /// The leader's address.
-        leader: Ipv4Addr,
-        /// Every manager's address.
-        managers: Vec<Ipv4Addr>,
-        /// The node's tasks.
-        tasks: Vec<Assignment>,
-        /// The node's attachment to the ingress network (its ingress sandbox), once
-        /// allocated.
-        ingress: Option<(store::Network, Ipv4Addr)>,
-        /// Set when the answer goes back through a follower: the agent's host.
-        relay: Option<HostId>,
-    },
-    /// A follower tells an agent where the leader is.
-    NotLeader {
-        /// The leader, if known.
-        leader: Option<Ipv4Addr>,
-    },
-}
+// The messages on 2377 and their bytes are the control plane's core's (`api`).
+pub use swarmlab_control::api::{Assignment, Endpoint, Msg, Status};
 
 /// Swarm events of the lab's queue.
 #[derive(Debug)]
@@ -172,8 +90,8 @@ pub enum SwarmEvent {
         from: HostId,
         /// Receiver.
         to: HostId,
-        /// Content.
-        msg: Msg,
+        /// Its bytes (`api::encode`), decoded by the receiver.
+        bytes: Vec<u8>,
     },
 }
 
@@ -351,15 +269,13 @@ impl Lab {
                 // connection. Managers dial each other.
                 let answer = matches!(msg, Msg::Ack { relay: None, .. } | Msg::NotLeader { .. });
                 let (client, server) = if answer { (to, from) } else { (from, to) };
-                if self.capture {
-                    let bytes = wire::encode(&msg);
-                    self.tap_stream(client, server, SWARM_PORT, !answer, &bytes);
-                }
+                let bytes = swarmlab_control::api::encode(&msg);
+                self.tap_stream(client, server, SWARM_PORT, !answer, &bytes);
                 let loss = self.underlay.link(from, to).loss;
                 let delay =
                     latency + self.tcp_retransmit_delay(loss, 1, Duration::from_millis(200));
                 self.engine
-                    .schedule_in(delay, Event::Swarm(SwarmEvent::Deliver { from, to, msg }));
+                    .schedule_in(delay, Event::Swarm(SwarmEvent::Deliver { from, to, bytes }));
             }
             Err(why) => {
                 let name = self.host_name(from).to_string();
@@ -425,7 +341,16 @@ impl Lab {
                     self.agent_task_step(host, &task, state);
                 }
             }
-            SwarmEvent::Deliver { from, to, msg } => {
+            SwarmEvent::Deliver { from, to, bytes } => {
+                let msg = match swarmlab_control::api::decode(&bytes) {
+                    Ok(m) => m,
+                    Err(e) => {
+                        let text =
+                            format!("message on 2377 from {} refused: {e}", self.host_name(from));
+                        self.swarm_note(to, text);
+                        return;
+                    }
+                };
                 if self.swarm_path(from, to, &msg).is_err() {
                     return; // the connection broke while the message was in flight
                 }
@@ -453,7 +378,7 @@ impl Lab {
             } => self.dispatcher_heartbeat(from, to, node, statuses, relay),
             Msg::Status { statuses } => self.dispatcher_status(to, statuses),
             Msg::Ack {
-                period,
+                period_ns,
                 leader,
                 managers,
                 tasks,
@@ -461,11 +386,14 @@ impl Lab {
                 relay: Some(agent),
             } => {
                 // A follower passes the leader's answer back to the agent.
+                let Some(agent) = self.host_of(agent) else {
+                    return;
+                };
                 self.swarm_send(
                     to,
                     agent,
                     Msg::Ack {
-                        period,
+                        period_ns,
                         leader,
                         managers,
                         tasks,
@@ -475,7 +403,7 @@ impl Lab {
                 );
             }
             Msg::Ack {
-                period,
+                period_ns,
                 managers,
                 tasks,
                 ingress,
@@ -485,7 +413,7 @@ impl Lab {
                 if let Some((net, ip)) = ingress {
                     self.ingress_sandbox(to, &net, ip);
                 }
-                self.agent_ack(to, from, period, managers, tasks)
+                self.agent_ack(to, from, Duration(period_ns), managers, tasks)
             }
             Msg::NotLeader { leader } => {
                 if let Some(a) = self.hosts[to.0].swarm.agent.as_mut() {
@@ -826,7 +754,7 @@ impl Lab {
                     host,
                     to,
                     Msg::Ack {
-                        period: HEARTBEAT_PERIOD,
+                        period_ns: HEARTBEAT_PERIOD.as_nanos(),
                         leader,
                         managers: managers.clone(),
                         tasks,
@@ -853,7 +781,7 @@ impl Lab {
         to: HostId,
         node: String,
         statuses: Vec<Status>,
-        relay: Option<HostId>,
+        relay: Option<Ipv4Addr>,
     ) {
         let leader = self.swarm_leader_of(to);
         if leader != Some(to) {
@@ -866,7 +794,7 @@ impl Lab {
                         Msg::Heartbeat {
                             node,
                             statuses,
-                            relay: Some(from),
+                            relay: Some(self.underlay.nic(from).ip),
                         },
                     );
                 }
@@ -907,7 +835,7 @@ impl Lab {
             to,
             from,
             Msg::Ack {
-                period,
+                period_ns: period.as_nanos(),
                 leader: ip,
                 managers,
                 tasks,
@@ -1376,28 +1304,5 @@ pub fn lifetime(image: &str, args: &[String]) -> Option<(Duration, i32)> {
             Some((Duration((secs * scale * 1e9) as u64), 0))
         }
         _ => None,
-    }
-}
-
-impl Endpoint {
-    /// A service's endpoint as its tasks publish it.
-    pub fn of(s: &store::Service) -> Endpoint {
-        let ports = |mode: &str| {
-            s.ports
-                .iter()
-                .filter(|p| p.mode == mode && p.protocol == "tcp")
-                .map(|p| (p.published, p.target))
-                .collect()
-        };
-        Endpoint {
-            vips: s.vips.clone(),
-            ingress_ports: ports("ingress"),
-            host_ports: ports("host"),
-            scheduler: s
-                .labels
-                .get("swarmlab.lb")
-                .cloned()
-                .unwrap_or_else(|| "rr".into()),
-        }
     }
 }
