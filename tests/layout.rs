@@ -14,7 +14,6 @@ const STILL_IN_THE_CIRCLE: &[&str] = &[
     "lab",
     "membership",
     "mesh",
-    "ping",
     "programs",
     "swarm",
     "traffic",
@@ -23,6 +22,8 @@ const STILL_IN_THE_CIRCLE: &[&str] = &[
 /// The lower rooms, and what each may import: nothing above itself.
 const LOWER: &[(&str, &[&str])] = &[
     ("time", &[]),
+    ("ids", &[]),
+    ("ping", &["ids", "time"]),
     ("engine", &["time"]),
     ("trace", &["time"]),
     ("underlay", &["engine", "time"]),

@@ -23,13 +23,7 @@ use vxlan::{Forward, MacAddr, Vni, Vtep, OUTER_LEN};
 /// headers, and room to spare for a jumbo-less LAN.
 const FRAME_BUF: usize = 2048;
 
-/// Index of a container in the lab.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub struct ContainerId(pub usize);
-
-/// Index of an overlay network in the lab.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub struct NetId(pub usize);
+pub use crate::ids::{ContainerId, NetId};
 
 /// An IPv4 subnet.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

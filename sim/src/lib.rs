@@ -8,6 +8,7 @@
 
 pub mod docker;
 pub mod engine;
+pub mod ids;
 pub mod lab;
 pub mod live;
 pub mod live_gossip;

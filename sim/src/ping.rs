@@ -2,8 +2,9 @@
 //! statistics, with times in virtual milliseconds.
 //!
 //! This module formats and counts; `lab` sends the packets and feeds the replies in.
+//! It imports nothing above itself (a program's core: no lab, no clock).
 
-use crate::lab::ContainerId;
+use crate::ids::ContainerId;
 use crate::time::{Duration, Instant};
 use std::collections::BTreeMap;
 use std::net::Ipv4Addr;
@@ -243,6 +244,17 @@ impl Ping {
                 f(mdev)
             ));
         }
+    }
+
+    /// The round trip of the first reply received, if any (what a probe reports,
+    /// without reading the printed lines).
+    pub fn first_rtt(&self) -> Option<Duration> {
+        self.rtts.values().next().copied()
+    }
+
+    /// Whether the stack reported the destination unreachable.
+    pub fn unreachable(&self) -> bool {
+        self.errors > 0
     }
 
     /// Replies received.

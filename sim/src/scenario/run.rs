@@ -560,21 +560,9 @@ impl Runner {
         self.lab
             .run_until_or(horizon, |lab| lab.pings[id.0].finished);
         let p = &self.lab.pings[id.0];
-        if p.received() > 0 {
-            let line = p
-                .stdout
-                .iter()
-                .find(|l| l.contains("time="))
-                .cloned()
-                .unwrap_or_default();
-            let ms = line
-                .rsplit("time=")
-                .next()
-                .and_then(|s| s.strip_suffix(" ms"))
-                .unwrap_or("0");
-            let us = (ms.parse::<f64>().unwrap_or(0.0) * 1000.0) as u64;
-            Ok(Duration::from_micros(us))
-        } else if p.stdout.iter().any(|l| l.contains("Unreachable")) {
+        if let Some(rtt) = p.first_rtt() {
+            Ok(rtt)
+        } else if p.unreachable() {
             Err(format!("{to} ({dst}) unreachable: ARP got no answer"))
         } else {
             Err(format!("no reply from {to} ({dst}) within {PROBE_TIMEOUT}"))
