@@ -1,23 +1,26 @@
-//! The ingress routing mesh: a port published in ingress mode answers on every node.
+//! The ingress routing mesh's core: a port published in ingress mode answers on every
+//! node.
 //!
 //! Each swarm node has an ingress sandbox with an address on the `ingress` overlay
 //! (VNI 4096). A TCP connection to a published port on the node's underlay address is
-//! balanced there, as IPVS does, over the tasks that NetworkDB's `endpoint_table` (ingress
-//! network) lists for that port: the packet is DNATed to the task's ingress address and
-//! SNATed to the sandbox's, then carried over VXLAN; the reply comes back to the sandbox
-//! and is un-NATed through the connection table, so a flow stays on its backend.
+//! balanced there, as IPVS does, over the tasks listed for that port: the packet is
+//! DNATed to the task's ingress address and SNATed to the sandbox's, then carried over
+//! VXLAN; the reply comes back to the sandbox and is un-NATed through the connection
+//! table, so a flow stays on its backend.
 //!
 //! Ports published in host mode go straight to the local task's container (through the
 //! host, as `docker_gwbridge` does), and nowhere else. A host with nothing on a port
 //! answers a SYN with a reset.
+//!
+//! No I/O: packets come in with the time, and what to send comes out as a `Verdict`.
+//! The node's router looks the backends up (NetworkDB's `endpoint_table`, the agent's
+//! tasks) and puts the verdicts on the wire. Every lookup of a packet's flow is an index
+//! lookup, not a scan of the table.
 
-use crate::lab::{ContainerId, Lab, NetId};
+use crate::ids::{ContainerId, NetId};
 use crate::time::{Duration, Instant};
-use crate::trace::TraceEvent;
-use crate::traffic::{EndpointRecord, Owner, ENDPOINT_TABLE};
-use crate::underlay::HostId;
 use etherparse::{EtherType, Ethernet2Header, IpNumber, Ipv4Header, TcpHeader};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, VecDeque};
 use std::net::{Ipv4Addr, SocketAddrV4};
 use vxlan::{MacAddr, Vni};
 
@@ -67,41 +70,303 @@ struct Flow {
 const INACTIVE_FOR: Duration = Duration::from_secs(120);
 /// How long an established connection may stay idle (IPVS's TCP timeout: 15 minutes).
 const IDLE_FOR: Duration = Duration::from_secs(900);
+/// How often the table is swept for idle connections.
+const SWEEP_EVERY: Duration = Duration::from_secs(1);
+
+/// The backends a new connection to a published port may go to, as the node's router
+/// found them.
+#[derive(Clone, Debug, Default)]
+pub struct Backends {
+    /// A local task publishing the port in host mode: its container, its address, the
+    /// target port and its name (host mode wins over ingress).
+    pub host_mode: Option<(ContainerId, Ipv4Addr, u16, String)>,
+    /// Tasks publishing it in ingress mode: (ingress address, target port), in order.
+    pub ingress: Vec<SocketAddrV4>,
+    /// The IPVS scheduler of the service.
+    pub scheduler: String,
+}
+
+/// What to do with a packet the mesh took.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Verdict {
+    /// An Ethernet frame for a task, from the sandbox, on the ingress overlay `vni`.
+    ToTask {
+        /// The overlay.
+        vni: Vni,
+        /// The frame.
+        frame: Vec<u8>,
+    },
+    /// An IP packet for a local container (host mode).
+    ToContainer {
+        /// The container.
+        to: ContainerId,
+        /// The packet, DNATed.
+        packet: Vec<u8>,
+    },
+    /// An IP packet back to the client, from the node's address.
+    ToClient(Vec<u8>),
+}
 
 /// A node's mesh state: its sandbox and connection table.
 #[derive(Debug, Default)]
 pub struct Mesh {
     /// The ingress sandbox, once the node has one.
     pub sandbox: Option<Sandbox>,
-    /// Open connections.
-    flows: Vec<Flow>,
+    /// Open connections, by id.
+    flows: BTreeMap<u64, Flow>,
+    next_flow: u64,
+    /// Indexes: (client, published port), (backend, NAT port), (container, client).
+    by_client: BTreeMap<(SocketAddrV4, u16), u64>,
+    by_nat: BTreeMap<(SocketAddrV4, u16), u64>,
+    by_local: BTreeMap<(ContainerId, SocketAddrV4, SocketAddrV4), u64>,
+    /// Open connections per backend (IPVS's active count).
+    active: BTreeMap<SocketAddrV4, usize>,
     /// Recently closed connections per backend (IPVS's inactive count), by close time.
-    inactive: BTreeMap<SocketAddrV4, std::collections::VecDeque<Instant>>,
+    inactive: BTreeMap<SocketAddrV4, VecDeque<Instant>>,
     /// Round-robin positions, by published port.
     rr: BTreeMap<u16, u64>,
+    swept: Option<Instant>,
 }
 
 impl Mesh {
-    /// Connection `i` closed: it leaves the table and counts as inactive for a while.
-    fn close(&mut self, i: usize, now: Instant) {
-        let f = self.flows.swap_remove(i);
-        self.inactive.entry(f.backend).or_default().push_back(now);
+    /// Open connections.
+    pub fn open_flows(&self) -> usize {
+        self.flows.len()
     }
 
-    /// Forget inactive connections older than IPVS keeps them, and idle open ones.
+    fn insert(&mut self, f: Flow) -> u64 {
+        let id = self.next_flow;
+        self.next_flow += 1;
+        self.by_client.insert((f.client, f.published), id);
+        match f.via {
+            Backend::Ingress { nat_port } => {
+                self.by_nat.insert((f.backend, nat_port), id);
+            }
+            Backend::Local(cid) => {
+                self.by_local.insert((cid, f.backend, f.client), id);
+            }
+        }
+        *self.active.entry(f.backend).or_default() += 1;
+        self.flows.insert(id, f);
+        id
+    }
+
+    fn remove(&mut self, id: u64) -> Option<Flow> {
+        let f = self.flows.remove(&id)?;
+        self.by_client.remove(&(f.client, f.published));
+        match f.via {
+            Backend::Ingress { nat_port } => self.by_nat.remove(&(f.backend, nat_port)),
+            Backend::Local(cid) => self.by_local.remove(&(cid, f.backend, f.client)),
+        };
+        if let Some(n) = self.active.get_mut(&f.backend) {
+            *n -= 1;
+            if *n == 0 {
+                self.active.remove(&f.backend);
+            }
+        }
+        Some(f)
+    }
+
+    /// Connection `id` closed: it leaves the table and counts as inactive for a while.
+    fn close(&mut self, id: u64, now: Instant) {
+        if let Some(f) = self.remove(id) {
+            self.inactive.entry(f.backend).or_default().push_back(now);
+        }
+    }
+
+    /// Forget inactive connections older than IPVS keeps them, and idle open ones; at
+    /// most once a second.
     fn expire(&mut self, now: Instant) {
+        if self.swept.is_some_and(|t| now.since(t) < SWEEP_EVERY) {
+            return;
+        }
+        self.swept = Some(now);
         for q in self.inactive.values_mut() {
             while q.front().is_some_and(|t| now.since(*t) >= INACTIVE_FOR) {
                 q.pop_front();
             }
         }
         self.inactive.retain(|_, q| !q.is_empty());
-        self.flows.retain(|f| now.since(f.last_seen) < IDLE_FOR);
+        let idle: Vec<u64> = self
+            .flows
+            .iter()
+            .filter(|(_, f)| now.since(f.last_seen) >= IDLE_FOR)
+            .map(|(id, _)| *id)
+            .collect();
+        for id in idle {
+            self.remove(id);
+        }
     }
 
-    /// Open connections.
-    pub fn open_flows(&self) -> usize {
-        self.flows.len()
+    /// A packet from a client to the node's published `port`, on a connection the mesh
+    /// already tracks: where it goes. `None` when it is not one of the mesh's.
+    pub fn from_client(&mut self, now: Instant, packet: &[u8]) -> Option<Verdict> {
+        let t = parse_tcp(packet)?;
+        let id = *self.by_client.get(&(t.src, t.dst.port()))?;
+        self.forward(now, id, &t, packet)
+    }
+
+    /// A SYN from a client to a published port, with the backends the router found:
+    /// opens a connection and says where the SYN goes, and (for the trace) what was
+    /// balanced. `None` when no backend can take it.
+    pub fn open(
+        &mut self,
+        now: Instant,
+        node_ip: Ipv4Addr,
+        packet: &[u8],
+        backends: &Backends,
+    ) -> Option<(Verdict, String)> {
+        let t = parse_tcp(packet)?;
+        let port = t.dst.port();
+        self.expire(now);
+        if let Some((cid, ip, target, name)) = &backends.host_mode {
+            let id = self.insert(Flow {
+                client: t.src,
+                published: port,
+                backend: SocketAddrV4::new(*ip, *target),
+                via: Backend::Local(*cid),
+                fin_in: None,
+                fin_out: None,
+                fin_acked: (false, false),
+                last_seen: now,
+            });
+            let what = format!("{}:{port} (host mode) from {} -> {name}", t.dst, t.src);
+            return Some((self.forward(now, id, &t, packet)?, what));
+        }
+        let sandbox = self.sandbox?;
+        let list = &backends.ingress;
+        if list.is_empty() {
+            return None;
+        }
+        let sched = backends.scheduler.as_str();
+        let pick = match sched {
+            "sh" => list[(fnv(*t.src.ip()) % list.len() as u64) as usize],
+            // IPVS's least-connection overhead: active * 256 + inactive.
+            "lc" => *list
+                .iter()
+                .min_by_key(|b| {
+                    let active = self.active.get(b).copied().unwrap_or(0);
+                    let inactive = self.inactive.get(b).map_or(0, |q| q.len());
+                    active * 256 + inactive
+                })
+                .unwrap_or(&list[0]),
+            // rr, and wrr with Docker's weight of 1 for every task.
+            _ => {
+                let k = self.rr.entry(port).or_insert(0);
+                let b = list[(*k % list.len() as u64) as usize];
+                *k += 1;
+                b
+            }
+        };
+        // Masquerading keeps the client's port unless the sandbox already uses it there.
+        let mut nat_port = t.src.port();
+        let mut tries = 0;
+        while self.by_nat.contains_key(&(pick, nat_port)) {
+            tries += 1;
+            if tries > 64_512 {
+                return None; // every port is taken towards this task
+            }
+            nat_port = nat_port.wrapping_add(1).max(1024);
+        }
+        let id = self.insert(Flow {
+            client: t.src,
+            published: port,
+            backend: pick,
+            via: Backend::Ingress { nat_port },
+            fin_in: None,
+            fin_out: None,
+            fin_acked: (false, false),
+            last_seen: now,
+        });
+        let what = format!(
+            "{node_ip}:{port} from {} -> task {pick} ({sched}, SNAT {}:{nat_port})",
+            t.src, sandbox.ip
+        );
+        Some((self.forward(now, id, &t, packet)?, what))
+    }
+
+    /// Client to backend, through connection `id`.
+    fn forward(&mut self, now: Instant, id: u64, t: &Tcp, packet: &[u8]) -> Option<Verdict> {
+        let f = self.flows.get_mut(&id)?;
+        if t.fin {
+            f.fin_in = Some(t.seq.wrapping_add(t.data_len as u32));
+        }
+        f.last_seen = now;
+        if t.ack && f.fin_out.is_some_and(|fin| t.ack_no == fin.wrapping_add(1)) {
+            f.fin_acked.1 = true;
+        }
+        // Closed once both FINs are acknowledged (or on a reset).
+        let closes = t.rst || f.fin_acked == (true, true);
+        let (backend, via) = (f.backend, f.via);
+        if closes {
+            self.close(id, now);
+        }
+        match via {
+            Backend::Local(cid) => Some(Verdict::ToContainer {
+                to: cid,
+                packet: rewrite(packet, t.src, backend)?,
+            }),
+            Backend::Ingress { nat_port } => {
+                let sb = self.sandbox?;
+                let p = rewrite(packet, SocketAddrV4::new(sb.ip, nat_port), backend)?;
+                let o = backend.ip().octets();
+                let eth = Ethernet2Header {
+                    source: sb.mac.0,
+                    // Docker derives a container's MAC from its address.
+                    destination: [0x02, 0x42, o[0], o[1], o[2], o[3]],
+                    ether_type: EtherType::IPV4,
+                };
+                let mut frame = Vec::with_capacity(Ethernet2Header::LEN + p.len());
+                frame.extend_from_slice(&eth.to_bytes());
+                frame.extend_from_slice(&p);
+                Some(Verdict::ToTask { vni: sb.vni, frame })
+            }
+        }
+    }
+
+    /// A task's reply reaching the sandbox (an IP packet): un-NATed back to its client
+    /// from the node's address. `None` when it belongs to no connection.
+    pub fn from_task(&mut self, now: Instant, node_ip: Ipv4Addr, packet: &[u8]) -> Option<Vec<u8>> {
+        let t = parse_tcp(packet)?;
+        let id = *self.by_nat.get(&(t.src, t.dst.port()))?;
+        self.reply(now, node_ip, id, &t, packet)
+    }
+
+    /// A host-mode container's reply: un-NATed back to its client. `None` when it
+    /// belongs to no connection.
+    pub fn from_local(
+        &mut self,
+        now: Instant,
+        node_ip: Ipv4Addr,
+        from: ContainerId,
+        packet: &[u8],
+    ) -> Option<Vec<u8>> {
+        let t = parse_tcp(packet)?;
+        let id = *self.by_local.get(&(from, t.src, t.dst))?;
+        self.reply(now, node_ip, id, &t, packet)
+    }
+
+    fn reply(
+        &mut self,
+        now: Instant,
+        node_ip: Ipv4Addr,
+        id: u64,
+        t: &Tcp,
+        packet: &[u8],
+    ) -> Option<Vec<u8>> {
+        let f = self.flows.get_mut(&id)?;
+        if t.fin {
+            f.fin_out = Some(t.seq.wrapping_add(t.data_len as u32));
+        }
+        f.last_seen = now;
+        let (client, published) = (f.client, f.published);
+        if t.ack && f.fin_in.is_some_and(|fin| t.ack_no == fin.wrapping_add(1)) {
+            f.fin_acked.0 = true;
+        }
+        if t.rst || f.fin_acked == (true, true) {
+            self.close(id, now);
+        }
+        rewrite(packet, SocketAddrV4::new(node_ip, published), client)
     }
 }
 
@@ -138,6 +403,18 @@ fn parse_tcp(packet: &[u8]) -> Option<Tcp> {
     })
 }
 
+/// The destination port of a TCP SYN that opens a connection (no ACK), if it is one.
+pub fn opening_port(packet: &[u8]) -> Option<u16> {
+    parse_tcp(packet)
+        .filter(|t| t.syn && !t.ack)
+        .map(|t| t.dst.port())
+}
+
+/// The TCP source and destination of a packet, if it is TCP.
+pub fn tcp_ends(packet: &[u8]) -> Option<(SocketAddrV4, SocketAddrV4)> {
+    parse_tcp(packet).map(|t| (t.src, t.dst))
+}
+
 /// The packet with new addresses and ports, checksums recomputed: the mesh's NAT of one
 /// TCP packet (DNAT towards a task, SNAT to the sandbox, and back).
 pub fn rewrite(packet: &[u8], src: SocketAddrV4, dst: SocketAddrV4) -> Option<Vec<u8>> {
@@ -157,8 +434,12 @@ pub fn rewrite(packet: &[u8], src: SocketAddrV4, dst: SocketAddrV4) -> Option<Ve
     Some(out)
 }
 
-/// The reset a host with no listener sends back.
-fn reset_for(t: &Tcp) -> Option<Vec<u8>> {
+/// The reset a host with no listener sends back for `packet` (none for a reset).
+pub fn reset_for(packet: &[u8]) -> Option<Vec<u8>> {
+    let t = parse_tcp(packet)?;
+    if t.rst {
+        return None;
+    }
     let (seq, ack_no, ack) = if t.ack {
         (t.ack_no, 0, false)
     } else {
@@ -191,333 +472,123 @@ fn fnv(ip: Ipv4Addr) -> u64 {
     })
 }
 
-impl Lab {
-    /// Set up (or keep) a node's ingress sandbox at `ip` on the ingress network, and publish
-    /// it in NetworkDB's peer table so that every node's VTEP can reach it.
-    pub(crate) fn ingress_sandbox(
-        &mut self,
-        host: HostId,
-        net: &crate::swarm::store::Network,
-        ip: Ipv4Addr,
-    ) {
-        if self.hosts[host.0].mesh.sandbox.is_some_and(|s| s.ip == ip) {
-            return;
-        }
-        let Some(nid) = self.swarm_overlay(host, net) else {
-            return;
-        };
-        let o = ip.octets();
-        let mac = MacAddr([0x02, 0x42, o[0], o[1], o[2], o[3]]);
-        self.nets[nid.0].used_insert(ip);
-        let vni = self.nets[nid.0].vni;
-        self.hosts[host.0].mesh.sandbox = Some(Sandbox {
-            net: nid,
-            vni,
-            ip,
-            mac,
-        });
-        let vtep = self.underlay.nic(host).ip;
-        let now = std::time::Duration::from_nanos(self.now().0);
-        let db = &mut self.hosts[host.0].gossip.db;
-        if !db.my_networks().any(|n| *n == net.name) {
-            db.join_network(&net.name);
-        }
-        let value = format!("{ip} {mac} {vtep}");
-        let key = format!("ingress-sbox.{}", self.host_name(host));
-        let db = &mut self.hosts[host.0].gossip.db;
-        db.put(
-            now,
-            &net.name,
-            crate::swarm::overlay::PEER_TABLE,
-            &key,
-            value.as_bytes(),
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use etherparse::PacketBuilder;
+
+    fn a(s: &str) -> SocketAddrV4 {
+        s.parse().unwrap()
+    }
+
+    fn tcp(
+        src: SocketAddrV4,
+        dst: SocketAddrV4,
+        f: impl Fn(etherparse::PacketBuilderStep<TcpHeader>) -> etherparse::PacketBuilderStep<TcpHeader>,
+    ) -> Vec<u8> {
+        let b = PacketBuilder::ipv4(src.ip().octets(), dst.ip().octets(), 64).tcp(
+            src.port(),
+            dst.port(),
+            100,
+            1000,
         );
-        self.gossip_flush(host);
-        self.swarm_note(host, format!("ingress sandbox up at {ip} (ingress-sbox)"));
+        let b = f(b);
+        let mut v = Vec::new();
+        b.write(&mut v, &[]).unwrap();
+        v
     }
 
-    /// A TCP packet arrives at a host's own address.
-    pub(crate) fn host_tcp(&mut self, host: HostId, packet: Vec<u8>) {
-        let Some(t) = parse_tcp(&packet) else {
-            return;
-        };
-        let port = t.dst.port();
-        let existing = self.hosts[host.0]
-            .mesh
-            .flows
-            .iter()
-            .position(|f| f.client == t.src && f.published == port);
-        if let Some(i) = existing {
-            return self.mesh_forward(host, i, &t, &packet);
-        }
-        // A host client's own connection (its replies come back here).
-        let own = self.hosts[host.0]
-            .stack
-            .as_ref()
-            .is_some_and(|s| s.owns(port, t.src));
-        if own {
-            return self.stack_input(Owner::Host(host), packet);
-        }
-        if t.syn && !t.ack {
-            if let Some(i) = self.mesh_new_flow(host, &t) {
-                return self.mesh_forward(host, i, &t, &packet);
-            }
-        }
-        if !t.rst {
-            if let Some(rst) = reset_for(&t) {
-                self.host_send_or_loop(host, rst);
-            }
+    fn mesh() -> Mesh {
+        Mesh {
+            sandbox: Some(Sandbox {
+                net: NetId(0),
+                vni: Vni::new(4096).unwrap(),
+                ip: Ipv4Addr::new(10, 0, 0, 2),
+                mac: MacAddr([2, 0x42, 10, 0, 0, 2]),
+            }),
+            ..Default::default()
         }
     }
 
-    /// The ingress records this node knows for a published port: (task address, target
-    /// port), in address order, and the scheduler.
-    fn ingress_backends(&self, host: HostId, port: u16) -> (Vec<SocketAddrV4>, String) {
-        let db = &self.hosts[host.0].gossip.db;
-        let mut out = Vec::new();
-        let mut sched = "rr".to_string();
-        for (_, _, v) in db.entries("ingress", ENDPOINT_TABLE) {
-            let Some(r) = EndpointRecord::decode(&v) else {
-                continue;
-            };
-            if let Some((_, target)) = r.ports.iter().find(|(p, _)| *p == port) {
-                out.push(SocketAddrV4::new(r.ip, *target));
-                sched = r.scheduler.clone();
-            }
+    fn backends() -> Backends {
+        Backends {
+            host_mode: None,
+            ingress: vec![a("10.0.0.5:80"), a("10.0.0.6:80")],
+            scheduler: "rr".into(),
         }
-        out.sort();
-        out.dedup();
-        (out, sched)
     }
 
-    /// A host-mode port: the local task container publishing it, and its target port.
-    fn host_mode_backend(&self, host: HostId, port: u16) -> Option<(ContainerId, u16)> {
-        let agent = self.hosts[host.0].swarm.agent.as_ref()?;
-        agent.tasks.values().find_map(|t| {
-            let cid = t.container?;
-            let c = &self.containers[cid.0];
-            if !c.running {
-                return None;
-            }
-            t.endpoint
-                .host_ports
-                .iter()
-                .find(|(p, _)| *p == port)
-                .map(|(_, target)| (cid, *target))
-        })
+    fn dst_of(v: &Verdict) -> SocketAddrV4 {
+        match v {
+            Verdict::ToTask { frame, .. } => tcp_ends(&frame[14..]).unwrap().1,
+            other => panic!("{other:?}"),
+        }
     }
 
-    fn mesh_new_flow(&mut self, host: HostId, t: &Tcp) -> Option<usize> {
-        let port = t.dst.port();
-        let name = self.host_name(host).to_string();
-        if let Some((cid, target)) = self.host_mode_backend(host, port) {
-            let ip = self.containers[cid.0].ip;
-            let now = self.now();
-            let m = &mut self.hosts[host.0].mesh;
-            m.expire(now);
-            m.flows.push(Flow {
-                client: t.src,
-                published: port,
-                backend: SocketAddrV4::new(ip, target),
-                via: Backend::Local(cid),
-                fin_in: None,
-                fin_out: None,
-                fin_acked: (false, false),
-                last_seen: now,
-            });
-            let what = format!(
-                "{}:{port} (host mode) from {} -> {}",
-                t.dst, t.src, self.containers[cid.0].name
-            );
-            self.record_balance(name, what);
-            return Some(self.hosts[host.0].mesh.flows.len() - 1);
-        }
-        let sandbox = self.hosts[host.0].mesh.sandbox?;
-        let (backends, sched) = self.ingress_backends(host, port);
-        if backends.is_empty() {
-            return None;
-        }
-        let now = self.now();
-        let m = &mut self.hosts[host.0].mesh;
-        m.expire(now);
-        let pick = match sched.as_str() {
-            "sh" => backends[(fnv(*t.src.ip()) % backends.len() as u64) as usize],
-            // IPVS's least-connection overhead: active * 256 + inactive.
-            "lc" => *backends
-                .iter()
-                .min_by_key(|b| {
-                    let active = m.flows.iter().filter(|f| f.backend == **b).count();
-                    let inactive = m.inactive.get(b).map_or(0, |q| q.len());
-                    active * 256 + inactive
-                })
-                .unwrap_or(&backends[0]),
-            // rr, and wrr with Docker's weight of 1 for every task.
-            _ => {
-                let k = m.rr.entry(port).or_insert(0);
-                let b = backends[(*k % backends.len() as u64) as usize];
-                *k += 1;
-                b
-            }
-        };
-        // Masquerading keeps the client's port unless the sandbox already uses it there.
-        let mut nat_port = t.src.port();
-        let mut tries = 0;
-        while m
-            .flows
-            .iter()
-            .any(|f| f.via == Backend::Ingress { nat_port } && f.backend == pick)
-        {
-            tries += 1;
-            if tries > 64_512 {
-                return None; // every port is taken towards this task
-            }
-            nat_port = nat_port.wrapping_add(1).max(1024);
-        }
-        m.flows.push(Flow {
-            client: t.src,
-            published: port,
-            backend: pick,
-            via: Backend::Ingress { nat_port },
-            fin_in: None,
-            fin_out: None,
-            fin_acked: (false, false),
-            last_seen: now,
-        });
-        let what = format!(
-            "{}:{port} from {} -> task {pick} ({sched}, SNAT {}:{nat_port})",
-            self.underlay.nic(host).ip,
-            t.src,
-            sandbox.ip
+    #[test]
+    fn round_robin_spreads_new_connections_and_a_flow_stays_on_its_task() {
+        let mut m = mesh();
+        let node = Ipv4Addr::new(192, 168, 1, 1);
+        let t0 = Instant(0);
+        let svc = a("192.168.1.1:8080");
+        let c1 = a("192.168.1.9:40000");
+        let c2 = a("192.168.1.9:40001");
+        let (v1, what) = m
+            .open(t0, node, &tcp(c1, svc, |b| b.syn()), &backends())
+            .unwrap();
+        assert!(what.contains("rr, SNAT 10.0.0.2:40000"), "{what}");
+        let (v2, _) = m
+            .open(t0, node, &tcp(c2, svc, |b| b.syn()), &backends())
+            .unwrap();
+        assert_eq!(
+            (dst_of(&v1), dst_of(&v2)),
+            (a("10.0.0.5:80"), a("10.0.0.6:80"))
         );
-        self.record_balance(name, what);
-        Some(self.hosts[host.0].mesh.flows.len() - 1)
+        // c1's next packet follows its flow; a stranger's does not belong to any.
+        let next = m.from_client(t0, &tcp(c1, svc, |b| b.ack(1))).unwrap();
+        assert_eq!(dst_of(&next), a("10.0.0.5:80"));
+        assert!(m
+            .from_client(t0, &tcp(a("192.168.1.7:1"), svc, |b| b.ack(1)))
+            .is_none());
+        // The task's answer, to the sandbox's NAT port, goes back to c1 from the node.
+        let back = m
+            .from_task(
+                t0,
+                node,
+                &tcp(a("10.0.0.5:80"), a("10.0.0.2:40000"), |b| b.syn().ack(101)),
+            )
+            .unwrap();
+        assert_eq!(tcp_ends(&back).unwrap(), (svc, c1));
+        assert_eq!(m.open_flows(), 2);
     }
 
-    fn record_balance(&mut self, at: String, what: String) {
-        let now = self.now();
-        self.trace.push(now, TraceEvent::Balance { at, what });
-    }
-
-    /// Client to backend, through flow `i`.
-    fn mesh_forward(&mut self, host: HostId, i: usize, t: &Tcp, packet: &[u8]) {
-        let now = self.now();
-        let f = &mut self.hosts[host.0].mesh.flows[i];
-        if t.fin {
-            f.fin_in = Some(t.seq.wrapping_add(t.data_len as u32));
-        }
-        f.last_seen = now;
-        if t.ack && f.fin_out.is_some_and(|fin| t.ack_no == fin.wrapping_add(1)) {
-            f.fin_acked.1 = true;
-        }
-        // Closed once both FINs are acknowledged (or on a reset).
-        let closes = t.rst || f.fin_acked == (true, true);
-        let (backend, via) = (f.backend, f.via);
-        if closes {
-            self.hosts[host.0].mesh.close(i, now);
-        }
-        match via {
-            Backend::Local(cid) => {
-                let Some(p) = rewrite(packet, t.src, backend) else {
-                    return;
-                };
-                if self.containers[cid.0].running {
-                    self.stack_input(Owner::Container(cid), p);
-                }
-            }
-            Backend::Ingress { nat_port } => {
-                let Some(sb) = self.hosts[host.0].mesh.sandbox else {
-                    return;
-                };
-                let Some(p) = rewrite(packet, SocketAddrV4::new(sb.ip, nat_port), backend) else {
-                    return;
-                };
-                let o = backend.ip().octets();
-                let eth = Ethernet2Header {
-                    source: sb.mac.0,
-                    destination: [0x02, 0x42, o[0], o[1], o[2], o[3]],
-                    ether_type: EtherType::IPV4,
-                };
-                let mut frame = eth.to_bytes().to_vec();
-                frame.extend_from_slice(&p);
-                self.bridge_or_tunnel(host, sb.vni, frame, None);
-            }
-        }
-    }
-
-    /// A frame on the ingress overlay for this node's sandbox: answer ARP, or send a
-    /// backend's reply back to its client.
-    pub(crate) fn sandbox_input(&mut self, host: HostId, frame: &[u8]) {
-        let Some(sb) = self.hosts[host.0].mesh.sandbox else {
-            return;
+    #[test]
+    fn a_reset_closes_the_flow_and_its_ports_are_free_again() {
+        let mut m = mesh();
+        let node = Ipv4Addr::new(192, 168, 1, 1);
+        let svc = a("192.168.1.1:8080");
+        let c = a("192.168.1.9:40000");
+        let one = Backends {
+            ingress: vec![a("10.0.0.5:80")],
+            ..backends()
         };
-        if let Some(reply) = crate::stack::reply_to(sb.ip, sb.mac, frame) {
-            self.bridge_or_tunnel(host, sb.vni, reply, None);
-            return;
-        }
-        let Some(payload) = frame.get(14..) else {
-            return;
-        };
-        let Some(t) = parse_tcp(payload) else {
-            return;
-        };
-        let m = &self.hosts[host.0].mesh;
-        let Some(i) = m.flows.iter().position(|f| {
-            f.backend == t.src
-                && f.via
-                    == Backend::Ingress {
-                        nat_port: t.dst.port(),
-                    }
-        }) else {
-            return;
-        };
-        self.mesh_reply(host, i, &t, payload);
-    }
-
-    /// A reply from a host-mode container (sent through the host): un-NAT it.
-    pub(crate) fn host_mode_reply(&mut self, from: ContainerId, packet: &[u8]) -> bool {
-        let host = self.containers[from.0].host;
-        let Some(t) = parse_tcp(packet) else {
-            return false;
-        };
-        let Some(i) =
-            self.hosts[host.0].mesh.flows.iter().position(|f| {
-                f.via == Backend::Local(from) && f.backend == t.src && f.client == t.dst
-            })
-        else {
-            return false;
-        };
-        self.mesh_reply(host, i, &t, packet);
-        true
-    }
-
-    fn mesh_reply(&mut self, host: HostId, i: usize, t: &Tcp, packet: &[u8]) {
-        let node_ip = self.underlay.nic(host).ip;
-        let now = self.now();
-        let f = &mut self.hosts[host.0].mesh.flows[i];
-        if t.fin {
-            f.fin_out = Some(t.seq.wrapping_add(t.data_len as u32));
-        }
-        f.last_seen = now;
-        let (client, published) = (f.client, f.published);
-        if t.ack && f.fin_in.is_some_and(|fin| t.ack_no == fin.wrapping_add(1)) {
-            f.fin_acked.0 = true;
-        }
-        let closes = t.rst || f.fin_acked == (true, true);
-        if closes {
-            self.hosts[host.0].mesh.close(i, now);
-        }
-        if let Some(p) = rewrite(packet, SocketAddrV4::new(node_ip, published), client) {
-            self.host_send_or_loop(host, p);
-        }
-    }
-
-    /// Send from a host's own address: to its own stack if the client is itself.
-    fn host_send_or_loop(&mut self, host: HostId, packet: Vec<u8>) {
-        let dst = Ipv4Addr::new(packet[16], packet[17], packet[18], packet[19]);
-        if dst == self.underlay.nic(host).ip {
-            self.stack_input(Owner::Host(host), packet);
-        } else {
-            self.host_send_ip(host, packet);
-        }
+        m.open(Instant(0), node, &tcp(c, svc, |b| b.syn()), &one)
+            .unwrap();
+        // Another client with the same port towards the same task: the NAT port moves.
+        let other = a("192.168.1.8:40000");
+        let (_, what) = m
+            .open(Instant(0), node, &tcp(other, svc, |b| b.syn()), &one)
+            .unwrap();
+        assert!(what.contains("SNAT 10.0.0.2:40001"), "{what}");
+        m.from_client(Instant(1), &tcp(c, svc, |b| b.rst()))
+            .unwrap();
+        assert_eq!(m.open_flows(), 1);
+        assert!(m
+            .from_client(Instant(2), &tcp(c, svc, |b| b.ack(1)))
+            .is_none());
+        assert!(
+            reset_for(&tcp(c, svc, |b| b.rst())).is_none(),
+            "no reset for a reset"
+        );
     }
 }
