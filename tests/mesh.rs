@@ -5,7 +5,7 @@
 use swarmlab::docker::{execute, CommandOutput};
 use swarmlab::lab::Lab;
 use swarmlab::scenario::{parse, run::run};
-use swarmlab::trace::TraceEvent;
+use swarmlab::trace::{MemberChange, TraceEvent};
 
 fn play(text: &str) -> swarmlab::scenario::run::Outcome {
     let s = parse("test.lab", text).unwrap_or_else(|e| panic!("{e}"));
@@ -293,7 +293,7 @@ expect spread m1:8080 over web within 10s
         .iter()
         .find(|(_, e)| {
             matches!(e, TraceEvent::Gossip { host, kind, member, .. }
-                if host == "m1" && kind == "Dead" && member == "w3")
+                if host == "m1" && *kind == MemberChange::Dead && member == "w3")
         })
         .map(|(t, _)| *t)
         .expect("m1 declared w3 dead");

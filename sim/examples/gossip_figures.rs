@@ -12,7 +12,7 @@
 use std::net::Ipv4Addr;
 use swarmlab::lab::Lab;
 use swarmlab::time::{Duration, Instant};
-use swarmlab::trace::TraceEvent;
+use swarmlab::trace::{MemberChange, TraceEvent};
 use swarmlab::underlay::{HostId, LinkParams};
 
 fn name(i: usize) -> String {
@@ -81,10 +81,10 @@ fn detection(n: usize) {
             if *member != vname {
                 continue;
             }
-            if kind == "Suspect" && first_suspect.is_none() {
+            if *kind == MemberChange::Suspect && first_suspect.is_none() {
                 first_suspect = Some(*at);
             }
-            if kind == "Dead" && dead_seen.insert(host.clone()) {
+            if *kind == MemberChange::Dead && dead_seen.insert(host.clone()) {
                 last_dead = Some(*at);
             }
         }
@@ -287,16 +287,16 @@ fn false_positives_seeded(
         {
             if lagging && *member == slow {
                 // Only healthy members count; the degraded one's own are kept apart.
-                if kind == "Dead" && reason.starts_with("suspicion timed out") {
+                if *kind == MemberChange::Dead && reason.starts_with("suspicion timed out") {
                     counts.own_timeouts += 1;
                 }
                 continue;
             }
-            match kind.as_str() {
-                "Suspect" => {
+            match kind {
+                MemberChange::Suspect => {
                     suspicions.insert((member.clone(), *incarnation));
                 }
-                "Dead" => {
+                MemberChange::Dead => {
                     deaths.insert((member.clone(), *incarnation));
                     if reason.starts_with("suspicion timed out") {
                         counts.timeouts += 1;
@@ -398,7 +398,7 @@ fn side_by_side(n: usize, foca: bool, minutes: u64, seed: u64) -> (Option<Durati
     let mut downed = std::collections::BTreeSet::new();
     for (_, e) in &lab.trace.events()[mark..] {
         if let TraceEvent::Gossip { kind, member, .. } = e {
-            if kind == "Dead" && *member != vname {
+            if *kind == MemberChange::Dead && *member != vname {
                 downed.insert(member.clone());
             }
         }

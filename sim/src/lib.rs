@@ -19,6 +19,7 @@ pub mod ping;
 pub mod programs;
 pub mod report;
 pub mod scenario;
+pub mod session;
 pub mod stack;
 pub mod swarm;
 pub mod time;

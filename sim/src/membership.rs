@@ -163,7 +163,7 @@ impl Lab {
                 at,
                 TraceEvent::Gossip {
                     host: self.host_name(host).to_string(),
-                    kind: format!("{:?}", e.kind),
+                    kind: e.kind.into(),
                     member: e.member,
                     incarnation: e.incarnation,
                     reason: e.reason,
@@ -503,8 +503,12 @@ impl Lab {
             }
             if let Some(n) = f.rt.to_notify() {
                 let (kind, who) = match n {
-                    foca::OwnedNotification::MemberUp(id) => ("Joined", id),
-                    foca::OwnedNotification::MemberDown(id) => ("Dead", id),
+                    foca::OwnedNotification::MemberUp(id) => {
+                        (crate::trace::MemberChange::Joined, id)
+                    }
+                    foca::OwnedNotification::MemberDown(id) => {
+                        (crate::trace::MemberChange::Dead, id)
+                    }
                     _ => continue,
                 };
                 let member = self
@@ -517,7 +521,7 @@ impl Lab {
                     at,
                     TraceEvent::Gossip {
                         host: name.clone(),
-                        kind: kind.into(),
+                        kind,
                         member,
                         incarnation: 0,
                         reason: "foca".into(),

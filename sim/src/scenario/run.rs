@@ -2,12 +2,12 @@
 //! timeline, and the verdict of every expectation.
 
 use super::{Expectation, Scenario, Step, StepKind, SwarmExpect};
-use crate::docker::{self, CommandOutput};
+use crate::docker::CommandOutput;
 use crate::lab::{Lab, Subnet};
-use crate::report::timeline::Timeline;
+use crate::session::Session;
 use crate::time::{Duration, Instant};
-use crate::trace::TraceEvent;
-use std::collections::BTreeMap;
+use crate::trace::{MemberChange, TraceEvent};
+use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write;
 
 /// How long one `expect ping` probe waits for its reply.
@@ -37,9 +37,8 @@ impl Outcome {
 }
 
 struct Runner {
-    lab: Lab,
+    s: Session,
     vars: BTreeMap<String, String>,
-    out: Timeline,
     last: Option<CommandOutput>,
     held: usize,
     failed: usize,
@@ -58,23 +57,19 @@ pub fn run_streaming(
     capture: bool,
     stream: Option<Box<dyn std::io::Write>>,
 ) -> Outcome {
-    let mut lab = Lab::new(seed);
-    lab.capture = capture;
-    let out = Timeline::new(stream);
-    lab.trace.watch(out.watcher());
     let mut r = Runner {
-        lab,
+        s: Session::new(seed, capture, stream),
         vars: BTreeMap::new(),
-        out,
         last: None,
         held: 0,
         failed: 0,
     };
-    let _ = writeln!(r.out, "swarmlab: {} (seed {seed})", scenario.file);
+    r.s.timeline()
+        .raw(&format!("swarmlab: {} (seed {seed})\n", scenario.file));
     for step in &scenario.steps {
-        let mark = r.lab.trace.events().len();
-        let at = r.lab.now();
-        r.lab.trace.push(
+        let mark = r.s.lab.trace.events().len();
+        let at = r.s.lab.now();
+        r.s.lab.trace.push(
             at,
             TraceEvent::Step {
                 line: step.line,
@@ -86,17 +81,20 @@ pub fn run_streaming(
         r.report_gossip(mark);
     }
     let total = r.held + r.failed;
-    let _ = writeln!(
-        r.out,
-        "[{:>9}] scenario finished: {total} expectation{}, {} held, {} failed",
-        r.lab.now().to_string(),
-        if total == 1 { "" } else { "s" },
-        r.held,
-        r.failed
+    let now = r.s.now();
+    r.s.timeline().line(
+        now,
+        &format!(
+            "scenario finished: {total} expectation{}, {} held, {} failed",
+            if total == 1 { "" } else { "s" },
+            r.held,
+            r.failed
+        ),
     );
+    let (lab, timeline) = r.s.finish();
     Outcome {
-        lab: r.lab,
-        timeline: r.out.text(),
+        lab,
+        timeline,
         held: r.held,
         failed: r.failed,
     }
@@ -116,27 +114,28 @@ fn indent(text: &str) -> String {
 
 impl Runner {
     fn say(&mut self, at: Instant, text: &str) {
-        self.out.line(at, text);
+        self.s.timeline().line(at, text);
     }
 
     fn host(&self, name: &str) -> crate::underlay::HostId {
         // `check` guarantees declared hosts.
-        self.lab
+        self.s
+            .lab
             .underlay
             .by_name(name)
             .expect("host checked by the parser")
     }
 
     fn step(&mut self, step: &Step) {
-        let now = self.lab.now();
+        let now = self.s.lab.now();
         match &step.kind {
             StepKind::Host { name, ip, mtu } => {
-                self.lab.add_host(name, *ip, *mtu);
+                self.s.lab.add_host(name, *ip, *mtu);
                 self.say(now, &format!("host {name} {ip} up (mtu {mtu})"));
             }
             StepKind::Hosts { names, ips, mtu } => {
                 for (name, ip) in names.iter().zip(ips) {
-                    self.lab.add_host(name, *ip, *mtu);
+                    self.s.lab.add_host(name, *ip, *mtu);
                 }
                 let (first, last) = (&names[0], &names[names.len() - 1]);
                 let (a, b) = (ips[0], ips[ips.len() - 1]);
@@ -150,7 +149,7 @@ impl Runner {
             }
             StepKind::GossipFormed { hosts } => {
                 let ids: Vec<_> = hosts.iter().map(|h| self.host(h)).collect();
-                self.lab.gossip_formed(&ids);
+                self.s.lab.gossip_formed(&ids);
                 self.say(
                     now,
                     &format!(
@@ -166,7 +165,7 @@ impl Runner {
                     let id = self.host(h);
                     let others: Vec<_> = seed_ids.iter().copied().filter(|s| *s != id).collect();
                     if !others.is_empty() {
-                        self.lab.gossip_join(id, &others);
+                        self.s.lab.gossip_join(id, &others);
                     }
                 }
                 self.say(
@@ -180,7 +179,7 @@ impl Runner {
             }
             StepKind::Link { a, b, params } => {
                 let (ha, hb) = (self.host(a), self.host(b));
-                self.lab.set_link(ha, hb, *params);
+                self.s.lab.set_link(ha, hb, *params);
                 let mut s = format!("link {a} <-> {b} latency={}", params.latency);
                 if params.jitter > Duration::ZERO {
                     let _ = write!(s, " jitter={}", params.jitter);
@@ -200,7 +199,7 @@ impl Runner {
             } => {
                 let ids = hosts.iter().map(|h| self.host(h)).collect();
                 let vni_v = vxlan::Vni::new(*vni).expect("VNI range checked by the parser");
-                self.lab.add_overlay(
+                self.s.lab.add_overlay(
                     name,
                     vni_v,
                     Subnet {
@@ -220,16 +219,16 @@ impl Runner {
             StepKind::Sleep(d) => {
                 // Said first: the events of the sleep stream after it, in time order.
                 self.say(now, &format!("sleep {d}"));
-                self.lab.run_until(now + *d);
+                self.s.sleep(*d);
             }
             StepKind::Crash(h) => {
                 let id = self.host(h);
-                self.lab.crash(id);
+                self.s.lab.crash(id);
                 self.say(now, &format!("crash {h}: host down, its containers die"));
             }
             StepKind::Restart(h) => {
                 let id = self.host(h);
-                self.lab.restart(id);
+                self.s.lab.restart(id);
                 self.say(now, &format!("restart {h}: host up again"));
             }
             StepKind::Partition { from, to, one_way } => {
@@ -239,9 +238,9 @@ impl Runner {
                         .collect::<std::collections::BTreeSet<_>>()
                 };
                 let (a, b) = (ids(from), ids(to));
-                self.lab.underlay.cut(a.clone(), b.clone());
+                self.s.lab.underlay.cut(a.clone(), b.clone());
                 if !one_way {
-                    self.lab.underlay.cut(b, a);
+                    self.s.lab.underlay.cut(b, a);
                 }
                 let arrow = if *one_way { "->" } else { "|" };
                 self.say(
@@ -250,12 +249,12 @@ impl Runner {
                 );
             }
             StepKind::Heal => {
-                self.lab.underlay.heal();
+                self.s.lab.underlay.heal();
                 self.say(now, "heal: every partition removed");
             }
             StepKind::Block { host, rule, block } => {
                 let id = self.host(host);
-                let changed = self.lab.underlay.set_blocked(id, *rule, *block);
+                let changed = self.s.lab.underlay.set_blocked(id, *rule, *block);
                 let verb = if *block { "block" } else { "unblock" };
                 let note = if changed { "" } else { " (no change)" };
                 self.say(now, &format!("{verb} {host} inbound {rule}{note}"));
@@ -271,29 +270,16 @@ impl Runner {
                     None => format!("{host}$ {}", shell_join(&argv)),
                 };
                 self.say(now, &line);
-                let out = docker::execute(&mut self.lab, id, &argv);
+                let out = self.s.command(id, &argv);
                 if let Some(v) = assign {
                     self.vars
                         .insert(v.clone(), out.stdout.trim_end_matches('\n').to_string());
                 }
-                self.out.raw(&indent(&out.stdout));
-                self.out.raw(&indent(&out.stderr));
+                let t = self.s.timeline();
+                t.raw(&indent(&out.stdout));
+                t.raw(&indent(&out.stderr));
                 if out.exit_code != 0 {
-                    let _ = writeln!(self.out, "            (exit status {})", out.exit_code);
-                }
-                let at = self.lab.now();
-                for (stream, text) in [("stdout", &out.stdout), ("stderr", &out.stderr)] {
-                    if !text.is_empty() {
-                        self.lab.trace.push(
-                            at,
-                            TraceEvent::Output {
-                                host: host.clone(),
-                                stream,
-                                text: text.clone(),
-                                exit_code: out.exit_code,
-                            },
-                        );
-                    }
+                    t.raw(&format!("            (exit status {})\n", out.exit_code));
                 }
                 self.last = Some(out);
             }
@@ -316,8 +302,7 @@ impl Runner {
                     // the clock to the deadline, where the expectation fails.
                     let waited = match within {
                         Some(w) => {
-                            let deadline = self.lab.now() + w;
-                            self.lab.run_until(deadline);
+                            self.s.sleep(w);
                             format!(" (still so after {w})")
                         }
                         None => String::new(),
@@ -352,12 +337,12 @@ impl Runner {
                 };
                 let want = *count;
                 let waited = self.wait(within, |lab: &Lab| seen(lab) == Some(want));
-                match seen(&self.lab) {
+                match seen(&self.s.lab) {
                     None => (false, format!("container {container} is not running")),
                     Some(n) => {
                         let answer = crate::traffic::shown_answer(
-                            &self.lab.dns_lookup(
-                                crate::traffic::find_container(&self.lab, container)
+                            &self.s.lab.dns_lookup(
+                                crate::traffic::find_container(&self.s.lab, container)
                                     .unwrap_or(crate::lab::ContainerId(0)),
                                 name,
                             ),
@@ -373,14 +358,14 @@ impl Runner {
                 requests,
             } => {
                 let h = self.host(host);
-                let start = self.lab.now();
+                let start = self.s.lab.now();
                 let deadline = start + within.unwrap_or(Duration::ZERO);
                 loop {
                     let r =
-                        crate::traffic::spread_probe(&mut self.lab, h, *port, service, *requests);
-                    if r.is_ok() || self.lab.now() >= deadline {
+                        crate::traffic::spread_probe(&mut self.s.lab, h, *port, service, *requests);
+                    if r.is_ok() || self.s.lab.now() >= deadline {
                         let waited = if within.is_some() {
-                            format!(", after {}", fmt_secs(self.lab.now() - start))
+                            format!(", after {}", fmt_secs(self.s.lab.now() - start))
                         } else {
                             String::new()
                         };
@@ -389,13 +374,13 @@ impl Runner {
                             Err(e) => (false, e),
                         };
                     }
-                    let next = (self.lab.now() + Duration::from_secs(1)).min(deadline);
-                    self.lab.run_until(next);
+                    let next = (self.s.now() + Duration::from_secs(1)).min(deadline);
+                    self.s.run_until(next);
                 }
             }
             Expectation::Swarm(e) => {
                 let waited = self.wait(within, |lab: &Lab| observe(lab, e).0);
-                let (held, seen) = observe(&self.lab, e);
+                let (held, seen) = observe(&self.s.lab, e);
                 (held, format!("{seen}{waited}"))
             }
             Expectation::Member {
@@ -407,7 +392,7 @@ impl Runner {
                 let want = *state;
                 let check = |lab: &Lab| lab.gossip_state(v, member) == Some(want);
                 let waited = self.wait(within, check);
-                let seen = self.lab.gossip_state(v, member);
+                let seen = self.s.lab.gossip_state(v, member);
                 let shown = |s: Option<gossip::State>| match s {
                     Some(s) => format!("{s:?}").to_lowercase(),
                     None => "unknown".to_string(),
@@ -421,15 +406,15 @@ impl Runner {
                 let v = self.host(viewer);
                 let n = *count;
                 let waited = self.wait(within, |lab: &Lab| lab.gossip_alive_count(v) == n);
-                let seen = self.lab.gossip_alive_count(v);
+                let seen = self.s.lab.gossip_alive_count(v);
                 (
                     seen == n,
                     format!("{viewer} sees {seen} members alive{waited}"),
                 )
             }
         };
-        let at = self.lab.now();
-        self.lab.trace.push(
+        let at = self.s.lab.now();
+        self.s.lab.trace.push(
             at,
             TraceEvent::Expectation {
                 line: step.line,
@@ -455,21 +440,22 @@ impl Runner {
         ok: bool,
         within: Option<Duration>,
     ) -> (bool, String) {
-        let start = self.lab.now();
+        let start = self.s.lab.now();
         let deadline = start + within.unwrap_or(Duration::ZERO);
         let Some(src) = self
+            .s
             .lab
             .container_by_ref(from)
-            .filter(|c| self.lab.exists(*c))
+            .filter(|c| self.s.lab.exists(*c))
         else {
             return (false, format!("container {from} does not exist"));
         };
         loop {
-            let probe_start = self.lab.now();
+            let probe_start = self.s.lab.now();
             let result = self.probe(src, to);
             let success = result.is_ok();
             if success == ok {
-                let waited = self.lab.now() - start;
+                let waited = self.s.lab.now() - start;
                 let how = match result {
                     Ok(rtt) => format!("reply in {} ms", crate::ping::format_rtt(rtt)),
                     Err(e) => e,
@@ -481,7 +467,7 @@ impl Runner {
                 };
                 return (true, format!("{how}{after}"));
             }
-            if self.lab.now() >= deadline {
+            if self.s.lab.now() >= deadline {
                 let how = match result {
                     Ok(rtt) => format!("got a reply in {} ms", crate::ping::format_rtt(rtt)),
                     Err(e) => e,
@@ -493,8 +479,8 @@ impl Runner {
                 return (false, format!("{how}{span}"));
             }
             // Next probe one second after the previous one started.
-            let next = (probe_start + Duration::from_secs(1)).max(self.lab.now());
-            self.lab.run_until(next.min(deadline));
+            let next = (probe_start + Duration::from_secs(1)).max(self.s.now());
+            self.s.run_until(next.min(deadline));
         }
     }
 
@@ -506,77 +492,47 @@ impl Runner {
         within: Option<Duration>,
         mut probe: impl FnMut(&mut Lab) -> Result<String, String>,
     ) -> (bool, String) {
-        let start = self.lab.now();
+        let start = self.s.lab.now();
         let deadline = start + within.unwrap_or(Duration::ZERO);
         loop {
-            let probe_start = self.lab.now();
-            let result = probe(&mut self.lab);
+            let probe_start = self.s.lab.now();
+            let result = probe(&mut self.s.lab);
             let text = match &result {
                 Ok(s) | Err(s) => s.clone(),
             };
             if result.is_ok() == ok {
                 let after = if within.is_some() {
-                    format!(", after {}", fmt_secs(self.lab.now() - start))
+                    format!(", after {}", fmt_secs(self.s.lab.now() - start))
                 } else {
                     String::new()
                 };
                 return (true, format!("{text}{after}"));
             }
-            if self.lab.now() >= deadline {
+            if self.s.lab.now() >= deadline {
                 let span = match within {
                     Some(w) => format!(" (still so after {w})"),
                     None => String::new(),
                 };
                 return (false, format!("{text}{span}"));
             }
-            let next = (probe_start + Duration::from_secs(1)).max(self.lab.now());
-            self.lab.run_until(next.min(deadline));
+            let next = (probe_start + Duration::from_secs(1)).max(self.s.now());
+            self.s.run_until(next.min(deadline));
         }
     }
 
     /// One ICMP echo: Ok(rtt) or Err(why not).
     fn probe(&mut self, src: crate::lab::ContainerId, to: &str) -> Result<Duration, String> {
-        let c = &self.lab.containers[src.0];
-        if !c.running {
-            return Err(format!("container {} is not running", c.name));
-        }
-        let Some(dst) = self.lab.resolve(src, to) else {
-            return Err(format!(
-                "{to} does not resolve on {}'s network",
-                self.lab.containers[src.0].name
-            ));
-        };
-        let id = self.lab.start_ping(
-            src,
-            to,
-            dst,
-            crate::ping::PingOptions {
-                count: 1,
-                timeout: PROBE_TIMEOUT,
-                ..Default::default()
-            },
-        );
-        let horizon = self.lab.now() + PROBE_TIMEOUT + Duration::from_secs(4);
-        self.lab
-            .run_until_or(horizon, |lab| lab.pings[id.0].finished);
-        let p = &self.lab.pings[id.0];
-        if let Some(rtt) = p.first_rtt() {
-            Ok(rtt)
-        } else if p.unreachable() {
-            Err(format!("{to} ({dst}) unreachable: ARP got no answer"))
-        } else {
-            Err(format!("no reply from {to} ({dst}) within {PROBE_TIMEOUT}"))
-        }
+        self.s.echo(src, to, PROBE_TIMEOUT)
     }
 
     /// Run the lab until `cond` holds or `within` passes; says how long it waited.
     fn wait(&mut self, within: Option<Duration>, cond: impl Fn(&Lab) -> bool) -> String {
-        let start = self.lab.now();
+        let start = self.s.lab.now();
         let Some(w) = within else {
             return String::new();
         };
-        let held = self.lab.run_until_or(start + w, |lab| cond(lab));
-        let waited = fmt_secs(self.lab.now() - start);
+        let held = self.s.wait_until(start + w, |lab| cond(lab));
+        let waited = fmt_secs(self.s.lab.now() - start);
         if held {
             format!(", after {waited}")
         } else {
@@ -587,10 +543,13 @@ impl Runner {
     /// After a step, summarise the membership changes gossip reported, grouped by what
     /// happened to whom, with who saw it and why.
     fn report_gossip(&mut self, mark: usize) {
-        // (member, kind) -> who saw it, when first, and why.
-        type Seen = ((String, String), Vec<String>, Instant, String);
+        // (member, change) -> who saw it (in order), when first, and why; groups in the
+        // order they first appear, found through an index (N members' views of N joins
+        // make N² events).
+        type Seen = ((String, MemberChange), Vec<String>, Instant, String);
         let mut groups: Vec<Seen> = Vec::new();
-        for (at, e) in &self.lab.trace.events()[mark..] {
+        let mut index: BTreeMap<(&str, MemberChange), (usize, BTreeSet<&str>)> = BTreeMap::new();
+        for (at, e) in &self.s.lab.trace.events()[mark..] {
             let TraceEvent::Gossip {
                 host,
                 kind,
@@ -601,32 +560,34 @@ impl Runner {
             else {
                 continue;
             };
-            if host == member && kind == "Joined" {
+            if host == member && *kind == MemberChange::Joined {
                 continue; // every member announces itself at start
             }
-            let key = (member.clone(), kind.clone());
-            match groups.iter_mut().find(|g| g.0 == key) {
-                Some(g) => {
-                    if !g.1.contains(host) {
-                        g.1.push(host.clone())
+            match index.get_mut(&(member.as_str(), *kind)) {
+                Some((g, seen)) => {
+                    if seen.insert(host.as_str()) {
+                        groups[*g].1.push(host.clone());
                     }
                 }
-                None => groups.push((key, vec![host.clone()], *at, reason.clone())),
+                None => {
+                    index.insert(
+                        (member.as_str(), *kind),
+                        (groups.len(), BTreeSet::from([host.as_str()])),
+                    );
+                    groups.push((
+                        (member.clone(), *kind),
+                        vec![host.clone()],
+                        *at,
+                        reason.clone(),
+                    ));
+                }
             }
         }
         let total = groups.len();
         for ((member, kind), seen_by, at, reason) in groups.into_iter().take(20) {
-            let what = match kind.as_str() {
-                "Joined" => "joined".to_string(),
-                "Suspect" => "suspect".to_string(),
-                "Alive" => "alive again".to_string(),
-                "Dead" => "dead".to_string(),
-                "Left" => "left".to_string(),
-                "ReachableOnlyOverTcp" => "reachable over TCP but not UDP".to_string(),
-                other => other.to_lowercase(),
-            };
+            let what = kind.as_text();
             let _ = writeln!(
-                self.out,
+                self.s.timeline().clone(),
                 "            ~ {member} {what}: seen by {} (first by {} at {at}: {reason})",
                 short_list(&seen_by),
                 seen_by[0]
@@ -634,7 +595,7 @@ impl Runner {
         }
         if total > 20 {
             let _ = writeln!(
-                self.out,
+                self.s.timeline().clone(),
                 "            ~ ... and {} more membership changes",
                 total - 20
             );
@@ -644,7 +605,7 @@ impl Runner {
     /// After a step, summarise the frames it saw dropped, grouped by place and reason.
     fn report_drops(&mut self, mark: usize) {
         let mut groups: BTreeMap<(String, String), usize> = BTreeMap::new();
-        for (_, e) in &self.lab.trace.events()[mark..] {
+        for (_, e) in &self.s.lab.trace.events()[mark..] {
             match e {
                 TraceEvent::UnderlayDrop { host, reason, .. } => {
                     *groups.entry((host.clone(), reason.clone())).or_default() += 1
@@ -668,13 +629,13 @@ impl Runner {
         let total = groups.len();
         if total > 12 {
             let _ = writeln!(
-                self.out,
+                self.s.timeline().clone(),
                 "            ! ... frames dropped in {total} places; the first 12:"
             );
         }
         for ((place, reason), n) in groups.into_iter().take(12) {
             let _ = writeln!(
-                self.out,
+                self.s.timeline().clone(),
                 "            ! {place}: {n} frame{} dropped ({reason})",
                 if n == 1 { "" } else { "s" }
             );
