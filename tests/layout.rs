@@ -28,7 +28,8 @@ const LOWER: &[(&str, &[&str])] = &[
     ("trace", &["time"]),
     ("underlay", &["engine", "time"]),
     ("stack", &[]),
-    ("netstack", &["time"]),
+    ("netstack", &["time", "images"]),
+    ("images", &[]),
 ];
 
 fn sim_src() -> std::path::PathBuf {

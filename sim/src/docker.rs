@@ -36,19 +36,6 @@ impl CommandOutput {
     }
 }
 
-/// The images built in (see `netstack` and `programs`): the clients' images and the
-/// servers'. Anything else is refused as a pull from a registry that does not have it.
-pub(crate) const IMAGES: &[&str] = &[
-    "alpine",
-    "busybox",
-    "nginx",
-    "redis",
-    "swarmlab/whoami",
-    "traefik/whoami",
-    "containous/whoami",
-    "swarmlab/counter",
-];
-
 fn daemon_run_error(msg: &str) -> CommandOutput {
     CommandOutput::err(
         format!("{msg}\n\nRun 'docker run --help' for more information\n"),
@@ -103,8 +90,10 @@ pub fn execute(lab: &mut Lab, host: HostId, argv: &[String]) -> CommandOutput {
     }
 }
 
+/// Whether an image is built in (see `images`); anything else is refused as a pull from
+/// a registry that does not have it.
 pub(crate) fn image_known(image: &str) -> bool {
-    IMAGES.contains(&crate::netstack::image_repo(image))
+    crate::images::lookup(image).is_some()
 }
 
 /// `docker run`'s options (the subset the lab simulates), parsed with clap as the

@@ -9,6 +9,7 @@
 pub mod docker;
 pub mod engine;
 pub mod ids;
+pub mod images;
 pub mod lab;
 pub mod live;
 pub mod live_gossip;

@@ -90,14 +90,15 @@ pub enum App {
 impl App {
     /// The program an image runs, and its port.
     pub fn of_image(image: &str) -> Option<(App, u16)> {
-        let repo = image_repo(image);
-        match repo {
-            "swarmlab/whoami" | "traefik/whoami" | "containous/whoami" => Some((App::Whoami, 80)),
-            "nginx" => Some((App::Nginx, 80)),
-            "redis" => Some((App::Redis, 6379)),
-            "swarmlab/counter" => Some((App::Counter { redis: None }, 80)),
-            _ => None,
-        }
+        use crate::images::Server;
+        let (server, port) = crate::images::lookup(image)?.server?;
+        let app = match server {
+            Server::Whoami => App::Whoami,
+            Server::Nginx => App::Nginx,
+            Server::Redis => App::Redis,
+            Server::Counter => App::Counter { redis: None },
+        };
+        Some((app, port))
     }
 
     /// The program with its command-line options (`swarmlab/counter --redis HOST[:PORT]`).
@@ -124,20 +125,6 @@ impl App {
             other => other,
         }
     }
-}
-
-/// An image reference without its tag or digest, and without `docker.io/library/`.
-pub fn image_repo(image: &str) -> &str {
-    let no_digest = image.split('@').next().unwrap_or(image);
-    let last_slash = no_digest.rfind('/').map_or(0, |i| i + 1);
-    let no_tag = match no_digest[last_slash..].find(':') {
-        Some(i) => &no_digest[..last_slash + i],
-        None => no_digest,
-    };
-    no_tag
-        .strip_prefix("docker.io/")
-        .map(|r| r.strip_prefix("library/").unwrap_or(r))
-        .unwrap_or(no_tag)
 }
 
 /// How a client knows its reply is complete.
@@ -1153,11 +1140,8 @@ mod tests {
     }
 
     #[test]
-    fn image_repos_drop_tags_and_the_default_registry() {
-        assert_eq!(image_repo("nginx:1.27"), "nginx");
-        assert_eq!(image_repo("docker.io/library/redis:7"), "redis");
-        assert_eq!(image_repo("traefik/whoami@sha256:abc"), "traefik/whoami");
-        assert_eq!(image_repo("localhost:5000/app"), "localhost:5000/app");
+    fn only_server_images_run_an_app() {
         assert!(App::of_image("busybox").is_none());
+        assert_eq!(App::of_image("redis:7"), Some((App::Redis, 6379)));
     }
 }

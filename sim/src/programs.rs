@@ -76,12 +76,7 @@ fn lookup(lab: &mut Lab, owner: Owner, name: &str) -> Option<Ipv4Addr> {
 
 /// The programs an image has. `whoami` is built FROM scratch: nothing to exec.
 pub fn has_program(image: &str, program: &str) -> bool {
-    let repo = crate::netstack::image_repo(image);
-    match repo {
-        "swarmlab/whoami" | "traefik/whoami" | "containous/whoami" | "swarmlab/counter" => false,
-        "redis" => program != "wget" && program != "nslookup",
-        _ => program != "redis-cli",
-    }
+    crate::images::has_program(image, program)
 }
 
 /// A request's outcome, for the programs' messages.

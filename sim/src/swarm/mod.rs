@@ -1013,10 +1013,9 @@ impl Lab {
                     withdraw.extend(mine.container);
                     // `sleep`, `ping` and Go servers (whoami) as PID 1 ignore SIGTERM:
                     // killed after the 10 s grace. nginx and redis stop on the signal.
-                    let repo = crate::netstack::image_repo(&mine.image);
                     let grace = if mine.state != TaskState::Running {
                         Duration::ZERO
-                    } else if repo == "nginx" || repo == "redis" {
+                    } else if crate::images::stops_on_sigterm(&mine.image) {
                         Duration::from_millis(100)
                     } else {
                         Duration::from_secs(10)
