@@ -8,33 +8,7 @@ use crate::time::{Duration, Instant};
 use crate::traffic::Owner;
 use crate::underlay::HostId;
 
-/// What a command printed, and its exit status.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct CommandOutput {
-    /// Standard output.
-    pub stdout: String,
-    /// Standard error.
-    pub stderr: String,
-    /// Exit status.
-    pub exit_code: i32,
-}
-
-impl CommandOutput {
-    pub(crate) fn out(text: impl Into<String>) -> CommandOutput {
-        CommandOutput {
-            stdout: text.into(),
-            ..Default::default()
-        }
-    }
-
-    pub(crate) fn err(text: impl Into<String>, exit_code: i32) -> CommandOutput {
-        CommandOutput {
-            stderr: text.into(),
-            exit_code,
-            ..Default::default()
-        }
-    }
-}
+pub use crate::output::CommandOutput;
 
 fn daemon_run_error(msg: &str) -> CommandOutput {
     CommandOutput::err(
@@ -66,8 +40,14 @@ pub fn execute(lab: &mut Lab, host: HostId, argv: &[String]) -> CommandOutput {
     }
     match program.as_str() {
         "docker" => {}
-        "curl" => return crate::programs::curl(lab, Owner::Host(host), &argv[1..]),
-        "wget" => return crate::programs::wget(lab, Owner::Host(host), &argv[1..]),
+        "curl" => {
+            let mut ns = crate::traffic::Ns::new(lab, Owner::Host(host));
+            return crate::programs::curl(&mut ns, &argv[1..]);
+        }
+        "wget" => {
+            let mut ns = crate::traffic::Ns::new(lab, Owner::Host(host));
+            return crate::programs::wget(&mut ns, &argv[1..]);
+        }
         _ => return CommandOutput::err(format!("bash: {program}: command not found\n"), 127),
     }
     let args = &argv[1..];
@@ -304,11 +284,15 @@ fn exec_in(lab: &mut Lab, cid: ContainerId, argv: &[String]) -> CommandOutput {
     let has = crate::programs::has_program(&lab.containers[cid.0].image, program);
     match program {
         "ping" if has => ping(lab, cid, &argv[1..]),
-        "wget" if has => crate::programs::wget(lab, owner, &argv[1..]),
-        "curl" if has => crate::programs::curl(lab, owner, &argv[1..]),
-        "nslookup" if has => crate::programs::nslookup(lab, cid, &argv[1..]),
-        "redis-cli" if has => crate::programs::redis_cli(lab, cid, &argv[1..]),
-        "ip" if has => crate::programs::ip(lab, cid, &argv[1..]),
+        "wget" if has => crate::programs::wget(&mut crate::traffic::Ns::new(lab, owner), &argv[1..]),
+        "curl" if has => crate::programs::curl(&mut crate::traffic::Ns::new(lab, owner), &argv[1..]),
+        "nslookup" if has => {
+            crate::programs::nslookup(&mut crate::traffic::Ns::new(lab, owner), &argv[1..])
+        }
+        "redis-cli" if has => {
+            crate::programs::redis_cli(&mut crate::traffic::Ns::new(lab, owner), &argv[1..])
+        }
+        "ip" if has => crate::programs::ip(&mut crate::traffic::Ns::new(lab, owner), &argv[1..]),
         "true" if has => CommandOutput::default(),
         "hostname" if has => CommandOutput::out(format!("{}\n", &lab.containers[cid.0].id[..12])),
         other => CommandOutput::out(format!(

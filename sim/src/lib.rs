@@ -16,6 +16,7 @@ pub mod live_gossip;
 pub mod membership;
 pub mod mesh;
 pub mod netstack;
+pub mod output;
 pub mod ping;
 pub mod programs;
 pub mod report;

@@ -1,14 +1,56 @@
 //! The client programs of the built-in images, run with `docker exec` (or on a host):
 //! busybox's `wget` and `nslookup`, `curl`, and `redis-cli`, each printing what the real
 //! program prints, errors included.
+//!
+//! A program sees only its network namespace (`Netns`): names to resolve, connections
+//! to make, its interfaces and the time. It never sees the lab; the node's router
+//! implements `Netns` for a container or a host.
 
-use crate::docker::CommandOutput;
-use crate::lab::{ContainerId, Lab};
 use crate::netstack::{http_parts, resp_complete, resp_encode, ClientEnd, Framing};
-use crate::time::Duration;
-use crate::traffic::Owner;
+use crate::output::CommandOutput;
+use crate::time::{Duration, Instant};
 use std::collections::BTreeMap;
 use std::net::{Ipv4Addr, SocketAddrV4};
+use vxlan::MacAddr;
+
+/// One interface of a namespace, as `ip addr` shows it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Interface {
+    /// Its address.
+    pub ip: Ipv4Addr,
+    /// Its prefix length.
+    pub prefix: u8,
+    /// Its MAC.
+    pub mac: MacAddr,
+    /// Its MTU.
+    pub mtu: usize,
+}
+
+/// What a program sees from inside its network namespace.
+pub trait Netns {
+    /// The current time.
+    fn now(&self) -> Instant;
+    /// Where a name leads: a container asks its embedded DNS server (127.0.0.11), a host
+    /// its `/etc/hosts`. `None` is "not found".
+    fn resolve(&mut self, name: &str) -> Option<Vec<Ipv4Addr>>;
+    /// The namespace's own address (what `localhost` reaches).
+    fn own_ip(&self) -> Ipv4Addr;
+    /// Open a TCP connection to `dst`, send `request`, and read the answer until it is
+    /// complete (`framing`), the connection fails, or `timeout` passes. The program
+    /// blocks meanwhile, as a real one does.
+    fn request(
+        &mut self,
+        dst: SocketAddrV4,
+        request: Vec<u8>,
+        framing: Framing,
+        timeout: Duration,
+    ) -> (ClientEnd, Vec<u8>);
+    /// The namespace's interfaces, eth0 first.
+    fn interfaces(&self) -> Vec<Interface>;
+    /// The name of the container whose ID starts with `id` (swarmlab's note on which
+    /// replica answered), if the lab knows it.
+    fn container_named_by_id(&self, id: &str) -> Option<String>;
+}
 
 /// The longest a client may be told to wait: a lab runs every event until then.
 const MAX_WAIT: u64 = 3600;
@@ -50,28 +92,9 @@ fn parse_url(s: &str) -> Result<Url, String> {
     })
 }
 
-/// Where a name leads from `owner`: a container asks its embedded DNS server, a host its
-/// `/etc/hosts` (the lab's host names).
-fn lookup(lab: &mut Lab, owner: Owner, name: &str) -> Option<Ipv4Addr> {
-    match owner {
-        Owner::Container(c) => lab.dns_resolve(c, name)?.first().copied(),
-        Owner::Host(h) => match name {
-            // The node itself: Docker's iptables rules send a published port's traffic
-            // from the host's own processes to the ingress sandbox too.
-            "localhost" => Some(lab.underlay.nic(h).ip),
-            _ => name
-                .parse::<Ipv4Addr>()
-                .ok()
-                .map(|ip| {
-                    if ip.is_loopback() {
-                        lab.underlay.nic(h).ip
-                    } else {
-                        ip
-                    }
-                })
-                .or_else(|| lab.underlay.by_name(name).map(|h| lab.underlay.nic(h).ip)),
-        },
-    }
+/// The first address a name leads to from the namespace.
+fn lookup(ns: &mut dyn Netns, name: &str) -> Option<Ipv4Addr> {
+    ns.resolve(name)?.first().copied()
 }
 
 /// The programs an image has. `whoami` is built FROM scratch: nothing to exec.
@@ -88,8 +111,7 @@ struct Fetch {
 }
 
 fn fetch(
-    lab: &mut Lab,
-    owner: Owner,
+    ns: &mut dyn Netns,
     ip: Ipv4Addr,
     url: &Url,
     agent: &str,
@@ -111,9 +133,8 @@ fn fetch(
         req.push_str("\r\n");
     }
     req.push_str("\r\n");
-    let start = lab.now();
-    let (end, response, _) = lab.tcp_request(
-        owner,
+    let start = ns.now();
+    let (end, response) = ns.request(
         SocketAddrV4::new(ip, url.port),
         req.into_bytes(),
         Framing::Http,
@@ -123,12 +144,12 @@ fn fetch(
         end,
         response,
         ip,
-        elapsed: lab.now() - start,
+        elapsed: ns.now() - start,
     }
 }
 
 /// busybox `wget [-q] [-O FILE] [-T SEC] URL`.
-pub fn wget(lab: &mut Lab, owner: Owner, args: &[String]) -> CommandOutput {
+pub fn wget(ns: &mut dyn Netns, args: &[String]) -> CommandOutput {
     let (mut quiet, mut timeout, mut out_file, mut url) = (
         false,
         Duration::from_secs(900),
@@ -197,18 +218,10 @@ pub fn wget(lab: &mut Lab, owner: Owner, args: &[String]) -> CommandOutput {
         Ok(u) => u,
         Err(e) => return CommandOutput::err(format!("wget: {e}\n"), 1),
     };
-    let Some(ip) = lookup(lab, owner, &url.host) else {
+    let Some(ip) = lookup(ns, &url.host) else {
         return CommandOutput::err(format!("wget: bad address '{}'\n", url.host), 1);
     };
-    let f = fetch(
-        lab,
-        owner,
-        ip,
-        &url,
-        "Wget",
-        &["Connection: close".into()],
-        timeout,
-    );
+    let f = fetch(ns, ip, &url, "Wget", &["Connection: close".into()], timeout);
     let mut stderr = String::new();
     if !quiet {
         stderr.push_str(&format!(
@@ -391,7 +404,7 @@ fn curl_args(args: &[String]) -> Result<CurlArgs, CommandOutput> {
 /// `curl [-s] [-S] [-i] [-f] [-o /dev/null] [-m SEC] [--connect-timeout SEC] [-H H] URL`,
 /// plus swarmlab's `--repeat N`: N requests, one reply line each, then a count of the
 /// replies per replica (the `Hostname:` a whoami answers with).
-pub fn curl(lab: &mut Lab, owner: Owner, args: &[String]) -> CommandOutput {
+pub fn curl(ns: &mut dyn Netns, args: &[String]) -> CommandOutput {
     let c = match curl_args(args) {
         Ok(c) => c,
         Err(e) => return e,
@@ -403,14 +416,14 @@ pub fn curl(lab: &mut Lab, owner: Owner, args: &[String]) -> CommandOutput {
         }
         Err(_) => return curl_error(&c, 3, "URL rejected: Bad hostname"),
     };
-    let Some(ip) = lookup(lab, owner, &url.host) else {
+    let Some(ip) = lookup(ns, &url.host) else {
         return curl_error(&c, 6, &format!("Could not resolve host: {}", url.host));
     };
     if c.repeat > 1 {
-        return curl_repeat(lab, owner, &c, &url, ip);
+        return curl_repeat(ns, &c, &url, ip);
     }
     let timeout = c.max_time.unwrap_or(c.connect_timeout);
-    let f = fetch(lab, owner, ip, &url, "curl/8.14.1", &c.headers, timeout);
+    let f = fetch(ns, ip, &url, "curl/8.14.1", &c.headers, timeout);
     curl_result(&c, &url, &f)
 }
 
@@ -483,18 +496,12 @@ fn curl_result(c: &CurlArgs, url: &Url, f: &Fetch) -> CommandOutput {
 }
 
 /// swarmlab's `--repeat N`.
-fn curl_repeat(
-    lab: &mut Lab,
-    owner: Owner,
-    c: &CurlArgs,
-    url: &Url,
-    ip: Ipv4Addr,
-) -> CommandOutput {
+fn curl_repeat(ns: &mut dyn Netns, c: &CurlArgs, url: &Url, ip: Ipv4Addr) -> CommandOutput {
     let mut counts: BTreeMap<String, u32> = BTreeMap::new();
     let (mut stdout, mut failures, mut last_err) = (String::new(), 0u32, String::new());
     let timeout = c.max_time.unwrap_or(c.connect_timeout);
     for n in 1..=c.repeat {
-        let f = fetch(lab, owner, ip, url, "curl/8.14.1", &c.headers, timeout);
+        let f = fetch(ns, ip, url, "curl/8.14.1", &c.headers, timeout);
         let loud = CurlArgs {
             silent: false,
             ..c.clone()
@@ -509,7 +516,7 @@ fn curl_repeat(
             ));
             continue;
         }
-        let who = replica_of(lab, &r.stdout);
+        let who = replica_of(ns, &r.stdout);
         stdout.push_str(&format!("{n}: {who}\n"));
         *counts.entry(who).or_default() += 1;
     }
@@ -529,22 +536,18 @@ fn curl_repeat(
 
 /// Which replica answered: the `Hostname:` of a whoami reply (with the task's container
 /// name when the lab knows it), or the reply's first line.
-pub fn replica_of(lab: &Lab, body: &str) -> String {
+pub fn replica_of(ns: &dyn Netns, body: &str) -> String {
     let Some(h) = body.lines().find_map(|l| l.strip_prefix("Hostname: ")) else {
         return body.lines().next().unwrap_or("(empty reply)").to_string();
     };
-    match lab
-        .containers
-        .iter()
-        .find(|c| !c.id.is_empty() && c.id.starts_with(h))
-    {
-        Some(c) => format!("{h} ({})", c.name),
+    match ns.container_named_by_id(h) {
+        Some(name) => format!("{h} ({name})"),
         None => h.to_string(),
     }
 }
 
 /// busybox `nslookup NAME`, answered by the embedded DNS server at 127.0.0.11.
-pub fn nslookup(lab: &mut Lab, cid: ContainerId, args: &[String]) -> CommandOutput {
+pub fn nslookup(ns: &mut dyn Netns, args: &[String]) -> CommandOutput {
     let Some(name) = args.iter().find(|a| !a.starts_with('-')) else {
         return CommandOutput::err(
             "BusyBox v1.36.1 multi-call binary.\n\nUsage: nslookup [-type=QUERY_TYPE] [-debug] HOST [DNS_SERVER]\n\nQuery DNS about HOST\n\nQUERY_TYPE: soa,ns,a,aaaa,cname,mx,txt,any,srv,ptr\n",
@@ -552,7 +555,7 @@ pub fn nslookup(lab: &mut Lab, cid: ContainerId, args: &[String]) -> CommandOutp
         );
     };
     let mut out = "Server:\t\t127.0.0.11\nAddress:\t127.0.0.11:53\n\n".to_string();
-    match lab.dns_resolve(cid, name) {
+    match ns.resolve(name) {
         Some(ips) => {
             // busybox asks for A and AAAA: the overlay has no IPv6, so the second answer
             // is empty.
@@ -578,7 +581,7 @@ pub fn nslookup(lab: &mut Lab, cid: ContainerId, args: &[String]) -> CommandOutp
 
 /// `redis-cli [-h HOST] [-p PORT] COMMAND [ARG...]`, printing as it does without a
 /// terminal (raw replies).
-pub fn redis_cli(lab: &mut Lab, cid: ContainerId, args: &[String]) -> CommandOutput {
+pub fn redis_cli(ns: &mut dyn Netns, args: &[String]) -> CommandOutput {
     let (mut host, mut port, mut i) = ("127.0.0.1".to_string(), 6379u16, 0);
     while i < args.len() && args[i].starts_with('-') {
         match args[i].as_str() {
@@ -608,9 +611,9 @@ pub fn redis_cli(lab: &mut Lab, cid: ContainerId, args: &[String]) -> CommandOut
         );
     }
     let target = if host == "127.0.0.1" || host == "localhost" {
-        Some(lab.containers[cid.0].ip)
+        Some(ns.own_ip())
     } else {
-        lab.dns_resolve(cid, &host).and_then(|v| v.first().copied())
+        lookup(ns, &host)
     };
     let Some(ip) = target else {
         return CommandOutput::err(
@@ -618,8 +621,7 @@ pub fn redis_cli(lab: &mut Lab, cid: ContainerId, args: &[String]) -> CommandOut
             1,
         );
     };
-    let (end, response, _) = lab.tcp_request(
-        Owner::Container(cid),
+    let (end, response) = ns.request(
         SocketAddrV4::new(ip, port),
         resp_encode(&cmd),
         Framing::Resp,
@@ -646,32 +648,99 @@ pub fn redis_cli(lab: &mut Lab, cid: ContainerId, args: &[String]) -> CommandOut
 }
 
 /// busybox `ip addr`: loopback, then each interface with the overlay's 1450 MTU.
-pub fn ip(lab: &mut Lab, cid: ContainerId, args: &[String]) -> CommandOutput {
+pub fn ip(ns: &mut dyn Netns, args: &[String]) -> CommandOutput {
     let sub = args.first().map(String::as_str).unwrap_or("");
     let show_only = args.len() == 1 || (args.len() == 2 && args[1] == "show");
     if !matches!(sub, "a" | "addr" | "address") || !show_only {
         return CommandOutput::err("swarmlab: only `ip addr` is simulated here\n", 1);
     }
     let mut out = String::from("1: lo: <LOOPBACK,UP,LOWER_UP> mtu 65536 qdisc noqueue qlen 1000\n    link/loopback 00:00:00:00:00:00 brd 00:00:00:00:00:00\n    inet 127.0.0.1/8 scope host lo\n       valid_lft forever preferred_lft forever\n");
-    for (k, i) in lab.ifaces(cid).iter().enumerate() {
-        let subnet = lab.nets[i.net.0].subnet;
-        let size = 1u64 << (32 - u32::from(subnet.prefix.min(32)));
-        let brd = Ipv4Addr::from(
-            (u64::from(u32::from(subnet.base)) + size - 1).min(u64::from(u32::MAX)) as u32,
-        );
+    for (k, i) in ns.interfaces().iter().enumerate() {
+        let size = 1u64 << (32 - u32::from(i.prefix.min(32)));
+        let mask = !((size - 1) as u32);
+        let base = u32::from(i.ip) & mask;
+        let brd = Ipv4Addr::from((u64::from(base) + size - 1).min(u64::from(u32::MAX)) as u32);
         let index = 2 * k + 10;
         out.push_str(&format!(
             "{index}: eth{k}@if{}: <BROADCAST,MULTICAST,UP,LOWER_UP,M-DOWN> mtu {} qdisc noqueue \n    link/ether {} brd ff:ff:ff:ff:ff:ff\n    inet {}/{} brd {brd} scope global eth{k}\n       valid_lft forever preferred_lft forever\n",
             index + 1,
-            if lab.nets[i.net.0].name.starts_with("docker_gwbridge@") {
-                1500
-            } else {
-                crate::traffic::OVERLAY_MTU
-            },
+            i.mtu,
             i.mac,
             i.ip,
-            subnet.prefix
+            i.prefix
         ));
     }
     CommandOutput::out(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A namespace with one name, one interface, and a server that answers `PONG`.
+    struct Fake {
+        requests: Vec<SocketAddrV4>,
+    }
+
+    impl Netns for Fake {
+        fn now(&self) -> Instant {
+            Instant(0)
+        }
+        fn resolve(&mut self, name: &str) -> Option<Vec<Ipv4Addr>> {
+            (name == "db").then(|| vec![Ipv4Addr::new(10, 0, 1, 7)])
+        }
+        fn own_ip(&self) -> Ipv4Addr {
+            Ipv4Addr::new(10, 0, 1, 3)
+        }
+        fn request(
+            &mut self,
+            dst: SocketAddrV4,
+            _request: Vec<u8>,
+            _framing: Framing,
+            _timeout: Duration,
+        ) -> (ClientEnd, Vec<u8>) {
+            self.requests.push(dst);
+            (ClientEnd::Done, b"+PONG\r\n".to_vec())
+        }
+        fn interfaces(&self) -> Vec<Interface> {
+            vec![Interface {
+                ip: Ipv4Addr::new(10, 0, 1, 3),
+                prefix: 24,
+                mac: MacAddr([2, 0x42, 10, 0, 1, 3]),
+                mtu: 1450,
+            }]
+        }
+        fn container_named_by_id(&self, _id: &str) -> Option<String> {
+            None
+        }
+    }
+
+    fn args(s: &str) -> Vec<String> {
+        s.split(' ').map(String::from).collect()
+    }
+
+    #[test]
+    fn programs_see_only_their_namespace() {
+        let mut ns = Fake {
+            requests: Vec::new(),
+        };
+        let out = nslookup(&mut ns, &args("db"));
+        assert!(
+            out.stdout.contains("Name:\tdb\nAddress: 10.0.1.7"),
+            "{out:?}"
+        );
+        let out = nslookup(&mut ns, &args("nope"));
+        assert_eq!(out.exit_code, 1);
+        assert!(out.stdout.contains("can't find nope: NXDOMAIN"), "{out:?}");
+        let out = redis_cli(&mut ns, &args("-h db PING"));
+        assert_eq!(out.stdout, "PONG\n", "{out:?}");
+        assert_eq!(ns.requests, vec!["10.0.1.7:6379".parse().unwrap()]);
+        let out = ip(&mut ns, &args("addr"));
+        assert!(
+            out.stdout
+                .contains("inet 10.0.1.3/24 brd 10.0.1.255 scope global eth0"),
+            "{out:?}"
+        );
+        assert!(out.stdout.contains("mtu 1450"), "{out:?}");
+    }
 }

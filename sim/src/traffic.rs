@@ -518,6 +518,98 @@ impl Lab {
     }
 }
 
+/// A container's or a host's network namespace, as its programs see it.
+pub(crate) struct Ns<'a> {
+    lab: &'a mut Lab,
+    owner: Owner,
+}
+
+impl<'a> Ns<'a> {
+    /// The namespace of `owner`.
+    pub(crate) fn new(lab: &'a mut Lab, owner: Owner) -> Ns<'a> {
+        Ns { lab, owner }
+    }
+}
+
+impl crate::programs::Netns for Ns<'_> {
+    fn now(&self) -> Instant {
+        self.lab.now()
+    }
+
+    fn resolve(&mut self, name: &str) -> Option<Vec<Ipv4Addr>> {
+        match self.owner {
+            Owner::Container(c) => self.lab.dns_resolve(c, name),
+            Owner::Host(h) => {
+                let lab = &self.lab;
+                let own = lab.underlay.nic(h).ip;
+                let ip = match name {
+                    // The node itself: Docker's iptables rules send a published port's
+                    // traffic from the host's own processes to the ingress sandbox too.
+                    "localhost" => Some(own),
+                    _ => name
+                        .parse::<Ipv4Addr>()
+                        .ok()
+                        .map(|ip| if ip.is_loopback() { own } else { ip })
+                        .or_else(|| lab.underlay.by_name(name).map(|h| lab.underlay.nic(h).ip)),
+                };
+                ip.map(|ip| vec![ip])
+            }
+        }
+    }
+
+    fn own_ip(&self) -> Ipv4Addr {
+        match self.owner {
+            Owner::Container(c) => self.lab.containers[c.0].ip,
+            Owner::Host(h) => self.lab.underlay.nic(h).ip,
+        }
+    }
+
+    fn request(
+        &mut self,
+        dst: SocketAddrV4,
+        request: Vec<u8>,
+        framing: Framing,
+        timeout: Duration,
+    ) -> (ClientEnd, Vec<u8>) {
+        let (end, response, _) = self
+            .lab
+            .tcp_request(self.owner, dst, request, framing, timeout);
+        (end, response)
+    }
+
+    fn interfaces(&self) -> Vec<crate::programs::Interface> {
+        // `ip` runs in containers; a host's own `ip` is not simulated.
+        let Owner::Container(cid) = self.owner else {
+            return Vec::new();
+        };
+        self.lab
+            .ifaces(cid)
+            .into_iter()
+            .map(|i| {
+                let net = &self.lab.nets[i.net.0];
+                crate::programs::Interface {
+                    ip: i.ip,
+                    prefix: net.subnet.prefix,
+                    mac: i.mac,
+                    mtu: if net.name.starts_with("docker_gwbridge@") {
+                        1500
+                    } else {
+                        OVERLAY_MTU
+                    },
+                }
+            })
+            .collect()
+    }
+
+    fn container_named_by_id(&self, id: &str) -> Option<String> {
+        self.lab
+            .containers
+            .iter()
+            .find(|c| !c.id.is_empty() && c.id.starts_with(id))
+            .map(|c| c.name.clone())
+    }
+}
+
 /// A running container by name, ID prefix, or a task's `SERVICE.SLOT` (the task container
 /// named `SERVICE.SLOT.TASKID`).
 pub fn find_container(lab: &Lab, r: &str) -> Option<ContainerId> {
@@ -587,7 +679,10 @@ pub fn http_probe(lab: &mut Lab, h: HostId, port: u16) -> Result<String, String>
             let status = head.lines().next().unwrap_or_default().to_string();
             let body = String::from_utf8_lossy(&body);
             let who = if body.contains("Hostname: ") {
-                format!(" from {}", crate::programs::replica_of(lab, &body))
+                format!(
+                    " from {}",
+                    crate::programs::replica_of(&Ns::new(lab, Owner::Host(h)), &body)
+                )
             } else {
                 format!(" ({} bytes)", body.len())
             };
