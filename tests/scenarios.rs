@@ -228,6 +228,26 @@ fn docker_refusals_use_dockers_messages() {
     assert_eq!((o.held, o.failed), (6, 0), "{}", o.timeline);
 }
 
+/// What Docker has but swarmlab does not simulate is refused as swarmlab's, never in
+/// Docker's words; what Docker itself lacks keeps Docker's refusal. A number past a
+/// stated limit is refused before anything is made of it.
+#[test]
+fn swarmlabs_gaps_are_said_as_swarmlabs_and_limits_are_named() {
+    let o = play(&format!(
+        "{TWO_HOSTS}h1$ docker volume ls\nexpect error contains \"swarmlab: docker volume is not simulated yet\"\n\
+         h1$ docker run -d -v data:/data alpine\nexpect error contains \"swarmlab: docker run -v is not simulated yet\"\n\
+         h1$ docker swarm init\n\
+         h1$ docker service logs web\nexpect error contains \"swarmlab: docker service logs is not simulated yet\"\n\
+         h1$ docker service create --name w --env A=1 busybox\nexpect error contains \"swarmlab: docker service create --env is not simulated yet\"\n\
+         h1$ docker service frob\nexpect error contains \"docker: unknown command: docker service frob\"\n\
+         h1$ docker run --frob alpine\nexpect error contains \"unknown flag: --frob\"\n\
+         h1$ docker service create --name big --replicas 1000000000000 --detach busybox sleep 1d\nexpect error contains \"at most 100000\"\n\
+         h1$ docker service create --name ok --replicas 2 --detach busybox sleep 1d\n\
+         h1$ docker service scale ok=100001\nexpect error contains \"100001 replicas is more than swarmlab simulates for one service (at most 100000)\"\n"
+    ));
+    assert_eq!((o.held, o.failed), (8, 0), "{}", o.timeline);
+}
+
 #[test]
 fn ping_to_an_address_nobody_has_reports_host_unreachable() {
     let o = play(&format!("{TWO_HOSTS}h1$ docker exec a ping -c 1 10.0.5.77\nexpect output contains \"Destination Host Unreachable\"\nexpect output contains \"+1 errors\"\n"));

@@ -62,6 +62,12 @@ pub fn execute(lab: &mut Lab, host: HostId, argv: &[String]) -> CommandOutput {
         Some("node") => crate::swarm::cli::node(lab, host, &args[1..]),
         Some("service") => crate::swarm::cli::service(lab, host, &args[1..]),
         Some("network") => crate::swarm::cli::network(lab, host, &args[1..]),
+        // A command Docker has but swarmlab does not simulate says so as swarmlab's; only
+        // a command Docker itself lacks gets Docker's refusal.
+        Some(other) if crate::dockerref::COMMANDS.contains(&other) => CommandOutput::err(
+            format!("swarmlab: docker {other} is not simulated yet\n"),
+            1,
+        ),
         Some(other) => CommandOutput::err(
             format!("docker: unknown command: docker {other}\n\nRun 'docker --help' for more information\n"),
             1,
@@ -121,7 +127,15 @@ pub(crate) fn usage_error(cmd: &str, usage: &str, e: &clap::Error) -> CommandOut
     }
     let first = match e.kind() {
         ErrorKind::UnknownArgument => {
-            format!("unknown flag: {}", arg.split('=').next().unwrap_or(&arg))
+            let flag = arg.split('=').next().unwrap_or(&arg);
+            if crate::dockerref::has_flag(cmd, flag) {
+                // Docker's flag, not simulated: say so as swarmlab.
+                return CommandOutput::err(
+                    format!("swarmlab: docker {cmd} {flag} is not simulated yet\n"),
+                    1,
+                );
+            }
+            format!("unknown flag: {flag}")
         }
         ErrorKind::InvalidValue if arg.is_empty() => "flag needs an argument".to_string(),
         _ => {

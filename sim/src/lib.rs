@@ -7,6 +7,7 @@
 //! `gossip` crates and never touch time or sockets themselves.
 
 pub mod docker;
+pub mod dockerref;
 pub mod engine;
 pub mod ids;
 pub mod images;

@@ -306,6 +306,10 @@ pub fn swarm(lab: &mut Lab, host: HostId, args: &[String]) -> CommandOutput {
             .and_then(|a| join_token(lab, host, a)),
         "leave" => parse::<LeaveArgs>(rest, "swarm leave", "[OPTIONS]")
             .and_then(|a| swarm_leave(lab, host, a)),
+        other if crate::dockerref::has_subcommand("swarm", other) => Err(CommandOutput::err(
+            format!("swarmlab: docker swarm {other} is not simulated yet\n"),
+            1,
+        )),
         other => Err(fail(format!(
             "docker: unknown command: docker swarm {other}\n\nRun 'docker swarm --help' for more information"
         ))),
@@ -811,6 +815,10 @@ pub fn node(lab: &mut Lab, host: HostId, args: &[String]) -> CommandOutput {
                     }
                 })
         }
+        other if crate::dockerref::has_subcommand("node", other) => Err(CommandOutput::err(
+            format!("swarmlab: docker node {other} is not simulated yet\n"),
+            1,
+        )),
         other => Err(fail(format!(
             "docker: unknown command: docker node {other}\n\nRun 'docker node --help' for more information"
         ))),
@@ -1318,6 +1326,10 @@ pub fn service(lab: &mut Lab, host: HostId, args: &[String]) -> CommandOutput {
                 "inspect" => service_inspect(lab, host, a),
                 _ => service_rm(lab, host, a),
             }),
+        other if crate::dockerref::has_subcommand("service", other) => Err(CommandOutput::err(
+            format!("swarmlab: docker service {other} is not simulated yet\n"),
+            1,
+        )),
         other => Err(fail(format!(
             "docker: unknown command: docker service {other}\n\nRun 'docker service --help' for more information"
         ))),
@@ -1358,6 +1370,31 @@ fn parse_go_duration(s: &str) -> Option<u64> {
     }
     // Go's time.Duration holds about 292 years.
     (total < i64::MAX as f64).then_some(total as u64)
+}
+
+/// The most replicas of one service swarmlab simulates. Docker takes any uint64; a lab
+/// holds every task in memory, so a larger count is refused before anything is made.
+pub const MAX_REPLICAS: u64 = 100_000;
+
+fn too_many_replicas(n: u64) -> CommandOutput {
+    fail(format!(
+        "swarmlab: {n} replicas is more than swarmlab simulates for one service (at most {MAX_REPLICAS})"
+    ))
+}
+
+/// `--replicas N`, as Docker parses it, within swarmlab's limit.
+fn parse_replicas(r: &str) -> Res<u64> {
+    let n = r.parse::<u64>().map_err(|_| {
+        invalid_flag(
+            r,
+            "--replicas",
+            &format!("strconv.ParseUint: parsing \"{r}\": invalid syntax"),
+        )
+    })?;
+    if n > MAX_REPLICAS {
+        return Err(too_many_replicas(n));
+    }
+    Ok(n)
 }
 
 fn invalid_flag(value: &str, flag: &str, why: &str) -> CommandOutput {
@@ -1433,13 +1470,7 @@ fn service_create(lab: &mut Lab, host: HostId, a: ServiceCreateArgs) -> Res<Comm
     };
     let replicas = match &a.replicas {
         None => None,
-        Some(r) => Some(r.parse::<u64>().map_err(|_| {
-            invalid_flag(
-                r,
-                "--replicas",
-                &format!("strconv.ParseUint: parsing \"{r}\": invalid syntax"),
-            )
-        })?),
+        Some(r) => Some(parse_replicas(r)?),
     };
     let mode = match a.mode.as_deref() {
         None | Some("replicated") => Mode::Replicated(replicas.unwrap_or(1)),
@@ -1947,6 +1978,9 @@ fn service_scale(lab: &mut Lab, host: HostId, a: ServicesArgs) -> Res<CommandOut
         else {
             return Err(fail(format!("invalid scale specifier '{spec}'.\nSee 'docker service scale --help'.\n\nUsage:  docker service scale SERVICE=REPLICAS [SERVICE=REPLICAS...]\n\nScale one or multiple replicated services")));
         };
+        if n > MAX_REPLICAS {
+            return Err(too_many_replicas(n));
+        }
         let now = now_ns(lab);
         let res = write(lab, host, |_, store| {
             let Some(s) = store.find_service(name) else {
@@ -1988,13 +2022,7 @@ fn service_update(lab: &mut Lab, host: HostId, a: ServiceUpdateArgs) -> Res<Comm
     };
     let replicas = match &a.replicas {
         None => None,
-        Some(r) => Some(r.parse::<u64>().map_err(|_| {
-            invalid_flag(
-                r,
-                "--replicas",
-                &format!("strconv.ParseUint: parsing \"{r}\": invalid syntax"),
-            )
-        })?),
+        Some(r) => Some(parse_replicas(r)?),
     };
     let now = now_ns(lab);
     let leader = write(lab, host, |_, store| {
@@ -2287,6 +2315,10 @@ pub fn network(lab: &mut Lab, host: HostId, args: &[String]) -> CommandOutput {
         "rm" | "remove" => network_rm(lab, host, rest),
         "inspect" => parse::<NetworkInspectArgs>(rest, "network inspect", "[OPTIONS] NETWORK [NETWORK...]")
             .and_then(|a| network_inspect(lab, host, a)),
+        other if crate::dockerref::has_subcommand("network", other) => Err(CommandOutput::err(
+            format!("swarmlab: docker network {other} is not simulated yet\n"),
+            1,
+        )),
         other => Err(fail(format!(
             "docker: unknown command: docker network {other}\n\nRun 'docker network --help' for more information"
         ))),
