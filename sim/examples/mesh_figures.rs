@@ -99,7 +99,7 @@ fn main() {
                     .get(&w3_node)
                     .is_some_and(|n| n.status == swarmlab::swarm::store::NodeStatus::Down)
             });
-            down && swarmlab::traffic::running_replicas(lab, "web") == 3
+            down && swarmlab::observe::running_replicas(lab, "web") == 3
         });
         assert!(back, "3 replicas again within 90 s");
         replaced.push(lab.now().since(t0).as_nanos() as f64 / 1e9);

@@ -6,8 +6,11 @@
 //! `report`), and the live driver (`live`). Protocol cores live in the `vxlan` and
 //! `gossip` crates and never touch time or sockets themselves.
 
-pub mod docker;
+pub mod cli;
 pub mod dockerref;
+
+/// The docker client, where it has always been.
+pub use cli::docker;
 pub mod engine;
 pub mod ids;
 pub mod images;
@@ -17,6 +20,7 @@ pub mod live_gossip;
 pub mod membership;
 pub mod mesh;
 pub mod netstack;
+pub mod observe;
 pub mod output;
 pub mod ping;
 pub mod programs;

@@ -8,7 +8,7 @@
 //! inside while they block (issue 12). Everything else that lets time pass for a
 //! scenario goes through here.
 
-use crate::docker::{self, CommandOutput};
+use crate::cli::docker::{self, CommandOutput};
 use crate::lab::Lab;
 use crate::report::timeline::Timeline;
 use crate::time::{Duration, Instant};

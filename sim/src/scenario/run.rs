@@ -2,7 +2,7 @@
 //! timeline, and the verdict of every expectation.
 
 use super::{Expectation, Scenario, Step, StepKind, SwarmExpect};
-use crate::docker::CommandOutput;
+use crate::cli::docker::CommandOutput;
 use crate::lab::{Lab, Subnet};
 use crate::session::Session;
 use crate::time::{Duration, Instant};
@@ -318,12 +318,12 @@ impl Runner {
             Expectation::Http { host, port, ok } => {
                 let h = self.host(host);
                 let port = *port;
-                self.retry(*ok, within, |lab| crate::traffic::http_probe(lab, h, port))
+                self.retry(*ok, within, |lab| crate::observe::http_probe(lab, h, port))
             }
             Expectation::Reach { from, to, port, ok } => {
                 let (from, to, port) = (from.clone(), to.clone(), *port);
                 self.retry(*ok, within, |lab| {
-                    crate::traffic::reach_probe(lab, &from, &to, port)
+                    crate::observe::reach_probe(lab, &from, &to, port)
                 })
             }
             Expectation::Resolve {
@@ -332,7 +332,7 @@ impl Runner {
                 count,
             } => {
                 let seen = |lab: &Lab| {
-                    crate::traffic::find_container(lab, container)
+                    crate::observe::find_container(lab, container)
                         .map(|c| lab.dns_lookup(c, name).map_or(0, |v| v.len()))
                 };
                 let want = *count;
@@ -340,9 +340,9 @@ impl Runner {
                 match seen(&self.s.lab) {
                     None => (false, format!("container {container} is not running")),
                     Some(n) => {
-                        let answer = crate::traffic::shown_answer(
+                        let answer = crate::observe::shown_answer(
                             &self.s.lab.dns_lookup(
-                                crate::traffic::find_container(&self.s.lab, container)
+                                crate::observe::find_container(&self.s.lab, container)
                                     .unwrap_or(crate::lab::ContainerId(0)),
                                 name,
                             ),
@@ -362,7 +362,7 @@ impl Runner {
                 let deadline = start + within.unwrap_or(Duration::ZERO);
                 loop {
                     let r =
-                        crate::traffic::spread_probe(&mut self.s.lab, h, *port, service, *requests);
+                        crate::observe::spread_probe(&mut self.s.lab, h, *port, service, *requests);
                     if r.is_ok() || self.s.lab.now() >= deadline {
                         let waited = if within.is_some() {
                             format!(", after {}", fmt_secs(self.s.lab.now() - start))

@@ -41,11 +41,11 @@ pub fn execute(lab: &mut Lab, host: HostId, argv: &[String]) -> CommandOutput {
     match program.as_str() {
         "docker" => {}
         "curl" => {
-            let mut ns = crate::traffic::Ns::new(lab, Owner::Host(host));
+            let mut ns = crate::lab::Ns::new(lab, Owner::Host(host));
             return crate::programs::curl(&mut ns, &argv[1..]);
         }
         "wget" => {
-            let mut ns = crate::traffic::Ns::new(lab, Owner::Host(host));
+            let mut ns = crate::lab::Ns::new(lab, Owner::Host(host));
             return crate::programs::wget(&mut ns, &argv[1..]);
         }
         _ => return CommandOutput::err(format!("bash: {program}: command not found\n"), 127),
@@ -58,10 +58,10 @@ pub fn execute(lab: &mut Lab, host: HostId, argv: &[String]) -> CommandOutput {
         Some("stop") => docker_stop_start(lab, host, &args[1..], false),
         Some("start") => docker_stop_start(lab, host, &args[1..], true),
         Some("rm") => docker_rm(lab, host, &args[1..]),
-        Some("swarm") => crate::swarm::cli::swarm(lab, host, &args[1..]),
-        Some("node") => crate::swarm::cli::node(lab, host, &args[1..]),
-        Some("service") => crate::swarm::cli::service(lab, host, &args[1..]),
-        Some("network") => crate::swarm::cli::network(lab, host, &args[1..]),
+        Some("swarm") => crate::cli::swarm::swarm(lab, host, &args[1..]),
+        Some("node") => crate::cli::swarm::node(lab, host, &args[1..]),
+        Some("service") => crate::cli::swarm::service(lab, host, &args[1..]),
+        Some("network") => crate::cli::swarm::network(lab, host, &args[1..]),
         // A command Docker has but swarmlab does not simulate says so as swarmlab's; only
         // a command Docker itself lacks gets Docker's refusal.
         Some(other) if crate::dockerref::COMMANDS.contains(&other) => CommandOutput::err(
@@ -197,7 +197,7 @@ fn docker_run(lab: &mut Lab, host: HostId, args: &[String]) -> CommandOutput {
     if let Some(c) = lab.containers.iter().find(|c| c.name == name) {
         return daemon_run_error(&format!("docker: Error response from daemon: Conflict. The container name \"/{name}\" is already in use by container \"{}\". You have to remove (or rename) that container to be able to reuse that name.", c.id));
     }
-    let attached = match crate::swarm::cli::attachment(lab, host, &network, &name) {
+    let attached = match crate::cli::swarm::attachment(lab, host, &network, &name) {
         Ok(a) => a,
         Err(e) => return daemon_run_error(&e),
     };
@@ -233,7 +233,7 @@ fn docker_run(lab: &mut Lab, host: HostId, args: &[String]) -> CommandOutput {
     lab.stop_container(cid, out.exit_code, "command exited");
     if remove {
         lab.remove_container(cid);
-        crate::swarm::cli::detach(lab, &name);
+        crate::cli::swarm::detach(lab, &name);
     }
     out
 }
@@ -298,15 +298,15 @@ fn exec_in(lab: &mut Lab, cid: ContainerId, argv: &[String]) -> CommandOutput {
     let has = crate::programs::has_program(&lab.containers[cid.0].image, program);
     match program {
         "ping" if has => ping(lab, cid, &argv[1..]),
-        "wget" if has => crate::programs::wget(&mut crate::traffic::Ns::new(lab, owner), &argv[1..]),
-        "curl" if has => crate::programs::curl(&mut crate::traffic::Ns::new(lab, owner), &argv[1..]),
+        "wget" if has => crate::programs::wget(&mut crate::lab::Ns::new(lab, owner), &argv[1..]),
+        "curl" if has => crate::programs::curl(&mut crate::lab::Ns::new(lab, owner), &argv[1..]),
         "nslookup" if has => {
-            crate::programs::nslookup(&mut crate::traffic::Ns::new(lab, owner), &argv[1..])
+            crate::programs::nslookup(&mut crate::lab::Ns::new(lab, owner), &argv[1..])
         }
         "redis-cli" if has => {
-            crate::programs::redis_cli(&mut crate::traffic::Ns::new(lab, owner), &argv[1..])
+            crate::programs::redis_cli(&mut crate::lab::Ns::new(lab, owner), &argv[1..])
         }
-        "ip" if has => crate::programs::ip(&mut crate::traffic::Ns::new(lab, owner), &argv[1..]),
+        "ip" if has => crate::programs::ip(&mut crate::lab::Ns::new(lab, owner), &argv[1..]),
         "true" if has => CommandOutput::default(),
         "hostname" if has => CommandOutput::out(format!("{}\n", &lab.containers[cid.0].id[..12])),
         other => CommandOutput::out(format!(
@@ -650,7 +650,7 @@ fn docker_ps(lab: &mut Lab, host: HostId, args: &[String]) -> CommandOutput {
                 "ID": r[0], "Image": r[1], "Command": r[2], "RunningFor": r[3],
                 "Status": r[4], "Ports": r[5], "Names": r[6],
             });
-            match crate::swarm::cli::render(f, &v) {
+            match crate::cli::swarm::render(f, &v) {
                 Ok(t) => {
                     out.push_str(&t);
                     out.push('\n');
@@ -763,7 +763,7 @@ fn docker_rm(lab: &mut Lab, host: HostId, args: &[String]) -> CommandOutput {
             Some(c) => {
                 let full = lab.containers[c.0].name.clone();
                 lab.remove_container(c);
-                crate::swarm::cli::detach(lab, &full);
+                crate::cli::swarm::detach(lab, &full);
                 out.stdout.push_str(&format!("{name}\n"));
             }
             None => {

@@ -1,15 +1,15 @@
 //! `docker swarm|node|service|network` on a simulated host, with Docker's tables, texts
 //! and refusals (CLI 28 against a 20.10 engine). Flags are parsed with clap.
 
-use super::orchestrator::natural_cmp;
-use super::raftnode::RaftNode;
-use super::store::{
+use crate::cli::docker::{ellipsis, human_duration, table, usage_error, CommandOutput};
+use crate::lab::Lab;
+use crate::swarm::orchestrator::natural_cmp;
+use crate::swarm::raftnode::RaftNode;
+use crate::swarm::store::{
     Action, Availability, Cluster, Constraint, Mode, Network, Node, NodeStatus, PortSpec, Role,
     Service, Store, TaskState,
 };
-use super::{Manager, NOT_IN_SWARM, NOT_MANAGER_WORKER, NO_LEADER, SWARM_PORT};
-use crate::docker::{ellipsis, human_duration, table, usage_error, CommandOutput};
-use crate::lab::Lab;
+use crate::swarm::{Manager, NOT_IN_SWARM, NOT_MANAGER_WORKER, NO_LEADER, SWARM_PORT};
 use crate::time::{Duration, Instant};
 use crate::underlay::HostId;
 use clap::Parser;
@@ -576,7 +576,7 @@ fn swarm_join(lab: &mut Lab, host: HostId, a: JoinArgs) -> Res<CommandOutput> {
     commit(lab, leader, &[Action::PutNode(node)])?;
     let store = leader_store(lab, leader);
     lab.hosts[host.0].swarm.node_id = Some(node_id);
-    lab.agent_start(host, super::manager_addrs(&store));
+    lab.agent_start(host, crate::swarm::manager_addrs(&store));
     // The engine's gossip member (7946) joins the cluster through the manager, as
     // libnetwork's NetworkDB does on `swarm join`.
     lab.gossip_join(host, &[mgr]);
@@ -834,7 +834,7 @@ fn node_fields(lab: &Lab, leader: HostId, n: &Node, me: Option<&String>) -> serd
         "Status": n.status.as_str(),
         "Availability": capitalise(n.availability.as_str()),
         "ManagerStatus": lab.manager_status(leader, n),
-        "EngineVersion": super::ENGINE_VERSION,
+        "EngineVersion": crate::swarm::ENGINE_VERSION,
         "TLSStatus": "Ready",
     })
 }
@@ -901,7 +901,7 @@ fn node_ls(lab: &mut Lab, host: HostId, a: NodeLsArgs) -> Res<CommandOutput> {
             n.status.as_str().into(),
             capitalise(n.availability.as_str()),
             f["ManagerStatus"].as_str().unwrap_or("").into(),
-            super::ENGINE_VERSION.into(),
+            crate::swarm::ENGINE_VERSION.into(),
         ]);
     }
     Ok(CommandOutput::out(table(&table_rows)))
@@ -1122,7 +1122,7 @@ fn node_json(lab: &Lab, leader: HostId, n: &Node) -> serde_json::Value {
         "Description": {
             "Hostname": n.hostname,
             "Platform": {"Architecture": "x86_64", "OS": "linux"},
-            "Engine": {"EngineVersion": super::ENGINE_VERSION},
+            "Engine": {"EngineVersion": crate::swarm::ENGINE_VERSION},
         },
         "Status": {
             "State": n.status.as_str().to_lowercase(),
@@ -1188,7 +1188,7 @@ fn node_inspect(lab: &mut Lab, host: HostId, a: NodesArgs) -> Res<CommandOutput>
             }
             text.push_str(&format!(
                 "Platform:\n Operating System:\tlinux\n Architecture:\t\tx86_64\nEngine Version:\t\t{}\n",
-                super::ENGINE_VERSION
+                crate::swarm::ENGINE_VERSION
             ));
         }
     }
@@ -1532,7 +1532,7 @@ fn service_create(lab: &mut Lab, host: HostId, a: ServiceCreateArgs) -> Res<Comm
     };
     let name = match a.name.clone() {
         Some(n) => n,
-        None => crate::docker::random_name(lab),
+        None => crate::cli::docker::random_name(lab),
     };
     if !valid_object_name(&name) {
         return Err(fail("Error response from daemon: rpc error: code = InvalidArgument desc = name must be valid as a DNS name component"));
@@ -1608,7 +1608,7 @@ fn service_create(lab: &mut Lab, host: HostId, a: ServiceCreateArgs) -> Res<Comm
     })?;
     lab.swarm_note(host, format!("service {name} created"));
     // The built-in images stand for a registry's; any other cannot be resolved.
-    let warning = if crate::docker::image_known(&image) {
+    let warning = if crate::cli::docker::image_known(&image) {
         String::new()
     } else {
         let r = image_ref(&image);
@@ -1865,7 +1865,7 @@ fn service_ps(lab: &mut Lab, host: HostId, a: ServicePsArgs) -> Res<CommandOutpu
                 _ => true,
             })
         });
-        let key = |t: &super::store::Task| -> String {
+        let key = |t: &crate::swarm::store::Task| -> String {
             match svc.mode {
                 Mode::Replicated(_) => format!("{:010}", t.slot),
                 Mode::Global => t.node_id.clone().unwrap_or_default(),
@@ -2364,7 +2364,7 @@ fn network_json(n: &Network) -> serde_json::Value {
 /// A 64-hex endpoint id, stable for what it names.
 fn endpoint_id(seed: &str) -> String {
     (0..6)
-        .map(|k| crate::docker::hash_id(format!("{seed}/{k}").as_bytes()))
+        .map(|k| crate::cli::docker::hash_id(format!("{seed}/{k}").as_bytes()))
         .collect::<String>()[..64]
         .to_string()
 }
@@ -2631,7 +2631,7 @@ fn network_ls(lab: &mut Lab, host: HostId, a: NetworkLsArgs) -> Res<CommandOutpu
             // Local networks: a stable id per host and name.
             let mut seed = host_seed.to_vec();
             seed.extend_from_slice(name.as_bytes());
-            crate::docker::hash_id(&seed)
+            crate::cli::docker::hash_id(&seed)
         };
         t.push(vec![id, name, driver, scope]);
     }

@@ -1,0 +1,6 @@
+//! The clients: what a student types. `docker` turns a command line into work on its
+//! node (containers, exec, and the swarm's commands in `swarm`), and prints Docker's
+//! texts. The clients sit above the lab: nothing below imports them.
+
+pub mod docker;
+pub mod swarm;

@@ -1,0 +1,233 @@
+//! Probes and views for expectations: read-only looks at the lab, and the probes a lab's
+//! `expect http|reach|spread` sends (real requests through the mesh, as a student's
+//! `curl` would).
+
+use crate::ids::ContainerId;
+use crate::lab::Lab;
+use crate::netstack::{ClientEnd, Framing};
+use crate::time::Duration;
+use crate::traffic::Owner;
+use crate::underlay::HostId;
+use std::collections::BTreeMap;
+use std::net::SocketAddrV4;
+
+/// A running container by name, ID prefix, or a task's `SERVICE.SLOT` (the task container
+/// named `SERVICE.SLOT.TASKID`).
+pub fn find_container(lab: &Lab, r: &str) -> Option<ContainerId> {
+    let running = |c: &ContainerId| lab.exists(*c) && lab.containers[c.0].running;
+    if let Some(c) = lab.container_by_ref(r).filter(running) {
+        return Some(c);
+    }
+    let prefix = format!("{r}.");
+    (0..lab.containers.len())
+        .map(ContainerId)
+        .filter(running)
+        .find(|c| lab.containers[c.0].name.starts_with(&prefix))
+}
+
+/// One `GET /` from host `h` to its own address and `port`, with a 2 s deadline.
+fn self_get(lab: &mut Lab, h: HostId, port: u16) -> (ClientEnd, Vec<u8>) {
+    let ip = lab.underlay.nic(h).ip;
+    let name = lab.host_name(h).to_string();
+    let request = format!(
+        "GET / HTTP/1.1\r\nHost: {name}:{port}\r\nUser-Agent: swarmlab\r\nAccept: */*\r\n\r\n"
+    );
+    let (end, response, _) = lab.tcp_request(
+        Owner::Host(h),
+        SocketAddrV4::new(ip, port),
+        request.into_bytes(),
+        Framing::Http,
+        Duration::from_secs(2),
+    );
+    (end, response)
+}
+
+pub use crate::traffic::shown_answer;
+
+fn end_text(end: &ClientEnd) -> &'static str {
+    match end {
+        ClientEnd::Done => "done",
+        ClientEnd::Refused => "connection refused",
+        ClientEnd::Reset => "connection reset",
+        ClientEnd::TimedOut => "no answer within 2 s",
+        ClientEnd::Unreachable => "host unreachable (ARP failed)",
+        ClientEnd::NoPort => "no free ephemeral port (all in TIME-WAIT)",
+    }
+}
+
+/// One HTTP GET from host `h` to its own `port`: Ok(status line) or Err(why not).
+pub fn http_probe(lab: &mut Lab, h: HostId, port: u16) -> Result<String, String> {
+    if !lab.underlay.nic(h).up {
+        return Err(format!("{} is down", lab.host_name(h)));
+    }
+    let name = lab.host_name(h).to_string();
+    let (end, response) = self_get(lab, h, port);
+    if end != ClientEnd::Done {
+        return Err(format!("GET http://{name}:{port}/: {}", end_text(&end)));
+    }
+    match crate::netstack::http_parts(&response) {
+        Some((code, head, body)) => {
+            let status = head.lines().next().unwrap_or_default().to_string();
+            let body = String::from_utf8_lossy(&body);
+            let who = if body.contains("Hostname: ") {
+                format!(
+                    " from {}",
+                    crate::programs::replica_of(&crate::lab::Ns::new(lab, Owner::Host(h)), &body)
+                )
+            } else {
+                format!(" ({} bytes)", body.len())
+            };
+            if code < 500 {
+                Ok(format!("{status}{who}"))
+            } else {
+                Err(format!("{status}{who}"))
+            }
+        }
+        None => Err(format!("GET http://{name}:{port}/: no HTTP reply")),
+    }
+}
+
+/// One TCP handshake from container `from` to `to:port`.
+pub fn reach_probe(lab: &mut Lab, from: &str, to: &str, port: u16) -> Result<String, String> {
+    let Some(c) = find_container(lab, from) else {
+        return Err(format!("container {from} is not running"));
+    };
+    let Some(ip) = lab.dns_resolve(c, to).and_then(|v| v.first().copied()) else {
+        return Err(format!("{to} does not resolve (NXDOMAIN)"));
+    };
+    let (end, _, real) = lab.tcp_request(
+        Owner::Container(c),
+        SocketAddrV4::new(ip, port),
+        Vec::new(),
+        Framing::Connect,
+        Duration::from_secs(2),
+    );
+    let via = if real.ip() != &ip {
+        format!(" (VIP {ip} -> {real})")
+    } else {
+        String::new()
+    };
+    match end {
+        ClientEnd::Done => Ok(format!("connected to {to}:{port}{via}")),
+        e => Err(format!("{to}:{port}{via}: {}", end_text(&e))),
+    }
+}
+
+/// How many tasks of `service` the leader sees running (desired running, on a Ready
+/// node).
+pub fn running_replicas(lab: &Lab, service: &str) -> usize {
+    let Some((_, store)) = lab.swarm_view() else {
+        return 0;
+    };
+    let Some(svc) = store.find_service(service) else {
+        return 0;
+    };
+    serving(store, &svc.id).count()
+}
+
+/// The tasks of a service that serve: running, meant to run, on a Ready node.
+fn serving<'a>(
+    store: &'a crate::swarm::store::Store,
+    service_id: &'a str,
+) -> impl Iterator<Item = &'a crate::swarm::store::Task> + 'a {
+    use crate::swarm::store::{NodeStatus, TaskState};
+    store
+        .tasks_of(service_id)
+        .filter(|t| t.state == TaskState::Running && t.desired == TaskState::Running)
+        .filter(|t| {
+            t.node_id
+                .as_ref()
+                .and_then(|n| store.nodes.get(n))
+                .is_some_and(|n| n.status == NodeStatus::Ready)
+        })
+}
+
+/// Requests from host `h` to its own `port`: every running replica of `service` must
+/// answer, and under rr (and wrr, all weights 1) the counts differ by at most 1.
+pub fn spread_probe(
+    lab: &mut Lab,
+    h: HostId,
+    port: u16,
+    service: &str,
+    requests: Option<u32>,
+) -> Result<String, String> {
+    let Some((_, store)) = lab.swarm_view() else {
+        return Err("no leader: the service's tasks cannot be read".into());
+    };
+    let Some(svc) = store.find_service(service) else {
+        return Err(format!("service {service} not found"));
+    };
+    let sched = svc
+        .labels
+        .get("swarmlab.lb")
+        .cloned()
+        .unwrap_or_else(|| "rr".into());
+    let names: Vec<String> = serving(store, &svc.id)
+        .map(|t| format!("{}.{}.{}", svc.name, t.slot, t.id))
+        .collect();
+    let mut replicas: BTreeMap<String, u32> = BTreeMap::new();
+    for n in &names {
+        if let Some(c) = lab.containers.iter().find(|c| c.running && &c.name == n) {
+            replicas.insert(c.id[..12].to_string(), 0);
+        }
+    }
+    if replicas.is_empty() {
+        return Err(format!("service {service} has no running replica"));
+    }
+    let n = requests.unwrap_or(3 * replicas.len() as u32);
+    let (mut others, mut failed) = (0u32, Vec::new());
+    for _ in 0..n {
+        let (end, response) = self_get(lab, h, port);
+        let body = crate::netstack::http_parts(&response).map(|p| p.2);
+        let who = body.as_ref().and_then(|b| {
+            String::from_utf8_lossy(b)
+                .lines()
+                .find_map(|l| l.strip_prefix("Hostname: ").map(String::from))
+        });
+        match (end, who) {
+            (ClientEnd::Done, Some(w)) => match replicas.get_mut(&w) {
+                Some(k) => *k += 1,
+                None => others += 1,
+            },
+            (e, _) => failed.push(end_text(&e)),
+        }
+    }
+    let mut shown: Vec<String> = replicas
+        .iter()
+        .map(|(id, k)| {
+            let task = lab
+                .containers
+                .iter()
+                .find(|c| c.id.starts_with(id.as_str()))
+                .map_or(id.clone(), |c| {
+                    c.name.split('.').take(2).collect::<Vec<_>>().join(".")
+                });
+            format!("{task} {k}")
+        })
+        .collect();
+    shown.sort();
+    let summary = format!("{n} requests ({sched}): {}", shown.join(", "));
+    let (min, max) = (
+        replicas.values().min().copied().unwrap_or(0),
+        replicas.values().max().copied().unwrap_or(0),
+    );
+    if !failed.is_empty() {
+        return Err(format!(
+            "{summary}; {} failed ({})",
+            failed.len(),
+            failed[0]
+        ));
+    }
+    if others > 0 {
+        return Err(format!("{summary}; {others} answered by something else"));
+    }
+    if min == 0 {
+        return Err(format!("{summary}; a running replica never answered"));
+    }
+    if (sched == "rr" || sched == "wrr") && max - min > 1 {
+        return Err(format!(
+            "{summary}; counts differ by more than 1 under {sched}"
+        ));
+    }
+    Ok(summary)
+}
