@@ -215,7 +215,8 @@ fn tshark_sees_handshakes_and_data_on_the_control_ports_of_the_default_scenario(
             "no {what} on tcp/7946 in m1's capture"
         );
     }
-    for pcap in [&w1, &m1] {
+    for host in ["m1", "m2", "m3", "w1", "w2"] {
+        let pcap = &dir.join(format!("{host}.pcap"));
         let warned = tshark_fields(
             pcap,
             "(tcp.port == 2377 || tcp.port == 7946) && tcp.analysis.flags && !tcp.analysis.window_update",

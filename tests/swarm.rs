@@ -785,3 +785,95 @@ fn a_joining_manager_learns_the_store_by_replaying_the_log_even_after_force_new_
     assert_eq!(joiner.store.nodes, leader.store.nodes);
     assert_eq!(joiner.store.tasks, leader.store.tasks);
 }
+
+/// A lab of `n` managers (m1 leads) and one worker.
+fn managers_lab(n: usize) -> String {
+    let mut t = format!(
+        "hosts m[1-{n}] 10.4.0.0/24\nhost w1 10.4.1.1\nm1$ docker swarm init\n\
+         m1$ M=$(docker swarm join-token -q manager)\nm1$ W=$(docker swarm join-token -q worker)\n"
+    );
+    for i in 2..=n {
+        t.push_str(&format!(
+            "m{i}$ docker swarm join --token $M 10.4.0.1:2377\n"
+        ));
+    }
+    t.push_str("w1$ docker swarm join --token $W 10.4.0.1:2377\nexpect leader m1 within 5s\n");
+    t
+}
+
+/// Demoting the leader hands leadership over and leaves a working swarm, at 2, 3 and 5
+/// managers, and so does demoting a follower: every node stays Ready (their agents
+/// find the managers that remain), and the demoted node is a worker.
+#[test]
+fn demoting_the_leader_or_a_follower_keeps_quorum_and_every_node_ready() {
+    for n in [2, 3, 5] {
+        for (demoted, asked_on) in [("m1", "m1"), ("m2", "m1")] {
+            let other = if demoted == "m1" { "m2" } else { "m1" };
+            let t = format!(
+                "{}m{asked_on_tail}$ docker node demote {demoted}\n\
+                 expect output contains \"Manager {demoted} demoted in the swarm.\"\n\
+                 expect quorum ok within 15s\n\
+                 sleep 30s\n\
+                 expect node {demoted} manager none\n\
+                 expect node {demoted} status ready\n\
+                 expect node {other} status ready\n\
+                 expect node w1 status ready\n\
+                 {other}$ docker node ls\n\
+                 expect output contains \"Leader\"\n\
+                 {other}$ docker service create --name after --replicas 2 --detach busybox sleep 1d\n\
+                 expect service after running 2 within 10s\n",
+                managers_lab(n),
+                asked_on_tail = &asked_on[1..],
+            );
+            let o = play(&t);
+            assert!(
+                o.failed == 0 && o.held == 9,
+                "{n} managers, demote {demoted}:\n{}",
+                o.timeline
+            );
+        }
+    }
+}
+
+/// The new leader in a partition's majority never marks itself Down, and after `heal`
+/// every node is Ready again.
+#[test]
+fn under_a_partition_no_manager_marks_itself_down_and_heal_brings_all_back() {
+    let text = format!(
+        "{}host w2 10.4.1.2\n\
+         w2$ docker swarm join --token $W 10.4.0.1:2377\n\
+         partition m1,w1 | m2,m3,w2\n\
+         expect quorum ok within 30s\n\
+         sleep 60s\n\
+         expect node m1 status down\n\
+         expect node w1 status down\n\
+         expect node w2 status ready\n",
+        managers_lab(3)
+    );
+    let o = play(&text);
+    assert_eq!(o.failed, 0, "{}", o.timeline);
+    for seed in 1..=10 {
+        let o = run(&parse("t.lab", &text).unwrap(), seed, false);
+        for m in ["m1", "m2", "m3"] {
+            assert!(
+                !o.timeline
+                    .contains(&format!("swarm: {m}: node {m} is down")),
+                "seed {seed}: {m} marked itself down:\n{}",
+                o.timeline
+            );
+        }
+    }
+    let o = play(&format!(
+        "{}host w2 10.4.1.2\n\
+         w2$ docker swarm join --token $W 10.4.0.1:2377\n\
+         partition m1,w1 | m2,m3,w2\n\
+         sleep 60s\n\
+         heal\n\
+         expect node m1 status ready within 30s\n\
+         expect node w1 status ready within 30s\n\
+         expect node m2 status ready\n\
+         expect node m3 status ready\n",
+        managers_lab(3)
+    ));
+    assert_eq!(o.failed, 0, "{}", o.timeline);
+}

@@ -991,15 +991,26 @@ impl Lab {
         close: bool,
     ) {
         // A host talking to itself does it on `lo`, which no tap shows.
-        if !self.capture || client == server {
+        if client == server {
             return;
         }
         let (c, s) = (self.stream_end(client), self.stream_end(server));
+        if !self.capture {
+            // No frames, but the connection's state: a new one costs a handshake.
+            self.streams.ensure_open(c, s, port);
+            if close {
+                self.streams.close(c, s, port);
+            }
+            return;
+        }
+        // After the connection's previous message, as a byte stream orders them.
+        let start = Instant(self.streams.free_at(c.ip, s.ip, port)).max(self.now());
         let mut frames = self.streams.message(c, s, port, from_client, payload);
         if close {
             frames.extend(self.streams.close(c, s, port));
         }
-        self.tap_frames(client, server, frames);
+        let end = self.tap_frames(client, server, start, frames);
+        self.streams.set_free_at(c.ip, s.ip, port, end.0);
     }
 
     fn stream_end(&self, h: HostId) -> crate::underlay::segments::End {
@@ -1010,14 +1021,16 @@ impl Lab {
         }
     }
 
+    /// Put frames on both taps from `start` on; returns when the last one arrived.
     fn tap_frames(
         &mut self,
         client: HostId,
         server: HostId,
+        start: Instant,
         frames: Vec<crate::underlay::segments::Frame>,
-    ) {
+    ) -> Instant {
         let latency = self.underlay.link(client, server).latency;
-        let mut at = self.now();
+        let mut at = start;
         let mut last_dir = None;
         for (from_client, frame) in frames {
             // A segment that answers the other side's leaves one latency after it.
@@ -1033,6 +1046,7 @@ impl Lab {
             self.hosts[rx.0].capture.push((at + latency, frame.clone()));
             self.hosts[tx.0].capture.push((at, frame));
         }
+        at + latency
     }
 
     pub(crate) fn transmit(&mut self, from: HostId, frame: Vec<u8>) {

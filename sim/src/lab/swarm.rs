@@ -60,11 +60,21 @@ impl Lab {
                 // connection. Managers dial each other.
                 let answer = matches!(msg, Msg::Ack { relay: None, .. } | Msg::NotLeader { .. });
                 let (client, server) = if answer { (to, from) } else { (from, to) };
+                // A new connection costs the handshake first: SYN, SYN-ACK, then the
+                // data with the last ACK, one round trip more than an open one.
+                let (cip, sip) = (self.underlay.nic(client).ip, self.underlay.nic(server).ip);
+                // (The server's first message waits one turn more: the client opens.)
+                let handshake = if client != server && !self.streams.is_open(cip, sip, SWARM_PORT) {
+                    Duration(if answer { 3 } else { 2 } * latency.as_nanos())
+                } else {
+                    Duration::ZERO
+                };
                 let bytes = swarmlab_control::api::encode(&msg);
                 self.tap_stream(client, server, SWARM_PORT, !answer, &bytes);
                 let loss = self.underlay.link(from, to).loss;
-                let delay =
-                    latency + self.tcp_retransmit_delay(loss, 1, Duration::from_millis(200));
+                let delay = latency
+                    + handshake
+                    + self.tcp_retransmit_delay(loss, 1, Duration::from_millis(200));
                 self.engine
                     .schedule_in(delay, Event::Swarm(SwarmEvent::Deliver { from, to, bytes }));
             }
@@ -496,6 +506,7 @@ impl Lab {
         let nodes: Vec<Node> = m.store.nodes.values().cloned().collect();
         let store = m.store.clone();
         let managers = manager_addrs(&store);
+        let managers_changed = m.pushed_managers != managers;
         let leader = self.underlay.nic(host).ip;
         for n in nodes {
             if n.status != NodeStatus::Ready {
@@ -540,7 +551,7 @@ impl Lab {
                     )
                 })
                 .collect();
-            if agent_view != wanted {
+            if agent_view != wanted || managers_changed {
                 self.swarm_send(
                     host,
                     to,
@@ -554,6 +565,9 @@ impl Lab {
                     },
                 );
             }
+        }
+        if let Some(m) = self.hosts[host.0].swarm.manager.as_mut() {
+            m.pushed_managers = managers;
         }
     }
 
@@ -678,8 +692,19 @@ impl Lab {
             a.target += 1;
             a.unanswered = 1;
         }
-        let target = a
-            .leader
+        // A manager's agent talks to its own manager, as swarmkit's connection broker
+        // prefers the local one (a follower passes the heartbeat on to the leader), so
+        // a manager is never Down for want of reaching another one. A manager that
+        // knows no leader (cut off, or left out of a new cluster) cannot pass anything
+        // on: its agent tries the others.
+        let own = self
+            .swarm_leader_of(host)
+            .map(|_| self.underlay.nic(host).ip);
+        let Some(a) = self.hosts[host.0].swarm.agent.as_mut() else {
+            return;
+        };
+        let target = own
+            .or(a.leader)
             .or_else(|| (!a.managers.is_empty()).then(|| a.managers[a.target % a.managers.len()]));
         let statuses = a.pending.clone();
         let period = a.period.unwrap_or(HEARTBEAT_PERIOD);
@@ -721,6 +746,10 @@ impl Lab {
         }
         a.period = Some(period);
         a.managers = managers;
+        // A manager that is one no longer (demoted, removed) is not talked to again.
+        if a.leader.is_some_and(|l| !a.managers.contains(&l)) {
+            a.leader = None;
+        }
         // The leader's view of each task, looked up by id (a node may run thousands).
         let shown: BTreeMap<&str, TaskState> = tasks
             .iter()

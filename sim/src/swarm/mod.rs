@@ -165,6 +165,9 @@ pub struct Manager {
     /// Whether a write of the statuses received is already scheduled (the dispatcher
     /// batches them, as swarmkit's does, for `STATUS_BATCH`).
     pub status_flush: bool,
+    /// The managers' addresses the leader last sent the agents (a change is pushed at
+    /// once, as swarmkit's session streams its manager list).
+    pub pushed_managers: Vec<Ipv4Addr>,
 }
 
 impl Manager {
@@ -181,6 +184,7 @@ impl Manager {
             reconciled: u64::MAX,
             wake_at: None,
             status_flush: false,
+            pushed_managers: Vec::new(),
         }
     }
 }

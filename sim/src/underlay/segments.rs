@@ -33,6 +33,9 @@ struct Conn {
     client_port: u16,
     /// Next sequence number of the client and of the server.
     seq: [u32; 2],
+    /// When its last frame reached the far end, in nanoseconds: the next message's
+    /// frames come after it, as a byte stream's do.
+    free_at: u64,
 }
 
 /// A frame and which end puts it on the wire (`true`: the client).
@@ -114,6 +117,35 @@ impl Streams {
         out
     }
 
+    /// When the connection's last frame arrived (nanoseconds; 0 when it is not open).
+    pub fn free_at(&self, client: Ipv4Addr, server: Ipv4Addr, port: u16) -> u64 {
+        self.conns
+            .get(&(client, server, port))
+            .map_or(0, |c| c.free_at)
+    }
+
+    /// Record when the connection's last frame arrived.
+    pub fn set_free_at(&mut self, client: Ipv4Addr, server: Ipv4Addr, port: u16, at: u64) {
+        if let Some(c) = self.conns.get_mut(&(client, server, port)) {
+            c.free_at = c.free_at.max(at);
+        }
+    }
+
+    /// Whether the connection from `client` to `server`'s `port` is open.
+    pub fn is_open(&self, client: Ipv4Addr, server: Ipv4Addr, port: u16) -> bool {
+        self.conns.contains_key(&(client, server, port))
+    }
+
+    /// Open the connection if it is not, without writing its frames (when no tap
+    /// records them, the connections' state is still kept: a new one costs a handshake).
+    pub fn ensure_open(&mut self, client: End, server: End, port: u16) {
+        let key = (client.ip, server.ip, port);
+        if !self.conns.contains_key(&key) {
+            let c = self.open(client, server, port, &mut Vec::new());
+            self.conns.insert(key, c);
+        }
+    }
+
     /// A host went down: its connections are gone without a FIN (the peers find out by
     /// their timeouts), and new ones start with a handshake.
     pub fn forget(&mut self, ip: Ipv4Addr) {
@@ -135,6 +167,7 @@ impl Streams {
                 isn(client.ip, server.ip, client_port),
                 isn(server.ip, client.ip, port),
             ],
+            free_at: 0,
         };
         let syn = builder(client, server, client_port, port, true, c.seq[0]).syn();
         out.push((true, write(syn, &[])));
