@@ -70,8 +70,8 @@ expect service web on m1,w1,w2,w3
 m1$ docker node update --availability drain w1
 expect output contains \"w1\"
 expect node w1 availability drain
+expect service web on m1,w2,w3 within 15s
 expect service web running 4 within 5s
-expect service web on m1,w2,w3
 m1$ docker service ps web
 expect output contains \" \\\\_ web.\"
 m1$ docker node update --availability active w1
@@ -233,8 +233,11 @@ expect node m3 manager unreachable
 m1$ docker service scale --detach web=4
 expect output contains \"web scaled to 4\"
 expect service web running 4 within 5s
+# The leader writes the new tasks' statuses in its next batch (100 ms).
+sleep 1s
 crash m2
 expect quorum lost within 25s
+sleep 20s
 m1$ docker node ls
 expect error contains \"The swarm does not have a leader. It's possible that too few managers are online. Make sure more than half of the managers are online.\"
 m1$ docker service scale --detach web=1
@@ -283,6 +286,7 @@ w4$ docker swarm join --token $TOKEN 10.1.0.1:2377
 expect service agent on m1,w1,w2,w3,w4 within 5s
 m1$ docker node update --availability drain w2
 expect service agent on m1,w1,w3,w4 within 15s
+sleep 1s
 m1$ docker service ls
 expect output contains \"agent     global    5/4\"
 sleep 11s
@@ -722,7 +726,8 @@ fn a_thousand_replicas_on_one_node_start_in_batched_writes() {
         "host n1 10.0.0.1\n\
          n1$ docker swarm init\n\
          n1$ docker service create --name web --replicas 1000 --detach busybox sleep 1d\n\
-         expect service web running 1000 within 5s\n",
+         expect service web running 1000 within 5s\n\
+         sleep 1s\n",
     );
     assert_eq!((o.held, o.failed), (1, 0), "{}", o.timeline);
     let m = o.lab.hosts[0].swarm.manager.as_ref().expect("n1 manages");
@@ -876,4 +881,46 @@ fn under_a_partition_no_manager_marks_itself_down_and_heal_brings_all_back() {
         managers_lab(3)
     ));
     assert_eq!(o.failed, 0, "{}", o.timeline);
+}
+
+/// `expect quorum ok` means a write would commit now: a leader cut off from the
+/// majority still believes it leads until check-quorum steps it down, but its writes
+/// block, so the quorum is lost at once. And `expect service S running N` is the ground
+/// truth on the nodes: it holds with no leader ("the tasks keep running"), and right
+/// after a crash it no longer counts the crashed host's tasks.
+#[test]
+fn quorum_means_writes_commit_and_service_counts_are_the_nodes_truth() {
+    let o = play(&format!(
+        "{}m1$ docker service create --name web --replicas 4 --detach busybox sleep 1d\n\
+         expect service web running 4 within 5s\n\
+         partition m1 | m2,m3,w1\n\
+         expect quorum lost\n\
+         expect leader m1\n\
+         heal\n\
+         expect quorum ok within 30s\n\
+         crash w1\n\
+         expect service web running 3\n\
+         expect service web running 4 within 30s\n\
+         crash m2\n\
+         crash m3\n\
+         expect quorum lost\n\
+         sleep 30s\n\
+         expect quorum lost\n\
+         expect service web running 2\n",
+        managers_lab(3)
+    ));
+    assert_eq!((o.held, o.failed), (10, 0), "{}", o.timeline);
+    // After check-quorum, no leader at all, and the two tasks on m1 still count.
+    assert!(
+        o.timeline
+            .contains("web has 2 running task(s) of ? (no leader to ask)"),
+        "{}",
+        o.timeline
+    );
+    assert!(
+        o.timeline
+            .contains("m1 leads but reaches no majority of the managers"),
+        "{}",
+        o.timeline
+    );
 }

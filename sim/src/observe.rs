@@ -151,25 +151,14 @@ pub fn spread_probe(
     service: &str,
     requests: Option<u32>,
 ) -> Result<String, String> {
-    let Some((_, store)) = lab.swarm_view() else {
-        return Err("no leader: the service's tasks cannot be read".into());
-    };
-    let Some(svc) = store.find_service(service) else {
-        return Err(format!("service {service} not found"));
-    };
-    let sched = svc
-        .labels
-        .get("swarmlab.lb")
-        .cloned()
-        .unwrap_or_else(|| "rr".into());
-    let names: Vec<String> = serving(store, &svc.id)
-        .map(|t| format!("{}.{}.{}", svc.name, t.slot, t.id))
-        .collect();
+    // The replicas that run, as the nodes report them (no leader needed).
+    let tasks = task_containers(lab, service);
+    let sched = tasks
+        .first()
+        .map_or_else(|| "rr".to_string(), |(_, _, s)| s.clone());
     let mut replicas: BTreeMap<String, u32> = BTreeMap::new();
-    for n in &names {
-        if let Some(c) = lab.containers.iter().find(|c| c.running && &c.name == n) {
-            replicas.insert(c.id[..12].to_string(), 0);
-        }
+    for (_, c, _) in &tasks {
+        replicas.insert(lab.containers[c.0].id[..12].to_string(), 0);
     }
     if replicas.is_empty() {
         return Err(format!("service {service} has no running replica"));
@@ -230,4 +219,69 @@ pub fn spread_probe(
         ));
     }
     Ok(summary)
+}
+
+/// Whether a write proposed now would commit: the leader, and whether it reaches a
+/// majority of the Raft voters (itself included) over tcp/2377 right now. A leader cut
+/// off from the majority still believes it leads until check-quorum steps it down
+/// (an election timeout later); meanwhile writes block, so this is what `expect quorum`
+/// reads.
+pub fn quorum(lab: &Lab) -> (Option<HostId>, bool) {
+    let Some((leader, _)) = lab.swarm_view() else {
+        return (None, false);
+    };
+    let Some(m) = lab.hosts[leader.0].swarm.manager.as_ref() else {
+        return (Some(leader), false);
+    };
+    let voters = m.raft.voters();
+    let reached = voters
+        .iter()
+        .filter(|id| {
+            if **id == m.raft.id {
+                return true;
+            }
+            m.raft
+                .peers
+                .get(id)
+                .and_then(|ip| lab.underlay.by_ip(*ip))
+                .is_some_and(|h| lab.tcp_path(leader, h, crate::swarm::SWARM_PORT).is_ok())
+        })
+        .count();
+    (Some(leader), reached * 2 > voters.len())
+}
+
+/// The ground truth about a service's tasks: the hosts where one of its task containers
+/// runs now (a host once per task), whatever any manager believes. It reads the nodes,
+/// so it holds with no leader, and a crashed host's tasks are not counted.
+pub fn running_tasks(lab: &Lab, service: &str) -> Vec<String> {
+    task_containers(lab, service)
+        .into_iter()
+        .map(|(h, _, _)| lab.host_name(h).to_string())
+        .collect()
+}
+
+/// A service's task containers that run now, as the nodes' engines report them: host,
+/// container, and the service's ingress scheduler.
+fn task_containers(lab: &Lab, service: &str) -> Vec<(HostId, ContainerId, String)> {
+    let mut out = Vec::new();
+    for (i, h) in lab.hosts.iter().enumerate() {
+        let host = HostId(i);
+        if !lab.underlay.nic(host).up {
+            continue;
+        }
+        let Some(agent) = h.swarm.agent.as_ref() else {
+            continue;
+        };
+        for t in agent.tasks.values() {
+            // Running as the engine reports it (started, not being stopped).
+            let started = t.state == crate::swarm::store::TaskState::Running;
+            let Some(c) = t.container.filter(|c| lab.containers[c.0].running) else {
+                continue;
+            };
+            if t.service == service && started && !t.stopping {
+                out.push((host, c, t.endpoint.scheduler.clone()));
+            }
+        }
+    }
+    out
 }

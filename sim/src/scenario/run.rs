@@ -679,17 +679,55 @@ fn shell_join(argv: &[String]) -> String {
 
 /// Whether a swarm expectation holds now, and what is seen.
 fn observe(lab: &Lab, e: &SwarmExpect) -> (bool, String) {
-    use crate::swarm::store::{Mode, NodeStatus, Role, TaskState};
+    use crate::swarm::store::{Mode, Role};
     let view = lab.swarm_view();
     if let SwarmExpect::Quorum { ok } = e {
-        // A leader exists exactly while writes can commit (raft-rs's check-quorum makes
-        // a leader cut off from the majority step down within an election timeout).
-        let has = view.is_some();
-        let seen = match view {
-            Some((l, _)) => format!("quorum ok (leader {})", lab.host_name(l)),
-            None => "quorum lost (no leader)".to_string(),
+        // Writes commit: a leader that reaches a majority of the voters now.
+        let (leader, writes) = crate::observe::quorum(lab);
+        let seen = match (leader, writes) {
+            (Some(l), true) => format!("quorum ok (leader {})", lab.host_name(l)),
+            (Some(l), false) => format!(
+                "quorum lost ({} leads but reaches no majority of the managers)",
+                lab.host_name(l)
+            ),
+            (None, _) => "quorum lost (no leader)".to_string(),
         };
-        return (has == *ok, seen);
+        return (writes == *ok, seen);
+    }
+    if let SwarmExpect::ServiceRunning { service, count } = e {
+        // The ground truth on the nodes, leader or not.
+        let running = crate::observe::running_tasks(lab, service).len();
+        let want = view
+            .and_then(|(_, store)| store.find_service(service))
+            .map(|svc| match svc.mode {
+                Mode::Replicated(n) => n.to_string(),
+                Mode::Global => "global".into(),
+            })
+            .unwrap_or_else(|| "? (no leader to ask)".into());
+        return (
+            running == *count,
+            format!("{service} has {running} running task(s) of {want}"),
+        );
+    }
+    if let SwarmExpect::ServiceOn { service, hosts } = e {
+        // The ground truth on the nodes, as for `running`.
+        let mut on = crate::observe::running_tasks(lab, service);
+        on.sort_by(|a, b| crate::swarm::orchestrator::natural_cmp(a, b));
+        on.dedup();
+        let mut h = hosts.clone();
+        h.sort_by(|a, b| crate::swarm::orchestrator::natural_cmp(a, b));
+        h.dedup();
+        return (
+            h == on,
+            format!(
+                "{service} runs on {}",
+                if on.is_empty() {
+                    "no node".to_string()
+                } else {
+                    on.join(",")
+                }
+            ),
+        );
     }
     let Some((leader, store)) = view else {
         return (false, "no leader: the swarm's state cannot be read".into());
@@ -728,53 +766,7 @@ fn observe(lab: &Lab, e: &SwarmExpect) -> (bool, String) {
             let name = lab.host_name(leader).to_string();
             (name == *host, format!("the leader is {name}"))
         }
-        SwarmExpect::ServiceRunning { .. } | SwarmExpect::ServiceOn { .. } => {
-            let (SwarmExpect::ServiceRunning { service, .. }
-            | SwarmExpect::ServiceOn { service, .. }) = e
-            else {
-                unreachable!()
-            };
-            let Some(svc) = store.find_service(service) else {
-                return (false, format!("no service {service}"));
-            };
-            let mut on: Vec<String> = store
-                .tasks_of(&svc.id)
-                .filter(|t| t.state == TaskState::Running && t.desired == TaskState::Running)
-                .filter_map(|t| t.node_id.as_ref().and_then(|n| store.nodes.get(n)))
-                .filter(|n| n.status != NodeStatus::Down)
-                .map(|n| n.hostname.clone())
-                .collect();
-            let running = on.len();
-            on.sort_by(|a, b| crate::swarm::orchestrator::natural_cmp(a, b));
-            on.dedup();
-            let want = match svc.mode {
-                Mode::Replicated(n) => n.to_string(),
-                Mode::Global => "global".into(),
-            };
-            match e {
-                SwarmExpect::ServiceRunning { count, .. } => (
-                    running == *count,
-                    format!("{service} has {running} running task(s) of {want}"),
-                ),
-                SwarmExpect::ServiceOn { hosts, .. } => {
-                    let mut h = hosts.clone();
-                    h.sort_by(|a, b| crate::swarm::orchestrator::natural_cmp(a, b));
-                    h.dedup();
-                    (
-                        h == on,
-                        format!(
-                            "{service} runs on {}",
-                            if on.is_empty() {
-                                "no node".to_string()
-                            } else {
-                                on.join(",")
-                            }
-                        ),
-                    )
-                }
-                _ => unreachable!(),
-            }
-        }
+        SwarmExpect::ServiceRunning { .. } | SwarmExpect::ServiceOn { .. } => unreachable!(),
         SwarmExpect::Quorum { .. } => unreachable!(),
     }
 }
