@@ -248,6 +248,29 @@ fn swarmlabs_gaps_are_said_as_swarmlabs_and_limits_are_named() {
     assert_eq!((o.held, o.failed), (8, 0), "{}", o.timeline);
 }
 
+/// ping's 16-bit sequence number wraps as iputils' does; its count does not. A ping
+/// that would run the lab past the stated limit is refused before it starts.
+#[test]
+fn ping_counts_past_65535_and_a_ping_too_long_is_refused() {
+    let o = play(&format!(
+        "{TWO_HOSTS}h1$ docker exec a ping -c 70000 -i 0.002 b\n\
+         expect output contains \"70000 packets transmitted, 70000 received, 0% packet loss\"\n\
+         expect output contains \"icmp_seq=0 ttl=64\"\n\
+         h1$ docker exec a ping -c 2000000 b\n\
+         expect error contains \"swarmlab: this ping would run the lab for more than 3600 s\"\n"
+    ));
+    assert_eq!(
+        (o.held, o.failed),
+        (3, 0),
+        "{}",
+        o.timeline
+            .lines()
+            .filter(|l| !l.contains("icmp_seq"))
+            .collect::<Vec<_>>()
+            .join("\n")
+    );
+}
+
 #[test]
 fn ping_to_an_address_nobody_has_reports_host_unreachable() {
     let o = play(&format!("{TWO_HOSTS}h1$ docker exec a ping -c 1 10.0.5.77\nexpect output contains \"Destination Host Unreachable\"\nexpect output contains \"+1 errors\"\n"));

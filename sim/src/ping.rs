@@ -61,8 +61,12 @@ pub struct Ping {
     /// `-W`: how long to wait when nothing came back.
     pub timeout: Duration,
     start: Instant,
+    /// When each request left, by its index (its sequence number is the index + 1,
+    /// modulo 2^16, as iputils' 16-bit icmp_seq wraps).
     sent: Vec<Instant>,
-    rtts: BTreeMap<u16, Duration>,
+    /// Round trips, by request index: the count goes past 65,535 though the sequence
+    /// number wraps.
+    rtts: BTreeMap<u32, Duration>,
     errors: u32,
     last: Instant,
     /// Standard output so far.
@@ -150,7 +154,8 @@ impl Ping {
         }
         self.sent.push(now);
         self.last = self.last.max(now);
-        Some(self.sent.len() as u16)
+        // iputils' icmp_seq is 16 bits: 65535 is followed by 0.
+        Some((self.sent.len() % 65_536) as u16)
     }
 
     /// Whether more requests remain after the ones sent.
@@ -171,20 +176,29 @@ impl Ping {
         !self.has_more() && self.rtts.len() as u32 + self.errors >= self.count
     }
 
+    /// The index of the latest request sent with sequence number `seq`.
+    fn index_of(&self, seq: u16) -> Option<u32> {
+        let last = i64::try_from(self.sent.len()).ok()? - 1;
+        let want = (i64::from(seq) + 65_535) % 65_536; // index ≡ seq - 1 (mod 2^16)
+        let back = (last - want).rem_euclid(65_536);
+        let i = last - back;
+        (i >= 0).then(|| i as u32)
+    }
+
     /// An echo reply arrived; returns whether the session is complete.
     pub fn on_reply(&mut self, now: Instant, seq: u16, from: &str, ttl: u8, len: usize) -> bool {
-        let Some(sent) = self.sent.get(usize::from(seq).wrapping_sub(1)) else {
+        let Some(index) = self.index_of(seq) else {
             return false;
         };
-        let rtt = now - *sent;
-        let dup = self.rtts.contains_key(&seq);
+        let rtt = now - self.sent[index as usize];
+        let dup = self.rtts.contains_key(&index);
         self.stdout.push(format!(
             "{len} bytes from {from}: icmp_seq={seq} ttl={ttl} time={} ms{}",
             format_rtt(rtt),
             if dup { " (DUP!)" } else { "" }
         ));
         if !dup {
-            self.rtts.insert(seq, rtt);
+            self.rtts.insert(index, rtt);
         }
         self.last = self.last.max(now);
         self.complete()
@@ -290,6 +304,24 @@ mod tests {
         assert_eq!(format_g(100.0), "100");
         assert_eq!(format_g(0.0), "0");
         assert_eq!(format_g(50.0), "50");
+    }
+
+    #[test]
+    fn the_sequence_number_wraps_but_the_count_does_not() {
+        let options = PingOptions {
+            count: 70_000,
+            ..Default::default()
+        };
+        let ip = Ipv4Addr::new(10, 0, 1, 3);
+        let mut p = Ping::new(PingId(0), ContainerId(0), "c2", ip, options, Instant(0));
+        for k in 0..70_000u64 {
+            let seq = p.next_seq(Instant(k)).unwrap();
+            assert_eq!(u64::from(seq), (k + 1) % 65_536);
+            p.on_reply(Instant(k + 1), seq, "10.0.1.3", 64, 64);
+        }
+        assert_eq!(p.received(), 70_000);
+        assert!(p.stdout.iter().any(|l| l.contains("icmp_seq=0 ")));
+        assert!(!p.stdout.iter().any(|l| l.contains("DUP")));
     }
 
     #[test]

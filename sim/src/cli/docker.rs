@@ -323,6 +323,9 @@ impl CommandOutput {
     }
 }
 
+/// The longest a `ping` may run the lab (count x interval, plus the final wait).
+const PING_MAX_SECS: u64 = 3600;
+
 const PING_USAGE: &str = "\nUsage\n  ping [options] <destination>\n";
 
 fn ping(lab: &mut Lab, cid: ContainerId, args: &[String]) -> CommandOutput {
@@ -400,6 +403,14 @@ fn ping(lab: &mut Lab, cid: ContainerId, args: &[String]) -> CommandOutput {
             2,
         );
     };
+    // The lab runs every event until ping ends: a run is bounded as the programs' waits.
+    let runs_for = interval.as_nanos() as f64 * f64::from(count) + timeout.as_nanos() as f64;
+    if runs_for > PING_MAX_SECS as f64 * 1e9 {
+        return CommandOutput::err(
+            format!("swarmlab: this ping would run the lab for more than {PING_MAX_SECS} s (count x interval + timeout); use fewer packets or a shorter interval\n"),
+            2,
+        );
+    }
     let Some(dst) = lab.resolve(cid, &target) else {
         return CommandOutput::err(format!("ping: {target}: Name or service not known\n"), 2);
     };
