@@ -182,7 +182,7 @@ impl Ping {
         let want = (i64::from(seq) + 65_535) % 65_536; // index ≡ seq - 1 (mod 2^16)
         let back = (last - want).rem_euclid(65_536);
         let i = last - back;
-        (i >= 0).then(|| i as u32)
+        u32::try_from(i).ok()
     }
 
     /// An echo reply arrived; returns whether the session is complete.
