@@ -155,6 +155,8 @@ fn swarmlab_answers_as_a_real_single_node_swarm() {
         vec!["service".into(), "scale".into(), "nosuch=2".into()],
         vec!["service".into(), "ps".into(), "nosuch".into()],
         vec!["service".into(), "rm".into(), "nosuch".into()],
+        vec!["service".into(), "rm".into()],
+        vec!["network".into(), "rm".into()],
         vec![
             "service".into(),
             "create".into(),

@@ -2144,6 +2144,9 @@ fn service_update(lab: &mut Lab, host: HostId, a: ServiceUpdateArgs) -> Res<Comm
 }
 
 fn service_rm(lab: &mut Lab, host: HostId, a: ServicesArgs) -> Res<CommandOutput> {
+    if a.names.is_empty() {
+        return Err(fail("docker: 'docker service rm' requires at least 1 argument\n\nUsage:  docker service rm SERVICE [SERVICE...]\n\nSee 'docker service rm --help' for more information"));
+    }
     let mut out = CommandOutput::default();
     for name in &a.names {
         let res = write(lab, host, |_, store| {
@@ -2654,6 +2657,9 @@ fn network_ls(lab: &mut Lab, host: HostId, a: NetworkLsArgs) -> Res<CommandOutpu
 }
 
 fn network_rm(lab: &mut Lab, host: HostId, names: &[String]) -> Res<CommandOutput> {
+    if names.is_empty() {
+        return Err(fail("docker: 'docker network rm' requires at least 1 argument\n\nUsage:  docker network rm NETWORK [NETWORK...]\n\nSee 'docker network rm --help' for more information"));
+    }
     let mut out = CommandOutput::default();
     for name in names {
         let res = write(lab, host, |_, store| {
