@@ -699,3 +699,45 @@ expect output contains \"\\\"Name\\\":\\\"pub.1.\"
 "
     ));
 }
+
+/// Docker's ingress sandbox sets IPVS's `expire_nodest_conn=1`: once gossip withdraws a
+/// crashed node's task, the mesh expires the connections to it at once, and the
+/// client's retransmitted SYN goes to a live task. A request that happened to go to the
+/// dead task is answered within seconds, not after curl's 300 s.
+#[test]
+fn a_connection_to_a_crashed_replica_moves_to_a_live_one_on_the_next_syn() {
+    for seed in 1..=5 {
+        let text = "hosts m[1-3] 10.1.0.0/24\nhosts w[1-3] 10.1.1.0/24\n\
+             m1$ docker swarm init\nm1$ M=$(docker swarm join-token -q manager)\n\
+             m1$ W=$(docker swarm join-token -q worker)\n\
+             m2$ docker swarm join --token $M 10.1.0.1:2377\nm3$ docker swarm join --token $M 10.1.0.1:2377\n\
+             w1$ docker swarm join --token $W 10.1.0.1:2377\nw2$ docker swarm join --token $W 10.1.0.1:2377\n\
+             w3$ docker swarm join --token $W 10.1.0.1:2377\n\
+             m1$ docker service create --name web --replicas 3 --publish 8080:80 --constraint node.role==worker --detach traefik/whoami\n\
+             expect service web running 3 within 10s\nexpect http m1:8080 ok within 10s\n\
+             crash w3\n\
+             m1$ curl -s http://m1:8080/\nexpect output contains \"Hostname:\"\n\
+             m1$ curl -s http://m1:8080/\nexpect output contains \"Hostname:\"\n\
+             m1$ curl -s http://m1:8080/\nexpect output contains \"Hostname:\"\n";
+        let o = swarmlab::scenario::run::run(
+            &swarmlab::scenario::parse("t.lab", text).unwrap(),
+            seed,
+            false,
+        );
+        assert_eq!((o.held, o.failed), (5, 0), "seed {seed}:\n{}", o.timeline);
+        let crash = o
+            .lab
+            .trace
+            .events()
+            .iter()
+            .find(|(_, e)| matches!(e, TraceEvent::HostCrashed { .. }))
+            .map(|(t, _)| *t)
+            .unwrap();
+        let took = o.lab.now() - crash;
+        assert!(
+            took < swarmlab::time::Duration::from_secs(20),
+            "seed {seed}: the three requests took {took} after the crash:\n{}",
+            o.timeline
+        );
+    }
+}

@@ -198,6 +198,23 @@ impl Mesh {
         }
     }
 
+    /// The ingress tasks listed now: connections to any other task through the sandbox
+    /// expire at once (IPVS's `expire_nodest_conn`, which Docker's ingress sets).
+    /// Host-mode connections are left alone.
+    pub fn keep_backends(&mut self, live: &std::collections::BTreeSet<Ipv4Addr>) {
+        let gone: Vec<u64> = self
+            .flows
+            .iter()
+            .filter(|(_, f)| {
+                matches!(f.via, Backend::Ingress { .. }) && !live.contains(f.backend.ip())
+            })
+            .map(|(id, _)| *id)
+            .collect();
+        for id in gone {
+            self.remove(id);
+        }
+    }
+
     /// A packet from a client to the node's published `port`, on a connection the mesh
     /// already tracks: where it goes. `None` when it is not one of the mesh's.
     pub fn from_client(&mut self, now: Instant, packet: &[u8]) -> Option<Verdict> {

@@ -88,6 +88,24 @@ impl Lab {
         }
     }
 
+    /// The ingress records this node knows changed: connections to a task that is no
+    /// longer listed are expired at once, as Docker's ingress sandbox sets IPVS's
+    /// `expire_nodest_conn=1`, so a client's retransmitted SYN goes to a live task.
+    pub(crate) fn mesh_backends_changed(&mut self, host: HostId) {
+        if self.hosts[host.0].mesh.open_flows() == 0 {
+            return;
+        }
+        let live: std::collections::BTreeSet<Ipv4Addr> = self.hosts[host.0]
+            .gossip
+            .db
+            .entries("ingress", ENDPOINT_TABLE)
+            .into_iter()
+            .filter_map(|(_, _, v)| EndpointRecord::decode(&v))
+            .map(|r| r.ip)
+            .collect();
+        self.hosts[host.0].mesh.keep_backends(&live);
+    }
+
     /// Put a mesh verdict on its way.
     fn mesh_act(&mut self, host: HostId, v: Verdict) {
         match v {

@@ -86,8 +86,14 @@ impl Lab {
             self.hosts[host.0].gossip.member.set_local_state(state);
         }
         // Table changes this member learnt: the overlay programs its peers from them.
+        let mut ingress_changed = false;
         while let Some(ev) = self.hosts[host.0].gossip.db.poll_event() {
+            ingress_changed |=
+                ev.table == crate::traffic::ENDPOINT_TABLE && ev.network == "ingress";
             self.overlay_table_event(host, ev);
+        }
+        if ingress_changed {
+            self.mesh_backends_changed(host);
         }
         while let Some(t) = self.hosts[host.0].gossip.member.poll_transmit() {
             match t {
