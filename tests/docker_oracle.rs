@@ -157,6 +157,13 @@ fn swarmlab_answers_as_a_real_single_node_swarm() {
         vec!["service".into(), "rm".into(), "nosuch".into()],
         vec!["service".into(), "rm".into()],
         vec!["network".into(), "rm".into()],
+        "service create --name a --publish 70000:80 busybox".split(' ').map(String::from).collect(),
+        "service create --name a --constraint node.role~manager busybox".split(' ').map(String::from).collect(),
+        "service create --name a --mode bogus busybox".split(' ').map(String::from).collect(),
+        "service create --name a --restart-condition sometimes busybox".split(' ').map(String::from).collect(),
+        "network create -d overlay --subnet bogus n1".split(' ').map(String::from).collect(),
+        "service create --name a --network nosuchnet busybox".split(' ').map(String::from).collect(),
+        vec!["node".into(), "promote".into(), "ID".into()],
         vec![
             "service".into(),
             "create".into(),

@@ -140,18 +140,11 @@ impl Constraint {
         } else if let Some((k, v)) = s.split_once("!=") {
             (k, false, v)
         } else {
-            return Err(format!("constraint expected one operator from ==, !=: {s}"));
+            return Err("constraint expected one operator from ==, !=".to_string());
         };
         let key = key.trim().to_string();
         let value = value.trim().to_string();
-        let known = matches!(key.as_str(), "node.role" | "node.hostname" | "node.id")
-            || key.starts_with("node.labels.")
-            || key.starts_with("engine.labels.")
-            || key == "node.platform.os"
-            || key == "node.platform.arch";
-        if !known {
-            return Err(format!("constraint key {key} is not supported"));
-        }
+        // A key swarmkit does not know is accepted; no node satisfies it (`matches`).
         if value.is_empty() {
             return Err(format!("constraint value is empty: {s}"));
         }
@@ -163,8 +156,17 @@ impl Constraint {
         Ok(Constraint { key, equal, value })
     }
 
-    /// Whether `node` satisfies it.
+    /// Whether `node` satisfies it. No node satisfies a key swarmkit does not know,
+    /// whatever the operator.
     pub fn matches(&self, node: &Node) -> bool {
+        let known = matches!(
+            self.key.as_str(),
+            "node.role" | "node.hostname" | "node.id" | "node.platform.os" | "node.platform.arch"
+        ) || self.key.starts_with("node.labels.")
+            || self.key.starts_with("engine.labels.");
+        if !known {
+            return false;
+        }
         let actual: Option<String> = match self.key.as_str() {
             "node.role" => Some(node.role.as_str().to_string()),
             "node.hostname" => Some(node.hostname.clone()),

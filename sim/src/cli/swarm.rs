@@ -1447,7 +1447,7 @@ fn parse_publish(p: &str) -> Result<PortSpec, String> {
     Ok(PortSpec {
         published: published
             .parse()
-            .map_err(|_| format!("invalid published port: {published}"))?,
+            .map_err(|_| format!("invalid hostPort: {published}"))?,
         target: target
             .parse()
             .map_err(|_| format!("invalid containerPort: {target}"))?,
@@ -1484,8 +1484,8 @@ fn service_create(lab: &mut Lab, host: HostId, a: ServiceCreateArgs) -> Res<Comm
         }
         Some(other) => {
             return Err(fail(format!(
-            "invalid argument \"{other}\" for \"--mode\" flag: invalid replicated mode: {other}"
-        )))
+                "Unknown mode: {other}, only replicated and global supported"
+            )))
         }
     };
     let constraints = a
@@ -1493,7 +1493,11 @@ fn service_create(lab: &mut Lab, host: HostId, a: ServiceCreateArgs) -> Res<Comm
         .iter()
         .map(|c| Constraint::parse(c))
         .collect::<Result<Vec<_>, _>>()
-        .map_err(|e| fail(format!("Error response from daemon: rpc error: code = InvalidArgument desc = ContainerSpec: {e}")))?;
+        .map_err(|e| {
+            fail(format!(
+                "Error response from daemon: rpc error: code = Unknown desc = {e}"
+            ))
+        })?;
     let ports = a
         .publish
         .iter()
@@ -1509,7 +1513,9 @@ fn service_create(lab: &mut Lab, host: HostId, a: ServiceCreateArgs) -> Res<Comm
     }
     let restart_condition = a.restart_condition.clone().unwrap_or_else(|| "any".into());
     if !matches!(restart_condition.as_str(), "none" | "on-failure" | "any") {
-        return Err(fail(format!("invalid argument \"{restart_condition}\" for \"--restart-condition\" flag: invalid RestartCondition: {restart_condition}")));
+        return Err(fail(format!(
+            "Error response from daemon: invalid RestartCondition: \"{restart_condition}\""
+        )));
     }
     let dur = |v: &Option<String>, flag: &str, default: u64| -> Res<u64> {
         match v {
@@ -2039,7 +2045,11 @@ fn service_update(lab: &mut Lab, host: HostId, a: ServiceUpdateArgs) -> Res<Comm
             s.mode = Mode::Replicated(n);
         }
         for c in &a.constraint_add {
-            s.constraints.push(Constraint::parse(c).map_err(|e| fail(format!("Error response from daemon: rpc error: code = InvalidArgument desc = ContainerSpec: {e}")))?);
+            s.constraints.push(Constraint::parse(c).map_err(|e| {
+                fail(format!(
+                    "Error response from daemon: rpc error: code = Unknown desc = {e}"
+                ))
+            })?);
         }
         for c in &a.constraint_rm {
             s.constraints.retain(|x| x.to_string() != *c);
@@ -2059,7 +2069,9 @@ fn service_update(lab: &mut Lab, host: HostId, a: ServiceUpdateArgs) -> Res<Comm
         }
         if let Some(c) = &a.restart_condition {
             if !matches!(c.as_str(), "none" | "on-failure" | "any") {
-                return Err(fail(format!("invalid argument \"{c}\" for \"--restart-condition\" flag: invalid RestartCondition: {c}")));
+                return Err(fail(format!(
+                    "Error response from daemon: invalid RestartCondition: \"{c}\""
+                )));
             }
             s.restart_condition = c.clone();
         }
@@ -2505,7 +2517,7 @@ fn network_create(lab: &mut Lab, host: HostId, a: NetworkCreateArgs) -> Res<Comm
             Some(s) => {
                 let (base, prefix) = crate::underlay::parse_cidr(s).ok_or_else(|| {
                     fail(format!(
-                        "Error response from daemon: invalid subnet {s}: invalid CIDR address: {s}"
+                        "Error response from daemon: Invalid subnet {s} : invalid CIDR address: {s}"
                     ))
                 })?;
                 let mask = u32::MAX.checked_shl(32 - prefix as u32).unwrap_or(0);
