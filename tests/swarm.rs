@@ -932,3 +932,34 @@ fn quorum_means_writes_commit_and_service_counts_are_the_nodes_truth() {
         o.timeline
     );
 }
+
+/// Docker's CLI prints 12-character IDs for `service ls -q` and whole task IDs for
+/// `service ps -q`, and names a node by its ID when it is already a manager.
+#[test]
+fn quiet_listings_print_the_ids_docker_prints() {
+    let o = play(&format!(
+        "{SWARM}m1$ docker service create --name web --replicas 2 --detach busybox sleep 1d\n\
+         expect service web running 2 within 5s\n\
+         m1$ docker service ls -q\n\
+         m1$ docker service ps -q web\n\
+         m1$ docker node promote m1\n"
+    ));
+    let outputs: Vec<&str> = o
+        .lab
+        .trace
+        .events()
+        .iter()
+        .filter_map(|(_, e)| match e {
+            swarmlab::trace::TraceEvent::Output { text, .. } => Some(text.as_str()),
+            _ => None,
+        })
+        .collect();
+    let n = outputs.len();
+    let (ls, ps, promote) = (outputs[n - 3], outputs[n - 2], outputs[n - 1]);
+    assert!(ls.lines().all(|l| l.len() == 12), "{ls:?}");
+    assert_eq!(ps.lines().count(), 2, "{ps:?}");
+    assert!(ps.lines().all(|l| l.len() == 25), "{ps:?}");
+    let m1 = o.lab.underlay.by_name("m1").unwrap();
+    let id = o.lab.hosts[m1.0].swarm.node_id.clone().unwrap();
+    assert_eq!(promote, format!("Node {id} is already a manager.\n"));
+}

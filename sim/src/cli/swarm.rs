@@ -975,8 +975,9 @@ fn node_role(lab: &mut Lab, host: HostId, refs: &[String], role: Role) -> Res<Co
         let n = find_node(lab, host, &store, r)?.clone();
         if n.role == role {
             out.push_str(&match role {
-                Role::Manager => format!("Node {r} is already a manager.\n"),
-                Role::Worker => format!("Node {r} is already a worker.\n"),
+                // The CLI names the node by its ID, whatever reference was given.
+                Role::Manager => format!("Node {} is already a manager.\n", n.id),
+                Role::Worker => format!("Node {} is already a worker.\n", n.id),
             });
             continue;
         }
@@ -1799,9 +1800,10 @@ fn service_ls(lab: &mut Lab, host: HostId, a: ServiceLsArgs) -> Res<CommandOutpu
         .collect();
     svcs.sort_by(|x, y| natural_cmp(&x.name, &y.name));
     if a.quiet {
+        // `service ls -q` prints the short IDs (12 characters), as the Docker CLI does.
         return Ok(CommandOutput::out(
             svcs.iter()
-                .map(|s| format!("{}\n", s.id))
+                .map(|s| format!("{}\n", &s.id[..s.id.len().min(12)]))
                 .collect::<String>(),
         ));
     }
@@ -1918,6 +1920,8 @@ fn service_ps(lab: &mut Lab, host: HostId, a: ServicePsArgs) -> Res<CommandOutpu
                 .join(",");
             rows.push(serde_json::json!({
                 "ID": if a.no_trunc { t.id.clone() } else { t.id[..12].to_string() },
+                // `-q` prints whole task IDs, as the Docker CLI does.
+                "FullID": t.id.clone(),
                 "Name": shown,
                 "Image": if t.image.is_empty() { &svc.image } else { &t.image },
                 "Node": node,
@@ -1928,11 +1932,18 @@ fn service_ps(lab: &mut Lab, host: HostId, a: ServicePsArgs) -> Res<CommandOutpu
             }));
         }
     }
+    // The whole IDs are for `-q` only: no template sees them.
+    let full_ids: Vec<String> = rows
+        .iter_mut()
+        .map(|r| {
+            r.as_object_mut()
+                .and_then(|o| o.remove("FullID"))
+                .and_then(|v| v.as_str().map(String::from))
+                .unwrap_or_default()
+        })
+        .collect();
     if a.quiet {
-        out.stdout = rows
-            .iter()
-            .map(|r| format!("{}\n", r["ID"].as_str().unwrap_or("")))
-            .collect();
+        out.stdout = full_ids.iter().map(|id| format!("{id}\n")).collect();
     } else if let Some(f) = &a.format {
         out.stdout = formatted(&rows, f)?;
     } else if !rows.is_empty() || out.exit_code == 0 {
