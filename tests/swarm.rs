@@ -188,7 +188,7 @@ expect node w1 manager reachable within 5s
 w1$ docker node ls
 expect output contains \"w1         Ready     Active         Reachable\"
 m1$ docker node promote w1
-expect output contains \"Node w1 is already a manager.\"
+expect output contains \" is already a manager.\"
 m1$ docker node demote w1
 expect output contains \"Manager w1 demoted in the swarm.\"
 expect node w1 manager none within 5s
