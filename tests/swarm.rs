@@ -963,3 +963,32 @@ fn quiet_listings_print_the_ids_docker_prints() {
     let id = o.lab.hosts[m1.0].swarm.node_id.clone().unwrap();
     assert_eq!(promote, format!("Node {id} is already a manager.\n"));
 }
+
+/// `docker swarm leave --force` on a node running tasks removes their containers, as
+/// Docker's executor does; the manager then replaces the tasks elsewhere once the node
+/// is Down.
+#[test]
+fn leaving_the_swarm_removes_the_nodes_task_containers() {
+    let o = play(&format!(
+        "{SWARM}m1$ docker service create --name web --replicas 4 --detach busybox sleep 1d\n\
+         expect service web on m1,w1,w2,w3 within 5s\n\
+         w1$ docker ps\n\
+         expect output contains \"web.\"\n\
+         w1$ docker swarm leave --force\n\
+         expect output contains \"Node left the swarm.\"\n\
+         w1$ docker ps -a\n\
+         expect service web on m1,w2,w3\n\
+         expect service web running 4 within 30s\n"
+    ));
+    assert_eq!((o.held, o.failed), (5, 0), "{}", o.timeline);
+    let last_ps = o
+        .timeline
+        .rsplit("w1$ docker ps -a")
+        .next()
+        .unwrap()
+        .lines()
+        .take(3)
+        .collect::<Vec<_>>()
+        .join("\n");
+    assert!(!last_ps.contains("web."), "{last_ps}");
+}

@@ -261,25 +261,37 @@ pub fn running_tasks(lab: &Lab, service: &str) -> Vec<String> {
 }
 
 /// A service's task containers that run now, as the nodes' engines report them: host,
-/// container, and the service's ingress scheduler.
+/// container, and the service's ingress scheduler. A task the node's agent still
+/// follows counts once it has started and until it is being stopped; a task container
+/// no agent follows any more (its node left the swarm, its engine lost the manager's
+/// state) counts while it runs.
 fn task_containers(lab: &Lab, service: &str) -> Vec<(HostId, ContainerId, String)> {
+    use crate::swarm::store::TaskState;
     let mut out = Vec::new();
     for (i, h) in lab.hosts.iter().enumerate() {
         let host = HostId(i);
         if !lab.underlay.nic(host).up {
             continue;
         }
-        let Some(agent) = h.swarm.agent.as_ref() else {
-            continue;
-        };
-        for t in agent.tasks.values() {
-            // Running as the engine reports it (started, not being stopped).
-            let started = t.state == crate::swarm::store::TaskState::Running;
-            let Some(c) = t.container.filter(|c| lab.containers[c.0].running) else {
+        let followed: BTreeMap<ContainerId, &crate::swarm::AgentTask> = h
+            .swarm
+            .agent
+            .iter()
+            .flat_map(|a| a.tasks.values())
+            .filter_map(|t| t.container.map(|c| (c, t)))
+            .collect();
+        for &c in lab.containers_on(host) {
+            let k = &lab.containers[c.0];
+            // A task's container is named SERVICE.SLOT.TASKID (25-character task id).
+            let parts: Vec<&str> = k.name.split('.').collect();
+            let of_service = parts.len() == 3 && parts[0] == service && parts[2].len() == 25;
+            if !(k.swarm_task && k.running && of_service) {
                 continue;
-            };
-            if t.service == service && started && !t.stopping {
-                out.push((host, c, t.endpoint.scheduler.clone()));
+            }
+            match followed.get(&c) {
+                Some(t) if t.state != TaskState::Running || t.stopping => {}
+                Some(t) => out.push((host, c, t.endpoint.scheduler.clone())),
+                None => out.push((host, c, "rr".to_string())),
             }
         }
     }

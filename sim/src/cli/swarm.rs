@@ -741,6 +741,20 @@ fn swarm_leave(lab: &mut Lab, host: HostId, a: LeaveArgs) -> Res<CommandOutput> 
         }
         return Err(fail(&msg));
     }
+    // The engine shuts its task containers down and removes them, as Docker's executor
+    // does when the node leaves.
+    let tasks: Vec<crate::ids::ContainerId> = lab.hosts[host.0]
+        .swarm
+        .agent
+        .as_ref()
+        .map(|ag| ag.tasks.values().filter_map(|t| t.container).collect())
+        .unwrap_or_default();
+    for cid in tasks {
+        if lab.exists(cid) {
+            lab.withdraw_endpoint(cid);
+            lab.remove_container(cid);
+        }
+    }
     let s = &mut lab.hosts[host.0].swarm;
     s.epoch += 1;
     s.node_id = None;
