@@ -992,3 +992,26 @@ fn leaving_the_swarm_removes_the_nodes_task_containers() {
         .join("\n");
     assert!(!last_ps.contains("web."), "{last_ps}");
 }
+
+/// After `scale` or `update`, the Docker CLI's last progress line names the service as
+/// it was given; after `create`, by its ID.
+#[test]
+fn converged_names_the_service_as_given() {
+    let o = play(&format!(
+        "{SWARM}m1$ docker service create --name web --replicas 2 busybox sleep 1d\n\
+         expect output contains \"verify: Service \"\n\
+         m1$ docker service scale web=3\n\
+         expect output contains \"verify: Service web converged\"\n\
+         m1$ docker service update --replicas 1 web\n\
+         expect output contains \"verify: Service web converged\"\n"
+    ));
+    assert_eq!((o.held, o.failed), (3, 0), "{}", o.timeline);
+    // create's line names the 25-character service ID.
+    let first = o
+        .timeline
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("verify: Service "))
+        .and_then(|r| r.strip_suffix(" converged"))
+        .expect("a verify line");
+    assert_eq!(first.len(), 25, "{first}");
+}

@@ -1637,7 +1637,7 @@ fn service_create(lab: &mut Lab, host: HostId, a: ServiceCreateArgs) -> Res<Comm
     };
     let mut out = format!("{id}\n");
     if !a.detach {
-        out.push_str(&converge(lab, leader, &id, a.quiet));
+        out.push_str(&converge(lab, leader, &id, &id, a.quiet));
     }
     Ok(CommandOutput {
         stdout: out,
@@ -1648,7 +1648,9 @@ fn service_create(lab: &mut Lab, host: HostId, a: ServiceCreateArgs) -> Res<Comm
 
 /// What `docker service create` (without `--detach`) prints while it waits for the
 /// tasks, polled every 200 ms as the CLI does, then the 5-second stability check.
-fn converge(lab: &mut Lab, leader: HostId, id: &str, quiet: bool) -> String {
+/// `shown` is how the last line names the service: `create` gives its ID, `scale` and
+/// `update` the name they were given, as the Docker CLI does.
+fn converge(lab: &mut Lab, leader: HostId, id: &str, shown: &str, quiet: bool) -> String {
     let mut out = String::new();
     let deadline = lab.now() + Duration::from_secs(120);
     let mut stable_since: Option<Instant> = None;
@@ -1685,7 +1687,7 @@ fn converge(lab: &mut Lab, leader: HostId, id: &str, quiet: bool) -> String {
             let since = *stable_since.get_or_insert(lab.now());
             let waited = lab.now().since(since);
             if waited >= Duration::from_secs(5) {
-                out.push_str(&format!("verify: Service {id} converged\n"));
+                out.push_str(&format!("verify: Service {shown} converged\n"));
                 break;
             }
             if last_progress != progress {
@@ -2037,7 +2039,7 @@ fn service_scale(lab: &mut Lab, host: HostId, a: ServicesArgs) -> Res<CommandOut
                     .find_service(name)
                     .map(|s| s.id.clone());
                 if let Some(id) = id {
-                    text.push_str(&converge(lab, leader, &id, false));
+                    text.push_str(&converge(lab, leader, &id, name, false));
                 }
             }
             text
@@ -2174,7 +2176,7 @@ fn service_update(lab: &mut Lab, host: HostId, a: ServiceUpdateArgs) -> Res<Comm
             .find_service(&name)
             .map(|s| s.id.clone());
         if let Some(id) = id {
-            out.push_str(&converge(lab, leader, &id, a.quiet));
+            out.push_str(&converge(lab, leader, &id, &name, a.quiet));
         }
     }
     Ok(CommandOutput::out(out))
