@@ -171,3 +171,100 @@ fn the_control_plane_core_depends_on_nothing_of_swarmlabs() {
         );
     }
 }
+
+/// Every file of `sim/src` as its module path (`lab/mod.rs` is `["lab"]`), with its
+/// text, comments removed.
+fn module_files() -> BTreeMap<Vec<String>, String> {
+    let root = sim_src();
+    let mut files = Vec::new();
+    rust_files(&root, &mut files);
+    let mut out = BTreeMap::new();
+    for f in files {
+        let rel = f.strip_prefix(&root).unwrap();
+        let mut parts: Vec<String> = rel
+            .components()
+            .map(|c| {
+                c.as_os_str()
+                    .to_string_lossy()
+                    .trim_end_matches(".rs")
+                    .to_string()
+            })
+            .collect();
+        let dir_mod = matches!(
+            parts.last().map(String::as_str),
+            Some("mod" | "lib" | "main")
+        );
+        if dir_mod {
+            parts.pop();
+        }
+        let text: String = std::fs::read_to_string(&f)
+            .unwrap()
+            .lines()
+            .map(|l| l.split("//").next().unwrap_or(""))
+            .collect::<Vec<_>>()
+            .join("\n");
+        out.insert(parts, text);
+    }
+    out
+}
+
+/// The paths that follow `prefix::` in `text` (`crate::a::b` gives `["a", "b"]`).
+fn paths_after(text: &str, prefix: &str) -> Vec<Vec<String>> {
+    let mut out = Vec::new();
+    for (i, _) in text.match_indices(prefix) {
+        let before = text[..i].chars().last();
+        if before.is_some_and(|c| c.is_ascii_alphanumeric() || c == '_') {
+            continue;
+        }
+        let rest = &text[i + prefix.len()..];
+        let path: Vec<String> = rest
+            .split("::")
+            .map(|seg| {
+                seg.chars()
+                    .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
+                    .collect::<String>()
+            })
+            .take_while(|seg| !seg.is_empty())
+            .collect();
+        out.push(path);
+    }
+    out
+}
+
+/// The same rule as `../shared/tools/cycles.py` (the hook's check), file by file: no
+/// file of sim's imports, through `crate::` or `super::` paths, a file that imports it
+/// back, directly or not.
+#[test]
+fn no_file_of_sim_is_in_an_import_cycle() {
+    let files = module_files();
+    let resolve = |path: &[String]| -> Option<Vec<String>> {
+        (1..=path.len())
+            .rev()
+            .map(|k| path[..k].to_vec())
+            .find(|p| files.contains_key(p))
+    };
+    let mut graph: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+    for (m, text) in &files {
+        let me = m.join("/");
+        let deps = graph.entry(me.clone()).or_default();
+        let mut targets: Vec<Vec<String>> = paths_after(text, "crate::");
+        for p in paths_after(text, "super::") {
+            // super of a/b.rs and of a/b/mod.rs (both `["a", "b"]` here) is a.
+            let mut base = m[..m.len().saturating_sub(1)].to_vec();
+            base.extend(p);
+            targets.push(base);
+        }
+        for t in targets {
+            if let Some(t) = resolve(&t).filter(|t| !t.is_empty() && t != m) {
+                deps.insert(t.join("/"));
+            }
+        }
+    }
+    let in_cycle: Vec<&str> = graph
+        .keys()
+        .map(String::as_str)
+        .filter(|m| reaches(&graph, m, m))
+        .collect();
+    assert!(graph.len() >= 30, "too few files found: {}", graph.len());
+    assert!(in_cycle.is_empty(), "in an import cycle: {in_cycle:?}");
+}

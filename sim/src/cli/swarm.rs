@@ -1,8 +1,9 @@
 //! `docker swarm|node|service|network` on a simulated host, with Docker's tables, texts
 //! and refusals (CLI 28 against a 20.10 engine). Flags are parsed with clap.
 
-use crate::cli::docker::{ellipsis, human_duration, table, usage_error, CommandOutput};
+use crate::cli::text::{ellipsis, human_duration, table, usage_error};
 use crate::lab::Lab;
+use crate::output::CommandOutput;
 use crate::swarm::orchestrator::natural_cmp;
 use crate::swarm::raftnode::RaftNode;
 use crate::swarm::store::{
@@ -1553,7 +1554,7 @@ fn service_create(lab: &mut Lab, host: HostId, a: ServiceCreateArgs) -> Res<Comm
     };
     let name = match a.name.clone() {
         Some(n) => n,
-        None => crate::cli::docker::random_name(lab),
+        None => crate::cli::text::random_name(lab),
     };
     if !valid_object_name(&name) {
         return Err(fail("Error response from daemon: rpc error: code = InvalidArgument desc = name must be valid as a DNS name component"));
@@ -1629,7 +1630,7 @@ fn service_create(lab: &mut Lab, host: HostId, a: ServiceCreateArgs) -> Res<Comm
     })?;
     lab.swarm_note(host, format!("service {name} created"));
     // The built-in images stand for a registry's; any other cannot be resolved.
-    let warning = if crate::cli::docker::image_known(&image) {
+    let warning = if crate::images::lookup(&image).is_some() {
         String::new()
     } else {
         let r = image_ref(&image);
@@ -2406,7 +2407,7 @@ fn network_json(n: &Network) -> serde_json::Value {
 /// A 64-hex endpoint id, stable for what it names.
 fn endpoint_id(seed: &str) -> String {
     (0..6)
-        .map(|k| crate::cli::docker::hash_id(format!("{seed}/{k}").as_bytes()))
+        .map(|k| crate::cli::text::hash_id(format!("{seed}/{k}").as_bytes()))
         .collect::<String>()[..64]
         .to_string()
 }
@@ -2673,7 +2674,7 @@ fn network_ls(lab: &mut Lab, host: HostId, a: NetworkLsArgs) -> Res<CommandOutpu
             // Local networks: a stable id per host and name.
             let mut seed = host_seed.to_vec();
             seed.extend_from_slice(name.as_bytes());
-            crate::cli::docker::hash_id(&seed)
+            crate::cli::text::hash_id(&seed)
         };
         t.push(vec![id, name, driver, scope]);
     }

@@ -1,0 +1,130 @@
+//! The texts the Docker CLI prints, shared by the commands: its usage errors, tables,
+//! durations, truncations, and the ids and names the engine makes up.
+
+use crate::lab::Lab;
+use crate::output::CommandOutput;
+use crate::time::Duration;
+
+/// Docker's wording for a command line clap refused.
+pub(crate) fn usage_error(cmd: &str, usage: &str, e: &clap::Error) -> CommandOutput {
+    use clap::error::{ContextKind, ErrorKind};
+    let arg = e
+        .get(ContextKind::InvalidArg)
+        .map(|v| v.to_string())
+        .unwrap_or_default();
+    if e.kind() == ErrorKind::UnknownArgument && !arg.starts_with('-') && !arg.is_empty() {
+        // A word where none was expected: cobra's argument-count message.
+        return CommandOutput::err(
+            format!("\"docker {cmd}\" accepts no arguments.\nSee 'docker {cmd} --help'.\n\nUsage:  docker {cmd} {usage}\n"),
+            1,
+        );
+    }
+    let first = match e.kind() {
+        ErrorKind::UnknownArgument => {
+            let flag = arg.split('=').next().unwrap_or(&arg);
+            if crate::dockerref::has_flag(cmd, flag) {
+                // Docker's flag, not simulated: say so as swarmlab.
+                return CommandOutput::err(
+                    format!("swarmlab: docker {cmd} {flag} is not simulated yet\n"),
+                    1,
+                );
+            }
+            format!("unknown flag: {flag}")
+        }
+        ErrorKind::InvalidValue if arg.is_empty() => "flag needs an argument".to_string(),
+        _ => {
+            let flag = arg.split(' ').next().unwrap_or(&arg).to_string();
+            format!("flag needs an argument: {flag}")
+        }
+    };
+    CommandOutput::err(
+        format!("{first}\n\nUsage:  docker {cmd} {usage}\n\nRun 'docker {cmd} --help' for more information\n"),
+        125,
+    )
+}
+
+/// A name as Docker gives unnamed containers: adjective_surname (a few of its words).
+pub(crate) fn random_name(lab: &mut Lab) -> String {
+    const LEFT: &[&str] = &[
+        "admiring", "brave", "clever", "eager", "festive", "gallant", "happy", "jolly", "keen",
+        "loving", "nifty", "quirky", "serene", "sharp", "vigilant", "zealous",
+    ];
+    const RIGHT: &[&str] = &[
+        "babbage", "curie", "dijkstra", "euler", "hopper", "kilby", "lamport", "liskov",
+        "lovelace", "noether", "pike", "ritchie", "shannon", "thompson", "turing", "wozniak",
+    ];
+    loop {
+        let l = LEFT[lab.rng.below(LEFT.len() as u64) as usize];
+        let r = RIGHT[lab.rng.below(RIGHT.len() as u64) as usize];
+        let name = format!("{l}_{r}");
+        if lab.container_by_ref(&name).is_none() {
+            return name;
+        }
+        if lab.containers.len() > LEFT.len() * RIGHT.len() / 2 {
+            return format!("{name}{}", lab.containers.len());
+        }
+    }
+}
+
+/// Docker's "human" durations (go-units HumanDuration).
+pub fn human_duration(d: Duration) -> String {
+    let s = d.as_nanos() / 1_000_000_000;
+    match s {
+        0 => "Less than a second".into(),
+        1 => "1 second".into(),
+        2..=59 => format!("{s} seconds"),
+        60..=119 => "About a minute".into(),
+        _ if s < 46 * 60 => format!("{} minutes", s / 60),
+        _ if s < 90 * 60 => "About an hour".into(),
+        _ => format!("{} hours", s / 3600),
+    }
+}
+
+/// Lay out a table as the Docker CLI's tabwriter does (min width 10, padding 3): every
+/// column but the last is padded to its widest cell plus three spaces, or to 10; an
+/// empty last column leaves the padding of the one before it, as in Docker.
+pub fn table(rows: &[Vec<String>]) -> String {
+    let cols = rows.iter().map(Vec::len).max().unwrap_or(0);
+    let widths: Vec<usize> = (0..cols)
+        .map(|c| {
+            rows.iter()
+                .filter_map(|r| r.get(c))
+                .map(|s| s.chars().count())
+                .max()
+                .unwrap_or(0)
+        })
+        .collect();
+    let mut out = String::new();
+    for r in rows {
+        let mut line = String::new();
+        for (c, cell) in r.iter().enumerate() {
+            line.push_str(cell);
+            if c + 1 < r.len() {
+                let width = (widths[c] + 3).max(10);
+                line.push_str(&" ".repeat(width - cell.chars().count()));
+            }
+        }
+        out.push_str(&line);
+        out.push('\n');
+    }
+    out
+}
+
+/// Cut `s` to `max` characters, the last one an ellipsis, as the Docker CLI truncates.
+pub(crate) fn ellipsis(s: &str, max: usize) -> String {
+    if s.chars().count() <= max {
+        s.to_string()
+    } else {
+        format!("{}…", s.chars().take(max - 1).collect::<String>())
+    }
+}
+
+/// 12 hex digits derived from some bytes (FNV-1a): the stable ids of objects swarmlab
+/// does not draw from the RNG (task containers, a host's local networks).
+pub(crate) fn hash_id(bytes: &[u8]) -> String {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in bytes {
+        h = (h ^ *b as u64).wrapping_mul(0x0000_0100_0000_01b3);
+    }
+    format!("{:012x}", h & 0xffff_ffff_ffff)
+}
