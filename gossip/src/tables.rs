@@ -481,16 +481,33 @@ impl NetworkDb {
                 node,
                 network,
                 ltime,
-            } => self.participation(&node, &network, ltime, false),
+            } => {
+                if self.participation(&node, &network, ltime, false) {
+                    self.rebroadcast(Msg::NetworkJoin {
+                        node,
+                        network,
+                        ltime,
+                    });
+                }
+            }
             Msg::NetworkLeave {
                 node,
                 network,
                 ltime,
-            } => self.participation(&node, &network, ltime, true),
+            } => {
+                if self.participation(&node, &network, ltime, true) {
+                    self.rebroadcast(Msg::NetworkLeave {
+                        node,
+                        network,
+                        ltime,
+                    });
+                }
+            }
             Msg::Networks { node, networks } => {
                 if node != self.node {
                     for (network, ltime, leaving) in networks {
-                        self.participation(&node, &network, ltime, leaving);
+                        // Push/pull state is merged, not passed on.
+                        let _ = self.participation(&node, &network, ltime, leaving);
                     }
                 }
             }
@@ -544,7 +561,8 @@ impl NetworkDb {
     }
 
     /// A member joined or left a network at `ltime` (ignored when older than what we know).
-    fn participation(&mut self, node: &str, network: &str, ltime: u64, leaving: bool) {
+    /// Returns whether it was news.
+    fn participation(&mut self, node: &str, network: &str, ltime: u64, leaving: bool) -> bool {
         self.witness(ltime);
         let m = self.networks.entry(network.to_string()).or_default();
         if m.get(node).is_none_or(|p| p.ltime < ltime) {
@@ -552,7 +570,27 @@ impl NetworkDb {
             if leaving {
                 self.remove_owned(node, Some(network));
             }
+            return true;
         }
+        false
+    }
+
+    /// Pass a network event on, as NetworkDB rebroadcasts a join or leave it learns
+    /// (`handleNetworkEvent` returning true): memberlist hands a broadcast to a few random
+    /// members only, so without this two members that join a network at once can miss
+    /// each other's join until a push/pull. Keyed as the originator's own broadcast, so a
+    /// queued older one is replaced.
+    fn rebroadcast(&mut self, msg: Msg) {
+        let (Msg::NetworkJoin { node, network, .. } | Msg::NetworkLeave { node, network, .. }) =
+            &msg
+        else {
+            return;
+        };
+        let key = format!("net:{node}:{network}");
+        self.sends.push_back(Send::Broadcast {
+            key,
+            bytes: encode(&msg),
+        });
     }
 
     /// Our participations as push/pull user state, if they changed since the last call.

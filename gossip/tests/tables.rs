@@ -148,3 +148,38 @@ fn garbage_table_messages_are_counted_not_fatal() {
     net.dbs[0].handle_message(net.now, b"not ours");
     assert_eq!(net.dbs[0].malformed, 1);
 }
+
+/// A member passes on a network join it learns, as NetworkDB rebroadcasts news: a join
+/// that reached only one member still reaches the others through it (memberlist hands a
+/// broadcast to a few random members only).
+#[test]
+fn a_join_heard_by_one_member_is_passed_on_to_the_others() {
+    use gossip::tables::{NetworkDb, Send};
+    let t = Duration::ZERO;
+    let (mut a, mut c) = (NetworkDb::new("a", t, 1), NetworkDb::new("c", t, 3));
+    let mut b = NetworkDb::new("b", t, 2);
+    a.join_network("ov1");
+    let join = std::iter::from_fn(|| a.poll_send())
+        .find_map(|s| match s {
+            Send::Broadcast { bytes, .. } => Some(bytes),
+            _ => None,
+        })
+        .expect("a broadcasts its join");
+    // Only c hears a's join.
+    c.handle_message(t, &join);
+    assert_eq!(c.participants("ov1"), vec!["a"]);
+    let passed: Vec<Vec<u8>> = std::iter::from_fn(|| c.poll_send())
+        .filter_map(|s| match s {
+            Send::Broadcast { bytes, .. } => Some(bytes),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(passed.len(), 1, "c passes the join on");
+    for bytes in &passed {
+        b.handle_message(t, bytes);
+    }
+    assert_eq!(b.participants("ov1"), vec!["a"], "b learns of a through c");
+    // Old news is not passed on again.
+    c.handle_message(t, &join);
+    assert!(std::iter::from_fn(|| c.poll_send()).next().is_none());
+}
