@@ -49,8 +49,8 @@ pub struct MemberInfo {
     pub incarnation: u32,
 }
 
-/// What changed.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+/// What changed. (Serialised by its variant's name, as traces record it.)
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, serde::Serialize)]
 pub enum EventKind {
     /// A member joined (or came back from dead/left).
     Joined,

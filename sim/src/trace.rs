@@ -6,53 +6,20 @@ use crate::time::Instant;
 use serde::Serialize;
 use std::io::{self, Write};
 
-/// A change in one member's view of another (memberlist's events), as the trace
-/// records it: `"Joined"`, `"Suspect"`, ... in JSON.
-#[derive(Clone, Copy, Debug, Serialize, PartialEq, Eq, PartialOrd, Ord)]
-pub enum MemberChange {
-    /// A member joined (or came back from dead or left).
-    Joined,
-    /// A member is suspected.
-    Suspect,
-    /// A suspected member proved alive.
-    Alive,
-    /// A member was declared dead.
-    Dead,
-    /// A member left.
-    Left,
-    /// A member's metadata changed.
-    Updated,
-    /// UDP probes failed but the TCP fallback got through.
-    ReachableOnlyOverTcp,
-}
+/// A change in one member's view of another: memberlist's event kinds, recorded by
+/// name (`"Joined"`, `"Suspect"`, ...).
+pub use gossip::EventKind as MemberChange;
 
-impl From<gossip::EventKind> for MemberChange {
-    fn from(k: gossip::EventKind) -> MemberChange {
-        use gossip::EventKind as K;
-        match k {
-            K::Joined => MemberChange::Joined,
-            K::Suspect => MemberChange::Suspect,
-            K::Alive => MemberChange::Alive,
-            K::Dead => MemberChange::Dead,
-            K::Left => MemberChange::Left,
-            K::Updated => MemberChange::Updated,
-            K::ReachableOnlyOverTcp => MemberChange::ReachableOnlyOverTcp,
-        }
-    }
-}
-
-impl MemberChange {
-    /// As the timeline says it.
-    pub fn as_text(self) -> &'static str {
-        match self {
-            MemberChange::Joined => "joined",
-            MemberChange::Suspect => "suspect",
-            MemberChange::Alive => "alive again",
-            MemberChange::Dead => "dead",
-            MemberChange::Left => "left",
-            MemberChange::Updated => "updated",
-            MemberChange::ReachableOnlyOverTcp => "reachable over TCP but not UDP",
-        }
+/// As the timeline says a membership change.
+pub fn change_text(k: MemberChange) -> &'static str {
+    match k {
+        MemberChange::Joined => "joined",
+        MemberChange::Suspect => "suspect",
+        MemberChange::Alive => "alive again",
+        MemberChange::Dead => "dead",
+        MemberChange::Left => "left",
+        MemberChange::Updated => "updated",
+        MemberChange::ReachableOnlyOverTcp => "reachable over TCP but not UDP",
     }
 }
 

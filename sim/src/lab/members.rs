@@ -113,7 +113,7 @@ impl Lab {
                 at,
                 TraceEvent::Gossip {
                     host: self.host_name(host).to_string(),
-                    kind: e.kind.into(),
+                    kind: e.kind,
                     member: e.member,
                     incarnation: e.incarnation,
                     reason: e.reason,

@@ -585,7 +585,7 @@ impl Runner {
         }
         let total = groups.len();
         for ((member, kind), seen_by, at, reason) in groups.into_iter().take(20) {
-            let what = kind.as_text();
+            let what = crate::trace::change_text(kind);
             let _ = writeln!(
                 self.s.timeline().clone(),
                 "            ~ {member} {what}: seen by {} (first by {} at {at}: {reason})",
