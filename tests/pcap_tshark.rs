@@ -75,33 +75,8 @@ fn tshark_decodes_the_mesh_http_requests_and_handshakes_inside_vxlan() {
     let outcome = swarmlab::scenario::run::run(&swarmlab_tests::default_scenario(), 1, true);
     let dir = scratch_dir("pcap-mesh");
     swarmlab::report::write_outputs(&outcome.lab, &dir).unwrap();
-    let fields = |filter: &str, fields: &[&str]| -> Vec<String> {
-        let mut args = vec!["-r".to_string()];
-        args.push(dir.join("w1.pcap").display().to_string());
-        args.extend([
-            "-Y".to_string(),
-            filter.to_string(),
-            "-T".into(),
-            "fields".into(),
-        ]);
-        for f in fields {
-            args.extend(["-e".to_string(), f.to_string()]);
-        }
-        let out = Command::new("tshark")
-            .args(&args)
-            .output()
-            .expect("run tshark");
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8(out.stdout)
-            .unwrap()
-            .lines()
-            .map(String::from)
-            .collect()
-    };
+    let w1 = dir.join("w1.pcap");
+    let fields = |filter: &str, fields: &[&str]| tshark_fields(&w1, filter, fields);
     // HTTP requests inside VXLAN on the ingress network (VNI 4096), from a node's ingress
     // sandbox (SNAT, 10.0.0.x) to a task (DNAT to port 80).
     let requests = fields(
