@@ -71,7 +71,7 @@ fn request(c: &mut Criterion) {
                         lab.run_until(later);
                     }
                     let start = std::time::Instant::now();
-                    let out = swarmlab::docker::execute(&mut lab, m1, &argv);
+                    let out = swarmlab::session::execute(&mut lab, m1, &argv);
                     spent += start.elapsed();
                     assert_eq!(out.exit_code, 0, "{out:?}");
                     done += 1;

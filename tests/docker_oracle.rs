@@ -6,8 +6,9 @@
 //! elsewhere; under `CI=true` it must run.
 
 use std::process::Command;
-use swarmlab::docker::{execute, CommandOutput};
+use swarmlab::docker::CommandOutput;
 use swarmlab::lab::Lab;
+use swarmlab::session::execute;
 use swarmlab_tests::can_run;
 
 fn docker(args: &[&str]) -> CommandOutput {

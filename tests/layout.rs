@@ -268,3 +268,64 @@ fn no_file_of_sim_is_in_an_import_cycle() {
     assert!(graph.len() >= 30, "too few files found: {}", graph.len());
     assert!(in_cycle.is_empty(), "in an import cycle: {in_cycle:?}");
 }
+
+/// The files that may let virtual time pass: the engine's queue, the world's own stepping
+/// (`Lab::run_until`, `step_until`, and `cx::drive` for a command), and the session.
+/// The live driver runs on the wall clock through tokio, outside the simulator.
+const CLOCK_OWNERS: &[&str] = &[
+    "engine.rs",
+    "lab/mod.rs",
+    "lab/cx.rs",
+    "session.rs",
+    "live.rs",
+    "live_gossip.rs",
+];
+
+/// What advances virtual time when called.
+const CLOCK_CALLS: &[&str] = &[
+    ".run_until(",
+    ".run_until_or(",
+    ".step_until(",
+    ".advance_to(",
+    ".pop_until(",
+    "drive(",
+    "cx::step(",
+];
+
+#[test]
+fn only_the_world_and_the_session_advance_the_clock() {
+    let root = sim_src();
+    let mut files = Vec::new();
+    rust_files(&root, &mut files);
+    let mut found = Vec::new();
+    for f in files {
+        let rel = f
+            .strip_prefix(&root)
+            .unwrap()
+            .to_string_lossy()
+            .replace('\\', "/");
+        if CLOCK_OWNERS.contains(&rel.as_str()) {
+            continue;
+        }
+        let text = std::fs::read_to_string(&f).unwrap();
+        // A file's unit tests (at its end) drive the world as a test may.
+        let code = text.split("#[cfg(test)]").next().unwrap_or("");
+        for (n, line) in code.lines().enumerate() {
+            if line.trim_start().starts_with("//") {
+                continue;
+            }
+            // The scenario runner lets time pass through its session (`self.s`).
+            let line = line.replace("self.s.sleep_until(", "");
+            for call in CLOCK_CALLS {
+                if line.contains(call) {
+                    found.push(format!("{rel}:{}: {}", n + 1, line.trim()));
+                }
+            }
+        }
+    }
+    assert!(
+        found.is_empty(),
+        "the clock advanced outside the world and the session:\n{}",
+        found.join("\n")
+    );
+}

@@ -2,9 +2,10 @@
 //! containers (smoltcp), driven by scenarios as a student would: the overlay issue's
 //! behaviours and the course's failure lessons.
 
-use swarmlab::docker::{execute, CommandOutput};
+use swarmlab::docker::CommandOutput;
 use swarmlab::lab::Lab;
 use swarmlab::scenario::{parse, run::run};
+use swarmlab::session::execute;
 use swarmlab::trace::{MemberChange, TraceEvent};
 
 fn play(text: &str) -> swarmlab::scenario::run::Outcome {

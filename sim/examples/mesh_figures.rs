@@ -5,9 +5,9 @@
 //! `cargo run --release -p swarmlab --example mesh_figures [-- --quick]`
 
 use std::time::Instant as Wall;
-use swarmlab::docker::execute;
 use swarmlab::lab::Lab;
 use swarmlab::scenario::{parse, run::run};
+use swarmlab::session::execute;
 use swarmlab::time::Duration;
 
 const TOUR: &str = "

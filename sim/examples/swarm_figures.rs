@@ -64,7 +64,7 @@ fn overlay_convergence(n: usize, seed: u64) -> f64 {
             .split(' ')
             .map(String::from)
             .collect();
-    let out = swarmlab::docker::execute(&mut lab, h1, &argv);
+    let out = swarmlab::session::execute(&mut lab, h1, &argv);
     assert_eq!(out.exit_code, 0, "{out:?}");
     let started = |lab: &Lab| {
         lab.containers

@@ -3,6 +3,7 @@
 //! `curl` would).
 
 use crate::ids::ContainerId;
+use crate::lab::cx::Cx;
 use crate::lab::Lab;
 use crate::netstack::{ClientEnd, Framing};
 use crate::time::Duration;
@@ -26,19 +27,23 @@ pub fn find_container(lab: &Lab, r: &str) -> Option<ContainerId> {
 }
 
 /// One `GET /` from host `h` to its own address and `port`, with a 2 s deadline.
-fn self_get(lab: &mut Lab, h: HostId, port: u16) -> (ClientEnd, Vec<u8>) {
-    let ip = lab.underlay.nic(h).ip;
-    let name = lab.host_name(h).to_string();
+async fn self_get(cx: &Cx<'_>, h: HostId, port: u16) -> (ClientEnd, Vec<u8>) {
+    let (ip, name) = {
+        let lab = cx.lab();
+        (lab.underlay.nic(h).ip, lab.host_name(h).to_string())
+    };
     let request = format!(
         "GET / HTTP/1.1\r\nHost: {name}:{port}\r\nUser-Agent: swarmlab\r\nAccept: */*\r\n\r\n"
     );
-    let (end, response, _) = lab.tcp_request(
+    let (end, response, _) = crate::lab::tcp_request(
+        cx,
         Owner::Host(h),
         SocketAddrV4::new(ip, port),
         request.into_bytes(),
         Framing::Http,
         Duration::from_secs(2),
-    );
+    )
+    .await;
     (end, response)
 }
 
@@ -56,12 +61,12 @@ fn end_text(end: &ClientEnd) -> &'static str {
 }
 
 /// One HTTP GET from host `h` to its own `port`: Ok(status line) or Err(why not).
-pub fn http_probe(lab: &mut Lab, h: HostId, port: u16) -> Result<String, String> {
-    if !lab.underlay.nic(h).up {
-        return Err(format!("{} is down", lab.host_name(h)));
+pub async fn http_probe(cx: &Cx<'_>, h: HostId, port: u16) -> Result<String, String> {
+    let name = cx.lab().host_name(h).to_string();
+    if !cx.lab().underlay.nic(h).up {
+        return Err(format!("{name} is down"));
     }
-    let name = lab.host_name(h).to_string();
-    let (end, response) = self_get(lab, h, port);
+    let (end, response) = self_get(cx, h, port).await;
     if end != ClientEnd::Done {
         return Err(format!("GET http://{name}:{port}/: {}", end_text(&end)));
     }
@@ -72,7 +77,7 @@ pub fn http_probe(lab: &mut Lab, h: HostId, port: u16) -> Result<String, String>
             let who = if body.contains("Hostname: ") {
                 format!(
                     " from {}",
-                    crate::programs::replica_of(&crate::lab::Ns::new(lab, Owner::Host(h)), &body)
+                    crate::programs::replica_of(&crate::lab::Ns::new(cx, Owner::Host(h)), &body)
                 )
             } else {
                 format!(" ({} bytes)", body.len())
@@ -88,20 +93,24 @@ pub fn http_probe(lab: &mut Lab, h: HostId, port: u16) -> Result<String, String>
 }
 
 /// One TCP handshake from container `from` to `to:port`.
-pub fn reach_probe(lab: &mut Lab, from: &str, to: &str, port: u16) -> Result<String, String> {
-    let Some(c) = find_container(lab, from) else {
+pub async fn reach_probe(cx: &Cx<'_>, from: &str, to: &str, port: u16) -> Result<String, String> {
+    let found = find_container(&cx.lab(), from);
+    let Some(c) = found else {
         return Err(format!("container {from} is not running"));
     };
-    let Some(ip) = lab.dns_resolve(c, to).and_then(|v| v.first().copied()) else {
+    let resolved = crate::lab::dns_resolve(cx, c, to).await;
+    let Some(ip) = resolved.and_then(|v| v.first().copied()) else {
         return Err(format!("{to} does not resolve (NXDOMAIN)"));
     };
-    let (end, _, real) = lab.tcp_request(
+    let (end, _, real) = crate::lab::tcp_request(
+        cx,
         Owner::Container(c),
         SocketAddrV4::new(ip, port),
         Vec::new(),
         Framing::Connect,
         Duration::from_secs(2),
-    );
+    )
+    .await;
     let via = if real.ip() != &ip {
         format!(" (VIP {ip} -> {real})")
     } else {
@@ -144,21 +153,21 @@ fn serving<'a>(
 
 /// Requests from host `h` to its own `port`: every running replica of `service` must
 /// answer, and under rr (and wrr, all weights 1) the counts differ by at most 1.
-pub fn spread_probe(
-    lab: &mut Lab,
+pub async fn spread_probe(
+    cx: &Cx<'_>,
     h: HostId,
     port: u16,
     service: &str,
     requests: Option<u32>,
 ) -> Result<String, String> {
     // The replicas that run, as the nodes report them (no leader needed).
-    let tasks = task_containers(lab, service);
+    let tasks = task_containers(&cx.lab(), service);
     let sched = tasks
         .first()
         .map_or_else(|| "rr".to_string(), |(_, _, s)| s.clone());
     let mut replicas: BTreeMap<String, u32> = BTreeMap::new();
     for (_, c, _) in &tasks {
-        replicas.insert(lab.containers[c.0].id[..12].to_string(), 0);
+        replicas.insert(cx.lab().containers[c.0].id[..12].to_string(), 0);
     }
     if replicas.is_empty() {
         return Err(format!("service {service} has no running replica"));
@@ -166,7 +175,7 @@ pub fn spread_probe(
     let n = requests.unwrap_or(3 * replicas.len() as u32);
     let (mut others, mut failed) = (0u32, Vec::new());
     for _ in 0..n {
-        let (end, response) = self_get(lab, h, port);
+        let (end, response) = self_get(cx, h, port).await;
         let body = crate::netstack::http_parts(&response).map(|p| p.2);
         let who = body.as_ref().and_then(|b| {
             String::from_utf8_lossy(b)
@@ -181,6 +190,7 @@ pub fn spread_probe(
             (e, _) => failed.push(end_text(&e)),
         }
     }
+    let lab = cx.lab();
     let mut shown: Vec<String> = replicas
         .iter()
         .map(|(id, k)| {

@@ -10,6 +10,7 @@ use crate::netstack::{http_parts, resp_complete, resp_encode, ClientEnd, Framing
 use crate::output::CommandOutput;
 use crate::time::{Duration, Instant};
 use std::collections::BTreeMap;
+use std::future::Future;
 use std::net::{Ipv4Addr, SocketAddrV4};
 use vxlan::MacAddr;
 
@@ -32,7 +33,7 @@ pub trait Netns {
     fn now(&self) -> Instant;
     /// Where a name leads: a container asks its embedded DNS server (127.0.0.11), a host
     /// its `/etc/hosts`. `None` is "not found".
-    fn resolve(&mut self, name: &str) -> Option<Vec<Ipv4Addr>>;
+    fn resolve(&mut self, name: &str) -> impl Future<Output = Option<Vec<Ipv4Addr>>>;
     /// The namespace's own address (what `localhost` reaches).
     fn own_ip(&self) -> Ipv4Addr;
     /// Open a TCP connection to `dst`, send `request`, and read the answer until it is
@@ -44,7 +45,7 @@ pub trait Netns {
         request: Vec<u8>,
         framing: Framing,
         timeout: Duration,
-    ) -> (ClientEnd, Vec<u8>);
+    ) -> impl Future<Output = (ClientEnd, Vec<u8>)>;
     /// The namespace's interfaces, eth0 first.
     fn interfaces(&self) -> Vec<Interface>;
     /// The name of the container whose ID starts with `id` (swarmlab's note on which
@@ -93,8 +94,8 @@ fn parse_url(s: &str) -> Result<Url, String> {
 }
 
 /// The first address a name leads to from the namespace.
-fn lookup(ns: &mut dyn Netns, name: &str) -> Option<Ipv4Addr> {
-    ns.resolve(name)?.first().copied()
+async fn lookup(ns: &mut impl Netns, name: &str) -> Option<Ipv4Addr> {
+    ns.resolve(name).await?.first().copied()
 }
 
 /// The programs an image has. `whoami` is built FROM scratch: nothing to exec.
@@ -110,8 +111,8 @@ struct Fetch {
     elapsed: Duration,
 }
 
-fn fetch(
-    ns: &mut dyn Netns,
+async fn fetch(
+    ns: &mut impl Netns,
     ip: Ipv4Addr,
     url: &Url,
     agent: &str,
@@ -134,12 +135,14 @@ fn fetch(
     }
     req.push_str("\r\n");
     let start = ns.now();
-    let (end, response) = ns.request(
-        SocketAddrV4::new(ip, url.port),
-        req.into_bytes(),
-        Framing::Http,
-        timeout,
-    );
+    let (end, response) = ns
+        .request(
+            SocketAddrV4::new(ip, url.port),
+            req.into_bytes(),
+            Framing::Http,
+            timeout,
+        )
+        .await;
     Fetch {
         end,
         response,
@@ -149,7 +152,7 @@ fn fetch(
 }
 
 /// busybox `wget [-q] [-O FILE] [-T SEC] URL`.
-pub fn wget(ns: &mut dyn Netns, args: &[String]) -> CommandOutput {
+pub async fn wget(ns: &mut impl Netns, args: &[String]) -> CommandOutput {
     let (mut quiet, mut timeout, mut out_file, mut url) = (
         false,
         Duration::from_secs(900),
@@ -218,10 +221,10 @@ pub fn wget(ns: &mut dyn Netns, args: &[String]) -> CommandOutput {
         Ok(u) => u,
         Err(e) => return CommandOutput::err(format!("wget: {e}\n"), 1),
     };
-    let Some(ip) = lookup(ns, &url.host) else {
+    let Some(ip) = lookup(ns, &url.host).await else {
         return CommandOutput::err(format!("wget: bad address '{}'\n", url.host), 1);
     };
-    let f = fetch(ns, ip, &url, "Wget", &["Connection: close".into()], timeout);
+    let f = fetch(ns, ip, &url, "Wget", &["Connection: close".into()], timeout).await;
     let mut stderr = String::new();
     if !quiet {
         stderr.push_str(&format!(
@@ -404,7 +407,7 @@ fn curl_args(args: &[String]) -> Result<CurlArgs, CommandOutput> {
 /// `curl [-s] [-S] [-i] [-f] [-o /dev/null] [-m SEC] [--connect-timeout SEC] [-H H] URL`,
 /// plus swarmlab's `--repeat N`: N requests, one reply line each, then a count of the
 /// replies per replica (the `Hostname:` a whoami answers with).
-pub fn curl(ns: &mut dyn Netns, args: &[String]) -> CommandOutput {
+pub async fn curl(ns: &mut impl Netns, args: &[String]) -> CommandOutput {
     let c = match curl_args(args) {
         Ok(c) => c,
         Err(e) => return e,
@@ -416,14 +419,14 @@ pub fn curl(ns: &mut dyn Netns, args: &[String]) -> CommandOutput {
         }
         Err(_) => return curl_error(&c, 3, "URL rejected: Bad hostname"),
     };
-    let Some(ip) = lookup(ns, &url.host) else {
+    let Some(ip) = lookup(ns, &url.host).await else {
         return curl_error(&c, 6, &format!("Could not resolve host: {}", url.host));
     };
     if c.repeat > 1 {
-        return curl_repeat(ns, &c, &url, ip);
+        return curl_repeat(ns, &c, &url, ip).await;
     }
     let timeout = c.max_time.unwrap_or(c.connect_timeout);
-    let f = fetch(ns, ip, &url, "curl/8.14.1", &c.headers, timeout);
+    let f = fetch(ns, ip, &url, "curl/8.14.1", &c.headers, timeout).await;
     curl_result(&c, &url, &f)
 }
 
@@ -496,12 +499,12 @@ fn curl_result(c: &CurlArgs, url: &Url, f: &Fetch) -> CommandOutput {
 }
 
 /// swarmlab's `--repeat N`.
-fn curl_repeat(ns: &mut dyn Netns, c: &CurlArgs, url: &Url, ip: Ipv4Addr) -> CommandOutput {
+async fn curl_repeat(ns: &mut impl Netns, c: &CurlArgs, url: &Url, ip: Ipv4Addr) -> CommandOutput {
     let mut counts: BTreeMap<String, u32> = BTreeMap::new();
     let (mut stdout, mut failures, mut last_err) = (String::new(), 0u32, String::new());
     let timeout = c.max_time.unwrap_or(c.connect_timeout);
     for n in 1..=c.repeat {
-        let f = fetch(ns, ip, url, "curl/8.14.1", &c.headers, timeout);
+        let f = fetch(ns, ip, url, "curl/8.14.1", &c.headers, timeout).await;
         let loud = CurlArgs {
             silent: false,
             ..c.clone()
@@ -536,7 +539,7 @@ fn curl_repeat(ns: &mut dyn Netns, c: &CurlArgs, url: &Url, ip: Ipv4Addr) -> Com
 
 /// Which replica answered: the `Hostname:` of a whoami reply (with the task's container
 /// name when the lab knows it), or the reply's first line.
-pub fn replica_of(ns: &dyn Netns, body: &str) -> String {
+pub fn replica_of(ns: &impl Netns, body: &str) -> String {
     let Some(h) = body.lines().find_map(|l| l.strip_prefix("Hostname: ")) else {
         return body.lines().next().unwrap_or("(empty reply)").to_string();
     };
@@ -547,7 +550,7 @@ pub fn replica_of(ns: &dyn Netns, body: &str) -> String {
 }
 
 /// busybox `nslookup NAME`, answered by the embedded DNS server at 127.0.0.11.
-pub fn nslookup(ns: &mut dyn Netns, args: &[String]) -> CommandOutput {
+pub async fn nslookup(ns: &mut impl Netns, args: &[String]) -> CommandOutput {
     let Some(name) = args.iter().find(|a| !a.starts_with('-')) else {
         return CommandOutput::err(
             "BusyBox v1.36.1 multi-call binary.\n\nUsage: nslookup [-type=QUERY_TYPE] [-debug] HOST [DNS_SERVER]\n\nQuery DNS about HOST\n\nQUERY_TYPE: soa,ns,a,aaaa,cname,mx,txt,any,srv,ptr\n",
@@ -555,7 +558,7 @@ pub fn nslookup(ns: &mut dyn Netns, args: &[String]) -> CommandOutput {
         );
     };
     let mut out = "Server:\t\t127.0.0.11\nAddress:\t127.0.0.11:53\n\n".to_string();
-    match ns.resolve(name) {
+    match ns.resolve(name).await {
         Some(ips) => {
             // busybox asks for A and AAAA: the overlay has no IPv6, so the second answer
             // is empty.
@@ -581,7 +584,7 @@ pub fn nslookup(ns: &mut dyn Netns, args: &[String]) -> CommandOutput {
 
 /// `redis-cli [-h HOST] [-p PORT] COMMAND [ARG...]`, printing as it does without a
 /// terminal (raw replies).
-pub fn redis_cli(ns: &mut dyn Netns, args: &[String]) -> CommandOutput {
+pub async fn redis_cli(ns: &mut impl Netns, args: &[String]) -> CommandOutput {
     let (mut host, mut port, mut i) = ("127.0.0.1".to_string(), 6379u16, 0);
     while i < args.len() && args[i].starts_with('-') {
         match args[i].as_str() {
@@ -613,7 +616,7 @@ pub fn redis_cli(ns: &mut dyn Netns, args: &[String]) -> CommandOutput {
     let target = if host == "127.0.0.1" || host == "localhost" {
         Some(ns.own_ip())
     } else {
-        lookup(ns, &host)
+        lookup(ns, &host).await
     };
     let Some(ip) = target else {
         return CommandOutput::err(
@@ -621,12 +624,14 @@ pub fn redis_cli(ns: &mut dyn Netns, args: &[String]) -> CommandOutput {
             1,
         );
     };
-    let (end, response) = ns.request(
-        SocketAddrV4::new(ip, port),
-        resp_encode(&cmd),
-        Framing::Resp,
-        Duration::from_secs(30),
-    );
+    let (end, response) = ns
+        .request(
+            SocketAddrV4::new(ip, port),
+            resp_encode(&cmd),
+            Framing::Resp,
+            Duration::from_secs(30),
+        )
+        .await;
     let why = match end {
         ClientEnd::Done => None,
         ClientEnd::Refused => Some("Connection refused"),
@@ -648,7 +653,7 @@ pub fn redis_cli(ns: &mut dyn Netns, args: &[String]) -> CommandOutput {
 }
 
 /// busybox `ip addr`: loopback, then each interface with the overlay's 1450 MTU.
-pub fn ip(ns: &mut dyn Netns, args: &[String]) -> CommandOutput {
+pub fn ip(ns: &mut impl Netns, args: &[String]) -> CommandOutput {
     let sub = args.first().map(String::as_str).unwrap_or("");
     let show_only = args.len() == 1 || (args.len() == 2 && args[1] == "show");
     if !matches!(sub, "a" | "addr" | "address") || !show_only {
@@ -686,13 +691,13 @@ mod tests {
         fn now(&self) -> Instant {
             Instant(0)
         }
-        fn resolve(&mut self, name: &str) -> Option<Vec<Ipv4Addr>> {
+        async fn resolve(&mut self, name: &str) -> Option<Vec<Ipv4Addr>> {
             (name == "db").then(|| vec![Ipv4Addr::new(10, 0, 1, 7)])
         }
         fn own_ip(&self) -> Ipv4Addr {
             Ipv4Addr::new(10, 0, 1, 3)
         }
-        fn request(
+        async fn request(
             &mut self,
             dst: SocketAddrV4,
             _request: Vec<u8>,
@@ -719,20 +724,30 @@ mod tests {
         s.split(' ').map(String::from).collect()
     }
 
+    /// A program's result against `Fake`, which answers at once: one poll ends it.
+    fn at_once<T>(program: impl Future<Output = T>) -> T {
+        let mut program = std::pin::pin!(program);
+        let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+        match program.as_mut().poll(&mut cx) {
+            std::task::Poll::Ready(v) => v,
+            std::task::Poll::Pending => panic!("a program waited on a namespace that never waits"),
+        }
+    }
+
     #[test]
     fn programs_see_only_their_namespace() {
         let mut ns = Fake {
             requests: Vec::new(),
         };
-        let out = nslookup(&mut ns, &args("db"));
+        let out = at_once(nslookup(&mut ns, &args("db")));
         assert!(
             out.stdout.contains("Name:\tdb\nAddress: 10.0.1.7"),
             "{out:?}"
         );
-        let out = nslookup(&mut ns, &args("nope"));
+        let out = at_once(nslookup(&mut ns, &args("nope")));
         assert_eq!(out.exit_code, 1);
         assert!(out.stdout.contains("can't find nope: NXDOMAIN"), "{out:?}");
-        let out = redis_cli(&mut ns, &args("-h db PING"));
+        let out = at_once(redis_cli(&mut ns, &args("-h db PING")));
         assert_eq!(out.stdout, "PONG\n", "{out:?}");
         assert_eq!(ns.requests, vec!["10.0.1.7:6379".parse().unwrap()]);
         let out = ip(&mut ns, &args("addr"));

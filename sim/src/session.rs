@@ -3,17 +3,25 @@
 //! reports): it lets time pass, waits for a condition with a deadline, and runs a
 //! student's command on a host.
 //!
-//! Not yet the only one: commands that wait for the swarm (`docker service create`
-//! following its tasks, `curl` waiting for its answer) still run the lab's clock from
-//! inside while they block (issue 12). Everything else that lets time pass for a
-//! scenario goes through here.
+//! It is the only thing above the world that lets time pass. A command is a coroutine
+//! (`async fn` over a `Cx`) that says what it waits for (`docker service create`
+//! following its tasks, `curl` waiting for its answer); the session steps the world
+//! meanwhile, with the world's `cx::drive`. No command runs the clock.
 
 use crate::cli::docker::{self, CommandOutput};
+use crate::lab::cx::{drive, Cx};
 use crate::lab::Lab;
 use crate::report::timeline::Timeline;
 use crate::time::{Duration, Instant};
 use crate::trace::TraceEvent;
 use crate::underlay::HostId;
+
+/// Run one command line on `host` to its end, letting the lab's time pass while it waits:
+/// a session of one command, for tests, benchmarks and examples.
+pub fn execute(lab: &mut Lab, host: HostId, argv: &[String]) -> CommandOutput {
+    let cx = Cx::new(lab);
+    drive(&cx, docker::execute(&cx, host, argv))
+}
 
 /// A lab being played, with its timeline.
 pub struct Session {
@@ -56,7 +64,7 @@ impl Session {
     }
 
     /// Let time pass until `at` (nothing when it is already past).
-    pub fn run_until(&mut self, at: Instant) {
+    pub fn sleep_until(&mut self, at: Instant) {
         let at = at.max(self.now());
         self.lab.run_until(at);
     }
@@ -66,9 +74,15 @@ impl Session {
         self.lab.run_until_or(deadline, cond)
     }
 
+    /// Run `f` (a command, a probe) to its end, letting time pass while it waits.
+    pub fn run<T>(&mut self, f: impl AsyncFnOnce(&Cx<'_>) -> T) -> T {
+        let cx = Cx::new(&mut self.lab);
+        drive(&cx, f(&cx))
+    }
+
     /// Run a command as a student types it on `host`, recording its output in the trace.
     pub fn command(&mut self, host: HostId, argv: &[String]) -> CommandOutput {
-        let out = docker::execute(&mut self.lab, host, argv);
+        let out = execute(&mut self.lab, host, argv);
         let at = self.now();
         let name = self.lab.host_name(host).to_string();
         for (stream, text) in [("stdout", &out.stdout), ("stderr", &out.stderr)] {

@@ -43,7 +43,7 @@ const BATCH: usize = 500;
 fn run(lab: &mut Lab, argv: &str, host: &str) {
     let h = lab.underlay.by_name(host).unwrap();
     let argv: Vec<String> = argv.split(' ').map(String::from).collect();
-    let out = swarmlab::docker::execute(lab, h, &argv);
+    let out = swarmlab::session::execute(lab, h, &argv);
     assert_eq!(out.exit_code, 0, "{argv:?}: {out:?}");
 }
 

@@ -1,8 +1,11 @@
 //! The `docker` command line on a simulated host: the subcommands of this slice, with
 //! Docker's own output and error texts (CLI 28 against a 20.10+ engine).
 //!
-//! Commands that take time (`docker exec ... ping`) run the lab's clock until they end.
+//! A command is an `async fn` over a `Cx`: commands that take time (`docker exec ...
+//! ping`, a `docker stop`'s grace period) wait through it, and the session lets the time
+//! pass.
 
+use crate::lab::cx::Cx;
 use crate::lab::{ContainerId, Lab, RestartPolicy};
 use crate::time::{Duration, Instant};
 use crate::traffic::Owner;
@@ -26,43 +29,46 @@ fn no_such_container(name: &str) -> CommandOutput {
 }
 
 /// Run one command line on `host`.
-pub fn execute(lab: &mut Lab, host: HostId, argv: &[String]) -> CommandOutput {
+pub async fn execute(cx: &Cx<'_>, host: HostId, argv: &[String]) -> CommandOutput {
     let Some(program) = argv.first() else {
         return CommandOutput::default();
     };
-    if !lab.underlay.nic(host).up {
-        return CommandOutput::err(
-            format!(
-                "ssh: connect to host {} port 22: No route to host\n",
-                lab.host_name(host)
-            ),
-            255,
-        );
+    {
+        let lab = cx.lab();
+        if !lab.underlay.nic(host).up {
+            return CommandOutput::err(
+                format!(
+                    "ssh: connect to host {} port 22: No route to host\n",
+                    lab.host_name(host)
+                ),
+                255,
+            );
+        }
     }
     match program.as_str() {
         "docker" => {}
         "curl" => {
-            let mut ns = crate::lab::Ns::new(lab, Owner::Host(host));
-            return crate::programs::curl(&mut ns, &argv[1..]);
+            let mut ns = crate::lab::Ns::new(cx, Owner::Host(host));
+            return crate::programs::curl(&mut ns, &argv[1..]).await;
         }
         "wget" => {
-            let mut ns = crate::lab::Ns::new(lab, Owner::Host(host));
-            return crate::programs::wget(&mut ns, &argv[1..]);
+            let mut ns = crate::lab::Ns::new(cx, Owner::Host(host));
+            return crate::programs::wget(&mut ns, &argv[1..]).await;
         }
         _ => return CommandOutput::err(format!("bash: {program}: command not found\n"), 127),
     }
     let args = &argv[1..];
     match args.first().map(String::as_str) {
-        Some("run") => docker_run(lab, host, &args[1..]),
-        Some("exec") => docker_exec(lab, host, &args[1..]),
-        Some("ps") => docker_ps(lab, host, &args[1..]),
-        Some("stop") => docker_stop_start(lab, host, &args[1..], false),
-        Some("start") => docker_stop_start(lab, host, &args[1..], true),
-        Some("rm") => docker_rm(lab, host, &args[1..]),
-        Some("swarm") => crate::cli::swarm::swarm(lab, host, &args[1..]),
-        Some("node") => crate::cli::swarm::node(lab, host, &args[1..]),
-        Some("service") => crate::cli::swarm::service(lab, host, &args[1..]),
-        Some("network") => crate::cli::swarm::network(lab, host, &args[1..]),
+        Some("run") => docker_run(cx, host, &args[1..]).await,
+        Some("exec") => docker_exec(cx, host, &args[1..]).await,
+        Some("ps") => docker_ps(&mut cx.lab(), host, &args[1..]),
+        Some("stop") => docker_stop_start(cx, host, &args[1..], false).await,
+        Some("start") => docker_stop_start(cx, host, &args[1..], true).await,
+        Some("rm") => docker_rm(cx, host, &args[1..]).await,
+        Some("swarm") => crate::cli::swarm::swarm(cx, host, &args[1..]).await,
+        Some("node") => crate::cli::swarm::node(cx, host, &args[1..]).await,
+        Some("service") => crate::cli::swarm::service(cx, host, &args[1..]).await,
+        Some("network") => crate::cli::swarm::network(cx, host, &args[1..]).await,
         // A command Docker has but swarmlab does not simulate says so as swarmlab's; only
         // a command Docker itself lacks gets Docker's refusal.
         Some(other) if crate::dockerref::COMMANDS.contains(&other) => CommandOutput::err(
@@ -112,7 +118,7 @@ struct RunArgs {
     command: Vec<String>,
 }
 
-fn docker_run(lab: &mut Lab, host: HostId, args: &[String]) -> CommandOutput {
+async fn docker_run(cx: &Cx<'_>, host: HostId, args: &[String]) -> CommandOutput {
     use clap::Parser;
     let parsed = match RunArgs::try_parse_from(args) {
         Ok(p) => p,
@@ -151,22 +157,32 @@ fn docker_run(lab: &mut Lab, host: HostId, args: &[String]) -> CommandOutput {
             "swarmlab: the default bridge network is not simulated; attach the container to an overlay with --network NAME",
         );
     };
-    let name = name.unwrap_or_else(|| random_name(lab));
     let shown = if command.is_empty() {
         "/bin/sh".to_string()
     } else {
         command.join(" ")
     };
-    if let Some(c) = lab.containers.iter().find(|c| c.name == name) {
-        return daemon_run_error(&format!("docker: Error response from daemon: Conflict. The container name \"/{name}\" is already in use by container \"{}\". You have to remove (or rename) that container to be able to reuse that name.", c.id));
-    }
-    let attached = match crate::cli::swarm::attachment(lab, host, &network, &name) {
+    let name = {
+        let mut g = cx.lab();
+        let name = name.unwrap_or_else(|| random_name(&mut g));
+        if let Some(c) = g.containers.iter().find(|c| c.name == name) {
+            return daemon_run_error(&format!("docker: Error response from daemon: Conflict. The container name \"/{name}\" is already in use by container \"{}\". You have to remove (or rename) that container to be able to reuse that name.", c.id));
+        }
+        name
+    };
+    let attached = match crate::cli::swarm::attachment(cx, host, &network, &name).await {
         Ok(a) => a,
         Err(e) => return daemon_run_error(&e),
     };
     let cid = if let Some((net, ip)) = attached {
-        match lab.attach_container(host, &name, &net, ip, image, &shown, restart) {
-            Some(c) => c,
+        let started = cx
+            .lab()
+            .attach_container(host, &name, &net, ip, image, &shown, restart);
+        match started {
+            Some(c) => {
+                cx.sleep_until(cx.now() + crate::lab::ATTACH_TIME).await;
+                c
+            }
             None => {
                 return daemon_run_error(&format!(
                     "docker: Error response from daemon: network {network} not found"
@@ -174,6 +190,8 @@ fn docker_run(lab: &mut Lab, host: HostId, args: &[String]) -> CommandOutput {
             }
         }
     } else {
+        let mut g = cx.lab();
+        let lab = &mut *g;
         let Some(net) = lab.net_by_name(&network) else {
             return daemon_run_error(&format!(
                 "docker: Error response from daemon: network {network} not found"
@@ -185,18 +203,19 @@ fn docker_run(lab: &mut Lab, host: HostId, args: &[String]) -> CommandOutput {
         }
     };
     if detach {
-        return CommandOutput::out(format!("{}\n", lab.containers[cid.0].id));
+        return CommandOutput::out(format!("{}\n", cx.lab().containers[cid.0].id));
     }
     // Attached: run the command to completion, then the container exits with its status.
     let out = if command.is_empty() {
         CommandOutput::default()
     } else {
-        exec_in(lab, cid, &command)
+        exec_in(cx, cid, &command).await
     };
-    lab.stop_container(cid, out.exit_code, "command exited");
+    cx.lab()
+        .stop_container(cid, out.exit_code, "command exited");
     if remove {
-        lab.remove_container(cid);
-        crate::cli::swarm::detach(lab, &name);
+        cx.lab().remove_container(cid);
+        crate::cli::swarm::detach(cx, &name).await;
     }
     out
 }
@@ -226,7 +245,7 @@ struct ExecArgs {
     command: Vec<String>,
 }
 
-fn docker_exec(lab: &mut Lab, host: HostId, args: &[String]) -> CommandOutput {
+async fn docker_exec(cx: &Cx<'_>, host: HostId, args: &[String]) -> CommandOutput {
     use clap::Parser;
     let parsed = match ExecArgs::try_parse_from(args) {
         Ok(p) => p,
@@ -239,39 +258,41 @@ fn docker_exec(lab: &mut Lab, host: HostId, args: &[String]) -> CommandOutput {
             1,
         );
     };
-    let Some(cid) = find_container(lab, host, name) else {
-        return no_such_container(name);
+    let cid = {
+        let lab = cx.lab();
+        let Some(cid) = find_container(&lab, host, name) else {
+            return no_such_container(name);
+        };
+        if !lab.containers[cid.0].running {
+            return CommandOutput::err(
+                format!(
+                    "Error response from daemon: Container {} is not running\n",
+                    lab.containers[cid.0].id
+                ),
+                1,
+            );
+        }
+        cid
     };
-    if !lab.containers[cid.0].running {
-        return CommandOutput::err(
-            format!(
-                "Error response from daemon: Container {} is not running\n",
-                lab.containers[cid.0].id
-            ),
-            1,
-        );
-    }
-    exec_in(lab, cid, &parsed.command)
+    exec_in(cx, cid, &parsed.command).await
 }
 
 /// Run a program inside a running container.
-fn exec_in(lab: &mut Lab, cid: ContainerId, argv: &[String]) -> CommandOutput {
+async fn exec_in(cx: &Cx<'_>, cid: ContainerId, argv: &[String]) -> CommandOutput {
     let program = argv[0].as_str();
-    let owner = Owner::Container(cid);
-    let has = crate::programs::has_program(&lab.containers[cid.0].image, program);
+    let mut ns = crate::lab::Ns::new(cx, Owner::Container(cid));
+    let has = crate::programs::has_program(&cx.lab().containers[cid.0].image, program);
     match program {
-        "ping" if has => ping(lab, cid, &argv[1..]),
-        "wget" if has => crate::programs::wget(&mut crate::lab::Ns::new(lab, owner), &argv[1..]),
-        "curl" if has => crate::programs::curl(&mut crate::lab::Ns::new(lab, owner), &argv[1..]),
-        "nslookup" if has => {
-            crate::programs::nslookup(&mut crate::lab::Ns::new(lab, owner), &argv[1..])
-        }
-        "redis-cli" if has => {
-            crate::programs::redis_cli(&mut crate::lab::Ns::new(lab, owner), &argv[1..])
-        }
-        "ip" if has => crate::programs::ip(&mut crate::lab::Ns::new(lab, owner), &argv[1..]),
+        "ping" if has => ping(cx, cid, &argv[1..]).await,
+        "wget" if has => crate::programs::wget(&mut ns, &argv[1..]).await,
+        "curl" if has => crate::programs::curl(&mut ns, &argv[1..]).await,
+        "nslookup" if has => crate::programs::nslookup(&mut ns, &argv[1..]).await,
+        "redis-cli" if has => crate::programs::redis_cli(&mut ns, &argv[1..]).await,
+        "ip" if has => crate::programs::ip(&mut ns, &argv[1..]),
         "true" if has => CommandOutput::default(),
-        "hostname" if has => CommandOutput::out(format!("{}\n", &lab.containers[cid.0].id[..12])),
+        "hostname" if has => {
+            CommandOutput::out(format!("{}\n", &cx.lab().containers[cid.0].id[..12]))
+        }
         other => CommandOutput::out(format!(
             "OCI runtime exec failed: exec failed: unable to start container process: exec: \"{other}\": executable file not found in $PATH: unknown\n"
         ))
@@ -291,7 +312,7 @@ const PING_MAX_SECS: u64 = 3600;
 
 const PING_USAGE: &str = "\nUsage\n  ping [options] <destination>\n";
 
-fn ping(lab: &mut Lab, cid: ContainerId, args: &[String]) -> CommandOutput {
+async fn ping(cx: &Cx<'_>, cid: ContainerId, args: &[String]) -> CommandOutput {
     let mut count: Option<u32> = None;
     let mut size = 56usize;
     let mut interval = Duration::from_secs(1);
@@ -374,33 +395,40 @@ fn ping(lab: &mut Lab, cid: ContainerId, args: &[String]) -> CommandOutput {
             2,
         );
     }
-    let Some(dst) = lab.resolve(cid, &target) else {
-        return CommandOutput::err(format!("ping: {target}: Name or service not known\n"), 2);
+    let (id, horizon) = {
+        let mut g = cx.lab();
+        let lab = &mut *g;
+        let Some(dst) = lab.resolve(cid, &target) else {
+            return CommandOutput::err(format!("ping: {target}: Name or service not known\n"), 2);
+        };
+        if !lab.on_link(cid, dst) {
+            // Overlay-only containers have no default route (no docker_gwbridge here).
+            return CommandOutput::err("ping: connect: Network is unreachable\n", 2);
+        }
+        if size + 28 > 1450 {
+            // Real ping would fragment the datagram; this stack does not fragment.
+            return CommandOutput::err(
+                format!("swarmlab: IPv4 fragmentation is not simulated; ping -s {size} needs it on a 1450-byte overlay (at most -s 1422)\n"),
+                2,
+            );
+        }
+        let options = crate::ping::PingOptions {
+            numeric,
+            count,
+            size,
+            interval,
+            timeout,
+        };
+        let id = lab.start_ping(cid, &target, dst, options);
+        let horizon = lab.now()
+            + Duration(interval.as_nanos().saturating_mul(u64::from(count)))
+            + timeout
+            + Duration::from_secs(5);
+        (id, horizon)
     };
-    if !lab.on_link(cid, dst) {
-        // Overlay-only containers have no default route (no docker_gwbridge here).
-        return CommandOutput::err("ping: connect: Network is unreachable\n", 2);
-    }
-    if size + 28 > 1450 {
-        // Real ping would fragment the datagram; this stack does not fragment.
-        return CommandOutput::err(
-            format!("swarmlab: IPv4 fragmentation is not simulated; ping -s {size} needs it on a 1450-byte overlay (at most -s 1422)\n"),
-            2,
-        );
-    }
-    let options = crate::ping::PingOptions {
-        numeric,
-        count,
-        size,
-        interval,
-        timeout,
-    };
-    let id = lab.start_ping(cid, &target, dst, options);
-    let horizon = lab.now()
-        + Duration(interval.as_nanos().saturating_mul(u64::from(count)))
-        + timeout
-        + Duration::from_secs(5);
-    lab.run_until_or(horizon, |lab| lab.pings[id.0].finished);
+    cx.wait_until(horizon, |lab: &Lab| lab.pings[id.0].finished)
+        .await;
+    let lab = cx.lab();
     let p = &lab.pings[id.0];
     let mut stdout = p.stdout.join("\n");
     stdout.push('\n');
@@ -580,7 +608,12 @@ fn task_container_id(task: &str) -> String {
     hash_id(task.as_bytes())
 }
 
-fn docker_stop_start(lab: &mut Lab, host: HostId, args: &[String], start: bool) -> CommandOutput {
+async fn docker_stop_start(
+    cx: &Cx<'_>,
+    host: HostId,
+    args: &[String],
+    start: bool,
+) -> CommandOutput {
     let mut out = CommandOutput::default();
     let mut grace = Duration::from_secs(10);
     let mut names = Vec::new();
@@ -613,16 +646,18 @@ fn docker_stop_start(lab: &mut Lab, host: HostId, args: &[String], start: bool) 
         }
     }
     for name in &names {
-        match find_container(lab, host, name) {
+        let found = find_container(&cx.lab(), host, name);
+        match found {
             Some(c) => {
                 if start {
+                    let mut lab = cx.lab();
                     lab.containers[c.0].stopped_by_user = false;
                     lab.start_container(c);
-                } else if lab.containers[c.0].running {
+                } else if cx.lab().containers[c.0].running {
                     // PID 1 (sleep, a shell) ignores SIGTERM: Docker waits the grace
                     // period, then SIGKILLs it, so the exit status is 137.
-                    let until = lab.now() + grace;
-                    lab.run_until(until);
+                    cx.sleep_until(cx.now() + grace).await;
+                    let mut lab = cx.lab();
                     lab.stop_container(c, 137, "docker stop");
                     lab.containers[c.0].stopped_by_user = true;
                 }
@@ -639,19 +674,21 @@ fn docker_stop_start(lab: &mut Lab, host: HostId, args: &[String], start: bool) 
     out
 }
 
-fn docker_rm(lab: &mut Lab, host: HostId, args: &[String]) -> CommandOutput {
+async fn docker_rm(cx: &Cx<'_>, host: HostId, args: &[String]) -> CommandOutput {
     let force = args.iter().any(|a| a == "-f" || a == "--force");
     let mut out = CommandOutput::default();
     for name in args.iter().filter(|a| !a.starts_with('-')) {
-        match find_container(lab, host, name) {
-            Some(c) if lab.containers[c.0].running && !force => {
-                out.stderr.push_str(&format!("Error response from daemon: You cannot remove a running container {}. Stop the container before attempting removal or force remove\n", lab.containers[c.0].id));
+        let found = find_container(&cx.lab(), host, name);
+        let running = found.is_some_and(|c| cx.lab().containers[c.0].running);
+        match found {
+            Some(c) if running && !force => {
+                out.stderr.push_str(&format!("Error response from daemon: You cannot remove a running container {}. Stop the container before attempting removal or force remove\n", cx.lab().containers[c.0].id));
                 out.exit_code = 1;
             }
             Some(c) => {
-                let full = lab.containers[c.0].name.clone();
-                lab.remove_container(c);
-                crate::cli::swarm::detach(lab, &full);
+                let full = cx.lab().containers[c.0].name.clone();
+                cx.lab().remove_container(c);
+                crate::cli::swarm::detach(cx, &full).await;
                 out.stdout.push_str(&format!("{name}\n"));
             }
             None => {

@@ -2,6 +2,7 @@
 //! and refusals (CLI 28 against a 20.10 engine). Flags are parsed with clap.
 
 use crate::cli::text::{ellipsis, human_duration, table, usage_error};
+use crate::lab::cx::Cx;
 use crate::lab::Lab;
 use crate::output::CommandOutput;
 use crate::swarm::orchestrator::natural_cmp;
@@ -28,35 +29,48 @@ fn fail(text: impl Into<String>) -> CommandOutput {
 }
 
 /// The leader that serves `host`'s request, after the round trip to it.
-fn leader_for(lab: &mut Lab, host: HostId) -> Res<HostId> {
-    let s = &lab.hosts[host.0].swarm;
-    if s.node_id.is_none() {
-        return Err(fail(NOT_IN_SWARM));
+async fn leader_for(cx: &Cx<'_>, host: HostId) -> Res<HostId> {
+    {
+        let lab = cx.lab();
+        let s = &lab.hosts[host.0].swarm;
+        if s.node_id.is_none() {
+            return Err(fail(NOT_IN_SWARM));
+        }
+        if s.manager.is_none() {
+            return Err(fail(NOT_MANAGER_WORKER));
+        }
     }
-    if s.manager.is_none() {
-        return Err(fail(NOT_MANAGER_WORKER));
-    }
-    if lab.swarm_leader_of(host).is_none() {
+    let known = cx.lab().swarm_leader_of(host).is_some();
+    if !known {
         // A manager that has just seen an election learns the new leader from its first
         // message: the request waits a moment for one before giving up.
-        let until = lab.now() + Duration::from_secs(2);
-        lab.run_until_or(until, |lab: &Lab| lab.swarm_leader_of(host).is_some());
+        let until = cx.now() + Duration::from_secs(2);
+        cx.wait_until(until, |lab: &Lab| lab.swarm_leader_of(host).is_some())
+            .await;
     }
-    let leader = lab.swarm_leader_of(host).ok_or_else(|| fail(NO_LEADER))?;
-    let leads = lab.hosts[leader.0]
-        .swarm
-        .manager
-        .as_ref()
-        .is_some_and(|m| m.raft.is_leader());
-    if !leads {
-        return Err(fail(NO_LEADER));
-    }
-    if leader != host {
-        let latency = lab
-            .tcp_path(host, leader, SWARM_PORT)
-            .map_err(|_| fail(NO_LEADER))?;
-        let back = lab.now() + Duration(2 * latency.as_nanos());
-        lab.run_until(back);
+    let (leader, back) = {
+        let lab = cx.lab();
+        let leader = lab.swarm_leader_of(host).ok_or_else(|| fail(NO_LEADER))?;
+        let leads = lab.hosts[leader.0]
+            .swarm
+            .manager
+            .as_ref()
+            .is_some_and(|m| m.raft.is_leader());
+        if !leads {
+            return Err(fail(NO_LEADER));
+        }
+        let back = if leader == host {
+            None
+        } else {
+            let latency = lab
+                .tcp_path(host, leader, SWARM_PORT)
+                .map_err(|_| fail(NO_LEADER))?;
+            Some(lab.now() + Duration(2 * latency.as_nanos()))
+        };
+        (leader, back)
+    };
+    if let Some(back) = back {
+        cx.sleep_until(back).await;
     }
     Ok(leader)
 }
@@ -71,12 +85,13 @@ fn leader_store(lab: &Lab, leader: HostId) -> Store {
 }
 
 /// Propose on the leader and wait until it has applied the batch.
-fn commit(lab: &mut Lab, leader: HostId, actions: &[Action]) -> Res<()> {
+async fn commit(cx: &Cx<'_>, leader: HostId, actions: &[Action]) -> Res<()> {
     if actions.is_empty() {
         return Ok(());
     }
-    let target = lab.swarm_propose(leader, actions).map_err(|e| fail(&e))?;
-    let deadline = lab.now() + Duration::from_secs(30);
+    let proposed = cx.lab().swarm_propose(leader, actions);
+    let target = proposed.map_err(|e| fail(&e))?;
+    let deadline = cx.now() + Duration::from_secs(30);
     let done = |lab: &Lab| {
         lab.hosts[leader.0]
             .swarm
@@ -84,8 +99,8 @@ fn commit(lab: &mut Lab, leader: HostId, actions: &[Action]) -> Res<()> {
             .as_ref()
             .is_none_or(|m| m.raft.applied_batches() >= target || !m.raft.is_leader())
     };
-    lab.run_until_or(deadline, done);
-    let ok = lab.hosts[leader.0]
+    cx.wait_until(deadline, done).await;
+    let ok = cx.lab().hosts[leader.0]
         .swarm
         .manager
         .as_ref()
@@ -97,15 +112,18 @@ fn commit(lab: &mut Lab, leader: HostId, actions: &[Action]) -> Res<()> {
     }
 }
 
-fn write(
-    lab: &mut Lab,
+async fn write(
+    cx: &Cx<'_>,
     host: HostId,
     build: impl FnOnce(&mut Lab, &Store) -> Res<Vec<Action>>,
 ) -> Res<HostId> {
-    let leader = leader_for(lab, host)?;
-    let store = leader_store(lab, leader);
-    let actions = build(lab, &store)?;
-    commit(lab, leader, &actions)?;
+    let leader = leader_for(cx, host).await?;
+    let actions = {
+        let mut lab = cx.lab();
+        let store = leader_store(&lab, leader);
+        build(&mut lab, &store)?
+    };
+    commit(cx, leader, &actions).await?;
     Ok(leader)
 }
 
@@ -296,17 +314,25 @@ struct LeaveArgs {
 const ALREADY_IN_SWARM: &str = "Error response from daemon: This node is already part of a swarm. Use \"docker swarm leave\" to leave this swarm and join another one.";
 
 /// `docker swarm ...`
-pub fn swarm(lab: &mut Lab, host: HostId, args: &[String]) -> CommandOutput {
+pub async fn swarm(cx: &Cx<'_>, host: HostId, args: &[String]) -> CommandOutput {
     let (sub, rest) = split_sub(args);
     let r = match sub {
-        "init" => parse::<InitArgs>(rest, "swarm init", "[OPTIONS]")
-            .and_then(|a| swarm_init(lab, host, a)),
-        "join" => parse::<JoinArgs>(rest, "swarm join", "[OPTIONS] HOST:PORT")
-            .and_then(|a| swarm_join(lab, host, a)),
-        "join-token" => parse::<JoinTokenArgs>(rest, "swarm join-token", "[OPTIONS] (worker|manager)")
-            .and_then(|a| join_token(lab, host, a)),
+        "init" => match parse::<InitArgs>(rest, "swarm init", "[OPTIONS]") {
+            Ok(a) => swarm_init(cx, host, a).await,
+            Err(e) => Err(e),
+        },
+        "join" => match parse::<JoinArgs>(rest, "swarm join", "[OPTIONS] HOST:PORT") {
+            Ok(a) => swarm_join(cx, host, a).await,
+            Err(e) => Err(e),
+        },
+        "join-token" => {
+            match parse::<JoinTokenArgs>(rest, "swarm join-token", "[OPTIONS] (worker|manager)") {
+                Ok(a) => join_token(cx, host, a).await,
+                Err(e) => Err(e),
+            }
+        }
         "leave" => parse::<LeaveArgs>(rest, "swarm leave", "[OPTIONS]")
-            .and_then(|a| swarm_leave(lab, host, a)),
+            .and_then(|a| swarm_leave(&mut cx.lab(), host, a)),
         other if crate::dockerref::has_subcommand("swarm", other) => Err(CommandOutput::err(
             format!("swarmlab: docker swarm {other} is not simulated yet\n"),
             1,
@@ -325,8 +351,8 @@ fn join_text(role: Role, token: &str, addr: Ipv4Addr) -> String {
     )
 }
 
-fn swarm_init(lab: &mut Lab, host: HostId, a: InitArgs) -> Res<CommandOutput> {
-    let ip = lab.underlay.nic(host).ip;
+async fn swarm_init(cx: &Cx<'_>, host: HostId, a: InitArgs) -> Res<CommandOutput> {
+    let ip = cx.lab().underlay.nic(host).ip;
     let addr = match &a.advertise_addr {
         None => ip,
         Some(s) => {
@@ -342,77 +368,85 @@ fn swarm_init(lab: &mut Lab, host: HostId, a: InitArgs) -> Res<CommandOutput> {
         }
     };
     if a.force_new_cluster {
-        return force_new_cluster(lab, host, addr);
+        return force_new_cluster(cx, host, addr).await;
     }
-    if lab.hosts[host.0].swarm.node_id.is_some() {
-        return Err(fail(ALREADY_IN_SWARM));
-    }
-    let pool = a
-        .default_addr_pool
-        .first()
-        .cloned()
-        .unwrap_or_else(|| "10.0.0.0/8".into());
-    let Some((base, prefix)) = crate::underlay::parse_cidr(&pool) else {
-        return Err(fail(format!(
-            "Error response from daemon: invalid default address pool {pool}: invalid CIDR address: {pool}"
-        )));
+    let (cluster, node, ingress, node_id, token) = {
+        let mut g = cx.lab();
+        let lab = &mut *g;
+        if lab.hosts[host.0].swarm.node_id.is_some() {
+            return Err(fail(ALREADY_IN_SWARM));
+        }
+        let pool = a
+            .default_addr_pool
+            .first()
+            .cloned()
+            .unwrap_or_else(|| "10.0.0.0/8".into());
+        let Some((base, prefix)) = crate::underlay::parse_cidr(&pool) else {
+            return Err(fail(format!(
+                "Error response from daemon: invalid default address pool {pool}: invalid CIDR address: {pool}"
+            )));
+        };
+        let now = now_ns(lab);
+        let node_id = lab.swarm_id();
+        let raft_id = 1 + lab.rng.below(u64::MAX / 2);
+        let cluster = Cluster {
+            id: lab.swarm_id(),
+            ca_digest: lab.base36(50),
+            worker_secret: lab.base36(25),
+            manager_secret: lab.base36(25),
+            pool: format!("{base}/{prefix}"),
+            raft_origin: raft_id,
+            created: now,
+        };
+        let o = base.octets();
+        let ingress = Network {
+            id: lab.swarm_id(),
+            name: "ingress".into(),
+            vni: 4096,
+            subnet: format!("{}.{}.0.0/24", o[0], o[1]),
+            gateway: Ipv4Addr::new(o[0], o[1], 0, 1),
+            attachable: false,
+            encrypted: false,
+            ingress: true,
+            created: now,
+        };
+        let node = Node {
+            id: node_id.clone(),
+            hostname: lab.host_name(host).to_string(),
+            addr,
+            role: Role::Manager,
+            availability: Availability::Active,
+            status: NodeStatus::Ready,
+            message: String::new(),
+            labels: BTreeMap::new(),
+            raft_id: Some(raft_id),
+            // The first node's ingress sandbox takes the ingress network's first address.
+            ingress_ip: Some(Ipv4Addr::new(o[0], o[1], 0, 2)),
+            created: now,
+            updated: now,
+        };
+        let raft = RaftNode::bootstrap(raft_id, addr).map_err(|e| fail(&e))?;
+        let token = cluster.token(Role::Worker);
+        {
+            let s = &mut lab.hosts[host.0].swarm;
+            s.node_id = Some(node_id.clone());
+            s.manager = Some(Manager::new(raft, Store::default()));
+        }
+        lab.manager_poll(host);
+        (cluster, node, ingress, node_id, token)
     };
-    let now = now_ns(lab);
-    let node_id = lab.swarm_id();
-    let raft_id = 1 + lab.rng.below(u64::MAX / 2);
-    let cluster = Cluster {
-        id: lab.swarm_id(),
-        ca_digest: lab.base36(50),
-        worker_secret: lab.base36(25),
-        manager_secret: lab.base36(25),
-        pool: format!("{base}/{prefix}"),
-        raft_origin: raft_id,
-        created: now,
-    };
-    let o = base.octets();
-    let ingress = Network {
-        id: lab.swarm_id(),
-        name: "ingress".into(),
-        vni: 4096,
-        subnet: format!("{}.{}.0.0/24", o[0], o[1]),
-        gateway: Ipv4Addr::new(o[0], o[1], 0, 1),
-        attachable: false,
-        encrypted: false,
-        ingress: true,
-        created: now,
-    };
-    let node = Node {
-        id: node_id.clone(),
-        hostname: lab.host_name(host).to_string(),
-        addr,
-        role: Role::Manager,
-        availability: Availability::Active,
-        status: NodeStatus::Ready,
-        message: String::new(),
-        labels: BTreeMap::new(),
-        raft_id: Some(raft_id),
-        // The first node's ingress sandbox takes the ingress network's first address.
-        ingress_ip: Some(Ipv4Addr::new(o[0], o[1], 0, 2)),
-        created: now,
-        updated: now,
-    };
-    let raft = RaftNode::bootstrap(raft_id, addr).map_err(|e| fail(&e))?;
-    let token = cluster.token(Role::Worker);
-    {
-        let s = &mut lab.hosts[host.0].swarm;
-        s.node_id = Some(node_id.clone());
-        s.manager = Some(Manager::new(raft, Store::default()));
-    }
-    lab.manager_poll(host);
     commit(
-        lab,
+        cx,
         host,
         &[
             Action::Cluster(cluster),
             Action::PutNode(node),
             Action::PutNetwork(ingress),
         ],
-    )?;
+    )
+    .await?;
+    let mut g = cx.lab();
+    let lab = &mut *g;
     lab.manager_ticks(host);
     lab.agent_start(host, vec![addr]);
     lab.swarm_note(
@@ -430,30 +464,37 @@ fn swarm_init(lab: &mut Lab, host: HostId, a: InitArgs) -> Res<CommandOutput> {
 
 /// `--force-new-cluster`: a surviving manager becomes the only voter of a new Raft
 /// group, keeping the store (services, workers, tasks).
-fn force_new_cluster(lab: &mut Lab, host: HostId, addr: Ipv4Addr) -> Res<CommandOutput> {
-    let s = &mut lab.hosts[host.0].swarm;
-    let Some(old) = s.manager.take() else {
-        return Err(fail(
-            "Error response from daemon: This node is not part of a swarm",
-        ));
+async fn force_new_cluster(cx: &Cx<'_>, host: HostId, addr: Ipv4Addr) -> Res<CommandOutput> {
+    let force_actions = {
+        let mut g = cx.lab();
+        let lab = &mut *g;
+        let s = &mut lab.hosts[host.0].swarm;
+        let Some(old) = s.manager.take() else {
+            return Err(fail(
+                "Error response from daemon: This node is not part of a swarm",
+            ));
+        };
+        let id = old.raft.id;
+        let mut store = old.store;
+        let raft = RaftNode::bootstrap(id, addr).map_err(|e| fail(&e))?;
+        // The new group's log starts afresh; the applied store carries over, and records
+        // this member as the new group's origin.
+        store.applied = 0;
+        if let Some(c) = store.cluster.as_mut() {
+            c.raft_origin = id;
+        }
+        // The new log's first batch writes the whole store again, so that a manager that
+        // joins later learns it by replaying the log from the start.
+        let force_actions = store.as_actions();
+        s.epoch += 1;
+        s.manager = Some(Manager::new(raft, store));
+        s.seen_leader = None;
+        lab.manager_poll(host);
+        force_actions
     };
-    let id = old.raft.id;
-    let mut store = old.store;
-    let raft = RaftNode::bootstrap(id, addr).map_err(|e| fail(&e))?;
-    // The new group's log starts afresh; the applied store carries over, and records
-    // this member as the new group's origin.
-    store.applied = 0;
-    if let Some(c) = store.cluster.as_mut() {
-        c.raft_origin = id;
-    }
-    // The new log's first batch writes the whole store again, so that a manager that
-    // joins later learns it by replaying the log from the start.
-    let force_actions = store.as_actions();
-    s.epoch += 1;
-    s.manager = Some(Manager::new(raft, store));
-    s.seen_leader = None;
-    lab.manager_poll(host);
-    commit(lab, host, &force_actions)?;
+    commit(cx, host, &force_actions).await?;
+    let mut g = cx.lab();
+    let lab = &mut *g;
     lab.manager_ticks(host);
     let node_id = lab.hosts[host.0].swarm.node_id.clone().unwrap_or_default();
     let token = lab.hosts[host.0]
@@ -477,8 +518,8 @@ fn force_new_cluster(lab: &mut Lab, host: HostId, addr: Ipv4Addr) -> Res<Command
 const JOIN_TIMEOUT: &str = "Error response from daemon: Timeout was reached before node joined. The attempt to join the swarm will continue in the background. Use the \"docker info\" command to see the current swarm status of your node.";
 const BAD_TOKEN: &str = "Error response from daemon: rpc error: code = InvalidArgument desc = A valid join token is necessary to join this cluster";
 
-fn swarm_join(lab: &mut Lab, host: HostId, a: JoinArgs) -> Res<CommandOutput> {
-    if lab.hosts[host.0].swarm.node_id.is_some() {
+async fn swarm_join(cx: &Cx<'_>, host: HostId, a: JoinArgs) -> Res<CommandOutput> {
+    if cx.lab().hosts[host.0].swarm.node_id.is_some() {
         return Err(fail(ALREADY_IN_SWARM));
     }
     let Some(target) = a.addr else {
@@ -508,53 +549,72 @@ fn swarm_join(lab: &mut Lab, host: HostId, a: JoinArgs) -> Res<CommandOutput> {
             "Error response from daemon: rpc error: code = Unavailable desc = connection error: desc = \"transport: Error while dialing dial tcp: lookup {ip_text}: no such host\""
         ))
     })?;
-    let Some(mgr) = lab.underlay.by_ip(ip) else {
-        lab.run_until(lab.now() + Duration::from_secs(20));
+    let found = cx.lab().underlay.by_ip(ip);
+    let Some(mgr) = found else {
+        cx.sleep_until(cx.now() + Duration::from_secs(20)).await;
         return Err(fail(JOIN_TIMEOUT));
     };
-    let latency = match lab.tcp_path(host, mgr, SWARM_PORT) {
+    let path = cx.lab().tcp_path(host, mgr, SWARM_PORT);
+    let latency = match path {
         Ok(l) => l,
         Err(why) => {
-            lab.swarm_note(host, format!("cannot reach {ip}:{SWARM_PORT}: {why}"));
-            lab.run_until(lab.now() + Duration::from_secs(20));
+            cx.lab()
+                .swarm_note(host, format!("cannot reach {ip}:{SWARM_PORT}: {why}"));
+            cx.sleep_until(cx.now() + Duration::from_secs(20)).await;
             return Err(fail(JOIN_TIMEOUT));
         }
     };
-    if port != SWARM_PORT || lab.hosts[mgr.0].swarm.manager.is_none() {
+    if port != SWARM_PORT || cx.lab().hosts[mgr.0].swarm.manager.is_none() {
         return Err(refused());
     }
     // TLS handshake and the CA's certificate issuance: a few round trips.
-    let back = lab.now() + Duration(6 * latency.as_nanos());
-    lab.run_until(back);
-    let store = leader_store(lab, mgr);
-    let Some(cluster) = store.cluster.clone() else {
-        return Err(fail(BAD_TOKEN));
+    cx.sleep_until(cx.now() + Duration(6 * latency.as_nanos()))
+        .await;
+    let (cluster, role, leader, now, node_id, addr, raft_id, hostname) = {
+        let mut g = cx.lab();
+        let lab = &mut *g;
+        let store = leader_store(lab, mgr);
+        let Some(cluster) = store.cluster.clone() else {
+            return Err(fail(BAD_TOKEN));
+        };
+        let role = if parts[2] != cluster.ca_digest {
+            return Err(fail(BAD_TOKEN));
+        } else if parts[3] == cluster.worker_secret {
+            Role::Worker
+        } else if parts[3] == cluster.manager_secret {
+            Role::Manager
+        } else {
+            return Err(fail(BAD_TOKEN));
+        };
+        let leader = lab.swarm_leader_of(mgr).ok_or_else(|| fail(NO_LEADER))?;
+        if leader != mgr && lab.tcp_path(mgr, leader, SWARM_PORT).is_err() {
+            return Err(fail(NO_LEADER));
+        }
+        let now = now_ns(lab);
+        let node_id = lab.swarm_id();
+        let addr = lab.underlay.nic(host).ip;
+        let raft_id = (role == Role::Manager).then(|| 1 + lab.rng.below(u64::MAX / 2));
+        let hostname = lab.host_name(host).to_string();
+        (cluster, role, leader, now, node_id, addr, raft_id, hostname)
     };
-    let role = if parts[2] != cluster.ca_digest {
-        return Err(fail(BAD_TOKEN));
-    } else if parts[3] == cluster.worker_secret {
-        Role::Worker
-    } else if parts[3] == cluster.manager_secret {
-        Role::Manager
-    } else {
-        return Err(fail(BAD_TOKEN));
-    };
-    let leader = lab.swarm_leader_of(mgr).ok_or_else(|| fail(NO_LEADER))?;
-    if leader != mgr && lab.tcp_path(mgr, leader, SWARM_PORT).is_err() {
-        return Err(fail(NO_LEADER));
-    }
-    let now = now_ns(lab);
-    let node_id = lab.swarm_id();
-    let addr = lab.underlay.nic(host).ip;
-    let raft_id = (role == Role::Manager).then(|| 1 + lab.rng.below(u64::MAX / 2));
     if let Some(rid) = raft_id {
-        add_voter(lab, leader, rid, addr)?;
+        add_voter(cx, leader, rid, addr).await?;
         // The new member must run before anything else can commit with it counted.
-        start_manager(lab, host, rid, cluster.raft_origin, leader)?;
+        start_manager(&mut cx.lab(), host, rid, cluster.raft_origin, leader)?;
     }
+    let ingress_ip = {
+        let lab = cx.lab();
+        let store = leader_store(&lab, leader);
+        let tasks: Vec<_> = store.tasks.values().cloned().collect();
+        store
+            .networks
+            .values()
+            .find(|n| n.ingress)
+            .and_then(|n| Service::free_address(&store, n, &tasks))
+    };
     let node = Node {
         id: node_id.clone(),
-        hostname: lab.host_name(host).to_string(),
+        hostname,
         addr,
         role,
         availability: Availability::Active,
@@ -562,19 +622,13 @@ fn swarm_join(lab: &mut Lab, host: HostId, a: JoinArgs) -> Res<CommandOutput> {
         message: String::new(),
         labels: BTreeMap::new(),
         raft_id,
-        ingress_ip: {
-            let store = leader_store(lab, leader);
-            let tasks: Vec<_> = store.tasks.values().cloned().collect();
-            store
-                .networks
-                .values()
-                .find(|n| n.ingress)
-                .and_then(|n| Service::free_address(&store, n, &tasks))
-        },
+        ingress_ip,
         created: now,
         updated: now,
     };
-    commit(lab, leader, &[Action::PutNode(node)])?;
+    commit(cx, leader, &[Action::PutNode(node)]).await?;
+    let mut g = cx.lab();
+    let lab = &mut *g;
     let store = leader_store(lab, leader);
     lab.hosts[host.0].swarm.node_id = Some(node_id);
     lab.agent_start(host, crate::swarm::manager_addrs(&store));
@@ -589,17 +643,20 @@ fn swarm_join(lab: &mut Lab, host: HostId, a: JoinArgs) -> Res<CommandOutput> {
 }
 
 /// Add a Raft voter through the leader and wait for the change to commit.
-fn add_voter(lab: &mut Lab, leader: HostId, rid: u64, addr: Ipv4Addr) -> Res<()> {
-    let m = lab.hosts[leader.0]
-        .swarm
-        .manager
-        .as_mut()
-        .ok_or_else(|| fail(NO_LEADER))?;
-    m.raft
-        .propose_member(rid, Some(addr))
-        .map_err(|_| fail(NO_LEADER))?;
-    lab.manager_poll(leader);
-    let deadline = lab.now() + Duration::from_secs(30);
+async fn add_voter(cx: &Cx<'_>, leader: HostId, rid: u64, addr: Ipv4Addr) -> Res<()> {
+    {
+        let mut lab = cx.lab();
+        let m = lab.hosts[leader.0]
+            .swarm
+            .manager
+            .as_mut()
+            .ok_or_else(|| fail(NO_LEADER))?;
+        m.raft
+            .propose_member(rid, Some(addr))
+            .map_err(|_| fail(NO_LEADER))?;
+        lab.manager_poll(leader);
+    }
+    let deadline = cx.now() + Duration::from_secs(30);
     let voted = |lab: &Lab| {
         lab.hosts[leader.0]
             .swarm
@@ -607,8 +664,8 @@ fn add_voter(lab: &mut Lab, leader: HostId, rid: u64, addr: Ipv4Addr) -> Res<()>
             .as_ref()
             .is_none_or(|m| m.raft.voters().contains(&rid) || !m.raft.is_leader())
     };
-    lab.run_until_or(deadline, voted);
-    let ok = lab.hosts[leader.0]
+    cx.wait_until(deadline, voted).await;
+    let ok = cx.lab().hosts[leader.0]
         .swarm
         .manager
         .as_ref()
@@ -660,7 +717,7 @@ fn start_manager(lab: &mut Lab, host: HostId, rid: u64, origin: u64, leader: Hos
     Ok(())
 }
 
-fn join_token(lab: &mut Lab, host: HostId, a: JoinTokenArgs) -> Res<CommandOutput> {
+async fn join_token(cx: &Cx<'_>, host: HostId, a: JoinTokenArgs) -> Res<CommandOutput> {
     let Some(role_text) = a.role else {
         return Err(fail("docker: 'docker swarm join-token' requires 1 argument\n\nUsage:  docker swarm join-token [OPTIONS] (worker|manager)\n\nRun 'docker swarm join-token --help' for more information"));
     };
@@ -670,19 +727,21 @@ fn join_token(lab: &mut Lab, host: HostId, a: JoinTokenArgs) -> Res<CommandOutpu
         other => return Err(fail(format!("unknown role {other}"))),
     };
     let leader = if a.rotate {
-        let secret = lab.base36(25);
-        write(lab, host, |_, store| {
+        let secret = cx.lab().base36(25);
+        write(cx, host, |_, store| {
             let mut c = store.cluster.clone().ok_or_else(|| fail(NO_LEADER))?;
             match role {
                 Role::Worker => c.worker_secret = secret,
                 Role::Manager => c.manager_secret = secret,
             }
             Ok(vec![Action::Cluster(c)])
-        })?
+        })
+        .await?
     } else {
-        leader_for(lab, host)?
+        leader_for(cx, host).await?
     };
-    let store = leader_store(lab, leader);
+    let lab = cx.lab();
+    let store = leader_store(&lab, leader);
     let token = store
         .cluster
         .as_ref()
@@ -804,31 +863,33 @@ struct NodesArgs {
 }
 
 /// `docker node ...`
-pub fn node(lab: &mut Lab, host: HostId, args: &[String]) -> CommandOutput {
+pub async fn node(cx: &Cx<'_>, host: HostId, args: &[String]) -> CommandOutput {
     let (sub, rest) = split_sub(args);
     let r = match sub {
-        "ls" | "list" => parse::<NodeLsArgs>(rest, "node ls", "[OPTIONS]")
-            .and_then(|a| node_ls(lab, host, a)),
-        "update" => parse::<NodeUpdateArgs>(rest, "node update", "[OPTIONS] NODE")
-            .and_then(|a| node_update(lab, host, a)),
+        "ls" | "list" => match parse::<NodeLsArgs>(rest, "node ls", "[OPTIONS]") {
+            Ok(a) => node_ls(cx, host, a).await,
+            Err(e) => Err(e),
+        },
+        "update" => match parse::<NodeUpdateArgs>(rest, "node update", "[OPTIONS] NODE") {
+            Ok(a) => node_update(cx, host, a).await,
+            Err(e) => Err(e),
+        },
         "promote" | "demote" | "rm" | "remove" | "inspect" => {
             let usage = match sub {
                 "inspect" => "[OPTIONS] self|NODE [NODE...]",
                 "rm" | "remove" => "[OPTIONS] NODE [NODE...]",
                 _ => "NODE [NODE...]",
             };
-            parse::<NodesArgs>(rest, &format!("node {sub}"), usage)
-                .and_then(|a| {
-                    if a.nodes.is_empty() {
-                        return Err(fail(format!("docker: 'docker node {sub}' requires at least 1 argument\n\nUsage:  docker node {sub} {usage}\n\nSee 'docker node {sub} --help'.")));
-                    }
-                    match sub {
-                        "promote" => node_role(lab, host, &a.nodes, Role::Manager),
-                        "demote" => node_role(lab, host, &a.nodes, Role::Worker),
-                        "inspect" => node_inspect(lab, host, a),
-                        _ => node_rm(lab, host, &a.nodes, a.force),
-                    }
-                })
+            match parse::<NodesArgs>(rest, &format!("node {sub}"), usage) {
+                Err(e) => Err(e),
+                Ok(a) if a.nodes.is_empty() => Err(fail(format!("docker: 'docker node {sub}' requires at least 1 argument\n\nUsage:  docker node {sub} {usage}\n\nSee 'docker node {sub} --help'."))),
+                Ok(a) => match sub {
+                    "promote" => node_role(cx, host, &a.nodes, Role::Manager).await,
+                    "demote" => node_role(cx, host, &a.nodes, Role::Worker).await,
+                    "inspect" => node_inspect(cx, host, a).await,
+                    _ => node_rm(cx, host, &a.nodes, a.force).await,
+                },
+            }
         }
         other if crate::dockerref::has_subcommand("node", other) => Err(CommandOutput::err(
             format!("swarmlab: docker node {other} is not simulated yet\n"),
@@ -854,8 +915,9 @@ fn node_fields(lab: &Lab, leader: HostId, n: &Node, me: Option<&String>) -> serd
     })
 }
 
-fn node_ls(lab: &mut Lab, host: HostId, a: NodeLsArgs) -> Res<CommandOutput> {
-    let leader = leader_for(lab, host)?;
+async fn node_ls(cx: &Cx<'_>, host: HostId, a: NodeLsArgs) -> Res<CommandOutput> {
+    let leader = leader_for(cx, host).await?;
+    let lab = &*cx.lab();
     let store = leader_store(lab, leader);
     let me = lab.hosts[host.0].swarm.node_id.clone();
     let fl = filters(&a.filter)?;
@@ -930,13 +992,13 @@ fn find_node<'a>(lab: &Lab, host: HostId, store: &'a Store, r: &str) -> Res<&'a 
     store.find_node(r).map_err(fail)
 }
 
-fn node_update(lab: &mut Lab, host: HostId, a: NodeUpdateArgs) -> Res<CommandOutput> {
+async fn node_update(cx: &Cx<'_>, host: HostId, a: NodeUpdateArgs) -> Res<CommandOutput> {
     let Some(r) = a.node.clone() else {
         return Err(fail("docker: 'docker node update' requires exactly 1 argument\n\nUsage:  docker node update [OPTIONS] NODE\n\nSee 'docker node update --help'."));
     };
-    let now = now_ns(lab);
+    let now = now_ns(&cx.lab());
     let mut role_change = None;
-    write(lab, host, |lab, store| {
+    write(cx, host, |lab, store| {
         let mut n = find_node(lab, host, store, &r)?.clone();
         if let Some(av) = &a.availability {
             n.availability = Availability::parse(av).ok_or_else(|| {
@@ -975,19 +1037,25 @@ fn node_update(lab: &mut Lab, host: HostId, a: NodeUpdateArgs) -> Res<CommandOut
             lab.swarm_note(host, text);
         }
         Ok(vec![Action::PutNode(n)])
-    })?;
+    })
+    .await?;
     if let Some(role) = role_change {
-        node_role(lab, host, std::slice::from_ref(&r), role)?;
+        Box::pin(node_role(cx, host, std::slice::from_ref(&r), role)).await?;
     }
     Ok(CommandOutput::out(format!("{r}\n")))
 }
 
-fn node_role(lab: &mut Lab, host: HostId, refs: &[String], role: Role) -> Res<CommandOutput> {
+async fn node_role(cx: &Cx<'_>, host: HostId, refs: &[String], role: Role) -> Res<CommandOutput> {
     let mut out = String::new();
     for r in refs {
-        let leader = leader_for(lab, host)?;
-        let store = leader_store(lab, leader);
-        let n = find_node(lab, host, &store, r)?.clone();
+        let leader = leader_for(cx, host).await?;
+        let (store, n, target) = {
+            let lab = cx.lab();
+            let store = leader_store(&lab, leader);
+            let n = find_node(&lab, host, &store, r)?.clone();
+            let target = lab.underlay.by_ip(n.addr);
+            (store, n, target)
+        };
         if n.role == role {
             out.push_str(&match role {
                 // The CLI names the node by its ID, whatever reference was given.
@@ -996,21 +1064,24 @@ fn node_role(lab: &mut Lab, host: HostId, refs: &[String], role: Role) -> Res<Co
             });
             continue;
         }
-        let target = lab.underlay.by_ip(n.addr);
         match role {
             Role::Manager => {
-                let rid = 1 + lab.rng.below(u64::MAX / 2);
-                add_voter(lab, leader, rid, n.addr)?;
-                // The node's engine starts its manager when the dispatcher tells it.
-                if let Some(t) = target.filter(|t| lab.underlay.nic(*t).up) {
-                    let origin = store.cluster.as_ref().map_or(0, |c| c.raft_origin);
-                    start_manager(lab, t, rid, origin, leader)?;
+                let rid = 1 + cx.lab().rng.below(u64::MAX / 2);
+                add_voter(cx, leader, rid, n.addr).await?;
+                {
+                    let mut lab = cx.lab();
+                    // The node's engine starts its manager when the dispatcher tells it.
+                    if let Some(t) = target.filter(|t| lab.underlay.nic(*t).up) {
+                        let origin = store.cluster.as_ref().map_or(0, |c| c.raft_origin);
+                        start_manager(&mut lab, t, rid, origin, leader)?;
+                    }
                 }
                 let mut m = n.clone();
                 m.role = Role::Manager;
                 m.raft_id = Some(rid);
-                commit(lab, leader, &[Action::PutNode(m)])?;
-                lab.swarm_note(host, format!("node {} promoted", n.hostname));
+                commit(cx, leader, &[Action::PutNode(m)]).await?;
+                cx.lab()
+                    .swarm_note(host, format!("node {} promoted", n.hostname));
                 out.push_str(&format!("Node {r} promoted to a manager in the swarm.\n"));
             }
             Role::Worker => {
@@ -1018,65 +1089,14 @@ fn node_role(lab: &mut Lab, host: HostId, refs: &[String], role: Role) -> Res<Co
                     return Err(fail("Error response from daemon: rpc error: code = FailedPrecondition desc = attempting to demote the last manager of the swarm"));
                 }
                 let Some(rid) = n.raft_id else { continue };
-                // swarmkit refuses a demotion that would leave the rest without quorum.
-                let m = lab.hosts[leader.0]
-                    .swarm
-                    .manager
-                    .as_ref()
-                    .ok_or_else(|| fail(NO_LEADER))?;
-                let voters = m.raft.voters();
-                let reachable = voters
-                    .iter()
-                    .filter(|v| **v != rid && m.raft.recently_active(**v))
-                    .count();
-                if reachable <= (voters.len() - 1) / 2 {
-                    return Err(fail("Error response from daemon: rpc error: code = FailedPrecondition desc = can't remove member from the raft: this would result in a loss of quorum"));
-                }
-                // The leader demoting itself first hands leadership to a live manager,
-                // as swarmkit does, then the new leader removes it.
-                let mut leader = leader;
-                if m.raft.id == rid {
-                    let Some(next) = voters
-                        .iter()
-                        .copied()
-                        .find(|v| *v != rid && m.raft.recently_active(*v))
-                    else {
-                        return Err(fail(NO_LEADER));
-                    };
-                    if let Some(mm) = lab.hosts[leader.0].swarm.manager.as_mut() {
-                        mm.raft.transfer_leader(next);
-                    }
-                    lab.manager_poll(leader);
-                    let until = lab.now() + Duration::from_secs(10);
-                    lab.run_until_or(until, |lab: &Lab| {
-                        lab.swarm_view().is_some_and(|(l, _)| l != leader)
-                    });
-                    leader = match lab.swarm_view() {
-                        Some((l, _)) if l != leader => l,
-                        _ => return Err(fail(NO_LEADER)),
-                    };
-                }
+                let leader = demote_from_raft(cx, leader, rid).await?;
                 let mut w = n.clone();
                 w.role = Role::Worker;
                 w.raft_id = None;
-                commit(lab, leader, &[Action::PutNode(w)])?;
-                let mgr = lab.hosts[leader.0]
-                    .swarm
-                    .manager
-                    .as_mut()
-                    .ok_or_else(|| fail(NO_LEADER))?;
-                mgr.raft
-                    .propose_member(rid, None)
-                    .map_err(|_| fail(NO_LEADER))?;
-                lab.manager_poll(leader);
-                let deadline = lab.now() + Duration::from_secs(30);
-                lab.run_until_or(deadline, |lab: &Lab| {
-                    lab.hosts[leader.0]
-                        .swarm
-                        .manager
-                        .as_ref()
-                        .is_none_or(|m| !m.raft.voters().contains(&rid))
-                });
+                commit(cx, leader, &[Action::PutNode(w)]).await?;
+                remove_voter(cx, leader, rid).await?;
+                let mut g = cx.lab();
+                let lab = &mut *g;
                 if let Some(t) = target {
                     let s = &mut lab.hosts[t.0].swarm;
                     if s.manager.as_ref().is_some_and(|m| m.raft.id == rid) {
@@ -1100,10 +1120,80 @@ fn node_role(lab: &mut Lab, host: HostId, refs: &[String], role: Role) -> Res<Co
     Ok(CommandOutput::out(out))
 }
 
-fn node_rm(lab: &mut Lab, host: HostId, refs: &[String], force: bool) -> Res<CommandOutput> {
+/// Before Raft member `rid` is demoted: swarmkit refuses a demotion that would leave the
+/// rest without quorum, and a leader demoting itself first hands leadership to a live
+/// manager. Returns the leader that will remove it.
+async fn demote_from_raft(cx: &Cx<'_>, leader: HostId, rid: u64) -> Res<HostId> {
+    let until = {
+        let mut lab = cx.lab();
+        let m = lab.hosts[leader.0]
+            .swarm
+            .manager
+            .as_mut()
+            .ok_or_else(|| fail(NO_LEADER))?;
+        let voters = m.raft.voters();
+        let reachable = voters
+            .iter()
+            .filter(|v| **v != rid && m.raft.recently_active(**v))
+            .count();
+        if reachable <= (voters.len() - 1) / 2 {
+            return Err(fail("Error response from daemon: rpc error: code = FailedPrecondition desc = can't remove member from the raft: this would result in a loss of quorum"));
+        }
+        if m.raft.id != rid {
+            return Ok(leader);
+        }
+        let Some(next) = voters
+            .iter()
+            .copied()
+            .find(|v| *v != rid && m.raft.recently_active(*v))
+        else {
+            return Err(fail(NO_LEADER));
+        };
+        m.raft.transfer_leader(next);
+        lab.manager_poll(leader);
+        lab.now() + Duration::from_secs(10)
+    };
+    cx.wait_until(until, |lab: &Lab| {
+        lab.swarm_view().is_some_and(|(l, _)| l != leader)
+    })
+    .await;
+    let view = cx.lab().swarm_view().map(|(l, _)| l);
+    match view {
+        Some(l) if l != leader => Ok(l),
+        _ => Err(fail(NO_LEADER)),
+    }
+}
+
+/// Remove Raft member `rid` through the leader and wait until the change is applied.
+async fn remove_voter(cx: &Cx<'_>, leader: HostId, rid: u64) -> Res<()> {
+    let deadline = {
+        let mut lab = cx.lab();
+        let mgr = lab.hosts[leader.0]
+            .swarm
+            .manager
+            .as_mut()
+            .ok_or_else(|| fail(NO_LEADER))?;
+        mgr.raft
+            .propose_member(rid, None)
+            .map_err(|_| fail(NO_LEADER))?;
+        lab.manager_poll(leader);
+        lab.now() + Duration::from_secs(30)
+    };
+    cx.wait_until(deadline, |lab: &Lab| {
+        lab.hosts[leader.0]
+            .swarm
+            .manager
+            .as_ref()
+            .is_none_or(|m| !m.raft.voters().contains(&rid))
+    })
+    .await;
+    Ok(())
+}
+
+async fn node_rm(cx: &Cx<'_>, host: HostId, refs: &[String], force: bool) -> Res<CommandOutput> {
     let mut out = CommandOutput::default();
     for r in refs {
-        let res = write(lab, host, |lab, store| {
+        let res = write(cx, host, |lab, store| {
             let n = find_node(lab, host, store, r)?;
             if n.role == Role::Manager {
                 return Err(fail(format!("Error response from daemon: rpc error: code = FailedPrecondition desc = node {} is a cluster manager and is a member of the raft cluster. It must be demoted to worker before removal", n.id)));
@@ -1120,7 +1210,8 @@ fn node_rm(lab: &mut Lab, host: HostId, refs: &[String], force: bool) -> Res<Com
                 acts.push(Action::DelTask(t.id.clone()));
             }
             Ok(acts)
-        });
+        })
+        .await;
         collect(&mut out, res.map(|_| format!("{r}\n")));
     }
     Ok(out)
@@ -1156,8 +1247,9 @@ fn node_json(lab: &Lab, leader: HostId, n: &Node) -> serde_json::Value {
     v
 }
 
-fn node_inspect(lab: &mut Lab, host: HostId, a: NodesArgs) -> Res<CommandOutput> {
-    let leader = leader_for(lab, host)?;
+async fn node_inspect(cx: &Cx<'_>, host: HostId, a: NodesArgs) -> Res<CommandOutput> {
+    let leader = leader_for(cx, host).await?;
+    let lab = &*cx.lab();
     let store = leader_store(lab, leader);
     let mut found = Vec::new();
     for r in &a.nodes {
@@ -1325,23 +1417,33 @@ struct ServicesArgs {
 }
 
 /// `docker service ...`
-pub fn service(lab: &mut Lab, host: HostId, args: &[String]) -> CommandOutput {
+pub async fn service(cx: &Cx<'_>, host: HostId, args: &[String]) -> CommandOutput {
     let (sub, rest) = split_sub(args);
     let r = match sub {
-        "create" => parse::<ServiceCreateArgs>(rest, "service create", "[OPTIONS] IMAGE [COMMAND] [ARG...]")
-            .and_then(|a| service_create(lab, host, a)),
-        "ls" | "list" => parse::<ServiceLsArgs>(rest, "service ls", "[OPTIONS]")
-            .and_then(|a| service_ls(lab, host, a)),
-        "ps" => parse::<ServicePsArgs>(rest, "service ps", "[OPTIONS] SERVICE [SERVICE...]")
-            .and_then(|a| service_ps(lab, host, a)),
-        "update" => parse::<ServiceUpdateArgs>(rest, "service update", "[OPTIONS] SERVICE")
-            .and_then(|a| service_update(lab, host, a)),
-        "scale" | "rm" | "remove" | "inspect" => parse::<ServicesArgs>(rest, &format!("service {sub}"), "SERVICE [SERVICE...]")
-            .and_then(|a| match sub {
-                "scale" => service_scale(lab, host, a),
-                "inspect" => service_inspect(lab, host, a),
-                _ => service_rm(lab, host, a),
-            }),
+        "create" => match parse::<ServiceCreateArgs>(rest, "service create", "[OPTIONS] IMAGE [COMMAND] [ARG...]") {
+            Ok(a) => service_create(cx, host, a).await,
+            Err(e) => Err(e),
+        },
+        "ls" | "list" => match parse::<ServiceLsArgs>(rest, "service ls", "[OPTIONS]") {
+            Ok(a) => service_ls(cx, host, a).await,
+            Err(e) => Err(e),
+        },
+        "ps" => match parse::<ServicePsArgs>(rest, "service ps", "[OPTIONS] SERVICE [SERVICE...]") {
+            Ok(a) => service_ps(cx, host, a).await,
+            Err(e) => Err(e),
+        },
+        "update" => match parse::<ServiceUpdateArgs>(rest, "service update", "[OPTIONS] SERVICE") {
+            Ok(a) => service_update(cx, host, a).await,
+            Err(e) => Err(e),
+        },
+        "scale" | "rm" | "remove" | "inspect" => match parse::<ServicesArgs>(rest, &format!("service {sub}"), "SERVICE [SERVICE...]") {
+            Err(e) => Err(e),
+            Ok(a) => match sub {
+                "scale" => service_scale(cx, host, a).await,
+                "inspect" => service_inspect(cx, host, a).await,
+                _ => service_rm(cx, host, a).await,
+            },
+        },
         other if crate::dockerref::has_subcommand("service", other) => Err(CommandOutput::err(
             format!("swarmlab: docker service {other} is not simulated yet\n"),
             1,
@@ -1480,7 +1582,7 @@ fn image_ref(image: &str) -> String {
     }
 }
 
-fn service_create(lab: &mut Lab, host: HostId, a: ServiceCreateArgs) -> Res<CommandOutput> {
+async fn service_create(cx: &Cx<'_>, host: HostId, a: ServiceCreateArgs) -> Res<CommandOutput> {
     let Some(image) = a.image.clone() else {
         return Err(CommandOutput::err("docker: 'docker service create' requires at least 1 argument\n\nUsage:  docker service create [OPTIONS] IMAGE [COMMAND] [ARG...]\n\nSee 'docker service create --help' for more information\n", 125));
     };
@@ -1552,15 +1654,20 @@ fn service_create(lab: &mut Lab, host: HostId, a: ServiceCreateArgs) -> Res<Comm
             )
         })?,
     };
-    let name = match a.name.clone() {
-        Some(n) => n,
-        None => crate::cli::text::random_name(lab),
+    let (name, id, now) = {
+        let mut g = cx.lab();
+        let lab = &mut *g;
+        let name = match a.name.clone() {
+            Some(n) => n,
+            None => crate::cli::text::random_name(lab),
+        };
+        if !valid_object_name(&name) {
+            return Err(fail("Error response from daemon: rpc error: code = InvalidArgument desc = name must be valid as a DNS name component"));
+        }
+        let id = lab.swarm_id();
+        let now = now_ns(lab);
+        (name, id, now)
     };
-    if !valid_object_name(&name) {
-        return Err(fail("Error response from daemon: rpc error: code = InvalidArgument desc = name must be valid as a DNS name component"));
-    }
-    let id = lab.swarm_id();
-    let now = now_ns(lab);
     let labels = a
         .label
         .iter()
@@ -1597,7 +1704,7 @@ fn service_create(lab: &mut Lab, host: HostId, a: ServiceCreateArgs) -> Res<Comm
             )));
         }
     }
-    let leader = write(lab, host, |_, store| {
+    let leader = write(cx, host, |_, store| {
         if store.services.values().any(|s| s.name == name) {
             return Err(fail(format!("Error response from daemon: rpc error: code = AlreadyExists desc = name conflicts with an existing object: service {name} already exists")));
         }
@@ -1627,8 +1734,9 @@ fn service_create(lab: &mut Lab, host: HostId, a: ServiceCreateArgs) -> Res<Comm
             }
         }
         Ok(vec![Action::PutService(svc)])
-    })?;
-    lab.swarm_note(host, format!("service {name} created"));
+    })
+    .await?;
+    cx.lab().swarm_note(host, format!("service {name} created"));
     // The built-in images stand for a registry's; any other cannot be resolved.
     let warning = if crate::images::lookup(&image).is_some() {
         String::new()
@@ -1638,7 +1746,7 @@ fn service_create(lab: &mut Lab, host: HostId, a: ServiceCreateArgs) -> Res<Comm
     };
     let mut out = format!("{id}\n");
     if !a.detach {
-        out.push_str(&converge(lab, leader, &id, &id, a.quiet));
+        out.push_str(&converge(cx, leader, &id, &id, a.quiet).await);
     }
     Ok(CommandOutput {
         stdout: out,
@@ -1651,14 +1759,15 @@ fn service_create(lab: &mut Lab, host: HostId, a: ServiceCreateArgs) -> Res<Comm
 /// tasks, polled every 200 ms as the CLI does, then the 5-second stability check.
 /// `shown` is how the last line names the service: `create` gives its ID, `scale` and
 /// `update` the name they were given, as the Docker CLI does.
-fn converge(lab: &mut Lab, leader: HostId, id: &str, shown: &str, quiet: bool) -> String {
+async fn converge(cx: &Cx<'_>, leader: HostId, id: &str, shown: &str, quiet: bool) -> String {
     let mut out = String::new();
-    let deadline = lab.now() + Duration::from_secs(120);
+    let deadline = cx.now() + Duration::from_secs(120);
     let mut stable_since: Option<Instant> = None;
     let mut first = true;
     let mut last_progress = String::new();
     loop {
-        let store = leader_store(lab, leader);
+        let now = cx.now();
+        let store = leader_store(&cx.lab(), leader);
         let Some(svc) = store.services.get(id) else {
             break;
         };
@@ -1685,8 +1794,8 @@ fn converge(lab: &mut Lab, leader: HostId, id: &str, shown: &str, quiet: bool) -
         }
         let progress = format!("overall progress: {running} out of {want} tasks\n");
         if running == want && want > 0 || want == 0 {
-            let since = *stable_since.get_or_insert(lab.now());
-            let waited = lab.now().since(since);
+            let since = *stable_since.get_or_insert(now);
+            let waited = now.since(since);
             if waited >= Duration::from_secs(5) {
                 out.push_str(&format!("verify: Service {shown} converged\n"));
                 break;
@@ -1704,14 +1813,13 @@ fn converge(lab: &mut Lab, leader: HostId, id: &str, shown: &str, quiet: bool) -
             out.push_str(&progress);
             last_progress = progress;
         }
-        if lab.now() >= deadline {
+        if now >= deadline {
             out.push_str(
                 "swarmlab: stopped waiting after 2m (Docker would keep waiting; use --detach)\n",
             );
             break;
         }
-        let next = lab.now() + Duration::from_millis(200);
-        lab.run_until(next);
+        cx.sleep_until(now + Duration::from_millis(200)).await;
     }
     if quiet {
         String::new()
@@ -1791,8 +1899,9 @@ fn replicas_column(store: &Store, svc: &Service) -> String {
     format!("{running}/{want}")
 }
 
-fn service_ls(lab: &mut Lab, host: HostId, a: ServiceLsArgs) -> Res<CommandOutput> {
-    let leader = leader_for(lab, host)?;
+async fn service_ls(cx: &Cx<'_>, host: HostId, a: ServiceLsArgs) -> Res<CommandOutput> {
+    let leader = leader_for(cx, host).await?;
+    let lab = &*cx.lab();
     let store = leader_store(lab, leader);
     let fl = filters(&a.filter)?;
     check_filters(&fl, &["name", "id", "mode", "label"])?;
@@ -1855,8 +1964,9 @@ fn service_ls(lab: &mut Lab, host: HostId, a: ServiceLsArgs) -> Res<CommandOutpu
     Ok(CommandOutput::out(table(&t)))
 }
 
-fn service_ps(lab: &mut Lab, host: HostId, a: ServicePsArgs) -> Res<CommandOutput> {
-    let leader = leader_for(lab, host)?;
+async fn service_ps(cx: &Cx<'_>, host: HostId, a: ServicePsArgs) -> Res<CommandOutput> {
+    let leader = leader_for(cx, host).await?;
+    let lab = &*cx.lab();
     let store = leader_store(lab, leader);
     if a.services.is_empty() {
         return Err(fail("docker: 'docker service ps' requires at least 1 argument\n\nUsage:  docker service ps [OPTIONS] SERVICE [SERVICE...]\n\nSee 'docker service ps --help'."));
@@ -1999,7 +2109,7 @@ fn service_ps(lab: &mut Lab, host: HostId, a: ServicePsArgs) -> Res<CommandOutpu
     Ok(out)
 }
 
-fn service_scale(lab: &mut Lab, host: HostId, a: ServicesArgs) -> Res<CommandOutput> {
+async fn service_scale(cx: &Cx<'_>, host: HostId, a: ServicesArgs) -> Res<CommandOutput> {
     let mut out = CommandOutput::default();
     if a.names.is_empty() {
         return Err(fail("docker: 'docker service scale' requires at least 1 argument\n\nUsage:  docker service scale SERVICE=REPLICAS [SERVICE=REPLICAS...]\n\nSee 'docker service scale --help'."));
@@ -2015,8 +2125,8 @@ fn service_scale(lab: &mut Lab, host: HostId, a: ServicesArgs) -> Res<CommandOut
         if n > MAX_REPLICAS {
             return Err(too_many_replicas(n));
         }
-        let now = now_ns(lab);
-        let res = write(lab, host, |_, store| {
+        let now = now_ns(&cx.lab());
+        let res = write(cx, host, |_, store| {
             let Some(s) = store.find_service(name) else {
                 return Err(fail(format!(
                     "{name}: Error response from daemon: service {name} not found"
@@ -2031,26 +2141,31 @@ fn service_scale(lab: &mut Lab, host: HostId, a: ServicesArgs) -> Res<CommandOut
             s.mode = Mode::Replicated(n);
             s.updated = now;
             Ok(vec![Action::PutService(s)])
-        });
-        let res = res.map(|leader| {
-            lab.swarm_note(host, format!("service {name} scaled to {n}"));
-            let mut text = format!("{name} scaled to {n}\n");
-            if !a.detach {
-                let id = leader_store(lab, leader)
-                    .find_service(name)
-                    .map(|s| s.id.clone());
-                if let Some(id) = id {
-                    text.push_str(&converge(lab, leader, &id, name, false));
+        })
+        .await;
+        let res = match res {
+            Ok(leader) => {
+                cx.lab()
+                    .swarm_note(host, format!("service {name} scaled to {n}"));
+                let mut text = format!("{name} scaled to {n}\n");
+                if !a.detach {
+                    let id = leader_store(&cx.lab(), leader)
+                        .find_service(name)
+                        .map(|s| s.id.clone());
+                    if let Some(id) = id {
+                        text.push_str(&converge(cx, leader, &id, name, false).await);
+                    }
                 }
+                Ok(text)
             }
-            text
-        });
+            Err(e) => Err(e),
+        };
         collect(&mut out, res);
     }
     Ok(out)
 }
 
-fn service_update(lab: &mut Lab, host: HostId, a: ServiceUpdateArgs) -> Res<CommandOutput> {
+async fn service_update(cx: &Cx<'_>, host: HostId, a: ServiceUpdateArgs) -> Res<CommandOutput> {
     let Some(name) = a.service.clone() else {
         return Err(fail("docker: 'docker service update' requires exactly 1 argument\n\nUsage:  docker service update [OPTIONS] SERVICE\n\nSee 'docker service update --help'."));
     };
@@ -2058,8 +2173,8 @@ fn service_update(lab: &mut Lab, host: HostId, a: ServiceUpdateArgs) -> Res<Comm
         None => None,
         Some(r) => Some(parse_replicas(r)?),
     };
-    let now = now_ns(lab);
-    let leader = write(lab, host, |_, store| {
+    let now = now_ns(&cx.lab());
+    let leader = write(cx, host, |_, store| {
         let Some(s) = store.find_service(&name) else {
             return Err(fail(format!(
                 "Error response from daemon: service {name} not found"
@@ -2169,36 +2284,38 @@ fn service_update(lab: &mut Lab, host: HostId, a: ServiceUpdateArgs) -> Res<Comm
         }
         s.updated = now;
         Ok(vec![Action::PutService(s)])
-    })?;
-    lab.swarm_note(host, format!("service {name} updated"));
+    })
+    .await?;
+    cx.lab().swarm_note(host, format!("service {name} updated"));
     let mut out = format!("{name}\n");
     if !a.detach {
-        let id = leader_store(lab, leader)
+        let id = leader_store(&cx.lab(), leader)
             .find_service(&name)
             .map(|s| s.id.clone());
         if let Some(id) = id {
-            out.push_str(&converge(lab, leader, &id, &name, a.quiet));
+            out.push_str(&converge(cx, leader, &id, &name, a.quiet).await);
         }
     }
     Ok(CommandOutput::out(out))
 }
 
-fn service_rm(lab: &mut Lab, host: HostId, a: ServicesArgs) -> Res<CommandOutput> {
+async fn service_rm(cx: &Cx<'_>, host: HostId, a: ServicesArgs) -> Res<CommandOutput> {
     if a.names.is_empty() {
         return Err(fail("docker: 'docker service rm' requires at least 1 argument\n\nUsage:  docker service rm SERVICE [SERVICE...]\n\nSee 'docker service rm --help' for more information"));
     }
     let mut out = CommandOutput::default();
     for name in &a.names {
-        let res = write(lab, host, |_, store| {
+        let res = write(cx, host, |_, store| {
             let Some(s) = store.find_service(name) else {
                 return Err(fail(format!(
                     "Error response from daemon: service {name} not found"
                 )));
             };
             Ok(vec![Action::DelService(s.id.clone())])
-        });
+        })
+        .await;
         let res = res.map(|_| {
-            lab.swarm_note(host, format!("service {name} removed"));
+            cx.lab().swarm_note(host, format!("service {name} removed"));
             format!("{name}\n")
         });
         collect(&mut out, res);
@@ -2266,8 +2383,9 @@ fn endpoint_json(s: &Service, store: &Store) -> serde_json::Value {
     out
 }
 
-fn service_inspect(lab: &mut Lab, host: HostId, a: ServicesArgs) -> Res<CommandOutput> {
-    let leader = leader_for(lab, host)?;
+async fn service_inspect(cx: &Cx<'_>, host: HostId, a: ServicesArgs) -> Res<CommandOutput> {
+    let leader = leader_for(cx, host).await?;
+    let lab = &*cx.lab();
     let store = leader_store(lab, leader);
     let mut found = Vec::new();
     for n in &a.names {
@@ -2348,16 +2466,22 @@ struct NetworkCreateArgs {
 }
 
 /// `docker network create|ls|rm` for swarm-scoped overlays.
-pub fn network(lab: &mut Lab, host: HostId, args: &[String]) -> CommandOutput {
+pub async fn network(cx: &Cx<'_>, host: HostId, args: &[String]) -> CommandOutput {
     let (sub, rest) = split_sub(args);
     let r = match sub {
-        "create" => parse::<NetworkCreateArgs>(rest, "network create", "[OPTIONS] NETWORK")
-            .and_then(|a| network_create(lab, host, a)),
-        "ls" | "list" => parse::<NetworkLsArgs>(rest, "network ls", "[OPTIONS]")
-            .and_then(|a| network_ls(lab, host, a)),
-        "rm" | "remove" => network_rm(lab, host, rest),
-        "inspect" => parse::<NetworkInspectArgs>(rest, "network inspect", "[OPTIONS] NETWORK [NETWORK...]")
-            .and_then(|a| network_inspect(lab, host, a)),
+        "create" => match parse::<NetworkCreateArgs>(rest, "network create", "[OPTIONS] NETWORK") {
+            Ok(a) => network_create(cx, host, a).await,
+            Err(e) => Err(e),
+        },
+        "ls" | "list" => match parse::<NetworkLsArgs>(rest, "network ls", "[OPTIONS]") {
+            Ok(a) => network_ls(cx, host, a).await,
+            Err(e) => Err(e),
+        },
+        "rm" | "remove" => network_rm(cx, host, rest).await,
+        "inspect" => match parse::<NetworkInspectArgs>(rest, "network inspect", "[OPTIONS] NETWORK [NETWORK...]") {
+            Ok(a) => network_inspect(cx, host, a).await,
+            Err(e) => Err(e),
+        },
         other if crate::dockerref::has_subcommand("network", other) => Err(CommandOutput::err(
             format!("swarmlab: docker network {other} is not simulated yet\n"),
             1,
@@ -2470,8 +2594,9 @@ fn local_network_view(
     ))
 }
 
-fn network_inspect(lab: &mut Lab, host: HostId, a: NetworkInspectArgs) -> Res<CommandOutput> {
-    let leader = leader_for(lab, host)?;
+async fn network_inspect(cx: &Cx<'_>, host: HostId, a: NetworkInspectArgs) -> Res<CommandOutput> {
+    let leader = leader_for(cx, host).await?;
+    let lab = &*cx.lab();
     let store = leader_store(lab, leader);
     let mut found = Vec::new();
     for n in &a.names {
@@ -2513,7 +2638,7 @@ fn valid_object_name(n: &str) -> bool {
         && n.ends_with(|c: char| c.is_ascii_alphanumeric())
 }
 
-fn network_create(lab: &mut Lab, host: HostId, a: NetworkCreateArgs) -> Res<CommandOutput> {
+async fn network_create(cx: &Cx<'_>, host: HostId, a: NetworkCreateArgs) -> Res<CommandOutput> {
     if a.name.as_deref().is_some_and(|n| !valid_object_name(n)) {
         return Err(fail(
             "Error response from daemon: rpc error: code = InvalidArgument desc = name must be valid as a DNS name component",
@@ -2528,13 +2653,13 @@ fn network_create(lab: &mut Lab, host: HostId, a: NetworkCreateArgs) -> Res<Comm
             a.driver.as_deref().unwrap_or("bridge")
         )));
     }
-    let id = lab.swarm_id();
-    let now = now_ns(lab);
+    let id = cx.lab().swarm_id();
+    let now = now_ns(&cx.lab());
     let encrypted = a
         .opt
         .iter()
         .any(|o| o == "encrypted" || o.starts_with("encrypted="));
-    write(lab, host, |_, store| {
+    write(cx, host, |_, store| {
         if store.networks.values().any(|n| n.name == name) {
             return Err(fail(format!(
                 "Error response from daemon: network with name {name} already exists"
@@ -2588,7 +2713,8 @@ fn network_create(lab: &mut Lab, host: HostId, a: NetworkCreateArgs) -> Res<Comm
             ingress: false,
             created: now,
         })])
-    })?;
+    })
+    .await?;
     Ok(CommandOutput::out(format!("{id}\n")))
 }
 
@@ -2602,7 +2728,7 @@ struct NetworkLsArgs {
     filter: Vec<String>,
 }
 
-fn network_ls(lab: &mut Lab, host: HostId, a: NetworkLsArgs) -> Res<CommandOutput> {
+async fn network_ls(cx: &Cx<'_>, host: HostId, a: NetworkLsArgs) -> Res<CommandOutput> {
     let fl = filters(&a.filter)?;
     check_filters(&fl, &["name", "driver", "scope"])?;
     let mut rows: Vec<(String, String, String, String)> = vec![
@@ -2610,7 +2736,16 @@ fn network_ls(lab: &mut Lab, host: HostId, a: NetworkLsArgs) -> Res<CommandOutpu
         ("host".into(), "host".into(), "local".into(), "h".into()),
         ("none".into(), "null".into(), "local".into(), "n".into()),
     ];
-    let in_swarm = lab.hosts[host.0].swarm.node_id.is_some();
+    let (in_swarm, manager) = {
+        let s = &cx.lab().hosts[host.0].swarm;
+        (s.node_id.is_some(), s.manager.is_some())
+    };
+    let leader = if in_swarm && manager {
+        Some(leader_for(cx, host).await?)
+    } else {
+        None
+    };
+    let lab = &*cx.lab();
     if in_swarm {
         rows.push((
             "docker_gwbridge".into(),
@@ -2618,8 +2753,7 @@ fn network_ls(lab: &mut Lab, host: HostId, a: NetworkLsArgs) -> Res<CommandOutpu
             "local".into(),
             "g".into(),
         ));
-        if lab.hosts[host.0].swarm.manager.is_some() {
-            let leader = leader_for(lab, host)?;
+        if let Some(leader) = leader {
             for n in leader_store(lab, leader).networks.values() {
                 rows.push((
                     n.name.clone(),
@@ -2696,13 +2830,13 @@ fn network_ls(lab: &mut Lab, host: HostId, a: NetworkLsArgs) -> Res<CommandOutpu
     Ok(CommandOutput::out(table(&t)))
 }
 
-fn network_rm(lab: &mut Lab, host: HostId, names: &[String]) -> Res<CommandOutput> {
+async fn network_rm(cx: &Cx<'_>, host: HostId, names: &[String]) -> Res<CommandOutput> {
     if names.is_empty() {
         return Err(fail("docker: 'docker network rm' requires at least 1 argument\n\nUsage:  docker network rm NETWORK [NETWORK...]\n\nSee 'docker network rm --help' for more information"));
     }
     let mut out = CommandOutput::default();
     for name in names {
-        let res = write(lab, host, |_, store| {
+        let res = write(cx, host, |_, store| {
             let Some(n) = store.find_network(name) else {
                 return Err(fail(format!(
                     "Error response from daemon: network {name} not found"
@@ -2724,7 +2858,8 @@ fn network_rm(lab: &mut Lab, host: HostId, names: &[String]) -> Res<CommandOutpu
                 return Err(fail(format!("Error response from daemon: rpc error: code = FailedPrecondition desc = network {} is in use by service {}", n.id, s.id)));
             }
             Ok(vec![Action::DelNetwork(n.id.clone())])
-        });
+        })
+        .await;
         collect(&mut out, res.map(|_| format!("{name}\n")));
     }
     if out.exit_code != 0 {
@@ -2736,33 +2871,37 @@ fn network_rm(lab: &mut Lab, host: HostId, names: &[String]) -> Res<CommandOutpu
 /// `docker run --network NET` on a swarm node, where NET is a swarm network: the node asks
 /// the leader (through its dispatcher on 2377) for an address. `Ok(None)` when NET is not a
 /// swarm network.
-pub(crate) fn attachment(
-    lab: &mut Lab,
+pub(crate) async fn attachment(
+    cx: &Cx<'_>,
     host: HostId,
     network: &str,
     container: &str,
 ) -> Result<Option<(Network, Ipv4Addr)>, String> {
-    if lab.hosts[host.0].swarm.node_id.is_none() {
-        return Ok(None);
-    }
-    let Some((leader, store)) = lab.swarm_view().map(|(l, s)| (l, s.clone())) else {
-        return Ok(None);
-    };
-    let Some(net) = store.find_network(network).cloned() else {
-        return Ok(None);
-    };
-    if net.ingress || !net.attachable {
-        return Err(format!("docker: Error response from daemon: Could not attach to network {network}: rpc error: code = PermissionDenied desc = network {network} not manually attachable."));
-    }
-    if host != leader && lab.tcp_path(host, leader, SWARM_PORT).is_err() {
-        return Err(format!("docker: Error response from daemon: Could not attach to network {network}: context deadline exceeded."));
-    }
-    let tasks: Vec<_> = store.tasks.values().cloned().collect();
-    let Some(ip) = Service::free_address(&store, &net, &tasks) else {
-        return Err(format!("docker: Error response from daemon: could not find an available, non-overlapping IPv4 address pool among the defaults to assign to the network {network}"));
+    let (leader, net, ip) = {
+        let lab = cx.lab();
+        if lab.hosts[host.0].swarm.node_id.is_none() {
+            return Ok(None);
+        }
+        let Some((leader, store)) = lab.swarm_view().map(|(l, s)| (l, s.clone())) else {
+            return Ok(None);
+        };
+        let Some(net) = store.find_network(network).cloned() else {
+            return Ok(None);
+        };
+        if net.ingress || !net.attachable {
+            return Err(format!("docker: Error response from daemon: Could not attach to network {network}: rpc error: code = PermissionDenied desc = network {network} not manually attachable."));
+        }
+        if host != leader && lab.tcp_path(host, leader, SWARM_PORT).is_err() {
+            return Err(format!("docker: Error response from daemon: Could not attach to network {network}: context deadline exceeded."));
+        }
+        let tasks: Vec<_> = store.tasks.values().cloned().collect();
+        let Some(ip) = Service::free_address(&store, &net, &tasks) else {
+            return Err(format!("docker: Error response from daemon: could not find an available, non-overlapping IPv4 address pool among the defaults to assign to the network {network}"));
+        };
+        (leader, net, ip)
     };
     commit(
-        lab,
+        cx,
         leader,
         &[Action::PutAttachment(
             container.to_string(),
@@ -2770,17 +2909,22 @@ pub(crate) fn attachment(
             ip,
         )],
     )
+    .await
     .map_err(|o| o.stderr.trim_end().to_string())?;
     Ok(Some((net, ip)))
 }
 
 /// The attachment of a removed container is released.
-pub(crate) fn detach(lab: &mut Lab, container: &str) {
-    let Some((leader, store)) = lab.swarm_view().map(|(l, s)| (l, s.clone())) else {
+pub(crate) async fn detach(cx: &Cx<'_>, container: &str) {
+    let view = cx
+        .lab()
+        .swarm_view()
+        .map(|(l, s)| (l, s.attachments.contains_key(container)));
+    let Some((leader, attached)) = view else {
         return;
     };
-    if store.attachments.contains_key(container) {
-        let _ = commit(lab, leader, &[Action::DelAttachment(container.to_string())]);
+    if attached {
+        let _ = commit(cx, leader, &[Action::DelAttachment(container.to_string())]).await;
     }
 }
 

@@ -25,13 +25,15 @@ const FRAME_BUF: usize = 2048;
 
 pub use crate::ids::{ContainerId, NetId};
 
+pub mod cx;
 mod ingress;
 mod members;
 mod overlay;
 mod stacks;
 mod swarm;
 
-pub(crate) use stacks::Ns;
+pub(crate) use overlay::ATTACH_TIME;
+pub(crate) use stacks::{dns_resolve, tcp_request, Ns};
 
 /// An IPv4 subnet.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -915,6 +917,21 @@ impl Lab {
             self.handle(ev);
         }
         self.engine.advance_to(until);
+    }
+
+    /// Run one event due by `until` and return true; when none is left, set the clock to
+    /// `until` and return false.
+    pub fn step_until(&mut self, until: Instant) -> bool {
+        match self.engine.pop_until(until) {
+            Some((_, ev)) => {
+                self.handle(ev);
+                true
+            }
+            None => {
+                self.engine.advance_to(until);
+                false
+            }
+        }
     }
 
     /// Run events until `done` holds or `until` passes; returns whether `done` held.

@@ -9,6 +9,10 @@ use crate::swarm::store::Network;
 use crate::traffic::{EndpointRecord, ENDPOINT_TABLE};
 use gossip::tables::{Change, TableEvent};
 
+/// How long the engine takes to create and start a container attached to a swarm
+/// network, while NetworkDB syncs the network.
+pub(crate) const ATTACH_TIME: crate::time::Duration = crate::time::Duration::from_millis(200);
+
 fn since_start(lab: &Lab) -> std::time::Duration {
     std::time::Duration::from_nanos(lab.now().0)
 }
@@ -134,6 +138,8 @@ impl Lab {
 
     /// `docker run --network NET` on an attachable swarm network: a container at the
     /// address the leader gave, published in NetworkDB like a task (its name resolves).
+    /// The engine then takes `ATTACH_TIME` to start it while NetworkDB syncs the network:
+    /// `docker run` waits that long.
     #[allow(clippy::too_many_arguments)]
     pub(crate) fn attach_container(
         &mut self,
@@ -148,9 +154,6 @@ impl Lab {
         let nid = self.swarm_overlay(host, net)?;
         let cid = self.create_container(host, name, nid, ip, image, command, restart, true);
         self.publish_endpoint(host, cid);
-        // The engine creates and starts the container while NetworkDB syncs the network.
-        let until = self.now() + crate::time::Duration::from_millis(200);
-        self.run_until(until);
         Some(cid)
     }
 

@@ -3,6 +3,7 @@
 //! at 127.0.0.11, the VIP balancing inside a container's namespace, and the namespace
 //! the programs see (`Ns`).
 
+use super::cx::Cx;
 use super::*;
 use crate::netstack::{App, ClientEnd, Framing, Stack};
 use crate::traffic::{EndpointRecord, Owner, ENDPOINT_TABLE, OVERLAY_MTU};
@@ -131,18 +132,17 @@ impl Lab {
         self.stack_poll(owner);
     }
 
-    /// Open a TCP connection from `owner` to `dst`, send `request`, and run the lab until
-    /// the reply is complete, the connection fails, or `timeout` passes. A container
+    /// Open a TCP connection from `owner` to `dst` and send `request`. A container
     /// connecting to a service VIP is balanced to a task first, as IPVS does in its
-    /// namespace. Returns how it ended, the bytes received and where it really went.
-    pub(crate) fn tcp_request(
+    /// namespace. Returns the client's index and where it really goes, or how it ended
+    /// at once.
+    fn tcp_open(
         &mut self,
         owner: Owner,
         dst: SocketAddrV4,
         request: Vec<u8>,
         framing: Framing,
-        timeout: Duration,
-    ) -> (ClientEnd, Vec<u8>, SocketAddrV4) {
+    ) -> Result<(usize, SocketAddrV4), (ClientEnd, SocketAddrV4)> {
         let real = match owner {
             Owner::Container(cid) => self.balance(cid, dst),
             Owner::Host(_) => dst,
@@ -157,37 +157,39 @@ impl Lab {
             }
         }
         let Some(port) = self.ephemeral_port(owner) else {
-            return (ClientEnd::NoPort, Vec::new(), real);
+            return Err((ClientEnd::NoPort, real));
         };
         let Some(s) = self.stack_mut(owner) else {
-            return (ClientEnd::Unreachable, Vec::new(), real);
+            return Err((ClientEnd::Unreachable, real));
         };
         let i = s.connect(real, port, request, framing);
         self.stack_poll(owner);
-        let deadline = self.now() + timeout;
-        let ended = |lab: &Lab| match owner {
-            Owner::Container(c) => lab.containers[c.0]
-                .stack
-                .as_ref()
-                .is_none_or(|s| s.client_ended(i)),
-            Owner::Host(h) => lab.hosts[h.0]
-                .stack
-                .as_ref()
-                .is_none_or(|s| s.client_ended(i)),
+        Ok((i, real))
+    }
+
+    /// Whether client `i` of `owner` has ended (or its namespace is gone).
+    fn tcp_ended(&self, owner: Owner, i: usize) -> bool {
+        let stack = match owner {
+            Owner::Container(c) => self.containers[c.0].stack.as_ref(),
+            Owner::Host(h) => self.hosts[h.0].stack.as_ref(),
         };
-        self.run_until_or(deadline, ended);
+        stack.is_none_or(|s| s.client_ended(i))
+    }
+
+    /// Client `i`'s end and the bytes it received; one still open is timed out.
+    fn tcp_close(&mut self, owner: Owner, i: usize) -> (ClientEnd, Vec<u8>) {
         let Some(s) = self.stack_mut(owner) else {
             // The container died under the client.
-            return (ClientEnd::Reset, Vec::new(), real);
+            return (ClientEnd::Reset, Vec::new());
         };
         if !s.client_ended(i) {
             s.end_client(i, ClientEnd::TimedOut);
         }
-        let (end, response) = s
+        let result = s
             .take_result(i)
             .unwrap_or((ClientEnd::TimedOut, Vec::new()));
         self.stack_poll(owner);
-        (end, response, real)
+        result
     }
 
     /// Linux's ephemeral port range, a port chosen at random among the free ones.
@@ -221,31 +223,25 @@ impl Lab {
         SocketAddrV4::new(pick, dst.port())
     }
 
-    /// Resolve `name` from a container as its programs do: an A query over UDP from its
-    /// stack to the embedded DNS server at 127.0.0.11, answered by the node's engine.
-    /// `None` for NXDOMAIN (or no answer within 5 s).
-    pub fn dns_resolve(&mut self, cid: ContainerId, name: &str) -> Option<Vec<Ipv4Addr>> {
-        if let Ok(ip) = name.parse::<Ipv4Addr>() {
-            return Some(vec![ip]);
-        }
+    /// Send an A query for `name` from a container's stack to the embedded DNS server
+    /// at 127.0.0.11: the query's number, or `None` when it cannot be asked.
+    fn dns_ask(&mut self, cid: ContainerId, name: &str) -> Option<usize> {
         let owner = Owner::Container(cid);
         let q = self.stack_mut(owner)?.resolve(name)?;
         self.stack_poll(owner);
-        let deadline = self.now() + Duration::from_secs(5);
-        let mut result = None;
-        self.run_until_or(deadline, |lab: &Lab| {
-            lab.containers[cid.0]
-                .stack
-                .as_ref()
-                .is_none_or(|s| !s.query_pending(q))
-        });
-        if let Some(s) = self.stack_mut(owner) {
-            match s.resolved(q) {
-                Some(r) => result = r,
-                None => s.cancel_query(q),
+        Some(q)
+    }
+
+    /// The answer to query `q`, which is given up if it has none yet.
+    fn dns_answer(&mut self, cid: ContainerId, q: usize) -> Option<Vec<Ipv4Addr>> {
+        let s = self.stack_mut(Owner::Container(cid))?;
+        match s.resolved(q) {
+            Some(r) => r,
+            None => {
+                s.cancel_query(q);
+                None
             }
         }
-        result
     }
 
     /// The embedded DNS server: a query a container sent to 127.0.0.11:53 is answered
@@ -428,29 +424,71 @@ impl Lab {
     }
 }
 
+/// Open a TCP connection from `owner` to `dst`, send `request`, and wait until the
+/// reply is complete (`framing`), the connection fails, or `timeout` passes. Returns how
+/// it ended, the bytes received and where it really went (a VIP is balanced to a task).
+pub(crate) async fn tcp_request(
+    cx: &Cx<'_>,
+    owner: Owner,
+    dst: SocketAddrV4,
+    request: Vec<u8>,
+    framing: Framing,
+    timeout: Duration,
+) -> (ClientEnd, Vec<u8>, SocketAddrV4) {
+    let opened = cx.lab().tcp_open(owner, dst, request, framing);
+    let (i, real) = match opened {
+        Ok(o) => o,
+        Err((end, real)) => return (end, Vec::new(), real),
+    };
+    let deadline = cx.now() + timeout;
+    cx.wait_until(deadline, |lab: &Lab| lab.tcp_ended(owner, i))
+        .await;
+    let (end, response) = cx.lab().tcp_close(owner, i);
+    (end, response, real)
+}
+
+/// Resolve `name` from a container as its programs do: an A query over UDP from its
+/// stack to the embedded DNS server at 127.0.0.11, answered by the node's engine.
+/// `None` for NXDOMAIN (or no answer within 5 s).
+pub async fn dns_resolve(cx: &Cx<'_>, cid: ContainerId, name: &str) -> Option<Vec<Ipv4Addr>> {
+    if let Ok(ip) = name.parse::<Ipv4Addr>() {
+        return Some(vec![ip]);
+    }
+    let q = cx.lab().dns_ask(cid, name)?;
+    let deadline = cx.now() + Duration::from_secs(5);
+    cx.wait_until(deadline, |lab: &Lab| {
+        lab.containers[cid.0]
+            .stack
+            .as_ref()
+            .is_none_or(|s| !s.query_pending(q))
+    })
+    .await;
+    cx.lab().dns_answer(cid, q)
+}
+
 /// A container's or a host's network namespace, as its programs see it.
-pub(crate) struct Ns<'a> {
-    lab: &'a mut Lab,
+pub(crate) struct Ns<'c, 'a> {
+    cx: &'c Cx<'a>,
     owner: Owner,
 }
 
-impl<'a> Ns<'a> {
-    /// The namespace of `owner`.
-    pub(crate) fn new(lab: &'a mut Lab, owner: Owner) -> Ns<'a> {
-        Ns { lab, owner }
+impl<'c, 'a> Ns<'c, 'a> {
+    /// The namespace of `owner`, for a command running in `cx`.
+    pub(crate) fn new(cx: &'c Cx<'a>, owner: Owner) -> Ns<'c, 'a> {
+        Ns { cx, owner }
     }
 }
 
-impl crate::programs::Netns for Ns<'_> {
+impl crate::programs::Netns for Ns<'_, '_> {
     fn now(&self) -> Instant {
-        self.lab.now()
+        self.cx.now()
     }
 
-    fn resolve(&mut self, name: &str) -> Option<Vec<Ipv4Addr>> {
+    async fn resolve(&mut self, name: &str) -> Option<Vec<Ipv4Addr>> {
         match self.owner {
-            Owner::Container(c) => self.lab.dns_resolve(c, name),
+            Owner::Container(c) => dns_resolve(self.cx, c, name).await,
             Owner::Host(h) => {
-                let lab = &self.lab;
+                let lab = self.cx.lab();
                 let own = lab.underlay.nic(h).ip;
                 let ip = match name {
                     // The node itself: Docker's iptables rules send a published port's
@@ -468,22 +506,22 @@ impl crate::programs::Netns for Ns<'_> {
     }
 
     fn own_ip(&self) -> Ipv4Addr {
+        let lab = self.cx.lab();
         match self.owner {
-            Owner::Container(c) => self.lab.containers[c.0].ip,
-            Owner::Host(h) => self.lab.underlay.nic(h).ip,
+            Owner::Container(c) => lab.containers[c.0].ip,
+            Owner::Host(h) => lab.underlay.nic(h).ip,
         }
     }
 
-    fn request(
+    async fn request(
         &mut self,
         dst: SocketAddrV4,
         request: Vec<u8>,
         framing: Framing,
         timeout: Duration,
     ) -> (ClientEnd, Vec<u8>) {
-        let (end, response, _) = self
-            .lab
-            .tcp_request(self.owner, dst, request, framing, timeout);
+        let (end, response, _) =
+            tcp_request(self.cx, self.owner, dst, request, framing, timeout).await;
         (end, response)
     }
 
@@ -492,11 +530,11 @@ impl crate::programs::Netns for Ns<'_> {
         let Owner::Container(cid) = self.owner else {
             return Vec::new();
         };
-        self.lab
-            .ifaces(cid)
+        let lab = self.cx.lab();
+        lab.ifaces(cid)
             .into_iter()
             .map(|i| {
-                let net = &self.lab.nets[i.net.0];
+                let net = &lab.nets[i.net.0];
                 crate::programs::Interface {
                     ip: i.ip,
                     prefix: net.subnet.prefix,
@@ -512,7 +550,8 @@ impl crate::programs::Netns for Ns<'_> {
     }
 
     fn container_named_by_id(&self, id: &str) -> Option<String> {
-        self.lab
+        self.cx
+            .lab()
             .containers
             .iter()
             .find(|c| !c.id.is_empty() && c.id.starts_with(id))
@@ -568,6 +607,7 @@ fn udp_packet(src: SocketAddrV4, dst: SocketAddrV4, payload: &[u8]) -> Option<Ve
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::lab::cx::drive;
     use crate::lab::{Lab, RestartPolicy, Subnet};
     use proptest::prelude::*;
     use std::collections::BTreeSet;
@@ -600,24 +640,31 @@ mod tests {
 
     /// `GET /` from `client` to the whoami at 10.9.0.2.
     fn get_web(lab: &mut Lab, client: ContainerId) -> (ClientEnd, Vec<u8>) {
-        let (end, response, _) = lab.tcp_request(
+        let cx = Cx::new(lab);
+        let get = tcp_request(
+            &cx,
             Owner::Container(client),
             SocketAddrV4::new(Ipv4Addr::new(10, 9, 0, 2), 80),
             b"GET / HTTP/1.1\r\nHost: web\r\n\r\n".to_vec(),
             Framing::Http,
             Duration::from_secs(5),
         );
+        let (end, response, _) = drive(&cx, get);
         (end, response)
     }
 
     #[test]
     fn a_client_fetches_across_the_overlay_and_resolves_over_udp() {
         let (mut lab, _, client) = lab();
+        let resolve = |lab: &mut Lab, name: &str| {
+            let cx = Cx::new(lab);
+            drive(&cx, dns_resolve(&cx, client, name))
+        };
         assert_eq!(
-            lab.dns_resolve(client, "web"),
+            resolve(&mut lab, "web"),
             Some(vec![Ipv4Addr::new(10, 9, 0, 2)])
         );
-        assert_eq!(lab.dns_resolve(client, "nothing"), None);
+        assert_eq!(resolve(&mut lab, "nothing"), None);
         let (end, response) = get_web(&mut lab, client);
         assert_eq!(end, ClientEnd::Done);
         assert!(String::from_utf8_lossy(&response).contains("Hostname: "));

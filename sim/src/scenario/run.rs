@@ -318,12 +318,14 @@ impl Runner {
             Expectation::Http { host, port, ok } => {
                 let h = self.host(host);
                 let port = *port;
-                self.retry(*ok, within, |lab| crate::observe::http_probe(lab, h, port))
+                self.retry(*ok, within, |s| {
+                    s.run(async |cx| crate::observe::http_probe(cx, h, port).await)
+                })
             }
             Expectation::Reach { from, to, port, ok } => {
                 let (from, to, port) = (from.clone(), to.clone(), *port);
-                self.retry(*ok, within, |lab| {
-                    crate::observe::reach_probe(lab, &from, &to, port)
+                self.retry(*ok, within, |s| {
+                    s.run(async |cx| crate::observe::reach_probe(cx, &from, &to, port).await)
                 })
             }
             Expectation::Resolve {
@@ -361,8 +363,10 @@ impl Runner {
                 let start = self.s.lab.now();
                 let deadline = start + within.unwrap_or(Duration::ZERO);
                 loop {
-                    let r =
-                        crate::observe::spread_probe(&mut self.s.lab, h, *port, service, *requests);
+                    let (port, requests) = (*port, *requests);
+                    let r = self.s.run(async |cx| {
+                        crate::observe::spread_probe(cx, h, port, service, requests).await
+                    });
                     if r.is_ok() || self.s.lab.now() >= deadline {
                         let waited = if within.is_some() {
                             format!(", after {}", fmt_secs(self.s.lab.now() - start))
@@ -375,7 +379,7 @@ impl Runner {
                         };
                     }
                     let next = (self.s.now() + Duration::from_secs(1)).min(deadline);
-                    self.s.run_until(next);
+                    self.s.sleep_until(next);
                 }
             }
             Expectation::Swarm(e) => {
@@ -480,7 +484,7 @@ impl Runner {
             }
             // Next probe one second after the previous one started.
             let next = (probe_start + Duration::from_secs(1)).max(self.s.now());
-            self.s.run_until(next.min(deadline));
+            self.s.sleep_until(next.min(deadline));
         }
     }
 
@@ -490,13 +494,13 @@ impl Runner {
         &mut self,
         ok: bool,
         within: Option<Duration>,
-        mut probe: impl FnMut(&mut Lab) -> Result<String, String>,
+        mut probe: impl FnMut(&mut Session) -> Result<String, String>,
     ) -> (bool, String) {
         let start = self.s.lab.now();
         let deadline = start + within.unwrap_or(Duration::ZERO);
         loop {
             let probe_start = self.s.lab.now();
-            let result = probe(&mut self.s.lab);
+            let result = probe(&mut self.s);
             let text = match &result {
                 Ok(s) | Err(s) => s.clone(),
             };
@@ -516,7 +520,7 @@ impl Runner {
                 return (false, format!("{text}{span}"));
             }
             let next = (probe_start + Duration::from_secs(1)).max(self.s.now());
-            self.s.run_until(next.min(deadline));
+            self.s.sleep_until(next.min(deadline));
         }
     }
 
