@@ -101,7 +101,7 @@ fn swarmlab_answers_as_a_real_single_node_swarm() {
     };
     let ours = run(&mut lab, &["swarm", "init"]);
     assert_eq!(ours.exit_code, 0, "{ours:?}");
-    let our_id = lab.hosts[h.0].swarm.node_id.clone().unwrap();
+    let our_id = lab.swarm_of(h).node_id.clone().unwrap();
 
     // The first lines of `swarm init` (the token differs).
     let first = |o: &CommandOutput| o.stdout.lines().take(4).collect::<Vec<_>>().join("\n");

@@ -104,8 +104,7 @@ expect output contains \"w1 Pause\"
 /// leader before `until` (the moment its heartbeat deadline last moved).
 fn last_heartbeat(lab: &mut Lab, leader: usize, node: &str, until: Instant) -> Instant {
     let deadline = |lab: &Lab| {
-        lab.hosts[leader]
-            .swarm
+        lab.swarm_of(swarmlab::underlay::HostId(leader))
             .manager
             .as_ref()
             .and_then(|m| m.duties.as_ref())
@@ -143,7 +142,7 @@ sleep 20s
         assert_eq!(o.failed, 0, "{}", o.timeline);
         let mut lab = o.lab;
         let w1 = lab.underlay.by_name("w1").unwrap();
-        let node = lab.hosts[w1.0].swarm.node_id.clone().unwrap();
+        let node = lab.swarm_of(w1).node_id.clone().unwrap();
         let leader = lab.underlay.by_name("m1").unwrap().0;
         // Crash at a random point of the heartbeat cycle.
         let crash_at = lab.now() + Duration::from_millis(6000 + 997 * seed);
@@ -738,7 +737,12 @@ fn a_thousand_replicas_on_one_node_start_in_batched_writes() {
          sleep 1s\n",
     );
     assert_eq!((o.held, o.failed), (1, 0), "{}", o.timeline);
-    let m = o.lab.hosts[0].swarm.manager.as_ref().expect("n1 manages");
+    let m = o
+        .lab
+        .swarm_of(swarmlab::underlay::HostId(0))
+        .manager
+        .as_ref()
+        .expect("n1 manages");
     let batches = m.raft.applied_batches();
     assert!(batches < 50, "{batches} Raft batches for 1000 tasks");
     assert_eq!(
@@ -784,8 +788,8 @@ fn a_joining_manager_learns_the_store_by_replaying_the_log_even_after_force_new_
     assert_eq!(o.failed, 0, "{}", o.timeline);
     let m1 = o.lab.underlay.by_name("m1").unwrap();
     let m3 = o.lab.underlay.by_name("m3").unwrap();
-    let leader = o.lab.hosts[m1.0].swarm.manager.as_ref().unwrap();
-    let joiner = o.lab.hosts[m3.0].swarm.manager.as_ref().unwrap();
+    let leader = o.lab.swarm_of(m1).manager.as_ref().unwrap();
+    let joiner = o.lab.swarm_of(m3).manager.as_ref().unwrap();
     // The joiner applied every batch of the new log itself, the first one (the whole
     // store) included: what it holds came through Raft. (A copy of the leader's store
     // would have let it skip the batches written before it joined.)
@@ -960,7 +964,7 @@ fn quiet_listings_print_the_ids_docker_prints() {
     assert_eq!(ps.lines().count(), 2, "{ps:?}");
     assert!(ps.lines().all(|l| l.len() == 25), "{ps:?}");
     let m1 = o.lab.underlay.by_name("m1").unwrap();
-    let id = o.lab.hosts[m1.0].swarm.node_id.clone().unwrap();
+    let id = o.lab.swarm_of(m1).node_id.clone().unwrap();
     assert_eq!(promote, format!("Node {id} is already a manager.\n"));
 }
 

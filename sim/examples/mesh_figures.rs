@@ -92,7 +92,7 @@ fn main() {
         }
         healed.push(first_ok.expect("the mesh answers again within 60 s"));
         // The leader sees w3 Down, then starts its task elsewhere.
-        let w3_node = lab.hosts[w3.0].swarm.node_id.clone().expect("joined");
+        let w3_node = lab.swarm_of(w3).node_id.clone().expect("joined");
         let back = lab.run_until_or(t0 + Duration::from_secs(90), |lab: &Lab| {
             let down = lab.swarm_view().is_some_and(|(_, s)| {
                 s.nodes

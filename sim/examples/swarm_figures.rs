@@ -99,7 +99,7 @@ fn main() {
         // A worker crash: time to Down, and to its tasks running elsewhere.
         let mut lab = swarm(seed, 40);
         let w = lab.underlay.by_name("w7").expect("declared");
-        let node = lab.hosts[w.0].swarm.node_id.clone().expect("joined");
+        let node = lab.swarm_of(w).node_id.clone().expect("joined");
         let offset = Duration::from_millis(lab.rng.below(5000));
         lab.run_until(lab.now() + offset);
         let t0 = lab.now();

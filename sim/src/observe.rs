@@ -240,7 +240,7 @@ pub fn quorum(lab: &Lab) -> (Option<HostId>, bool) {
     let Some((leader, _)) = lab.swarm_view() else {
         return (None, false);
     };
-    let Some(m) = lab.hosts[leader.0].swarm.manager.as_ref() else {
+    let Some(m) = lab.swarm_of(leader).manager.as_ref() else {
         return (Some(leader), false);
     };
     let voters = m.raft.voters();
@@ -278,13 +278,13 @@ pub fn running_tasks(lab: &Lab, service: &str) -> Vec<String> {
 fn task_containers(lab: &Lab, service: &str) -> Vec<(HostId, ContainerId, String)> {
     use crate::swarm::store::TaskState;
     let mut out = Vec::new();
-    for (i, h) in lab.hosts.iter().enumerate() {
+    for i in 0..lab.hosts.len() {
         let host = HostId(i);
         if !lab.underlay.nic(host).up {
             continue;
         }
-        let followed: BTreeMap<ContainerId, &crate::swarm::AgentTask> = h
-            .swarm
+        let followed: BTreeMap<ContainerId, &crate::swarm::AgentTask> = lab
+            .swarm_of(host)
             .agent
             .iter()
             .flat_map(|a| a.tasks.values())

@@ -522,7 +522,7 @@ fn docker_ps(lab: &mut Lab, host: HostId, args: &[String]) -> CommandOutput {
             ],
         ));
     }
-    if let Some(agent) = lab.hosts[host.0].swarm.agent.as_ref() {
+    if let Some(agent) = lab.swarm_of(host).agent.as_ref() {
         for (i, (id, t)) in agent.tasks.iter().enumerate() {
             use crate::swarm::store::TaskState;
             if t.container.is_some() {
@@ -650,16 +650,12 @@ async fn docker_stop_start(
         match found {
             Some(c) => {
                 if start {
-                    let mut lab = cx.lab();
-                    lab.containers[c.0].stopped_by_user = false;
-                    lab.start_container(c);
+                    cx.lab().user_start_container(c);
                 } else if cx.lab().containers[c.0].running {
                     // PID 1 (sleep, a shell) ignores SIGTERM: Docker waits the grace
                     // period, then SIGKILLs it, so the exit status is 137.
                     cx.sleep_until(cx.now() + grace).await;
-                    let mut lab = cx.lab();
-                    lab.stop_container(c, 137, "docker stop");
-                    lab.containers[c.0].stopped_by_user = true;
+                    cx.lab().user_stop_container(c);
                 }
                 out.stdout.push_str(&format!("{name}\n"));
             }

@@ -11,7 +11,7 @@ use crate::swarm::store::{
     Action, Availability, Cluster, Constraint, Mode, Network, Node, NodeStatus, PortSpec, Role,
     Service, Store, TaskState,
 };
-use crate::swarm::{Manager, NOT_IN_SWARM, NOT_MANAGER_WORKER, NO_LEADER, SWARM_PORT};
+use crate::swarm::{NOT_IN_SWARM, NOT_MANAGER_WORKER, NO_LEADER, SWARM_PORT};
 use crate::time::{Duration, Instant};
 use crate::underlay::HostId;
 use clap::Parser;
@@ -32,7 +32,7 @@ fn fail(text: impl Into<String>) -> CommandOutput {
 async fn leader_for(cx: &Cx<'_>, host: HostId) -> Res<HostId> {
     {
         let lab = cx.lab();
-        let s = &lab.hosts[host.0].swarm;
+        let s = &lab.swarm_of(host);
         if s.node_id.is_none() {
             return Err(fail(NOT_IN_SWARM));
         }
@@ -51,8 +51,8 @@ async fn leader_for(cx: &Cx<'_>, host: HostId) -> Res<HostId> {
     let (leader, back) = {
         let lab = cx.lab();
         let leader = lab.swarm_leader_of(host).ok_or_else(|| fail(NO_LEADER))?;
-        let leads = lab.hosts[leader.0]
-            .swarm
+        let leads = lab
+            .swarm_of(leader)
             .manager
             .as_ref()
             .is_some_and(|m| m.raft.is_leader());
@@ -76,8 +76,7 @@ async fn leader_for(cx: &Cx<'_>, host: HostId) -> Res<HostId> {
 }
 
 fn leader_store(lab: &Lab, leader: HostId) -> Store {
-    lab.hosts[leader.0]
-        .swarm
+    lab.swarm_of(leader)
         .manager
         .as_ref()
         .map(|m| m.store.clone())
@@ -93,15 +92,15 @@ async fn commit(cx: &Cx<'_>, leader: HostId, actions: &[Action]) -> Res<()> {
     let target = proposed.map_err(|e| fail(&e))?;
     let deadline = cx.now() + Duration::from_secs(30);
     let done = |lab: &Lab| {
-        lab.hosts[leader.0]
-            .swarm
+        lab.swarm_of(leader)
             .manager
             .as_ref()
             .is_none_or(|m| m.raft.applied_batches() >= target || !m.raft.is_leader())
     };
     cx.wait_until(deadline, done).await;
-    let ok = cx.lab().hosts[leader.0]
-        .swarm
+    let ok = cx
+        .lab()
+        .swarm_of(leader)
         .manager
         .as_ref()
         .is_some_and(|m| m.raft.applied_batches() >= target);
@@ -373,7 +372,7 @@ async fn swarm_init(cx: &Cx<'_>, host: HostId, a: InitArgs) -> Res<CommandOutput
     let (cluster, node, ingress, node_id, token) = {
         let mut g = cx.lab();
         let lab = &mut *g;
-        if lab.hosts[host.0].swarm.node_id.is_some() {
+        if lab.swarm_of(host).node_id.is_some() {
             return Err(fail(ALREADY_IN_SWARM));
         }
         let pool = a
@@ -427,12 +426,7 @@ async fn swarm_init(cx: &Cx<'_>, host: HostId, a: InitArgs) -> Res<CommandOutput
         };
         let raft = RaftNode::bootstrap(raft_id, addr).map_err(|e| fail(&e))?;
         let token = cluster.token(Role::Worker);
-        {
-            let s = &mut lab.hosts[host.0].swarm;
-            s.node_id = Some(node_id.clone());
-            s.manager = Some(Manager::new(raft, Store::default()));
-        }
-        lab.manager_poll(host);
+        lab.swarm_start_first_manager(host, node_id.clone(), raft);
         (cluster, node, ingress, node_id, token)
     };
     commit(
@@ -465,40 +459,14 @@ async fn swarm_init(cx: &Cx<'_>, host: HostId, a: InitArgs) -> Res<CommandOutput
 /// `--force-new-cluster`: a surviving manager becomes the only voter of a new Raft
 /// group, keeping the store (services, workers, tasks).
 async fn force_new_cluster(cx: &Cx<'_>, host: HostId, addr: Ipv4Addr) -> Res<CommandOutput> {
-    let force_actions = {
-        let mut g = cx.lab();
-        let lab = &mut *g;
-        let s = &mut lab.hosts[host.0].swarm;
-        let Some(old) = s.manager.take() else {
-            return Err(fail(
-                "Error response from daemon: This node is not part of a swarm",
-            ));
-        };
-        let id = old.raft.id;
-        let mut store = old.store;
-        let raft = RaftNode::bootstrap(id, addr).map_err(|e| fail(&e))?;
-        // The new group's log starts afresh; the applied store carries over, and records
-        // this member as the new group's origin.
-        store.applied = 0;
-        if let Some(c) = store.cluster.as_mut() {
-            c.raft_origin = id;
-        }
-        // The new log's first batch writes the whole store again, so that a manager that
-        // joins later learns it by replaying the log from the start.
-        let force_actions = store.as_actions();
-        s.epoch += 1;
-        s.manager = Some(Manager::new(raft, store));
-        s.seen_leader = None;
-        lab.manager_poll(host);
-        force_actions
-    };
+    let force_actions = cx.lab().swarm_force_new_cluster(host, addr).map_err(fail)?;
     commit(cx, host, &force_actions).await?;
     let mut g = cx.lab();
     let lab = &mut *g;
     lab.manager_ticks(host);
-    let node_id = lab.hosts[host.0].swarm.node_id.clone().unwrap_or_default();
-    let token = lab.hosts[host.0]
-        .swarm
+    let node_id = lab.swarm_of(host).node_id.clone().unwrap_or_default();
+    let token = lab
+        .swarm_of(host)
         .manager
         .as_ref()
         .and_then(|m| m.store.cluster.as_ref().map(|c| c.token(Role::Worker)))
@@ -519,7 +487,7 @@ const JOIN_TIMEOUT: &str = "Error response from daemon: Timeout was reached befo
 const BAD_TOKEN: &str = "Error response from daemon: rpc error: code = InvalidArgument desc = A valid join token is necessary to join this cluster";
 
 async fn swarm_join(cx: &Cx<'_>, host: HostId, a: JoinArgs) -> Res<CommandOutput> {
-    if cx.lab().hosts[host.0].swarm.node_id.is_some() {
+    if cx.lab().swarm_of(host).node_id.is_some() {
         return Err(fail(ALREADY_IN_SWARM));
     }
     let Some(target) = a.addr else {
@@ -564,7 +532,7 @@ async fn swarm_join(cx: &Cx<'_>, host: HostId, a: JoinArgs) -> Res<CommandOutput
             return Err(fail(JOIN_TIMEOUT));
         }
     };
-    if port != SWARM_PORT || cx.lab().hosts[mgr.0].swarm.manager.is_none() {
+    if port != SWARM_PORT || cx.lab().swarm_of(mgr).manager.is_none() {
         return Err(refused());
     }
     // TLS handshake and the CA's certificate issuance: a few round trips.
@@ -630,11 +598,7 @@ async fn swarm_join(cx: &Cx<'_>, host: HostId, a: JoinArgs) -> Res<CommandOutput
     let mut g = cx.lab();
     let lab = &mut *g;
     let store = leader_store(lab, leader);
-    lab.hosts[host.0].swarm.node_id = Some(node_id);
-    lab.agent_start(host, crate::swarm::manager_addrs(&store));
-    // The engine's gossip member (7946) joins the cluster through the manager, as
-    // libnetwork's NetworkDB does on `swarm join`.
-    lab.gossip_join(host, &[mgr]);
+    lab.swarm_joined(host, node_id, crate::swarm::manager_addrs(&store), mgr);
     lab.swarm_note(host, format!("joined the swarm as a {}", role.as_str()));
     Ok(CommandOutput::out(format!(
         "This node joined a swarm as a {}.\n",
@@ -644,29 +608,19 @@ async fn swarm_join(cx: &Cx<'_>, host: HostId, a: JoinArgs) -> Res<CommandOutput
 
 /// Add a Raft voter through the leader and wait for the change to commit.
 async fn add_voter(cx: &Cx<'_>, leader: HostId, rid: u64, addr: Ipv4Addr) -> Res<()> {
-    {
-        let mut lab = cx.lab();
-        let m = lab.hosts[leader.0]
-            .swarm
-            .manager
-            .as_mut()
-            .ok_or_else(|| fail(NO_LEADER))?;
-        m.raft
-            .propose_member(rid, Some(addr))
-            .map_err(|_| fail(NO_LEADER))?;
-        lab.manager_poll(leader);
-    }
+    let proposed = cx.lab().swarm_propose_member(leader, rid, Some(addr));
+    proposed.map_err(|_| fail(NO_LEADER))?;
     let deadline = cx.now() + Duration::from_secs(30);
     let voted = |lab: &Lab| {
-        lab.hosts[leader.0]
-            .swarm
+        lab.swarm_of(leader)
             .manager
             .as_ref()
             .is_none_or(|m| m.raft.voters().contains(&rid) || !m.raft.is_leader())
     };
     cx.wait_until(deadline, voted).await;
-    let ok = cx.lab().hosts[leader.0]
-        .swarm
+    let ok = cx
+        .lab()
+        .swarm_of(leader)
         .manager
         .as_ref()
         .is_some_and(|m| m.raft.voters().contains(&rid));
@@ -685,36 +639,9 @@ async fn add_voter(cx: &Cx<'_>, leader: HostId, rid: u64, addr: Ipv4Addr) -> Res
 /// What it knows at start is what swarmkit's `JoinResponse` carries: the Raft members
 /// and their addresses, as the leader (`leader`) knows them.
 fn start_manager(lab: &mut Lab, host: HostId, rid: u64, origin: u64, leader: HostId) -> Res<()> {
-    let members: BTreeMap<u64, Ipv4Addr> = lab.hosts[leader.0]
-        .swarm
-        .manager
-        .as_ref()
-        .map(|m| {
-            let mut all = m.raft.peers.clone();
-            for n in m.store.nodes.values() {
-                if let Some(id) = n.raft_id {
-                    all.entry(id).or_insert(n.addr);
-                }
-            }
-            all
-        })
-        .unwrap_or_default();
-    let mut raft = RaftNode::joining(rid, origin).map_err(|e| fail(&e))?;
-    raft.peers = members;
-    let s = &mut lab.hosts[host.0].swarm;
-    s.epoch += 1;
-    s.manager = Some(Manager::new(raft, Store::default()));
-    lab.manager_ticks(host);
-    if lab.hosts[host.0].swarm.agent.is_some() {
-        let managers = lab.hosts[host.0]
-            .swarm
-            .agent
-            .as_ref()
-            .map(|a| a.managers.clone())
-            .unwrap_or_default();
-        lab.agent_start(host, managers);
-    }
-    Ok(())
+    let members = lab.swarm_members(leader);
+    lab.swarm_start_joining_manager(host, rid, origin, members)
+        .map_err(fail)
 }
 
 async fn join_token(cx: &Cx<'_>, host: HostId, a: JoinTokenArgs) -> Res<CommandOutput> {
@@ -747,8 +674,8 @@ async fn join_token(cx: &Cx<'_>, host: HostId, a: JoinTokenArgs) -> Res<CommandO
         .as_ref()
         .map(|c| c.token(role))
         .unwrap_or_default();
-    let addr = lab.hosts[host.0]
-        .swarm
+    let addr = lab
+        .swarm_of(host)
         .node_id
         .as_ref()
         .and_then(|id| store.nodes.get(id))
@@ -769,7 +696,7 @@ async fn join_token(cx: &Cx<'_>, host: HostId, a: JoinTokenArgs) -> Res<CommandO
 }
 
 fn swarm_leave(lab: &mut Lab, host: HostId, a: LeaveArgs) -> Res<CommandOutput> {
-    let s = &lab.hosts[host.0].swarm;
+    let s = &lab.swarm_of(host);
     if s.node_id.is_none() {
         return Err(fail(
             "Error response from daemon: This node is not part of a swarm",
@@ -801,28 +728,7 @@ fn swarm_leave(lab: &mut Lab, host: HostId, a: LeaveArgs) -> Res<CommandOutput> 
         }
         return Err(fail(&msg));
     }
-    // The engine shuts its task containers down and removes them, as Docker's executor
-    // does when the node leaves.
-    let tasks: Vec<crate::ids::ContainerId> = lab.hosts[host.0]
-        .swarm
-        .agent
-        .as_ref()
-        .map(|ag| ag.tasks.values().filter_map(|t| t.container).collect())
-        .unwrap_or_default();
-    for cid in tasks {
-        if lab.exists(cid) {
-            lab.withdraw_endpoint(cid);
-            lab.remove_container(cid);
-        }
-    }
-    let s = &mut lab.hosts[host.0].swarm;
-    s.epoch += 1;
-    s.node_id = None;
-    s.manager = None;
-    s.agent = None;
-    s.disk = None;
-    s.seen_leader = None;
-    lab.swarm_note(host, "left the swarm".into());
+    lab.swarm_leave(host);
     Ok(CommandOutput::out("Node left the swarm.\n"))
 }
 
@@ -919,7 +825,7 @@ async fn node_ls(cx: &Cx<'_>, host: HostId, a: NodeLsArgs) -> Res<CommandOutput>
     let leader = leader_for(cx, host).await?;
     let lab = &*cx.lab();
     let store = leader_store(lab, leader);
-    let me = lab.hosts[host.0].swarm.node_id.clone();
+    let me = lab.swarm_of(host).node_id.clone();
     let fl = filters(&a.filter)?;
     let mut nodes: Vec<&Node> = store
         .nodes
@@ -986,7 +892,7 @@ async fn node_ls(cx: &Cx<'_>, host: HostId, a: NodeLsArgs) -> Res<CommandOutput>
 
 fn find_node<'a>(lab: &Lab, host: HostId, store: &'a Store, r: &str) -> Res<&'a Node> {
     if r == "self" {
-        let me = lab.hosts[host.0].swarm.node_id.clone().unwrap_or_default();
+        let me = lab.swarm_of(host).node_id.clone().unwrap_or_default();
         return store.find_node(&me).map_err(fail);
     }
     store.find_node(r).map_err(fail)
@@ -1098,19 +1004,7 @@ async fn node_role(cx: &Cx<'_>, host: HostId, refs: &[String], role: Role) -> Re
                 let mut g = cx.lab();
                 let lab = &mut *g;
                 if let Some(t) = target {
-                    let s = &mut lab.hosts[t.0].swarm;
-                    if s.manager.as_ref().is_some_and(|m| m.raft.id == rid) {
-                        s.manager = None;
-                        s.epoch += 1;
-                        let managers = s
-                            .agent
-                            .as_ref()
-                            .map(|a| a.managers.clone())
-                            .unwrap_or_default();
-                        if s.agent.is_some() {
-                            lab.agent_start(t, managers);
-                        }
-                    }
+                    lab.swarm_stop_manager(t, rid);
                 }
                 lab.swarm_note(host, format!("node {} demoted", n.hostname));
                 out.push_str(&format!("Manager {r} demoted in the swarm.\n"));
@@ -1126,10 +1020,10 @@ async fn node_role(cx: &Cx<'_>, host: HostId, refs: &[String], role: Role) -> Re
 async fn demote_from_raft(cx: &Cx<'_>, leader: HostId, rid: u64) -> Res<HostId> {
     let until = {
         let mut lab = cx.lab();
-        let m = lab.hosts[leader.0]
-            .swarm
+        let m = lab
+            .swarm_of(leader)
             .manager
-            .as_mut()
+            .as_ref()
             .ok_or_else(|| fail(NO_LEADER))?;
         let voters = m.raft.voters();
         let reachable = voters
@@ -1149,8 +1043,7 @@ async fn demote_from_raft(cx: &Cx<'_>, leader: HostId, rid: u64) -> Res<HostId> 
         else {
             return Err(fail(NO_LEADER));
         };
-        m.raft.transfer_leader(next);
-        lab.manager_poll(leader);
+        lab.swarm_transfer_leader(leader, next);
         lab.now() + Duration::from_secs(10)
     };
     cx.wait_until(until, |lab: &Lab| {
@@ -1166,22 +1059,11 @@ async fn demote_from_raft(cx: &Cx<'_>, leader: HostId, rid: u64) -> Res<HostId> 
 
 /// Remove Raft member `rid` through the leader and wait until the change is applied.
 async fn remove_voter(cx: &Cx<'_>, leader: HostId, rid: u64) -> Res<()> {
-    let deadline = {
-        let mut lab = cx.lab();
-        let mgr = lab.hosts[leader.0]
-            .swarm
-            .manager
-            .as_mut()
-            .ok_or_else(|| fail(NO_LEADER))?;
-        mgr.raft
-            .propose_member(rid, None)
-            .map_err(|_| fail(NO_LEADER))?;
-        lab.manager_poll(leader);
-        lab.now() + Duration::from_secs(30)
-    };
+    let proposed = cx.lab().swarm_propose_member(leader, rid, None);
+    proposed.map_err(|_| fail(NO_LEADER))?;
+    let deadline = cx.now() + Duration::from_secs(30);
     cx.wait_until(deadline, |lab: &Lab| {
-        lab.hosts[leader.0]
-            .swarm
+        lab.swarm_of(leader)
             .manager
             .as_ref()
             .is_none_or(|m| !m.raft.voters().contains(&rid))
@@ -2737,7 +2619,8 @@ async fn network_ls(cx: &Cx<'_>, host: HostId, a: NetworkLsArgs) -> Res<CommandO
         ("none".into(), "null".into(), "local".into(), "n".into()),
     ];
     let (in_swarm, manager) = {
-        let s = &cx.lab().hosts[host.0].swarm;
+        let lab = cx.lab();
+        let s = lab.swarm_of(host);
         (s.node_id.is_some(), s.manager.is_some())
     };
     let leader = if in_swarm && manager {
@@ -2879,7 +2762,7 @@ pub(crate) async fn attachment(
 ) -> Result<Option<(Network, Ipv4Addr)>, String> {
     let (leader, net, ip) = {
         let lab = cx.lab();
-        if lab.hosts[host.0].swarm.node_id.is_none() {
+        if lab.swarm_of(host).node_id.is_none() {
             return Ok(None);
         }
         let Some((leader, store)) = lab.swarm_view().map(|(l, s)| (l, s.clone())) else {

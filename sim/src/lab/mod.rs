@@ -292,8 +292,9 @@ pub struct Host {
     pub gossip: crate::membership::HostGossip,
     /// Frames seen on the NIC (both ways), for pcap.
     pub capture: Vec<(Instant, Vec<u8>)>,
-    /// The engine's swarm mode (manager, agent).
-    pub swarm: crate::swarm::HostSwarm,
+    /// The engine's swarm mode (manager, agent). Private to the world's rooms: the
+    /// clients read it through `Lab::swarm_of` and change it only by asking the world.
+    swarm: crate::swarm::HostSwarm,
     /// The host's own TCP stack (host-side clients), made when first used.
     pub stack: Option<Box<crate::netstack::Stack>>,
     /// The routing mesh: ingress sandbox and connection table.
@@ -742,6 +743,19 @@ impl Lab {
         }
     }
 
+    /// `docker stop` (SIGKILL after the grace period, hence 137): a restart policy of
+    /// `unless-stopped` leaves it stopped.
+    pub fn user_stop_container(&mut self, cid: ContainerId) {
+        self.stop_container(cid, 137, "docker stop");
+        self.containers[cid.0].stopped_by_user = true;
+    }
+
+    /// `docker start`: the container runs again, and its restart policy applies again.
+    pub fn user_start_container(&mut self, cid: ContainerId) {
+        self.containers[cid.0].stopped_by_user = false;
+        self.start_container(cid);
+    }
+
     /// Start an exited container again.
     pub fn start_container(&mut self, cid: ContainerId) {
         if self.containers[cid.0].running {
@@ -902,6 +916,12 @@ impl Lab {
             mac: mac.to_string(),
         };
         self.record(event);
+    }
+
+    /// What `host`'s engine knows of the swarm: its node id, manager and agent. Read
+    /// only: the swarm room (`lab/swarm.rs`) is the one that changes it.
+    pub fn swarm_of(&self, host: HostId) -> &crate::swarm::HostSwarm {
+        &self.hosts[host.0].swarm
     }
 
     /// Resolve a name as the container's embedded DNS would: containers on its network.

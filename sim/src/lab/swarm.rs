@@ -1027,15 +1027,178 @@ impl Lab {
                 Err(e) => self.swarm_note(host, format!("raft failed to restart: {e}")),
             }
         }
-        if self.hosts[host.0].swarm.agent.is_some() {
-            let managers = self.hosts[host.0]
-                .swarm
-                .agent
-                .as_ref()
-                .map(|a| a.managers.clone())
-                .unwrap_or_default();
-            self.agent_start(host, managers);
+        self.agent_restart(host);
+    }
+
+    /// `docker swarm init` on `host`: the node gets its id and runs the first manager,
+    /// whose Raft group has only itself.
+    pub(crate) fn swarm_start_first_manager(
+        &mut self,
+        host: HostId,
+        node_id: String,
+        raft: RaftNode,
+    ) {
+        let s = &mut self.hosts[host.0].swarm;
+        s.node_id = Some(node_id);
+        s.manager = Some(Manager::new(raft, Store::default()));
+        self.manager_poll(host);
+    }
+
+    /// `--force-new-cluster` on `host`: its manager becomes the only voter of a new Raft
+    /// group, keeping the applied store. Returns the new log's first batch, the whole
+    /// store again, so that a manager joining later learns it by replaying the log.
+    pub(crate) fn swarm_force_new_cluster(
+        &mut self,
+        host: HostId,
+        addr: Ipv4Addr,
+    ) -> Result<Vec<Action>, String> {
+        let s = &mut self.hosts[host.0].swarm;
+        let Some(id) = s.manager.as_ref().map(|m| m.raft.id) else {
+            return Err("Error response from daemon: This node is not part of a swarm".into());
+        };
+        let raft = RaftNode::bootstrap(id, addr)?;
+        let Some(old) = s.manager.take() else {
+            return Err("Error response from daemon: This node is not part of a swarm".into());
+        };
+        let mut store = old.store;
+        // The new group's log starts afresh; the applied store carries over, and records
+        // this member as the new group's origin.
+        store.applied = 0;
+        if let Some(c) = store.cluster.as_mut() {
+            c.raft_origin = id;
         }
+        let actions = store.as_actions();
+        s.epoch += 1;
+        s.manager = Some(Manager::new(raft, store));
+        s.seen_leader = None;
+        self.manager_poll(host);
+        Ok(actions)
+    }
+
+    /// A node that joined: its id, its agent connected to `managers`, and its gossip
+    /// member joining the cluster through `via`, as libnetwork's NetworkDB does on
+    /// `swarm join`.
+    pub(crate) fn swarm_joined(
+        &mut self,
+        host: HostId,
+        node_id: String,
+        managers: Vec<Ipv4Addr>,
+        via: HostId,
+    ) {
+        self.hosts[host.0].swarm.node_id = Some(node_id);
+        self.agent_start(host, managers);
+        self.gossip_join(host, &[via]);
+    }
+
+    /// Start a manager on `host` that joins the Raft group whose first member was
+    /// `origin`, knowing the members' addresses (`members`) as swarmkit's JoinResponse
+    /// carries them. It starts with an empty store and learns it through Raft. This is
+    /// the node's engine acting on what the dispatcher told it.
+    pub(crate) fn swarm_start_joining_manager(
+        &mut self,
+        host: HostId,
+        rid: u64,
+        origin: u64,
+        members: BTreeMap<u64, Ipv4Addr>,
+    ) -> Result<(), String> {
+        let mut raft = RaftNode::joining(rid, origin)?;
+        raft.peers = members;
+        let s = &mut self.hosts[host.0].swarm;
+        s.epoch += 1;
+        s.manager = Some(Manager::new(raft, Store::default()));
+        self.manager_ticks(host);
+        self.agent_restart(host);
+        Ok(())
+    }
+
+    /// The Raft members `leader` knows, with their addresses (its peers, and the managers
+    /// in its store).
+    pub(crate) fn swarm_members(&self, leader: HostId) -> BTreeMap<u64, Ipv4Addr> {
+        self.hosts[leader.0]
+            .swarm
+            .manager
+            .as_ref()
+            .map(|m| {
+                let mut all = m.raft.peers.clone();
+                for n in m.store.nodes.values() {
+                    if let Some(id) = n.raft_id {
+                        all.entry(id).or_insert(n.addr);
+                    }
+                }
+                all
+            })
+            .unwrap_or_default()
+    }
+
+    /// Propose, on `leader`, adding Raft member `rid` at `addr` (or removing it, with
+    /// `None`). Err when `leader` runs no manager or Raft refuses the proposal.
+    pub(crate) fn swarm_propose_member(
+        &mut self,
+        leader: HostId,
+        rid: u64,
+        addr: Option<Ipv4Addr>,
+    ) -> Result<(), ()> {
+        let m = self.hosts[leader.0].swarm.manager.as_mut().ok_or(())?;
+        m.raft.propose_member(rid, addr).map_err(|_| ())?;
+        self.manager_poll(leader);
+        Ok(())
+    }
+
+    /// `leader` hands leadership to member `to`.
+    pub(crate) fn swarm_transfer_leader(&mut self, leader: HostId, to: u64) {
+        if let Some(m) = self.hosts[leader.0].swarm.manager.as_mut() {
+            m.raft.transfer_leader(to);
+        }
+        self.manager_poll(leader);
+    }
+
+    /// A demoted node's engine stops its manager (Raft member `rid`) and keeps its agent.
+    pub(crate) fn swarm_stop_manager(&mut self, host: HostId, rid: u64) {
+        let s = &mut self.hosts[host.0].swarm;
+        if s.manager.as_ref().is_some_and(|m| m.raft.id == rid) {
+            s.manager = None;
+            s.epoch += 1;
+            self.agent_restart(host);
+        }
+    }
+
+    /// The agent, if any, starts a new session with the managers it knew (after its
+    /// node's epoch changed).
+    fn agent_restart(&mut self, host: HostId) {
+        let Some(managers) = self.hosts[host.0]
+            .swarm
+            .agent
+            .as_ref()
+            .map(|a| a.managers.clone())
+        else {
+            return;
+        };
+        self.agent_start(host, managers);
+    }
+
+    /// `docker swarm leave` on `host`: the engine removes its task containers, as
+    /// Docker's executor does, and the node forgets the swarm.
+    pub(crate) fn swarm_leave(&mut self, host: HostId) {
+        let tasks: Vec<ContainerId> = self.hosts[host.0]
+            .swarm
+            .agent
+            .as_ref()
+            .map(|ag| ag.tasks.values().filter_map(|t| t.container).collect())
+            .unwrap_or_default();
+        for cid in tasks {
+            if self.exists(cid) {
+                self.withdraw_endpoint(cid);
+                self.remove_container(cid);
+            }
+        }
+        let s = &mut self.hosts[host.0].swarm;
+        s.epoch += 1;
+        s.node_id = None;
+        s.manager = None;
+        s.agent = None;
+        s.disk = None;
+        s.seen_leader = None;
+        self.swarm_note(host, "left the swarm".into());
     }
 
     /// Start a manager's ticks, at a phase drawn from the seeded RNG.
