@@ -1019,3 +1019,33 @@ fn converged_names_the_service_as_given() {
         .expect("a verify line");
     assert_eq!(first.len(), 25, "{first}");
 }
+
+/// After a partition heals, gossip merges again: NetworkDB joins a failed member once a
+/// second (`reconnectNode`), so each side sees the other alive again, the overlay's
+/// tables are bulk-synced, and the cut-off node's routing mesh reaches the tasks on the
+/// other side. On main before this, m1 still saw 2 members 60 s after the heal and its
+/// mesh refused every connection.
+#[test]
+fn after_a_partition_heals_gossip_merges_and_the_mesh_serves_again() {
+    let text = format!(
+        "{THREE_MANAGERS}\
+         m1$ docker service create --name web --replicas 4 --publish 8080:80 --detach traefik/whoami\n\
+         expect service web running 4 within 15s\n\
+         expect members m1 count 5 within 10s\n\
+         partition m1,w1 | m2,m3,w2\n\
+         sleep 70s\n\
+         expect members m1 count 2\n\
+         expect members m2 count 3\n\
+         heal\n\
+         expect members m1 count 5 within 5s\n\
+         expect members m2 count 5 within 5s\n\
+         expect members w1 count 5 within 5s\n\
+         expect members w2 count 5 within 5s\n\
+         expect http m1:8080 ok within 30s\n\
+         expect http w1:8080 ok within 30s\n"
+    );
+    for seed in 1..=5 {
+        let o = run(&parse("t.lab", &text).unwrap(), seed, false);
+        assert_eq!(o.failed, 0, "seed {seed}:\n{}", o.timeline);
+    }
+}

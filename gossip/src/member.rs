@@ -456,6 +456,11 @@ impl Member {
         self.find(name).map(|i| self.nodes[i].state)
     }
 
+    /// The gossip address of member `name`, alive or not, if known.
+    pub fn addr_of(&self, name: &str) -> Option<SocketAddrV4> {
+        self.find(name).map(|i| self.nodes[i].sock())
+    }
+
     /// Whether a leave has been announced enough times to stop.
     pub fn leave_done(&self) -> bool {
         self.leaving

@@ -6,14 +6,22 @@
 //! every 30 s; deletes are tombstones reaped after 30 minutes; a dead member's entries
 //! disappear.
 //!
+//! A member that fails (rather than leaves) is remembered for 24 hours, and once a second
+//! one of the failed members is picked at random and joined again (NetworkDB's
+//! `reconnectNode`); once a minute, when none of the members it joined through
+//! (its bootstrap peers) is in the cluster, it joins them again, once a second for 10 s
+//! (`rejoinClusterBootStrap`). So two halves of a healed partition merge again. A member
+//! that comes back is bulk-synced on every network both are in.
+//!
 //! Like `Member`, this core has no I/O: a driver passes what `Member` received as user
-//! messages to `handle_message`, sends what `poll_send` asks through the member, and
-//! reports member deaths with `node_gone`. The message format is ours (msgpack), behind
+//! messages to `handle_message`, sends what `poll_send` asks through the member, reports
+//! members alive with `node_alive`, failed with `node_failed` and gone with `node_gone`. The message format is ours (msgpack), behind
 //! a magic byte; it needs no compatibility with Go.
 
 use serde::{Deserialize, Serialize};
 use serde_bytes::ByteBuf;
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::net::SocketAddrV4;
 use std::time::Duration;
 
 const MAGIC: u8 = 0xd7;
@@ -26,6 +34,15 @@ pub const GOSSIP_FANOUT: usize = 3;
 pub const SYNC_INTERVAL: Duration = Duration::from_secs(30);
 /// How long a delete is remembered.
 pub const TOMBSTONE_TTL: Duration = Duration::from_secs(30 * 60);
+/// How often a failed member is joined again (libnetwork's `retryInterval`).
+pub const RECONNECT_INTERVAL: Duration = Duration::from_secs(1);
+/// How long a failed member is remembered (libnetwork's `nodeReapInterval`).
+pub const FAILED_NODE_TTL: Duration = Duration::from_secs(24 * 3600);
+/// How often the bootstrap peers are checked (libnetwork's `rejoinClusterInterval`).
+pub const REJOIN_INTERVAL: Duration = Duration::from_secs(60);
+/// How long the bootstrap peers are then joined again, once a second
+/// (`rejoinClusterDuration`).
+pub const REJOIN_DURATION: Duration = Duration::from_secs(10);
 
 /// What happened to an entry.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -79,6 +96,11 @@ pub enum Send {
         /// Payload.
         bytes: Vec<u8>,
     },
+    /// `Member::join` through these addresses (a failed member, or the bootstrap peers).
+    Join {
+        /// Gossip addresses.
+        to: Vec<SocketAddrV4>,
+    },
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -120,6 +142,21 @@ enum Msg {
         node: String,
         networks: Vec<(String, u64, bool)>,
     },
+}
+
+/// splitmix64's output function.
+fn mix(mut z: u64) -> u64 {
+    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    z ^ (z >> 31)
+}
+
+/// A ticker's first delay: below its interval, drawn from the seed and the ticker's
+/// number.
+fn stagger(seed: u64, which: u64, interval: Duration) -> Duration {
+    let z = mix(seed ^ which.wrapping_mul(0xd6e8_feb8_6659_fd93));
+    let nanos = interval.as_nanos() as u64;
+    Duration::from_nanos(((u128::from(z) * u128::from(nanos)) >> 64) as u64)
 }
 
 fn encode(msg: &Msg) -> Vec<u8> {
@@ -167,6 +204,21 @@ pub struct NetworkDb {
     pub malformed: u64,
     /// Our participations changed since `local_state` was last taken.
     state_dirty: bool,
+    /// The members alive at a bootstrap address.
+    bootstrap_alive: BTreeSet<String>,
+    /// Members that failed: their address, and when they are forgotten.
+    failed: BTreeMap<String, (SocketAddrV4, Duration)>,
+    /// Members back from failure, to bulk-sync once their networks are known, until when.
+    resync: BTreeMap<String, Duration>,
+    /// The addresses this member joined through.
+    bootstrap: Vec<SocketAddrV4>,
+    next_reconnect: Duration,
+    next_rejoin: Duration,
+    /// Joining the bootstrap peers again until then.
+    rejoin_until: Option<Duration>,
+    next_rejoin_retry: Duration,
+    /// Its own random stream (staggers and picks), apart from the gossip targets'.
+    reconnect_rng: u64,
 }
 
 impl NetworkDb {
@@ -186,6 +238,129 @@ impl NetworkDb {
             rng: seed ^ 0x3c6e_f372_fe94_f82b,
             malformed: 0,
             state_dirty: true,
+            bootstrap_alive: BTreeSet::new(),
+            failed: BTreeMap::new(),
+            resync: BTreeMap::new(),
+            bootstrap: Vec::new(),
+            // Each ticker starts after a random stagger below its interval, as
+            // NetworkDB's triggerFunc does.
+            next_reconnect: now + stagger(seed, 1, RECONNECT_INTERVAL),
+            next_rejoin: now + stagger(seed, 2, REJOIN_INTERVAL),
+            rejoin_until: None,
+            next_rejoin_retry: now,
+            reconnect_rng: seed ^ 0x5be0_cd19_137e_2179,
+        }
+    }
+
+    /// The members it joined through, to join again when none of them is in the cluster.
+    pub fn set_bootstrap(&mut self, addrs: &[SocketAddrV4]) {
+        self.bootstrap = addrs.to_vec();
+    }
+
+    /// Member `node` is alive at `addr` (joined, or back). One that had failed is
+    /// forgotten as failed, and bulk-synced on the networks both are in. (Only the
+    /// bootstrap peers' liveness is kept: a driver need not report every member.)
+    pub fn node_alive(&mut self, now: Duration, node: &str, addr: SocketAddrV4) {
+        if node == self.node {
+            return;
+        }
+        if self.bootstrap.contains(&addr) {
+            self.bootstrap_alive.insert(node.to_string());
+        }
+        if self.failed.remove(node).is_some() {
+            // Its networks come with its push/pull state (ours every 30 s at the latest).
+            self.resync
+                .insert(node.to_string(), now + 2 * SYNC_INTERVAL);
+        }
+    }
+
+    /// Member `node` failed (declared dead, not left): it is joined again now and then.
+    /// Its participations and entries go as with `node_gone`.
+    pub fn node_failed(&mut self, now: Duration, node: &str, addr: SocketAddrV4) {
+        self.bootstrap_alive.remove(node);
+        if node != self.node {
+            self.failed
+                .insert(node.to_string(), (addr, now + FAILED_NODE_TTL));
+        }
+        self.node_gone(node);
+    }
+
+    /// Member `node` left on purpose: it is not joined again.
+    pub fn node_left(&mut self, node: &str) {
+        self.bootstrap_alive.remove(node);
+        self.failed.remove(node);
+        self.node_gone(node);
+    }
+
+    /// The members it would join again, by name.
+    pub fn failed_nodes(&self) -> impl Iterator<Item = &String> {
+        self.failed.keys()
+    }
+
+    fn reconnect_below(&mut self, n: usize) -> usize {
+        self.reconnect_rng = self.reconnect_rng.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        let z = mix(self.reconnect_rng);
+        ((u128::from(z) * n as u128) >> 64) as usize
+    }
+
+    /// NetworkDB's reconnect, rejoin and resync tickers.
+    fn reconnect_timers(&mut self, now: Duration) {
+        if now >= self.next_reconnect {
+            // The ticker keeps its phase however long it was not needed.
+            let behind = (now - self.next_reconnect).as_nanos() / RECONNECT_INTERVAL.as_nanos();
+            self.next_reconnect += RECONNECT_INTERVAL * (behind as u32 + 1);
+            self.failed.retain(|_, (_, until)| *until > now);
+            if !self.failed.is_empty() {
+                let k = self.reconnect_below(self.failed.len());
+                if let Some((_, (addr, _))) = self.failed.iter().nth(k) {
+                    self.sends.push_back(Send::Join { to: vec![*addr] });
+                }
+            }
+        }
+        if now >= self.next_rejoin {
+            let behind = (now - self.next_rejoin).as_nanos() / REJOIN_INTERVAL.as_nanos();
+            self.next_rejoin += REJOIN_INTERVAL * (behind as u32 + 1);
+            let in_cluster = !self.bootstrap_alive.is_empty();
+            if !self.bootstrap.is_empty() && !in_cluster {
+                self.rejoin_until = Some(now + REJOIN_DURATION);
+                self.next_rejoin_retry = now + RECONNECT_INTERVAL;
+            }
+        }
+        if let Some(until) = self.rejoin_until {
+            let in_cluster = !self.bootstrap_alive.is_empty();
+            if in_cluster || now >= until {
+                self.rejoin_until = None;
+            } else if now >= self.next_rejoin_retry {
+                // retryJoin: its own ticker, once a second from the window's start.
+                let behind =
+                    (now - self.next_rejoin_retry).as_nanos() / RECONNECT_INTERVAL.as_nanos();
+                self.next_rejoin_retry += RECONNECT_INTERVAL * (behind as u32 + 1);
+                self.sends.push_back(Send::Join {
+                    to: self.bootstrap.clone(),
+                });
+            }
+        }
+        let back: Vec<(String, Duration)> =
+            self.resync.iter().map(|(n, t)| (n.clone(), *t)).collect();
+        for (node, until) in back {
+            let common: Vec<String> = self
+                .mine
+                .iter()
+                .filter(|net| {
+                    self.networks
+                        .get(*net)
+                        .is_some_and(|m| m.contains_key(&node))
+                })
+                .cloned()
+                .collect();
+            if !common.is_empty() {
+                for net in &common {
+                    self.request_sync(net, &node);
+                }
+                self.resync.remove(&node);
+            } else if now >= until {
+                self.resync.remove(&node);
+            }
         }
     }
 
@@ -200,10 +375,8 @@ impl NetworkDb {
 
     fn below(&mut self, n: usize) -> usize {
         self.rng = self.rng.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = self.rng;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        ((u128::from(z ^ (z >> 31)) * n as u128) >> 64) as usize
+        let z = mix(self.rng);
+        ((u128::from(z) * n as u128) >> 64) as usize
     }
 
     /// The next thing to send.
@@ -218,7 +391,14 @@ impl NetworkDb {
 
     /// When `handle_timeout` wants to run.
     pub fn next_timeout(&self) -> Duration {
-        self.next_gossip.min(self.next_sync)
+        let mut next = self.next_gossip.min(self.next_sync).min(self.next_rejoin);
+        if !self.failed.is_empty() {
+            next = next.min(self.next_reconnect);
+        }
+        if self.rejoin_until.is_some() {
+            next = next.min(self.next_rejoin_retry);
+        }
+        next
     }
 
     /// Networks this member has joined.
@@ -616,6 +796,7 @@ impl NetworkDb {
 
     /// Gossip rounds, periodic bulk sync and tombstone reaping.
     pub fn handle_timeout(&mut self, now: Duration) {
+        self.reconnect_timers(now);
         if now >= self.next_gossip {
             self.next_gossip = now + GOSSIP_INTERVAL;
             let networks: Vec<String> = self.mine.iter().cloned().collect();

@@ -183,3 +183,140 @@ fn a_join_heard_by_one_member_is_passed_on_to_the_others() {
     c.handle_message(t, &join);
     assert!(std::iter::from_fn(|| c.poll_send()).next().is_none());
 }
+
+/// A member cut off long enough to be declared dead is joined again once a second
+/// (NetworkDB's `reconnectNode`) once it can be reached: the others see it alive again
+/// within seconds, and its entries come back by bulk sync once its networks are known,
+/// without anyone restarting.
+#[test]
+fn a_failed_member_is_reconnected_after_a_partition_and_its_entries_return() {
+    let mut net = cluster(4);
+    for i in 0..4 {
+        net.dbs[i].join_network("ov1");
+        net.pump(i);
+    }
+    net.run_for(Duration::from_secs(1));
+    let now = net.now;
+    net.dbs[3].put(now, "ov1", "endpoint_table", "10.0.1.9", b"x");
+    net.pump(3);
+    net.run_for(Duration::from_secs(1));
+    net.isolated.insert(3);
+    net.run_for(Duration::from_secs(60));
+    assert!(entries(&net, 0, "ov1").is_empty(), "the entry went with m3");
+    assert_eq!(
+        net.dbs[0].failed_nodes().count(),
+        1,
+        "m0 remembers m3 as failed"
+    );
+    net.isolated.remove(&3);
+    net.run_for(Duration::from_secs(3));
+    for i in 0..3 {
+        assert_eq!(
+            net.members[i].state_of("m3"),
+            Some(gossip::State::Alive),
+            "m{i} sees m3 again"
+        );
+        assert_eq!(net.dbs[i].failed_nodes().count(), 0);
+    }
+    // A member that heard of m3's return by gossip learns its networks at the next
+    // push/pull (every 30 s), then bulk-syncs with it.
+    net.run_for(Duration::from_secs(40));
+    for i in 0..3 {
+        assert_eq!(entries(&net, i, "ov1").len(), 1, "m{i} has m3's entry back");
+    }
+}
+
+/// The reconnect ticker runs once a second: a failed member is asked for at each tick,
+/// one that left is never asked for, and one that came back no longer is.
+#[test]
+fn reconnects_are_once_a_second_and_never_to_a_member_that_left() {
+    use gossip::tables::{NetworkDb, Send};
+    use std::net::{Ipv4Addr, SocketAddrV4};
+    let t0 = Duration::ZERO;
+    let mut db = NetworkDb::new("a", t0, 7);
+    let b = SocketAddrV4::new(Ipv4Addr::new(10, 0, 0, 2), 7946);
+    let c = SocketAddrV4::new(Ipv4Addr::new(10, 0, 0, 3), 7946);
+    db.node_alive(t0, "b", b);
+    db.node_alive(t0, "c", c);
+    db.node_failed(t0, "b", b);
+    db.node_left("c");
+    let joins = |db: &mut NetworkDb| -> Vec<Vec<SocketAddrV4>> {
+        std::iter::from_fn(|| db.poll_send())
+            .filter_map(|s| match s {
+                Send::Join { to } => Some(to),
+                _ => None,
+            })
+            .collect()
+    };
+    let mut asked = Vec::new();
+    let mut t = t0;
+    while t < Duration::from_secs(5) {
+        t = db.next_timeout().max(t + Duration::from_millis(1));
+        db.handle_timeout(t);
+        for j in joins(&mut db) {
+            asked.push((t, j));
+        }
+    }
+    assert!(
+        (4..=5).contains(&asked.len()),
+        "one join a second: {asked:?}"
+    );
+    assert!(asked.iter().all(|(_, to)| to == &vec![b]), "{asked:?}");
+    for w in asked.windows(2) {
+        assert_eq!(w[1].0 - w[0].0, Duration::from_secs(1), "{asked:?}");
+    }
+    db.node_alive(t, "b", b);
+    let until = t + Duration::from_secs(5);
+    while t < until {
+        t = db.next_timeout().max(t + Duration::from_millis(1));
+        db.handle_timeout(t);
+        assert!(joins(&mut db).is_empty(), "b is back: no more joins");
+    }
+}
+
+/// When none of the members it joined through is in the cluster, a member joins them
+/// again: checked once a minute, then once a second for 10 s (NetworkDB's
+/// `rejoinClusterBootStrap`).
+#[test]
+fn a_member_rejoins_its_bootstrap_peers_when_none_is_in_the_cluster() {
+    use gossip::tables::{NetworkDb, Send};
+    use std::net::{Ipv4Addr, SocketAddrV4};
+    let t0 = Duration::ZERO;
+    let mut db = NetworkDb::new("a", t0, 11);
+    let seed = SocketAddrV4::new(Ipv4Addr::new(10, 0, 0, 9), 7946);
+    db.set_bootstrap(&[seed]);
+    // The bootstrap peer left (no reconnect for it): only the rejoin brings it back.
+    db.node_alive(t0, "s", seed);
+    db.node_left("s");
+    let mut rejoins = Vec::new();
+    let mut t = t0;
+    while t < Duration::from_secs(130) {
+        t = db.next_timeout().max(t + Duration::from_millis(1));
+        db.handle_timeout(t);
+        while let Some(s) = db.poll_send() {
+            if let Send::Join { to } = s {
+                assert_eq!(to, vec![seed]);
+                rejoins.push(t);
+            }
+        }
+    }
+    // Two windows (one per minute), of about ten joins each, a second apart.
+    assert!((18..=22).contains(&rejoins.len()), "{rejoins:?}");
+    let first = rejoins[0];
+    assert!(first < Duration::from_secs(61), "{rejoins:?}");
+    let window: Vec<_> = rejoins
+        .iter()
+        .filter(|t| **t < first + Duration::from_secs(30))
+        .collect();
+    assert!((9..=11).contains(&window.len()), "{rejoins:?}");
+    // Once the peer is in the cluster, no more.
+    db.node_alive(t, "s", seed);
+    let until = t + Duration::from_secs(130);
+    while t < until {
+        t = db.next_timeout().max(t + Duration::from_millis(1));
+        db.handle_timeout(t);
+        while let Some(s) = db.poll_send() {
+            assert!(!matches!(s, Send::Join { .. }), "the peer is back: {s:?}");
+        }
+    }
+}

@@ -79,7 +79,12 @@ impl Net {
                     self.members[i].send_user_reliable(&to, &bytes);
                 }
                 Send::Broadcast { key, bytes } => self.members[i].broadcast_user(&key, &bytes),
+                Send::Join { to } => self.members[i].join(self.now, &to),
             }
+        }
+        // Its networks ride on push/pull as the member's local state.
+        if let Some(state) = self.dbs[i].local_state_if_changed() {
+            self.members[i].set_local_state(state);
         }
         while let Some(t) = self.members[i].poll_transmit() {
             match t {
@@ -113,8 +118,13 @@ impl Net {
             }
         }
         while let Some(e) = self.members[i].poll_event() {
-            if matches!(e.kind, EventKind::Dead | EventKind::Left) {
-                self.dbs[i].node_gone(&e.member);
+            match (e.kind, self.members[i].addr_of(&e.member)) {
+                (EventKind::Dead, Some(a)) => self.dbs[i].node_failed(self.now, &e.member, a),
+                (EventKind::Dead | EventKind::Left, _) => self.dbs[i].node_left(&e.member),
+                (EventKind::Joined | EventKind::Alive, Some(a)) => {
+                    self.dbs[i].node_alive(self.now, &e.member, a)
+                }
+                _ => {}
             }
             self.events.push((i, e));
         }

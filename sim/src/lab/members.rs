@@ -43,6 +43,20 @@ impl Lab {
             if g.seeds.is_empty() {
                 g.seeds = seeds;
             }
+            g.db.set_bootstrap(&g.seeds);
+            // Its bootstrap peers are in the cluster it starts in.
+            let peers: Vec<(String, SocketAddrV4)> = g
+                .seeds
+                .iter()
+                .filter_map(|a| {
+                    let peer = self.underlay.by_ip(*a.ip())?;
+                    Some((self.underlay.nic(peer).name.clone(), *a))
+                })
+                .collect();
+            let g = &mut self.hosts[h.0].gossip;
+            for (name, a) in &peers {
+                g.db.node_alive(now, name, *a);
+            }
             self.gossip_flush(*h);
         }
     }
@@ -56,6 +70,7 @@ impl Lab {
         let now = since_start(self.now());
         let g = &mut self.hosts[host.0].gossip;
         g.seeds = addrs.clone();
+        g.db.set_bootstrap(&addrs);
         g.member.join(now, &addrs);
         self.gossip_flush(host);
     }
@@ -65,6 +80,7 @@ impl Lab {
     pub(crate) fn gossip_flush(&mut self, host: HostId) {
         // NetworkDB rides on the member: user messages in, its sends out.
         let now = since_start(self.now());
+        let mut joins = Vec::new();
         let g = &mut self.hosts[host.0].gossip;
         while let Some(m) = g.member.poll_user_message() {
             g.db.handle_message(now, &m);
@@ -80,6 +96,23 @@ impl Lab {
                 gossip::tables::Send::Broadcast { key, bytes } => {
                     g.member.broadcast_user(&key, &bytes)
                 }
+                gossip::tables::Send::Join { to } => joins.push(to),
+            }
+        }
+        // memberlist's Join dials first and sends its state only once connected: a
+        // member that cannot be reached now (crashed, cut off, 7946 blocked) costs
+        // nothing but the failed dial.
+        for to in joins {
+            let reachable: Vec<SocketAddrV4> = to
+                .into_iter()
+                .filter(|a| {
+                    self.underlay
+                        .by_ip(*a.ip())
+                        .is_some_and(|peer| self.tcp_path(host, peer, GOSSIP_PORT).is_ok())
+                })
+                .collect();
+            if !reachable.is_empty() {
+                self.hosts[host.0].gossip.member.join(now, &reachable);
             }
         }
         if let Some(state) = self.hosts[host.0].gossip.db.local_state_if_changed() {
@@ -102,8 +135,14 @@ impl Lab {
             }
         }
         while let Some(e) = self.hosts[host.0].gossip.member.poll_event() {
-            if matches!(e.kind, gossip::EventKind::Dead | gossip::EventKind::Left) {
-                self.hosts[host.0].gossip.db.node_gone(&e.member);
+            let g = &mut self.hosts[host.0].gossip;
+            match (e.kind, g.member.addr_of(&e.member)) {
+                (gossip::EventKind::Dead, Some(addr)) => g.db.node_failed(now, &e.member, addr),
+                (gossip::EventKind::Dead | gossip::EventKind::Left, _) => g.db.node_left(&e.member),
+                (gossip::EventKind::Joined | gossip::EventKind::Alive, Some(addr)) => {
+                    g.db.node_alive(now, &e.member, addr)
+                }
+                _ => {}
             }
             if !self.trace_joins && e.kind == gossip::EventKind::Joined {
                 continue;
