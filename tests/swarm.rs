@@ -448,7 +448,7 @@ expect output contains \"alpine:latest\"
 m1$ docker service create --name web --replicas 4 --update-parallelism 2 --update-delay 10s --detach busybox sleep 3600
 sleep 5s
 m1$ docker service update --image alpine --detach web
-sleep 25s
+sleep 35s
 m1$ docker service ps --filter desired-state=running --format '{{{{.Image}}}}' web
 "
     ));
@@ -1048,4 +1048,63 @@ fn after_a_partition_heals_gossip_merges_and_the_mesh_serves_again() {
         let o = run(&parse("t.lab", &text).unwrap(), seed, false);
         assert_eq!(o.failed, 0, "seed {seed}:\n{}", o.timeline);
     }
+}
+
+/// A rolling update as swarmkit's updater does it: `--update-delay` counts from the end
+/// of a batch (its replacements running), not from its start, and the CLI's progress
+/// counts the updated tasks. The real engine (single node, 3 replicas of `sleep`,
+/// parallelism 1, delay 5 s) takes 50.6 s: three times 10 s of stop grace (sleep ignores
+/// SIGTERM), the start, and 5 s of delay, then the CLI's 5-s stability check. On main
+/// before this, swarmlab took 37.0 s.
+#[test]
+fn a_rolling_update_waits_its_delay_after_each_batch_runs() {
+    let o = play(
+        "host m1 10.1.0.1
+m1$ docker swarm init
+m1$ docker service create --name web --replicas 3 --detach busybox sleep 1d
+expect service web running 3 within 10s
+m1$ docker service update --update-delay 5s --update-parallelism 1 --image busybox:1.36 web
+m1$ docker service ls
+",
+    );
+    assert_eq!(o.failed, 0, "{}", o.timeline);
+    let stamp = |needle: &str| -> f64 {
+        let line = o
+            .timeline
+            .lines()
+            .find(|l| l.contains(needle))
+            .unwrap_or_else(|| panic!("no {needle}:\n{}", o.timeline));
+        line[1..line.find('s').unwrap()].trim().parse().unwrap()
+    };
+    let took = stamp("m1$ docker service ls") - stamp("m1$ docker service update");
+    assert!(
+        (45.0..=52.0).contains(&took),
+        "the update took {took} s:\n{}",
+        o.timeline
+    );
+    let progress: Vec<&str> = o
+        .timeline
+        .lines()
+        .filter_map(|l| l.trim().strip_prefix("overall progress: "))
+        .collect();
+    let firsts: Vec<&str> = progress
+        .iter()
+        .copied()
+        .filter(|p| p.starts_with('0') || p.starts_with('1') || p.starts_with('2'))
+        .collect();
+    assert!(
+        firsts.first().is_some_and(|p| p.starts_with("0 out of 3")),
+        "progress starts at 0 updated: {progress:?}"
+    );
+    for k in ["1 out of 3", "2 out of 3", "3 out of 3"] {
+        assert!(
+            progress.iter().any(|p| p.starts_with(k)),
+            "no {k}: {progress:?}"
+        );
+    }
+    assert!(
+        o.timeline.contains("verify: Service web converged"),
+        "{}",
+        o.timeline
+    );
 }

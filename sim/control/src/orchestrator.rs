@@ -26,6 +26,8 @@ pub struct Duties {
     pub orphans: BTreeMap<String, Nanos>,
     /// Slots being updated stop-first: their replacement waits for the old task.
     pub stop_first: std::collections::BTreeSet<(String, String)>,
+    /// Services whose update batch is in flight: its replacements are not all running.
+    pub batches: std::collections::BTreeSet<String>,
 }
 
 /// swarmkit orphans the tasks of a node that has been Down for 24 hours.
@@ -450,7 +452,8 @@ pub fn reconcile(
             }
         }
         // Rolling update: tasks of an older version are replaced `update_parallelism` at
-        // a time (stop-first), the next batch `update_delay` after the previous one runs.
+        // a time (stop-first); as swarmkit's updater, the next batch starts
+        // `update_delay` after the previous batch's replacements run.
         let outdated: Vec<Task> = tasks
             .iter()
             .filter(|t| t.service_id == svc.id && live(t) && t.version < svc.version)
@@ -462,8 +465,13 @@ pub fn reconcile(
                 && t.version == svc.version
                 && t.state < TaskState::Running
         }) || duties.stop_first.iter().any(|(s, _)| *s == svc.id);
+        if !updating && duties.batches.remove(&svc.id) {
+            duties
+                .updates
+                .insert(svc.id.clone(), now + svc.update_delay);
+        }
         let gate = duties.updates.get(&svc.id).copied().unwrap_or(0);
-        if !outdated.is_empty() && !updating && gate <= now {
+        if !outdated.is_empty() && !updating && !duties.batches.contains(&svc.id) && gate <= now {
             let batch = svc.update_parallelism.max(1) as usize;
             let mut sorted = outdated;
             sorted.sort_by_key(|t| (t.slot, t.node_id.clone()));
@@ -474,9 +482,7 @@ pub fn reconcile(
                 duties.stop_first.insert((svc.id.clone(), key_of(&t)));
                 put(t, &mut tasks, &mut pos, &mut changed);
             }
-            duties
-                .updates
-                .insert(svc.id.clone(), now + svc.update_delay);
+            duties.batches.insert(svc.id.clone());
         }
         if outdated_done(&tasks, svc) {
             duties.updates.remove(&svc.id);
@@ -531,6 +537,7 @@ pub fn reconcile(
         .stop_first
         .retain(|(s, _)| store.services.contains_key(s));
     duties.updates.retain(|s, _| store.services.contains_key(s));
+    duties.batches.retain(|s| store.services.contains_key(s));
     out.extend(changed.into_values().map(Action::PutTask));
     out
 }
@@ -717,11 +724,17 @@ mod tests {
         run(&mut store, &mut d, 2);
         assert_eq!(new(&store), 2, "first batch of 2");
         running(&mut store);
+        // The batch runs at 5: the delay counts from there, as swarmkit's updater waits
+        // `Delay` after a slot's new task runs.
         run(&mut store, &mut d, 5);
         assert_eq!(new(&store), 2, "waits for the update delay");
-        run(&mut store, &mut d, 11);
+        run(&mut store, &mut d, 14);
         running(&mut store);
-        run(&mut store, &mut d, 12);
+        run(&mut store, &mut d, 14);
+        assert_eq!(new(&store), 2, "still within the delay after the batch ran");
+        run(&mut store, &mut d, 15);
+        running(&mut store);
+        run(&mut store, &mut d, 16);
         assert_eq!(new(&store), 4);
     }
 

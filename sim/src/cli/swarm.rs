@@ -1661,9 +1661,11 @@ async fn converge(cx: &Cx<'_>, leader: HostId, id: &str, shown: &str, quiet: boo
             Mode::Replicated(n) => n as usize,
             Mode::Global => tasks.len(),
         };
+        // Progress counts the tasks of the service's current version that run: during
+        // an update, the ones already updated.
         let running = tasks
             .iter()
-            .filter(|t| t.state == TaskState::Running)
+            .filter(|t| t.state == TaskState::Running && t.version == svc.version)
             .count();
         if first {
             out.push_str(&format!(
