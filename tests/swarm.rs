@@ -1135,3 +1135,55 @@ fn the_mesh_and_dns_converge_within_two_seconds_on_fifty_seeds() {
         assert!(o.failed == 0 && o.held == 5, "seed {seed}:\n{}", o.timeline);
     }
 }
+
+/// An update to an image no node has pauses after the first rejected replacement
+/// (swarmkit's default `--update-failure-action pause`): the CLI ends with Docker's
+/// error and status 1, the other replica keeps the old image (`service ls` 1/2), and
+/// `inspect` shows the paused UpdateStatus. A later good update completes; `continue`
+/// goes on through every replica. Texts as the real engine printed them (20.10).
+#[test]
+fn an_update_to_a_missing_image_pauses_after_the_first_failure() {
+    let text = "host m1 10.1.0.1
+m1$ docker swarm init
+m1$ docker service create --name web --replicas 2 --detach busybox sleep 1d
+expect service web running 2 within 10s
+m1$ docker service update --image nosuchimage web
+expect error contains \"service update paused: update paused due to failure or early termination of task \"
+sleep 12s
+m1$ docker service ls
+expect output contains \"1/2\"
+m1$ docker service ps --filter desired-state=running --format '{{.Image}}' web
+expect output contains \"busybox:latest\"
+m1$ docker service inspect --format '{{json .UpdateStatus}}' web
+expect output contains \"\\\"State\\\":\\\"paused\\\"\"
+m1$ docker service inspect --pretty web
+expect output contains \"UpdateStatus:\"
+m1$ docker service update --image busybox:1.36 web
+expect output contains \"verify: Service web converged\"
+m1$ docker service inspect --format '{{json .UpdateStatus}}' web
+expect output contains \"update completed\"
+m1$ docker service update --update-failure-action bogus web
+expect error contains \"Error response from daemon: unrecognized update failure action bogus\"
+m1$ docker service update --update-failure-action rollback web
+expect error contains \"swarmlab: --update-failure-action rollback is not simulated yet\"
+m1$ docker service update --update-failure-action continue --image nosuchimage --detach web
+sleep 40s
+m1$ docker service ls
+expect output contains \"0/2\"
+";
+    let o = play(text);
+    assert_eq!(o.failed, 0, "{}", o.timeline);
+    let exit = o
+        .timeline
+        .split("docker service update --image nosuchimage web")
+        .nth(1)
+        .unwrap();
+    assert!(
+        exit.split("docker service ls")
+            .next()
+            .unwrap()
+            .contains("(exit status 1)"),
+        "{}",
+        o.timeline
+    );
+}

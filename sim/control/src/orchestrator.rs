@@ -4,6 +4,7 @@
 
 use crate::store::{
     Action, Availability, Mode, Nanos, Node, NodeStatus, Service, Store, Task, TaskState,
+    UpdateStatus,
 };
 use std::collections::BTreeMap;
 
@@ -470,8 +471,56 @@ pub fn reconcile(
                 .updates
                 .insert(svc.id.clone(), now + svc.update_delay);
         }
+        // The update's status, as swarmkit's updater keeps it in the service: in
+        // progress while old tasks remain; paused (the default failure action) once a
+        // replacement is rejected or fails, and then no further batch starts.
+        let in_flight = !outdated.is_empty() || duties.batches.contains(&svc.id);
+        let mut status = svc.update_status.clone();
+        let current = status.as_ref().filter(|u| u.version == svc.version);
+        if in_flight && current.is_none() {
+            status = Some(UpdateStatus {
+                state: "updating".into(),
+                started: now,
+                completed: None,
+                message: "update in progress".into(),
+                version: svc.version,
+            });
+        }
+        if let Some(u) = status.as_mut().filter(|u| u.version == svc.version) {
+            if u.state == "updating" && svc.update_failure_action == "pause" {
+                let failed = tasks.iter().find(|t| {
+                    t.service_id == svc.id
+                        && t.version == svc.version
+                        && t.created >= u.started
+                        && matches!(t.state, TaskState::Rejected | TaskState::Failed)
+                });
+                if let Some(t) = failed {
+                    u.state = "paused".into();
+                    u.message = format!(
+                        "update paused due to failure or early termination of task {}",
+                        t.id
+                    );
+                }
+            }
+            if u.state == "updating" && !in_flight {
+                u.state = "completed".into();
+                u.completed = Some(now);
+                u.message = "update completed".into();
+            }
+        }
+        let paused = status
+            .as_ref()
+            .is_some_and(|u| u.version == svc.version && u.state == "paused");
+        if status != svc.update_status {
+            out.push(Action::SetUpdateStatus(svc.id.clone(), status));
+        }
         let gate = duties.updates.get(&svc.id).copied().unwrap_or(0);
-        if !outdated.is_empty() && !updating && !duties.batches.contains(&svc.id) && gate <= now {
+        if !outdated.is_empty()
+            && !updating
+            && !paused
+            && !duties.batches.contains(&svc.id)
+            && gate <= now
+        {
             let batch = svc.update_parallelism.max(1) as usize;
             let mut sorted = outdated;
             sorted.sort_by_key(|t| (t.slot, t.node_id.clone()));
@@ -588,6 +637,8 @@ mod tests {
             updated: 0,
             version: 0,
             vips: vec![],
+            update_failure_action: "pause".into(),
+            update_status: None,
         }
     }
 

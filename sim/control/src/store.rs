@@ -208,6 +208,25 @@ pub struct PortSpec {
     pub mode: String,
 }
 
+fn default_failure_action() -> String {
+    "pause".into()
+}
+
+/// Where a rolling update stands (swarmkit's `UpdateStatus`).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UpdateStatus {
+    /// `updating`, `paused` or `completed`.
+    pub state: String,
+    /// When it started.
+    pub started: Nanos,
+    /// When it completed.
+    pub completed: Option<Nanos>,
+    /// swarmkit's message: `update in progress`, `update completed`, or why it paused.
+    pub message: String,
+    /// The service version it updates to (swarmlab's bookkeeping, not shown).
+    pub version: u64,
+}
+
 /// A service.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Service {
@@ -251,6 +270,12 @@ pub struct Service {
     /// ingress included when it publishes ingress ports.
     #[serde(default)]
     pub vips: Vec<(String, Ipv4Addr)>,
+    /// `--update-failure-action`: `pause` (swarmkit's default) or `continue`.
+    #[serde(default = "default_failure_action")]
+    pub update_failure_action: String,
+    /// The last rolling update's progress, as `inspect` shows `UpdateStatus`.
+    #[serde(default)]
+    pub update_status: Option<UpdateStatus>,
 }
 
 impl Service {
@@ -450,8 +475,10 @@ impl Cluster {
     }
 }
 
-/// One write.
+/// One write. (A service is the largest variant; writes are made per command and per
+/// reconcile pass, never per packet, so they are not boxed.)
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[allow(clippy::large_enum_variant)]
 pub enum Action {
     /// Create or replace the cluster object.
     Cluster(Cluster),
@@ -463,6 +490,9 @@ pub enum Action {
     PutService(Service),
     /// Remove a service (its tasks are removed by their own actions).
     DelService(String),
+    /// The updater's progress on a service (only that field: a user's write to the
+    /// service meanwhile is kept).
+    SetUpdateStatus(String, Option<UpdateStatus>),
     /// Create or replace a task.
     PutTask(Task),
     /// Remove a task.
@@ -530,6 +560,11 @@ impl Store {
             }
             Action::DelService(id) => {
                 self.services.remove(id);
+            }
+            Action::SetUpdateStatus(id, status) => {
+                if let Some(s) = self.services.get_mut(id) {
+                    s.update_status = status.clone();
+                }
             }
             Action::PutTask(t) => {
                 self.tasks.insert(t.id.clone(), t.clone());

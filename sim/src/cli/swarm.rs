@@ -1216,6 +1216,8 @@ struct ServiceCreateArgs {
     update_parallelism: Option<String>,
     #[arg(long)]
     update_delay: Option<String>,
+    #[arg(long)]
+    update_failure_action: Option<String>,
     #[arg(short = 'l', long)]
     label: Vec<String>,
     #[arg(short, long)]
@@ -1272,6 +1274,8 @@ struct ServiceUpdateArgs {
     update_parallelism: Option<String>,
     #[arg(long)]
     update_delay: Option<String>,
+    #[arg(long)]
+    update_failure_action: Option<String>,
     #[arg(long)]
     network_add: Vec<String>,
     #[arg(long)]
@@ -1395,6 +1399,20 @@ fn parse_replicas(r: &str) -> Res<u64> {
         return Err(too_many_replicas(n));
     }
     Ok(n)
+}
+
+/// `--update-failure-action`: swarmkit's values; `rollback` is swarmlab's gap.
+fn failure_action(v: &str) -> Res<String> {
+    match v {
+        "pause" | "continue" => Ok(v.to_string()),
+        "rollback" => Err(CommandOutput::err(
+            "swarmlab: --update-failure-action rollback is not simulated yet (pause and continue are)\n",
+            1,
+        )),
+        other => Err(fail(format!(
+            "Error response from daemon: unrecognized update failure action {other}"
+        ))),
+    }
 }
 
 fn invalid_flag(value: &str, flag: &str, why: &str) -> CommandOutput {
@@ -1577,6 +1595,11 @@ async fn service_create(cx: &Cx<'_>, host: HostId, a: ServiceCreateArgs) -> Res<
         updated: now,
         version: 0,
         vips: Vec::new(),
+        update_failure_action: match &a.update_failure_action {
+            Some(v) => failure_action(v)?,
+            None => "pause".into(),
+        },
+        update_status: None,
     };
     if let Some(v) = svc.labels.get("swarmlab.lb") {
         if !crate::mesh::SCHEDULERS.contains(&v.as_str()) {
@@ -1628,7 +1651,7 @@ async fn service_create(cx: &Cx<'_>, host: HostId, a: ServiceCreateArgs) -> Res<
     };
     let mut out = format!("{id}\n");
     if !a.detach {
-        out.push_str(&converge(cx, leader, &id, &id, a.quiet).await);
+        out.push_str(&converge(cx, leader, &id, &id, a.quiet, false).await.0);
     }
     Ok(CommandOutput {
         stdout: out,
@@ -1641,7 +1664,16 @@ async fn service_create(cx: &Cx<'_>, host: HostId, a: ServiceCreateArgs) -> Res<
 /// tasks, polled every 200 ms as the CLI does, then the 5-second stability check.
 /// `shown` is how the last line names the service: `create` gives its ID, `scale` and
 /// `update` the name they were given, as the Docker CLI does.
-async fn converge(cx: &Cx<'_>, leader: HostId, id: &str, shown: &str, quiet: bool) -> String {
+/// For an update (`update`), a paused rolling update ends the wait with the CLI's error
+/// (`service update paused: ...`), returned apart from the progress.
+async fn converge(
+    cx: &Cx<'_>,
+    leader: HostId,
+    id: &str,
+    shown: &str,
+    quiet: bool,
+    update: bool,
+) -> (String, Option<String>) {
     let mut out = String::new();
     let deadline = cx.now() + Duration::from_secs(120);
     let mut stable_since: Option<Instant> = None;
@@ -1677,6 +1709,15 @@ async fn converge(cx: &Cx<'_>, leader: HostId, id: &str, shown: &str, quiet: boo
             first = false;
         }
         let progress = format!("overall progress: {running} out of {want} tasks\n");
+        let paused = svc
+            .update_status
+            .as_ref()
+            .filter(|u| update && u.version == svc.version && u.state == "paused");
+        if let Some(u) = paused {
+            out.push_str(&progress);
+            let error = format!("service update paused: {}\n", u.message);
+            return (if quiet { String::new() } else { out }, Some(error));
+        }
         if running == want && want > 0 || want == 0 {
             let since = *stable_since.get_or_insert(now);
             let waited = now.since(since);
@@ -1705,11 +1746,7 @@ async fn converge(cx: &Cx<'_>, leader: HostId, id: &str, shown: &str, quiet: boo
         }
         cx.sleep_until(now + Duration::from_millis(200)).await;
     }
-    if quiet {
-        String::new()
-    } else {
-        out
-    }
+    (if quiet { String::new() } else { out }, None)
 }
 
 /// The allocator gives a service (endpoint mode vip) a virtual IP on each of its
@@ -2037,7 +2074,7 @@ async fn service_scale(cx: &Cx<'_>, host: HostId, a: ServicesArgs) -> Res<Comman
                         .find_service(name)
                         .map(|s| s.id.clone());
                     if let Some(id) = id {
-                        text.push_str(&converge(cx, leader, &id, name, false).await);
+                        text.push_str(&converge(cx, leader, &id, name, false, false).await.0);
                     }
                 }
                 Ok(text)
@@ -2118,6 +2155,9 @@ async fn service_update(cx: &Cx<'_>, host: HostId, a: ServiceUpdateArgs) -> Res<
                 )
             })?;
         }
+        if let Some(v) = &a.update_failure_action {
+            s.update_failure_action = failure_action(v)?;
+        }
         if let Some(d) = &a.update_delay {
             s.update_delay = parse_go_duration(d).ok_or_else(|| {
                 invalid_flag(
@@ -2177,7 +2217,15 @@ async fn service_update(cx: &Cx<'_>, host: HostId, a: ServiceUpdateArgs) -> Res<
             .find_service(&name)
             .map(|s| s.id.clone());
         if let Some(id) = id {
-            out.push_str(&converge(cx, leader, &id, &name, a.quiet).await);
+            let (progress, paused) = converge(cx, leader, &id, &name, a.quiet, true).await;
+            out.push_str(&progress);
+            if let Some(error) = paused {
+                return Ok(CommandOutput {
+                    stdout: out,
+                    stderr: error,
+                    exit_code: 1,
+                });
+            }
         }
     }
     Ok(CommandOutput::out(out))
@@ -2208,7 +2256,7 @@ async fn service_rm(cx: &Cx<'_>, host: HostId, a: ServicesArgs) -> Res<CommandOu
 }
 
 fn service_json(s: &Service, store: &Store) -> serde_json::Value {
-    serde_json::json!({
+    let mut v = serde_json::json!({
         "ID": s.id,
         "Spec": {
             "Name": s.name,
@@ -2225,7 +2273,19 @@ fn service_json(s: &Service, store: &Store) -> serde_json::Value {
             "EndpointSpec": {"Mode": s.endpoint_mode},
         },
         "Endpoint": endpoint_json(s, store),
-    })
+    });
+    if let Some(u) = &s.update_status {
+        let mut status = serde_json::json!({
+            "State": u.state,
+            "StartedAt": crate::cli::text::rfc3339(u.started),
+        });
+        if let Some(c) = u.completed {
+            status["CompletedAt"] = crate::cli::text::rfc3339(c).into();
+        }
+        status["Message"] = u.message.clone().into();
+        v["UpdateStatus"] = status;
+    }
+    v
 }
 
 /// The `Endpoint` of `service inspect`: the spec's ports and the allocated VIPs.
@@ -2299,14 +2359,25 @@ async fn service_inspect(cx: &Cx<'_>, host: HostId, a: ServicesArgs) -> Res<Comm
                 }
                 Mode::Global => text.push_str("Service Mode:\tGlobal\n"),
             }
+            if let Some(u) = &s.update_status {
+                text.push_str(&format!(
+                    "UpdateStatus:\n State:\t\t{}\n Started:\t{}\n",
+                    u.state,
+                    ago(lab, u.started)
+                ));
+                if let Some(c) = u.completed {
+                    text.push_str(&format!(" Completed:\t{}\n", ago(lab, c)));
+                }
+                text.push_str(&format!(" Message:\t{}\n", u.message));
+            }
             text.push_str("Placement:\n");
             if !s.constraints.is_empty() {
                 let cs: Vec<String> = s.constraints.iter().map(ToString::to_string).collect();
                 text.push_str(&format!(" Constraints:\t[{}]\n", cs.join(" ")));
             }
             text.push_str(&format!(
-                "UpdateConfig:\n Parallelism:\t{}\n On failure:\tpause\n Monitoring Period: 5s\n Max failure ratio: 0\n Update order:      stop-first\n",
-                s.update_parallelism
+                "UpdateConfig:\n Parallelism:\t{}\n On failure:\t{}\n Monitoring Period: 5s\n Max failure ratio: 0\n Update order:      stop-first\n",
+                s.update_parallelism, s.update_failure_action
             ));
             text.push_str("RollbackConfig:\n Parallelism:\t1\n On failure:\tpause\n Monitoring Period: 5s\n Max failure ratio: 0\n Rollback order:    stop-first\n");
             text.push_str(&format!(

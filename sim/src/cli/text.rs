@@ -128,3 +128,43 @@ pub(crate) fn hash_id(bytes: &[u8]) -> String {
     }
     format!("{:012x}", h & 0xffff_ffff_ffff)
 }
+
+/// A virtual time as Docker's JSON timestamps print it (RFC 3339 with nanoseconds, UTC).
+/// Virtual time counts from the Unix epoch: a lab starts on 1970-01-01.
+pub(crate) fn rfc3339(nanos: u64) -> String {
+    let secs = nanos / 1_000_000_000;
+    let (days, rem) = (secs / 86_400, secs % 86_400);
+    // Days to a civil date (Howard Hinnant's algorithm, proleptic Gregorian).
+    let z = days as i64 + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!(
+        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}.{:09}Z",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60,
+        nanos % 1_000_000_000
+    )
+}
+
+#[cfg(test)]
+mod time_tests {
+    #[test]
+    fn rfc3339_counts_from_the_epoch_across_leap_years() {
+        assert_eq!(super::rfc3339(0), "1970-01-01T00:00:00.000000000Z");
+        assert_eq!(
+            super::rfc3339(951_782_400_000_000_005),
+            "2000-02-29T00:00:00.000000005Z"
+        );
+        assert_eq!(
+            super::rfc3339(1_798_761_599_000_000_000),
+            "2026-12-31T23:59:59.000000000Z"
+        );
+    }
+}
