@@ -1187,3 +1187,61 @@ expect output contains \"0/2\"
         o.timeline
     );
 }
+
+/// `docker node ps [NODE...]`: the tasks on a node (this one by default), by service
+/// name, with `service ps`'s columns, filters and `--no-trunc`; `-q` prints
+/// 12-character IDs (as the real CLI does, unlike `service ps -q`); an unknown node is
+/// Docker's error with status 1 and no table.
+#[test]
+fn node_ps_lists_the_tasks_of_a_node() {
+    let o = play(&format!(
+        "{SWARM}\
+m1$ docker service create --name web --replicas 3 --constraint node.role==worker --detach busybox sleep 1d
+m1$ docker service create --name api --replicas 3 --constraint node.role==worker --detach busybox sleep 1d
+expect service web running 3 within 10s
+expect service api running 3 within 10s
+m1$ docker node ps w2
+expect output contains \"api.\"
+expect output contains \"web.\"
+expect output contains \"DESIRED STATE\"
+m1$ docker node ps
+m1$ docker node ps -q w1
+m1$ docker node ps nosuch
+expect error contains \"Error response from daemon: node nosuch not found\"
+"
+    ));
+    assert_eq!(o.failed, 0, "{}", o.timeline);
+    let section = |cmd: &str| -> String {
+        o.timeline
+            .split(&format!("m1$ {cmd}\n"))
+            .nth(1)
+            .unwrap_or_else(|| panic!("no {cmd}:\n{}", o.timeline))
+            .split("\n[")
+            .next()
+            .unwrap()
+            .to_string()
+    };
+    let w2 = section("docker node ps w2");
+    let rows: Vec<&str> = w2.lines().skip(1).collect();
+    assert_eq!(rows.len(), 2, "one task of each service on w2:\n{w2}");
+    assert!(
+        rows[0].contains("api.") && rows[1].contains("web."),
+        "by service name:\n{w2}"
+    );
+    assert!(rows.iter().all(|r| r.contains(" w2 ")), "{w2}");
+    // m1 runs no task: the header alone.
+    assert_eq!(
+        section("docker node ps").lines().count(),
+        1,
+        "{}",
+        o.timeline
+    );
+    let q = section("docker node ps -q w1");
+    assert_eq!(q.lines().count(), 2, "{q}");
+    assert!(q.lines().all(|l| l.trim().len() == 12), "{q}");
+    let missing = section("docker node ps nosuch");
+    assert!(
+        !missing.contains("ID "),
+        "no table for an unknown node: {missing}"
+    );
+}

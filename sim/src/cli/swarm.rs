@@ -745,6 +745,19 @@ struct NodeLsArgs {
 }
 
 #[derive(Parser, Debug)]
+struct NodePsArgs {
+    #[arg(short, long)]
+    quiet: bool,
+    #[arg(long)]
+    no_trunc: bool,
+    #[arg(long)]
+    format: Option<String>,
+    #[arg(short, long)]
+    filter: Vec<String>,
+    nodes: Vec<String>,
+}
+
+#[derive(Parser, Debug)]
 struct NodeUpdateArgs {
     #[arg(long)]
     availability: Option<String>,
@@ -774,6 +787,10 @@ pub async fn node(cx: &Cx<'_>, host: HostId, args: &[String]) -> CommandOutput {
     let r = match sub {
         "ls" | "list" => match parse::<NodeLsArgs>(rest, "node ls", "[OPTIONS]") {
             Ok(a) => node_ls(cx, host, a).await,
+            Err(e) => Err(e),
+        },
+        "ps" => match parse::<NodePsArgs>(rest, "node ps", "[OPTIONS] [NODE...]") {
+            Ok(a) => node_ps(cx, host, a).await,
             Err(e) => Err(e),
         },
         "update" => match parse::<NodeUpdateArgs>(rest, "node update", "[OPTIONS] NODE") {
@@ -1885,6 +1902,220 @@ async fn service_ls(cx: &Cx<'_>, host: HostId, a: ServiceLsArgs) -> Res<CommandO
     Ok(CommandOutput::out(table(&t)))
 }
 
+/// Whether a task passes `service ps`'s and `node ps`'s filters.
+fn task_matches(
+    store: &Store,
+    svc: &Service,
+    t: &crate::swarm::store::Task,
+    fl: &[(String, String)],
+) -> bool {
+    fl.iter().all(|(k, v)| match k.as_str() {
+        "desired-state" => match v.as_str() {
+            "running" => t.desired <= TaskState::Running,
+            "shutdown" => t.desired > TaskState::Running,
+            "accepted" => t.desired == TaskState::Accepted,
+            _ => false,
+        },
+        "node" => t
+            .node_id
+            .as_ref()
+            .and_then(|n| store.nodes.get(n))
+            .is_some_and(|n| n.hostname == *v || n.id.starts_with(v.as_str())),
+        "name" => format!("{}.{}", svc.name, t.slot).starts_with(v.as_str()),
+        "id" => t.id.starts_with(v.as_str()),
+        _ => true,
+    })
+}
+
+/// `docker node ps [NODE...]`: the tasks on each node (this node by default), by
+/// service name.
+async fn node_ps(cx: &Cx<'_>, host: HostId, a: NodePsArgs) -> Res<CommandOutput> {
+    let leader = leader_for(cx, host).await?;
+    let lab = &*cx.lab();
+    let store = leader_store(lab, leader);
+    let fl = filters(&a.filter)?;
+    check_filters(&fl, &["desired-state", "node", "name", "id", "label"])?;
+    let refs = if a.nodes.is_empty() {
+        vec!["self".to_string()]
+    } else {
+        a.nodes.clone()
+    };
+    let mut services: Vec<&Service> = store.services.values().collect();
+    services.sort_by(|x, y| x.name.cmp(&y.name));
+    let mut out = CommandOutput::default();
+    let mut rows = Vec::new();
+    for r in &refs {
+        let n = match find_node(lab, host, &store, r) {
+            Ok(n) => n.id.clone(),
+            Err(e) => {
+                out.stderr.push_str(&e.stderr);
+                out.exit_code = 1;
+                continue;
+            }
+        };
+        for svc in &services {
+            let tasks: Vec<_> = store
+                .tasks_of(&svc.id)
+                .filter(|t| t.node_id.as_ref() == Some(&n) && task_matches(&store, svc, t, &fl))
+                .cloned()
+                .collect();
+            push_task_rows(
+                lab,
+                &store,
+                svc,
+                tasks,
+                !fl.is_empty(),
+                a.no_trunc,
+                &mut rows,
+            );
+        }
+    }
+    if !rows.is_empty() || out.exit_code == 0 || a.quiet || a.format.is_some() {
+        out.stdout = print_task_rows(rows, a.quiet, false, a.format.as_ref())?;
+    }
+    Ok(out)
+}
+
+/// `service ps` and `node ps` rows for one service's tasks (newest first within a slot,
+/// older ones as `\_` history unless filtered), with each task's whole ID in `FullID`.
+fn push_task_rows(
+    lab: &Lab,
+    store: &Store,
+    svc: &Service,
+    mut tasks: Vec<crate::swarm::store::Task>,
+    filtered: bool,
+    no_trunc: bool,
+    rows: &mut Vec<serde_json::Value>,
+) {
+    let key = |t: &crate::swarm::store::Task| -> String {
+        match svc.mode {
+            Mode::Replicated(_) => format!("{:010}", t.slot),
+            Mode::Global => t.node_id.clone().unwrap_or_default(),
+        }
+    };
+    tasks.sort_by(|x, y| {
+        key(x)
+            .cmp(&key(y))
+            .then(y.created.cmp(&x.created))
+            .then(x.id.cmp(&y.id))
+    });
+    let mut prev = String::new();
+    for t in &tasks {
+        let k = key(t);
+        let name = match svc.mode {
+            Mode::Replicated(_) => format!("{}.{}", svc.name, t.slot),
+            Mode::Global => format!("{}.{}", svc.name, t.node_id.clone().unwrap_or_default()),
+        };
+        let shown = if k == prev && !filtered {
+            format!(" \\_ {name}")
+        } else {
+            name.clone()
+        };
+        prev = k;
+        let node = t
+            .node_id
+            .as_ref()
+            .and_then(|n| store.nodes.get(n))
+            .map(|n| n.hostname.clone())
+            .unwrap_or_default();
+        let err = if t.err.is_empty() {
+            String::new()
+        } else if no_trunc {
+            format!("\"{}\"", t.err)
+        } else {
+            format!("\"{}\"", ellipsis(&t.err, 30))
+        };
+        let ports = svc
+            .ports
+            .iter()
+            .filter(|p| p.mode == "host" && t.state == TaskState::Running)
+            .map(|p| format!("*:{}->{}/{}", p.published, p.target, p.protocol))
+            .collect::<Vec<_>>()
+            .join(",");
+        rows.push(serde_json::json!({
+            "ID": if no_trunc { t.id.clone() } else { t.id[..12].to_string() },
+            // `-q` prints whole task IDs, as the Docker CLI does.
+            "FullID": t.id.clone(),
+            "Name": shown,
+            "Image": if t.image.is_empty() { &svc.image } else { &t.image },
+            "Node": node,
+            "DesiredState": t.desired.as_str(),
+            "CurrentState": format!("{} {}", t.state.as_str(), ago(lab, t.since)),
+            "Error": err,
+            "Ports": ports,
+        }));
+    }
+}
+
+/// Print task rows as `service ps` and `node ps` do: `-q` gives whole IDs (`full_ids`)
+/// or 12-character ones, `--format` a template, else the table.
+fn print_task_rows(
+    mut rows: Vec<serde_json::Value>,
+    quiet: bool,
+    full_ids: bool,
+    format: Option<&String>,
+) -> Res<String> {
+    // The whole IDs are for `-q` only: no template sees them.
+    let ids: Vec<String> = rows
+        .iter_mut()
+        .map(|r| {
+            r.as_object_mut()
+                .and_then(|o| o.remove("FullID"))
+                .and_then(|v| v.as_str().map(String::from))
+                .unwrap_or_default()
+        })
+        .collect();
+    if quiet {
+        return Ok(ids
+            .iter()
+            .map(|id| {
+                format!(
+                    "{}\n",
+                    if full_ids {
+                        id
+                    } else {
+                        &id[..12.min(id.len())]
+                    }
+                )
+            })
+            .collect());
+    }
+    if let Some(f) = format {
+        return formatted(&rows, f);
+    }
+    let cols = [
+        "ID",
+        "Name",
+        "Image",
+        "Node",
+        "DesiredState",
+        "CurrentState",
+        "Error",
+        "Ports",
+    ];
+    let mut t = vec![[
+        "ID",
+        "NAME",
+        "IMAGE",
+        "NODE",
+        "DESIRED STATE",
+        "CURRENT STATE",
+        "ERROR",
+        "PORTS",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect::<Vec<_>>()];
+    for r in &rows {
+        t.push(
+            cols.iter()
+                .map(|k| r[*k].as_str().unwrap_or("").to_string())
+                .collect(),
+        );
+    }
+    Ok(table(&t))
+}
+
 async fn service_ps(cx: &Cx<'_>, host: HostId, a: ServicePsArgs) -> Res<CommandOutput> {
     let leader = leader_for(cx, host).await?;
     let lab = &*cx.lab();
@@ -1903,129 +2134,19 @@ async fn service_ps(cx: &Cx<'_>, host: HostId, a: ServicePsArgs) -> Res<CommandO
             continue;
         };
         let mut tasks: Vec<_> = store.tasks_of(&svc.id).cloned().collect();
-        tasks.retain(|t| {
-            fl.iter().all(|(k, v)| match k.as_str() {
-                "desired-state" => match v.as_str() {
-                    "running" => t.desired <= TaskState::Running,
-                    "shutdown" => t.desired > TaskState::Running,
-                    "accepted" => t.desired == TaskState::Accepted,
-                    _ => false,
-                },
-                "node" => t
-                    .node_id
-                    .as_ref()
-                    .and_then(|n| store.nodes.get(n))
-                    .is_some_and(|n| n.hostname == *v || n.id.starts_with(v.as_str())),
-                "name" => format!("{}.{}", svc.name, t.slot).starts_with(v.as_str()),
-                "id" => t.id.starts_with(v.as_str()),
-                _ => true,
-            })
-        });
-        let key = |t: &crate::swarm::store::Task| -> String {
-            match svc.mode {
-                Mode::Replicated(_) => format!("{:010}", t.slot),
-                Mode::Global => t.node_id.clone().unwrap_or_default(),
-            }
-        };
-        tasks.sort_by(|x, y| {
-            key(x)
-                .cmp(&key(y))
-                .then(y.created.cmp(&x.created))
-                .then(x.id.cmp(&y.id))
-        });
-        let mut prev = String::new();
-        for t in &tasks {
-            let k = key(t);
-            let name = match svc.mode {
-                Mode::Replicated(_) => format!("{}.{}", svc.name, t.slot),
-                Mode::Global => format!("{}.{}", svc.name, t.node_id.clone().unwrap_or_default()),
-            };
-            let shown = if k == prev && fl.is_empty() {
-                format!(" \\_ {name}")
-            } else {
-                name.clone()
-            };
-            prev = k;
-            let node = t
-                .node_id
-                .as_ref()
-                .and_then(|n| store.nodes.get(n))
-                .map(|n| n.hostname.clone())
-                .unwrap_or_default();
-            let err = if t.err.is_empty() {
-                String::new()
-            } else if a.no_trunc {
-                format!("\"{}\"", t.err)
-            } else {
-                format!("\"{}\"", ellipsis(&t.err, 30))
-            };
-            let ports = svc
-                .ports
-                .iter()
-                .filter(|p| p.mode == "host" && t.state == TaskState::Running)
-                .map(|p| format!("*:{}->{}/{}", p.published, p.target, p.protocol))
-                .collect::<Vec<_>>()
-                .join(",");
-            rows.push(serde_json::json!({
-                "ID": if a.no_trunc { t.id.clone() } else { t.id[..12].to_string() },
-                // `-q` prints whole task IDs, as the Docker CLI does.
-                "FullID": t.id.clone(),
-                "Name": shown,
-                "Image": if t.image.is_empty() { &svc.image } else { &t.image },
-                "Node": node,
-                "DesiredState": t.desired.as_str(),
-                "CurrentState": format!("{} {}", t.state.as_str(), ago(lab, t.since)),
-                "Error": err,
-                "Ports": ports,
-            }));
-        }
+        tasks.retain(|t| task_matches(&store, svc, t, &fl));
+        push_task_rows(
+            lab,
+            &store,
+            svc,
+            tasks,
+            !fl.is_empty(),
+            a.no_trunc,
+            &mut rows,
+        );
     }
-    // The whole IDs are for `-q` only: no template sees them.
-    let full_ids: Vec<String> = rows
-        .iter_mut()
-        .map(|r| {
-            r.as_object_mut()
-                .and_then(|o| o.remove("FullID"))
-                .and_then(|v| v.as_str().map(String::from))
-                .unwrap_or_default()
-        })
-        .collect();
-    if a.quiet {
-        out.stdout = full_ids.iter().map(|id| format!("{id}\n")).collect();
-    } else if let Some(f) = &a.format {
-        out.stdout = formatted(&rows, f)?;
-    } else if !rows.is_empty() || out.exit_code == 0 {
-        let cols = [
-            "ID",
-            "Name",
-            "Image",
-            "Node",
-            "DesiredState",
-            "CurrentState",
-            "Error",
-            "Ports",
-        ];
-        let mut t = vec![[
-            "ID",
-            "NAME",
-            "IMAGE",
-            "NODE",
-            "DESIRED STATE",
-            "CURRENT STATE",
-            "ERROR",
-            "PORTS",
-        ]
-        .iter()
-        .map(|s| s.to_string())
-        .collect::<Vec<_>>()];
-        for r in &rows {
-            t.push(
-                cols.iter()
-                    .map(|k| r[*k].as_str().unwrap_or("").to_string())
-                    .collect(),
-            );
-        }
-        out.stdout = table(&t);
+    if !rows.is_empty() || out.exit_code == 0 || a.quiet || a.format.is_some() {
+        out.stdout = print_task_rows(rows, a.quiet, true, a.format.as_ref())?;
     }
     Ok(out)
 }
