@@ -1245,3 +1245,46 @@ expect error contains \"Error response from daemon: node nosuch not found\"
         "no table for an unknown node: {missing}"
     );
 }
+
+/// An update's replacement is made at once with desired state Ready, prepared while the
+/// old task stops (10 s for `sleep`), then started: `service ps` shows the `Ready` row
+/// meanwhile, as swarmkit's updater does, and the new task runs within a second of the
+/// old one's end.
+#[test]
+fn an_update_prepares_the_replacement_while_the_old_task_stops() {
+    let o = play(
+        "host m1 10.1.0.1
+m1$ docker swarm init
+m1$ docker service create --name web --replicas 1 --detach busybox sleep 1d
+expect service web running 1 within 10s
+m1$ docker service update --detach --image busybox:1.36 web
+sleep 5s
+m1$ docker service ps --format '{{.Image}} {{.DesiredState}} {{.CurrentState}}' web
+expect output contains \"busybox:1.36 Ready Ready\"
+expect output contains \"busybox:latest Shutdown Running\"
+sleep 7s
+",
+    );
+    assert_eq!(o.failed, 0, "{}", o.timeline);
+    let at = |needle: &str| -> f64 {
+        let line = o
+            .timeline
+            .lines()
+            .find(|l| l.contains(needle))
+            .unwrap_or_else(|| panic!("no {needle}:\n{}", o.timeline));
+        line[1..line.find('s').unwrap()].trim().parse().unwrap()
+    };
+    let stopped = at(" shutdown");
+    let started = o
+        .timeline
+        .lines()
+        .filter(|l| l.contains(" running") && l.contains("swarm: m1: task"))
+        .last()
+        .map(|l| l[1..l.find('s').unwrap()].trim().parse::<f64>().unwrap())
+        .unwrap();
+    assert!(
+        started > stopped && started - stopped < 1.0,
+        "old stopped at {stopped}, new ran at {started}:\n{}",
+        o.timeline
+    );
+}

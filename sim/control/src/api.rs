@@ -283,30 +283,33 @@ mod pb {
     }
 }
 
-const STATES: [TaskState; 13] = [
-    TaskState::New,
-    TaskState::Pending,
-    TaskState::Assigned,
-    TaskState::Accepted,
-    TaskState::Preparing,
-    TaskState::Starting,
-    TaskState::Running,
-    TaskState::Complete,
-    TaskState::Shutdown,
-    TaskState::Failed,
-    TaskState::Rejected,
-    TaskState::Orphaned,
-    TaskState::Remove,
+/// Task states as swarmkit's protobuf numbers them (`api.TaskState`).
+const STATES: [(TaskState, u32); 14] = [
+    (TaskState::New, 0),
+    (TaskState::Pending, 64),
+    (TaskState::Assigned, 192),
+    (TaskState::Accepted, 256),
+    (TaskState::Preparing, 320),
+    (TaskState::Ready, 384),
+    (TaskState::Starting, 448),
+    (TaskState::Running, 512),
+    (TaskState::Complete, 576),
+    (TaskState::Shutdown, 640),
+    (TaskState::Failed, 704),
+    (TaskState::Rejected, 768),
+    (TaskState::Remove, 800),
+    (TaskState::Orphaned, 832),
 ];
 
 fn state_code(s: TaskState) -> u32 {
-    STATES.iter().position(|x| *x == s).unwrap_or(0) as u32
+    STATES.iter().find(|(x, _)| *x == s).map_or(0, |(_, c)| *c)
 }
 
 fn state_of(code: u32) -> Result<TaskState, WireError> {
     STATES
-        .get(code as usize)
-        .copied()
+        .iter()
+        .find(|(_, c)| *c == code)
+        .map(|(s, _)| *s)
         .ok_or_else(|| WireError::Malformed(format!("task state {code}")))
 }
 

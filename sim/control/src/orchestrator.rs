@@ -324,6 +324,20 @@ pub fn reconcile(
             let rkey = (svc.id.clone(), key.clone());
             match current {
                 Some(mut t) => {
+                    if t.desired == TaskState::Ready && !t.state.terminal() {
+                        // An update's replacement starts once the old task has stopped.
+                        let old_running = slot.iter().map(|&i| &tasks[i]).any(|o| {
+                            o.id != t.id
+                                && !o.state.terminal()
+                                && node_of(&o.node_id)
+                                    .is_some_and(|n| n.status == NodeStatus::Ready)
+                        });
+                        if !old_running {
+                            duties.stop_first.remove(&rkey);
+                            t.desired = TaskState::Running;
+                            put(t.clone(), &mut tasks, &mut pos, &mut changed);
+                        }
+                    }
                     let node = node_of(&t.node_id);
                     let down = node.is_some_and(|n| n.status == NodeStatus::Down);
                     let drained = node.is_some_and(|n| n.availability == Availability::Drain)
@@ -375,22 +389,28 @@ pub fn reconcile(
                     }
                 }
                 None => {
+                    // A restart waits for its delay, and for the old task to stop
+                    // (swarmkit's waitStop). An update's replacement (stop-first) is
+                    // made at once with desired state Ready, placed and prepared while
+                    // the old task stops, then set to Running (as swarmkit's updater).
                     let due = duties.restarts.get(&rkey).copied();
                     if due.is_some_and(|d| d > now) {
                         continue;
                     }
-                    // Update order stop-first: wait until the old task has stopped (or
-                    // its node is gone).
+                    let updating_slot = duties.stop_first.contains(&rkey);
                     let old_running = slot.iter().map(|&i| &tasks[i]).any(|t| {
                         !t.state.terminal()
                             && node_of(&t.node_id).is_some_and(|n| n.status == NodeStatus::Ready)
                     });
-                    if duties.stop_first.contains(&rkey) && old_running {
+                    if due.is_some() && updating_slot && old_running {
                         continue;
                     }
-                    duties.stop_first.remove(&rkey);
-                    let restarting = due.is_some();
+                    let wait = updating_slot && old_running;
+                    if !wait {
+                        duties.stop_first.remove(&rkey);
+                    }
                     duties.restarts.remove(&rkey);
+                    let restarting = due.is_some() || updating_slot;
                     // A replicated slot that has never run, or a restart, gets a new task.
                     let history = !slot.is_empty();
                     if history && !restarting && svc.restart_condition != "any" {
@@ -423,7 +443,11 @@ pub fn reconcile(
                             Mode::Global => 0,
                         },
                         node_id: global_node.clone(),
-                        desired: TaskState::Running,
+                        desired: if wait {
+                            TaskState::Ready
+                        } else {
+                            TaskState::Running
+                        },
                         state: TaskState::Pending,
                         message: "pending task scheduling".into(),
                         err: String::new(),
@@ -527,7 +551,6 @@ pub fn reconcile(
             for mut t in sorted.into_iter().take(batch) {
                 t.desired = TaskState::Shutdown;
                 // The slot's replacement is created by the next pass, without delay.
-                duties.restarts.insert((svc.id.clone(), key_of(&t)), now);
                 duties.stop_first.insert((svc.id.clone(), key_of(&t)));
                 put(t, &mut tasks, &mut pos, &mut changed);
             }

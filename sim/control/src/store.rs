@@ -342,6 +342,8 @@ pub enum TaskState {
     Accepted,
     /// Preparing (image, networks).
     Preparing,
+    /// Prepared, waiting to be started (as desired state: prepare, do not start yet).
+    Ready,
     /// Starting the container.
     Starting,
     /// Running.
@@ -369,6 +371,7 @@ impl TaskState {
             TaskState::Assigned => "Assigned",
             TaskState::Accepted => "Accepted",
             TaskState::Preparing => "Preparing",
+            TaskState::Ready => "Ready",
             TaskState::Starting => "Starting",
             TaskState::Running => "Running",
             TaskState::Complete => "Complete",

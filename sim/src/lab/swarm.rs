@@ -529,6 +529,8 @@ impl Lab {
                                 id.clone(),
                                 if t.stopping {
                                     TaskState::Shutdown
+                                } else if t.held {
+                                    TaskState::Ready
                                 } else {
                                     TaskState::Running
                                 },
@@ -545,6 +547,8 @@ impl Lab {
                         a.task.id.clone(),
                         if a.task.desired.terminal() {
                             TaskState::Shutdown
+                        } else if a.task.desired == TaskState::Ready {
+                            TaskState::Ready
                         } else {
                             TaskState::Running
                         },
@@ -780,7 +784,9 @@ impl Lab {
                 continue;
             }
             match a.tasks.get_mut(&t.id) {
-                None if t.desired == TaskState::Running && t.state <= TaskState::Assigned => {
+                None if matches!(t.desired, TaskState::Ready | TaskState::Running)
+                    && t.state <= TaskState::Assigned =>
+                {
                     a.tasks.insert(
                         t.id.clone(),
                         AgentTask {
@@ -798,6 +804,7 @@ impl Lab {
                             args: asg.args.clone(),
                             state: TaskState::Assigned,
                             stopping: false,
+                            held: t.desired == TaskState::Ready,
                             exit: None,
                             service: asg.service.clone(),
                             networks: asg
@@ -812,19 +819,32 @@ impl Lab {
                             since: now,
                         },
                     );
-                    // Accepted and preparing at once, the container starts shortly after.
+                    // Accepted and preparing at once, the container starts shortly after;
+                    // a task desired Ready is prepared and waits to be started.
                     steps.push((t.id.clone(), TaskState::Accepted, Duration::ZERO));
                     steps.push((
                         t.id.clone(),
                         TaskState::Preparing,
                         Duration::from_millis(50),
                     ));
-                    steps.push((
-                        t.id.clone(),
-                        TaskState::Starting,
-                        Duration::from_millis(150),
-                    ));
-                    steps.push((t.id.clone(), TaskState::Running, Duration::from_millis(650)));
+                    if t.desired == TaskState::Ready {
+                        steps.push((t.id.clone(), TaskState::Ready, Duration::from_millis(150)));
+                    } else {
+                        steps.push((
+                            t.id.clone(),
+                            TaskState::Starting,
+                            Duration::from_millis(150),
+                        ));
+                        steps.push((t.id.clone(), TaskState::Running, Duration::from_millis(650)));
+                    }
+                }
+                // Prepared and now desired Running: start it.
+                // (A second push meanwhile schedules the same steps; the later ones are
+                // ignored, as states only move forward.)
+                Some(mine) if t.desired == TaskState::Running && mine.held && !mine.stopping => {
+                    mine.held = false;
+                    steps.push((t.id.clone(), TaskState::Starting, Duration::ZERO));
+                    steps.push((t.id.clone(), TaskState::Running, Duration::from_millis(500)));
                 }
                 Some(mine) if t.desired.terminal() && !mine.stopping && !mine.state.terminal() => {
                     mine.stopping = true;

@@ -105,6 +105,8 @@ pub struct AgentTask {
     pub state: TaskState,
     /// Being stopped.
     pub stopping: bool,
+    /// Given with desired state Ready: prepared, it waits to be started.
+    pub held: bool,
     /// The exit status, once exited.
     pub exit: Option<i32>,
     /// Its service's name.
