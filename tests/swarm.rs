@@ -1278,8 +1278,7 @@ sleep 7s
     let started = o
         .timeline
         .lines()
-        .filter(|l| l.contains(" running") && l.contains("swarm: m1: task"))
-        .last()
+        .rfind(|l| l.contains(" running") && l.contains("swarm: m1: task"))
         .map(|l| l[1..l.find('s').unwrap()].trim().parse::<f64>().unwrap())
         .unwrap();
     assert!(
