@@ -1287,3 +1287,43 @@ sleep 7s
         o.timeline
     );
 }
+
+/// `docker service rollback` (and `service update --rollback`) returns to the previous
+/// spec by a rolling update, with the real CLI's lines (`rollback: manually requested
+/// rollback`, `overall progress: rolling back update: ...`) and inspect's
+/// `rollback_completed`; a second rollback swaps back; a service never updated has no
+/// previous spec, with Docker's refusal. Texts from the real 20.10 engine.
+#[test]
+fn rollback_returns_to_the_previous_spec() {
+    let o = play(
+        "host m1 10.1.0.1
+m1$ docker swarm init
+m1$ docker service create --name web --replicas 2 --detach busybox sleep 1d
+m1$ docker service rollback web
+expect error contains \"desc = service \"
+expect error contains \" does not have a previous spec\"
+m1$ docker service update --detach --image busybox:1.36 web
+sleep 25s
+m1$ docker service ps --filter desired-state=running --format '{{.Image}}' web
+expect output contains \"busybox:1.36\"
+m1$ docker service rollback web
+expect output contains \"rollback: manually requested rollback\"
+expect output contains \"overall progress: rolling back update: 2 out of 2 tasks\"
+expect output contains \"verify: Service web converged\"
+m1$ docker service ps --filter desired-state=running --format '{{.Image}}' web
+expect output contains \"busybox:latest\"
+m1$ docker service inspect --format '{{json .UpdateStatus}}' web
+expect output contains \"rollback_completed\"
+expect output contains \"rollback completed\"
+m1$ docker service update --rollback --detach web
+sleep 25s
+m1$ docker service ps --filter desired-state=running --format '{{.Image}}' web
+expect output contains \"busybox:1.36\"
+m1$ docker service rollback nosuch
+expect error contains \"Error response from daemon: service nosuch not found\"
+",
+    );
+    assert_eq!(o.failed, 0, "{}", o.timeline);
+    let last = o.timeline.rsplit("desired-state=running").next().unwrap();
+    assert!(!last.contains("busybox:latest"), "{}", o.timeline);
+}

@@ -531,6 +531,11 @@ pub fn reconcile(
                 u.completed = Some(now);
                 u.message = "update completed".into();
             }
+            if u.state == "rollback_started" && !in_flight {
+                u.state = "rollback_completed".into();
+                u.completed = Some(now);
+                u.message = "rollback completed".into();
+            }
         }
         let paused = status
             .as_ref()
@@ -662,6 +667,7 @@ mod tests {
             vips: vec![],
             update_failure_action: "pause".into(),
             update_status: None,
+            previous: None,
         }
     }
 

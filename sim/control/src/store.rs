@@ -215,7 +215,7 @@ fn default_failure_action() -> String {
 /// Where a rolling update stands (swarmkit's `UpdateStatus`).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct UpdateStatus {
-    /// `updating`, `paused` or `completed`.
+    /// `updating`, `paused`, `completed`, `rollback_started` or `rollback_completed`.
     pub state: String,
     /// When it started.
     pub started: Nanos,
@@ -276,6 +276,10 @@ pub struct Service {
     /// The last rolling update's progress, as `inspect` shows `UpdateStatus`.
     #[serde(default)]
     pub update_status: Option<UpdateStatus>,
+    /// The spec before the last update (`PreviousSpec`), which `service rollback`
+    /// returns to.
+    #[serde(default)]
+    pub previous: Option<Box<Service>>,
 }
 
 impl Service {

@@ -1271,6 +1271,8 @@ struct ServicePsArgs {
 
 #[derive(Parser, Debug)]
 struct ServiceUpdateArgs {
+    #[arg(long)]
+    rollback: bool,
     #[arg(long, allow_hyphen_values = true)]
     replicas: Option<String>,
     #[arg(long)]
@@ -1338,6 +1340,13 @@ pub async fn service(cx: &Cx<'_>, host: HostId, args: &[String]) -> CommandOutpu
         "update" => match parse::<ServiceUpdateArgs>(rest, "service update", "[OPTIONS] SERVICE") {
             Ok(a) => service_update(cx, host, a).await,
             Err(e) => Err(e),
+        },
+        "rollback" => match parse::<RollbackArgs>(rest, "service rollback", "[OPTIONS] SERVICE") {
+            Err(e) => Err(e),
+            Ok(RollbackArgs { service: None, .. }) => Err(fail("docker: 'docker service rollback' requires exactly 1 argument\n\nUsage:  docker service rollback [OPTIONS] SERVICE\n\nSee 'docker service rollback --help'.")),
+            Ok(RollbackArgs { service: Some(name), detach, quiet }) => {
+                service_rollback(cx, host, &name, detach, quiet).await
+            }
         },
         "scale" | "rm" | "remove" | "inspect" => match parse::<ServicesArgs>(rest, &format!("service {sub}"), "SERVICE [SERVICE...]") {
             Err(e) => Err(e),
@@ -1617,6 +1626,7 @@ async fn service_create(cx: &Cx<'_>, host: HostId, a: ServiceCreateArgs) -> Res<
             None => "pause".into(),
         },
         update_status: None,
+        previous: None,
     };
     if let Some(v) = svc.labels.get("swarmlab.lb") {
         if !crate::mesh::SCHEDULERS.contains(&v.as_str()) {
@@ -1668,7 +1678,11 @@ async fn service_create(cx: &Cx<'_>, host: HostId, a: ServiceCreateArgs) -> Res<
     };
     let mut out = format!("{id}\n");
     if !a.detach {
-        out.push_str(&converge(cx, leader, &id, &id, a.quiet, false).await.0);
+        out.push_str(
+            &converge(cx, leader, &id, &id, a.quiet, Follow::Tasks)
+                .await
+                .0,
+        );
     }
     Ok(CommandOutput {
         stdout: out,
@@ -1681,16 +1695,33 @@ async fn service_create(cx: &Cx<'_>, host: HostId, a: ServiceCreateArgs) -> Res<
 /// tasks, polled every 200 ms as the CLI does, then the 5-second stability check.
 /// `shown` is how the last line names the service: `create` gives its ID, `scale` and
 /// `update` the name they were given, as the Docker CLI does.
-/// For an update (`update`), a paused rolling update ends the wait with the CLI's error
-/// (`service update paused: ...`), returned apart from the progress.
+/// What `converge` follows.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Follow {
+    /// `create` or `scale`.
+    Tasks,
+    /// `update`: a paused rolling update ends the wait with the CLI's error.
+    Update,
+    /// `rollback`: the progress says it rolls back.
+    Rollback,
+}
+
+/// For an update, a paused rolling update ends the wait with the CLI's error (`service
+/// update paused: ...`), returned apart from the progress.
 async fn converge(
     cx: &Cx<'_>,
     leader: HostId,
     id: &str,
     shown: &str,
     quiet: bool,
-    update: bool,
+    follow: Follow,
 ) -> (String, Option<String>) {
+    let update = follow == Follow::Update;
+    let label = if follow == Follow::Rollback {
+        "overall progress: rolling back update: "
+    } else {
+        "overall progress: "
+    };
     let mut out = String::new();
     let deadline = cx.now() + Duration::from_secs(120);
     let mut stable_since: Option<Instant> = None;
@@ -1717,15 +1748,13 @@ async fn converge(
             .filter(|t| t.state == TaskState::Running && t.version == svc.version)
             .count();
         if first {
-            out.push_str(&format!(
-                "overall progress: {running} out of {want} tasks\n"
-            ));
+            out.push_str(&format!("{label}{running} out of {want} tasks\n"));
             for i in 1..=want {
                 out.push_str(&format!("{i}/{want}:  \n"));
             }
             first = false;
         }
-        let progress = format!("overall progress: {running} out of {want} tasks\n");
+        let progress = format!("{label}{running} out of {want} tasks\n");
         let paused = svc
             .update_status
             .as_ref()
@@ -2180,6 +2209,7 @@ async fn service_scale(cx: &Cx<'_>, host: HostId, a: ServicesArgs) -> Res<Comman
                 )));
             }
             let mut s = s.clone();
+            s.previous = Some(spec_of(&s));
             s.mode = Mode::Replicated(n);
             s.updated = now;
             Ok(vec![Action::PutService(s)])
@@ -2195,7 +2225,11 @@ async fn service_scale(cx: &Cx<'_>, host: HostId, a: ServicesArgs) -> Res<Comman
                         .find_service(name)
                         .map(|s| s.id.clone());
                     if let Some(id) = id {
-                        text.push_str(&converge(cx, leader, &id, name, false, false).await.0);
+                        text.push_str(
+                            &converge(cx, leader, &id, name, false, Follow::Tasks)
+                                .await
+                                .0,
+                        );
                     }
                 }
                 Ok(text)
@@ -2211,6 +2245,9 @@ async fn service_update(cx: &Cx<'_>, host: HostId, a: ServiceUpdateArgs) -> Res<
     let Some(name) = a.service.clone() else {
         return Err(fail("docker: 'docker service update' requires exactly 1 argument\n\nUsage:  docker service update [OPTIONS] SERVICE\n\nSee 'docker service update --help'."));
     };
+    if a.rollback {
+        return Box::pin(service_rollback(cx, host, &name, a.detach, a.quiet)).await;
+    }
     let replicas = match &a.replicas {
         None => None,
         Some(r) => Some(parse_replicas(r)?),
@@ -2223,6 +2260,7 @@ async fn service_update(cx: &Cx<'_>, host: HostId, a: ServiceUpdateArgs) -> Res<
             )));
         };
         let mut s = s.clone();
+        s.previous = Some(spec_of(&s));
         if let Some(n) = replicas {
             if s.mode == Mode::Global {
                 return Err(fail("replicas can only be used with replicated mode"));
@@ -2338,7 +2376,8 @@ async fn service_update(cx: &Cx<'_>, host: HostId, a: ServiceUpdateArgs) -> Res<
             .find_service(&name)
             .map(|s| s.id.clone());
         if let Some(id) = id {
-            let (progress, paused) = converge(cx, leader, &id, &name, a.quiet, true).await;
+            let (progress, paused) =
+                converge(cx, leader, &id, &name, a.quiet, Follow::Update).await;
             out.push_str(&progress);
             if let Some(error) = paused {
                 return Ok(CommandOutput {
@@ -2347,6 +2386,79 @@ async fn service_update(cx: &Cx<'_>, host: HostId, a: ServiceUpdateArgs) -> Res<
                     exit_code: 1,
                 });
             }
+        }
+    }
+    Ok(CommandOutput::out(out))
+}
+
+/// A service's spec as `PreviousSpec` keeps it: without its own history or status.
+fn spec_of(s: &Service) -> Box<Service> {
+    let mut spec = s.clone();
+    spec.previous = None;
+    spec.update_status = None;
+    Box::new(spec)
+}
+
+#[derive(Parser, Debug)]
+struct RollbackArgs {
+    #[arg(short, long)]
+    detach: bool,
+    #[arg(short, long)]
+    quiet: bool,
+    service: Option<String>,
+}
+
+/// `docker service rollback SERVICE` (and `service update --rollback`): the service
+/// returns to its previous spec, whose own previous spec becomes the current one, by a
+/// rolling update that inspect shows as `rollback_started`, then `rollback_completed`.
+async fn service_rollback(
+    cx: &Cx<'_>,
+    host: HostId,
+    name: &str,
+    detach: bool,
+    quiet: bool,
+) -> Res<CommandOutput> {
+    let now = now_ns(&cx.lab());
+    let leader = write(cx, host, |_, store| {
+        let Some(cur) = store.find_service(name) else {
+            return Err(fail(format!(
+                "Error response from daemon: service {name} not found"
+            )));
+        };
+        let Some(prev) = cur.previous.as_ref() else {
+            return Err(fail(format!("Error response from daemon: rpc error: code = FailedPrecondition desc = service {} does not have a previous spec", cur.id)));
+        };
+        let mut s = (**prev).clone();
+        s.id = cur.id.clone();
+        s.created = cur.created;
+        s.updated = now;
+        s.vips = cur.vips.clone();
+        s.version = cur.version + 1;
+        s.previous = Some(spec_of(cur));
+        s.update_status = Some(crate::swarm::store::UpdateStatus {
+            state: "rollback_started".into(),
+            started: now,
+            completed: None,
+            message: "manually requested rollback".into(),
+            version: s.version,
+        });
+        assign_vips(store, &mut s);
+        Ok(vec![Action::PutService(s)])
+    })
+    .await?;
+    cx.lab()
+        .swarm_note(host, format!("service {name} rolled back"));
+    let mut out = format!("{name}\n");
+    if !detach {
+        let id = leader_store(&cx.lab(), leader)
+            .find_service(name)
+            .map(|s| s.id.clone());
+        if let Some(id) = id {
+            if !quiet {
+                out.push_str("rollback: manually requested rollback\n");
+            }
+            let (progress, _) = converge(cx, leader, &id, name, quiet, Follow::Rollback).await;
+            out.push_str(&progress);
         }
     }
     Ok(CommandOutput::out(out))
