@@ -1327,3 +1327,38 @@ expect error contains \"Error response from daemon: service nosuch not found\"
     let last = o.timeline.rsplit("desired-state=running").next().unwrap();
     assert!(!last.contains("busybox:latest"), "{}", o.timeline);
 }
+
+/// `--update-order start-first` starts a slot's replacement beside the old task and stops
+/// the old one once the new one runs, so a one-replica service keeps answering through
+/// the update; stop-first leaves it without a task while the old one stops. A bogus
+/// order gets the daemon's refusal.
+#[test]
+fn start_first_updates_keep_a_single_replica_answering() {
+    let lab = |order: &str| {
+        format!(
+            "host m1 10.1.0.1
+m1$ docker swarm init
+m1$ docker service create --name web --replicas 1 --publish 8080:80 --detach traefik/whoami
+expect http m1:8080 ok within 10s
+m1$ docker service update --detach --update-order {order} --image traefik/whoami:v1.10 web
+sleep 5s
+m1$ docker service ps --filter desired-state=running --format '{{{{.Image}}}} {{{{.CurrentState}}}}' web
+"
+        )
+    };
+    let o = play(&format!("{}expect http m1:8080 ok\n", lab("start-first")));
+    assert_eq!(o.failed, 0, "{}", o.timeline);
+    assert!(
+        o.timeline.contains("traefik/whoami:v1.10 Running"),
+        "{}",
+        o.timeline
+    );
+    let o = play(&format!("{}expect http m1:8080 fails\n", lab("stop-first")));
+    assert_eq!(o.failed, 0, "{}", o.timeline);
+    let o = play(&format!(
+        "{}m1$ docker service update --update-order bogus web\n\
+         expect error contains \"Error response from daemon: unrecognized update order bogus\"\n",
+        lab("start-first")
+    ));
+    assert_eq!(o.failed, 0, "{}", o.timeline);
+}

@@ -29,6 +29,8 @@ pub struct Duties {
     pub stop_first: std::collections::BTreeSet<(String, String)>,
     /// Services whose update batch is in flight: its replacements are not all running.
     pub batches: std::collections::BTreeSet<String>,
+    /// Slots being updated start-first: their old task stops once the new one runs.
+    pub start_first: std::collections::BTreeSet<(String, String)>,
 }
 
 /// swarmkit orphans the tasks of a node that has been Down for 24 hours.
@@ -179,6 +181,58 @@ pub fn place(
 }
 
 /// One pass of the leader's control loops. `new_id` mints object ids.
+/// What a new task of a slot (or node) is made from.
+struct NewTask<'a> {
+    store: &'a Store,
+    svc: &'a Service,
+    key: &'a str,
+    node: Option<String>,
+    desired: TaskState,
+    now: Nanos,
+    id: String,
+    tasks: &'a [Task],
+    nodes: &'a [Node],
+}
+
+/// A new task for a slot (replicated) or a node (global), with its addresses, placed
+/// by the scheduler when it has no node yet.
+fn new_task(n: NewTask<'_>) -> Task {
+    let svc = n.svc;
+    let mut t = Task {
+        id: n.id,
+        service_id: svc.id.clone(),
+        slot: match svc.mode {
+            Mode::Replicated(_) => n.key.parse().unwrap_or(0),
+            Mode::Global => 0,
+        },
+        node_id: n.node,
+        desired: n.desired,
+        state: TaskState::Pending,
+        message: "pending task scheduling".into(),
+        err: String::new(),
+        since: n.now,
+        created: n.now,
+        version: svc.version,
+        image: svc.image.clone(),
+        addresses: Vec::new(),
+    };
+    t.addresses = allocate(n.store, svc, n.tasks);
+    if t.node_id.is_some() {
+        t.state = TaskState::Assigned;
+        t.message = "assigned".into();
+    } else {
+        match place(n.nodes, svc, n.tasks, &n.store.services) {
+            Ok(node) => {
+                t.node_id = Some(node);
+                t.state = TaskState::Assigned;
+                t.message = "assigned".into();
+            }
+            Err(e) => t.err = e,
+        }
+    }
+    t
+}
+
 pub fn reconcile(
     store: &Store,
     duties: &mut Duties,
@@ -435,50 +489,63 @@ pub fn reconcile(
                             continue;
                         }
                     }
-                    let mut t = Task {
-                        id: new_id(),
-                        service_id: svc.id.clone(),
-                        slot: match svc.mode {
-                            Mode::Replicated(_) => key.parse().unwrap_or(0),
-                            Mode::Global => 0,
-                        },
-                        node_id: global_node.clone(),
-                        desired: if wait {
-                            TaskState::Ready
-                        } else {
-                            TaskState::Running
-                        },
-                        state: TaskState::Pending,
-                        message: "pending task scheduling".into(),
-                        err: String::new(),
-                        since: now,
-                        created: now,
-                        version: svc.version,
-                        image: svc.image.clone(),
-                        addresses: Vec::new(),
-                    };
-                    t.addresses = allocate(store, svc, &tasks);
-                    if t.node_id.is_some() {
-                        t.state = TaskState::Assigned;
-                        t.message = "assigned".into();
+                    let desired = if wait {
+                        TaskState::Ready
                     } else {
-                        match place(&nodes, svc, &tasks, &store.services) {
-                            Ok(n) => {
-                                t.node_id = Some(n);
-                                t.state = TaskState::Assigned;
-                                t.message = "assigned".into();
-                            }
-                            Err(e) => t.err = e,
-                        }
-                    }
+                        TaskState::Running
+                    };
+                    let t = new_task(NewTask {
+                        store,
+                        svc,
+                        key,
+                        node: global_node.clone(),
+                        desired,
+                        now,
+                        id: new_id(),
+                        tasks: &tasks,
+                        nodes: &nodes,
+                    });
                     by_slot.entry(key.clone()).or_default().push(tasks.len());
                     put(t, &mut tasks, &mut pos, &mut changed);
                 }
             }
         }
+        // Start-first slots: once the new task runs, the old one stops; if the new one
+        // fails, the old one keeps running (and the failure pauses the update).
+        let slots: Vec<(String, String)> = duties
+            .start_first
+            .iter()
+            .filter(|(s, _)| *s == svc.id)
+            .cloned()
+            .collect();
+        for rkey in slots {
+            let in_slot = |t: &Task| t.service_id == svc.id && key_of(t) == rkey.1;
+            let new = tasks
+                .iter()
+                .find(|t| in_slot(t) && t.version == svc.version && live(t))
+                .map(|t| t.state);
+            match new {
+                Some(TaskState::Running) => {
+                    let old: Vec<Task> = tasks
+                        .iter()
+                        .filter(|t| in_slot(t) && t.version < svc.version && live(t))
+                        .cloned()
+                        .collect();
+                    for mut t in old {
+                        t.desired = TaskState::Shutdown;
+                        put(t, &mut tasks, &mut pos, &mut changed);
+                    }
+                    duties.start_first.remove(&rkey);
+                }
+                Some(_) => {}
+                None => {
+                    duties.start_first.remove(&rkey);
+                }
+            }
+        }
         // Rolling update: tasks of an older version are replaced `update_parallelism` at
-        // a time (stop-first); as swarmkit's updater, the next batch starts
-        // `update_delay` after the previous batch's replacements run.
+        // a time (stop-first, or start-first); as swarmkit's updater, the next batch
+        // starts `update_delay` after the previous batch's replacements run.
         let outdated: Vec<Task> = tasks
             .iter()
             .filter(|t| t.service_id == svc.id && live(t) && t.version < svc.version)
@@ -489,7 +556,8 @@ pub fn reconcile(
                 && live(t)
                 && t.version == svc.version
                 && t.state < TaskState::Running
-        }) || duties.stop_first.iter().any(|(s, _)| *s == svc.id);
+        }) || duties.stop_first.iter().any(|(s, _)| *s == svc.id)
+            || duties.start_first.iter().any(|(s, _)| *s == svc.id);
         if !updating && duties.batches.remove(&svc.id) {
             duties
                 .updates
@@ -554,6 +622,27 @@ pub fn reconcile(
             let mut sorted = outdated;
             sorted.sort_by_key(|t| (t.slot, t.node_id.clone()));
             for mut t in sorted.into_iter().take(batch) {
+                if svc.update_order == "start-first" {
+                    // The replacement starts now, beside the old task.
+                    let key = key_of(&t);
+                    let new = new_task(NewTask {
+                        store,
+                        svc,
+                        key: &key,
+                        node: match svc.mode {
+                            Mode::Global => t.node_id.clone(),
+                            Mode::Replicated(_) => None,
+                        },
+                        desired: TaskState::Running,
+                        now,
+                        id: new_id(),
+                        tasks: &tasks,
+                        nodes: &nodes,
+                    });
+                    put(new, &mut tasks, &mut pos, &mut changed);
+                    duties.start_first.insert((svc.id.clone(), key));
+                    continue;
+                }
                 t.desired = TaskState::Shutdown;
                 // The slot's replacement is created by the next pass, without delay.
                 duties.stop_first.insert((svc.id.clone(), key_of(&t)));
@@ -615,6 +704,9 @@ pub fn reconcile(
         .retain(|(s, _)| store.services.contains_key(s));
     duties.updates.retain(|s, _| store.services.contains_key(s));
     duties.batches.retain(|s| store.services.contains_key(s));
+    duties
+        .start_first
+        .retain(|(s, _)| store.services.contains_key(s));
     out.extend(changed.into_values().map(Action::PutTask));
     out
 }
@@ -666,6 +758,7 @@ mod tests {
             version: 0,
             vips: vec![],
             update_failure_action: "pause".into(),
+            update_order: "stop-first".into(),
             update_status: None,
             previous: None,
         }

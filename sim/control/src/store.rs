@@ -208,6 +208,10 @@ pub struct PortSpec {
     pub mode: String,
 }
 
+fn default_update_order() -> String {
+    "stop-first".into()
+}
+
 fn default_failure_action() -> String {
     "pause".into()
 }
@@ -270,6 +274,9 @@ pub struct Service {
     /// ingress included when it publishes ingress ports.
     #[serde(default)]
     pub vips: Vec<(String, Ipv4Addr)>,
+    /// `--update-order`: `stop-first` (swarmkit's default) or `start-first`.
+    #[serde(default = "default_update_order")]
+    pub update_order: String,
     /// `--update-failure-action`: `pause` (swarmkit's default) or `continue`.
     #[serde(default = "default_failure_action")]
     pub update_failure_action: String,

@@ -1235,6 +1235,8 @@ struct ServiceCreateArgs {
     update_delay: Option<String>,
     #[arg(long)]
     update_failure_action: Option<String>,
+    #[arg(long)]
+    update_order: Option<String>,
     #[arg(short = 'l', long)]
     label: Vec<String>,
     #[arg(short, long)]
@@ -1295,6 +1297,8 @@ struct ServiceUpdateArgs {
     update_delay: Option<String>,
     #[arg(long)]
     update_failure_action: Option<String>,
+    #[arg(long)]
+    update_order: Option<String>,
     #[arg(long)]
     network_add: Vec<String>,
     #[arg(long)]
@@ -1437,6 +1441,16 @@ fn failure_action(v: &str) -> Res<String> {
         )),
         other => Err(fail(format!(
             "Error response from daemon: unrecognized update failure action {other}"
+        ))),
+    }
+}
+
+/// `--update-order`: swarmkit's two orders.
+fn update_order(v: &str) -> Res<String> {
+    match v {
+        "stop-first" | "start-first" => Ok(v.to_string()),
+        other => Err(fail(format!(
+            "Error response from daemon: unrecognized update order {other}"
         ))),
     }
 }
@@ -1624,6 +1638,10 @@ async fn service_create(cx: &Cx<'_>, host: HostId, a: ServiceCreateArgs) -> Res<
         update_failure_action: match &a.update_failure_action {
             Some(v) => failure_action(v)?,
             None => "pause".into(),
+        },
+        update_order: match &a.update_order {
+            Some(v) => update_order(v)?,
+            None => "stop-first".into(),
         },
         update_status: None,
         previous: None,
@@ -2317,6 +2335,9 @@ async fn service_update(cx: &Cx<'_>, host: HostId, a: ServiceUpdateArgs) -> Res<
         if let Some(v) = &a.update_failure_action {
             s.update_failure_action = failure_action(v)?;
         }
+        if let Some(v) = &a.update_order {
+            s.update_order = update_order(v)?;
+        }
         if let Some(d) = &a.update_delay {
             s.update_delay = parse_go_duration(d).ok_or_else(|| {
                 invalid_flag(
@@ -2609,8 +2630,8 @@ async fn service_inspect(cx: &Cx<'_>, host: HostId, a: ServicesArgs) -> Res<Comm
                 text.push_str(&format!(" Constraints:\t[{}]\n", cs.join(" ")));
             }
             text.push_str(&format!(
-                "UpdateConfig:\n Parallelism:\t{}\n On failure:\t{}\n Monitoring Period: 5s\n Max failure ratio: 0\n Update order:      stop-first\n",
-                s.update_parallelism, s.update_failure_action
+                "UpdateConfig:\n Parallelism:\t{}\n On failure:\t{}\n Monitoring Period: 5s\n Max failure ratio: 0\n Update order:      {}\n",
+                s.update_parallelism, s.update_failure_action, s.update_order
             ));
             text.push_str("RollbackConfig:\n Parallelism:\t1\n On failure:\tpause\n Monitoring Period: 5s\n Max failure ratio: 0\n Rollback order:    stop-first\n");
             text.push_str(&format!(
