@@ -1362,3 +1362,26 @@ m1$ docker service ps --filter desired-state=running --format '{{{{.Image}}}} {{
     ));
     assert_eq!(o.failed, 0, "{}", o.timeline);
 }
+
+/// `--stop-grace-period` is how long a task's stop waits before SIGKILL: a `sleep` task
+/// (which ignores SIGTERM) with 2 s is replaced 2 s after an update starts, not 10 s;
+/// inspect shows it in nanoseconds, and a bad value gets the CLI's flag error.
+#[test]
+fn the_stop_grace_period_bounds_how_long_a_stop_waits() {
+    let o = play(
+        "host m1 10.1.0.1
+m1$ docker swarm init
+m1$ docker service create --name web --replicas 1 --stop-grace-period 2s --detach busybox sleep 1d
+expect service web running 1 within 10s
+m1$ docker service update --detach --image busybox:1.36 web
+sleep 3s
+m1$ docker service ps --filter desired-state=running --format '{{.Image}} {{.CurrentState}}' web
+expect output contains \"busybox:1.36 Running\"
+m1$ docker service inspect --format '{{.Spec.TaskTemplate.ContainerSpec.StopGracePeriod}}' web
+expect output contains \"2000000000\"
+m1$ docker service create --name bad --stop-grace-period bogus busybox
+expect error contains \"invalid argument \\\"bogus\\\" for \\\"--stop-grace-period\\\" flag: time: invalid duration \\\"bogus\\\"\"
+",
+    );
+    assert_eq!(o.failed, 0, "{}", o.timeline);
+}

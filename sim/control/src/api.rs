@@ -26,6 +26,9 @@ pub struct Assignment {
     pub networks: Vec<Network>,
     /// Its service's endpoint: VIPs by network id, ingress ports, scheduler.
     pub endpoint: Endpoint,
+    /// How long a stop waits for the task to exit before SIGKILL (`--stop-grace-period`;
+    /// None for Docker's 10 s).
+    pub stop_grace: Option<u64>,
 }
 
 /// What a task's container publishes about its service in NetworkDB's `endpoint_table`.
@@ -212,6 +215,8 @@ mod pb {
         pub networks: Vec<Network>,
         #[prost(message, optional, tag = "6")]
         pub endpoint: Option<Endpoint>,
+        #[prost(uint64, optional, tag = "7")]
+        pub stop_grace_ns: Option<u64>,
     }
     #[derive(Clone, PartialEq, prost::Message)]
     pub struct Task {
@@ -440,6 +445,7 @@ fn assignment_to(a: &Assignment) -> pb::Assignment {
             host_ports: ports_to(&a.endpoint.host_ports),
             scheduler: a.endpoint.scheduler.clone(),
         }),
+        stop_grace_ns: a.stop_grace,
     }
 }
 
@@ -460,6 +466,7 @@ fn assignment_from(a: pb::Assignment) -> Result<Assignment, WireError> {
             host_ports: ports_from(&e.host_ports),
             scheduler: e.scheduler,
         },
+        stop_grace: a.stop_grace_ns,
     })
 }
 
@@ -628,6 +635,7 @@ mod tests {
                         host_ports: vec![(9000, 90)],
                         scheduler: "rr".into(),
                     },
+                    stop_grace: Some(2_000_000_000),
                 }],
                 ingress: Some((network(), Ipv4Addr::new(10, 0, 0, 3))),
                 relay: None,

@@ -759,6 +759,7 @@ mod tests {
             vips: vec![],
             update_failure_action: "pause".into(),
             update_order: "stop-first".into(),
+            stop_grace: None,
             update_status: None,
             previous: None,
         }

@@ -274,6 +274,9 @@ pub struct Service {
     /// ingress included when it publishes ingress ports.
     #[serde(default)]
     pub vips: Vec<(String, Ipv4Addr)>,
+    /// `--stop-grace-period`: how long a stop waits before SIGKILL (None: 10 s).
+    #[serde(default)]
+    pub stop_grace: Option<Nanos>,
     /// `--update-order`: `stop-first` (swarmkit's default) or `start-first`.
     #[serde(default = "default_update_order")]
     pub update_order: String,

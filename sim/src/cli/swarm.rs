@@ -1237,6 +1237,8 @@ struct ServiceCreateArgs {
     update_failure_action: Option<String>,
     #[arg(long)]
     update_order: Option<String>,
+    #[arg(long)]
+    stop_grace_period: Option<String>,
     #[arg(short = 'l', long)]
     label: Vec<String>,
     #[arg(short, long)]
@@ -1299,6 +1301,8 @@ struct ServiceUpdateArgs {
     update_failure_action: Option<String>,
     #[arg(long)]
     update_order: Option<String>,
+    #[arg(long)]
+    stop_grace_period: Option<String>,
     #[arg(long)]
     network_add: Vec<String>,
     #[arg(long)]
@@ -1443,6 +1447,17 @@ fn failure_action(v: &str) -> Res<String> {
             "Error response from daemon: unrecognized update failure action {other}"
         ))),
     }
+}
+
+/// `--stop-grace-period`: a Go duration.
+fn grace_period(v: &str) -> Res<u64> {
+    parse_go_duration(v).ok_or_else(|| {
+        invalid_flag(
+            v,
+            "--stop-grace-period",
+            &format!("time: invalid duration \"{v}\""),
+        )
+    })
 }
 
 /// `--update-order`: swarmkit's two orders.
@@ -1642,6 +1657,10 @@ async fn service_create(cx: &Cx<'_>, host: HostId, a: ServiceCreateArgs) -> Res<
         update_order: match &a.update_order {
             Some(v) => update_order(v)?,
             None => "stop-first".into(),
+        },
+        stop_grace: match &a.stop_grace_period {
+            Some(v) => Some(grace_period(v)?),
+            None => None,
         },
         update_status: None,
         previous: None,
@@ -2338,6 +2357,10 @@ async fn service_update(cx: &Cx<'_>, host: HostId, a: ServiceUpdateArgs) -> Res<
         if let Some(v) = &a.update_order {
             s.update_order = update_order(v)?;
         }
+        if let Some(v) = &a.stop_grace_period {
+            s.stop_grace = Some(grace_period(v)?);
+            s.version += 1;
+        }
         if let Some(d) = &a.update_delay {
             s.update_delay = parse_go_duration(d).ok_or_else(|| {
                 invalid_flag(
@@ -2528,6 +2551,10 @@ fn service_json(s: &Service, store: &Store) -> serde_json::Value {
         },
         "Endpoint": endpoint_json(s, store),
     });
+    if let Some(g) = s.stop_grace {
+        // Present only when set, as in Docker's JSON (nanoseconds).
+        v["Spec"]["TaskTemplate"]["ContainerSpec"]["StopGracePeriod"] = g.into();
+    }
     if let Some(u) = &s.update_status {
         let mut status = serde_json::json!({
             "State": u.state,

@@ -492,6 +492,7 @@ impl Lab {
                         .filter_map(|(n, _)| store.networks.get(n).cloned())
                         .collect(),
                     endpoint: s.map(Endpoint::of).unwrap_or_default(),
+                    stop_grace: s.and_then(|s| s.stop_grace),
                 }
             })
             .collect()
@@ -805,6 +806,7 @@ impl Lab {
                             state: TaskState::Assigned,
                             stopping: false,
                             held: t.desired == TaskState::Ready,
+                            stop_grace: asg.stop_grace.map(Duration),
                             exit: None,
                             service: asg.service.clone(),
                             networks: asg
@@ -853,12 +855,13 @@ impl Lab {
                     withdraw.extend(mine.container);
                     // `sleep`, `ping` and Go servers (whoami) as PID 1 ignore SIGTERM:
                     // killed after the 10 s grace. nginx and redis stop on the signal.
+                    let grace = mine.stop_grace.unwrap_or(Duration::from_secs(10));
                     let grace = if mine.state != TaskState::Running {
                         Duration::ZERO
                     } else if crate::images::stops_on_sigterm(&mine.image) {
-                        Duration::from_millis(100)
+                        Duration::from_millis(100).min(grace)
                     } else {
-                        Duration::from_secs(10)
+                        grace
                     };
                     steps.push((t.id.clone(), TaskState::Shutdown, grace));
                 }

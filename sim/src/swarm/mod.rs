@@ -107,6 +107,8 @@ pub struct AgentTask {
     pub stopping: bool,
     /// Given with desired state Ready: prepared, it waits to be started.
     pub held: bool,
+    /// Its service's `--stop-grace-period` (None: Docker's 10 s).
+    pub stop_grace: Option<Duration>,
     /// The exit status, once exited.
     pub exit: Option<i32>,
     /// Its service's name.
