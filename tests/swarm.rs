@@ -1385,3 +1385,33 @@ expect error contains \"invalid argument \\\"bogus\\\" for \\\"--stop-grace-peri
     );
     assert_eq!(o.failed, 0, "{}", o.timeline);
 }
+
+/// `service ps` lists the tasks by service name whatever the order of its arguments, as
+/// the real CLI does (`service ps zeta alpha` shows alpha's first).
+#[test]
+fn service_ps_lists_by_service_name() {
+    let o = play(&format!(
+        "{SWARM}\
+m1$ docker service create --name zeta --replicas 2 --detach busybox sleep 1d
+m1$ docker service create --name alpha --replicas 2 --detach busybox sleep 1d
+expect service alpha running 2 within 10s
+m1$ docker service ps --format '{{{{.Name}}}}' zeta alpha
+"
+    ));
+    assert_eq!(o.failed, 0, "{}", o.timeline);
+    let names: Vec<&str> = o
+        .timeline
+        .rsplit("zeta alpha\n")
+        .next()
+        .unwrap()
+        .lines()
+        .map(str::trim)
+        .take_while(|l| !l.starts_with('['))
+        .collect();
+    assert_eq!(
+        names,
+        ["alpha.1", "alpha.2", "zeta.1", "zeta.2"],
+        "{}",
+        o.timeline
+    );
+}

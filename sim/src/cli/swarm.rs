@@ -2193,12 +2193,20 @@ async fn service_ps(cx: &Cx<'_>, host: HostId, a: ServicePsArgs) -> Res<CommandO
     check_filters(&fl, &["desired-state", "node", "name", "id"])?;
     let mut rows = Vec::new();
     let mut out = CommandOutput::default();
+    // The tasks are listed by service name, whatever the order of the arguments.
+    let mut found: Vec<&Service> = Vec::new();
     for r in &a.services {
-        let Some(svc) = store.find_service(r) else {
-            out.stderr.push_str(&format!("no such service: {r}\n"));
-            out.exit_code = 1;
-            continue;
-        };
+        match store.find_service(r) {
+            Some(svc) if !found.iter().any(|f| f.id == svc.id) => found.push(svc),
+            Some(_) => {}
+            None => {
+                out.stderr.push_str(&format!("no such service: {r}\n"));
+                out.exit_code = 1;
+            }
+        }
+    }
+    found.sort_by(|x, y| x.name.cmp(&y.name));
+    for svc in found {
         let mut tasks: Vec<_> = store.tasks_of(&svc.id).cloned().collect();
         tasks.retain(|t| task_matches(&store, svc, t, &fl));
         push_task_rows(
