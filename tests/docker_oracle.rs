@@ -177,6 +177,16 @@ fn swarmlab_answers_as_a_real_single_node_swarm() {
         vec!["swarm".into(), "leave".into()],
         vec!["network".into(), "rm".into(), "ingress".into()],
         vec!["network".into(), "inspect".into(), "ingress".into(), "--format".into(), "{{json .IPAM.Config}} {{.Ingress}} {{index .Options \"com.docker.network.driver.overlay.vxlanid_list\"}}".into()],
+        // Rolling updates' settings and the commands of this round (issue 13).
+        "service create --update-order bogus busybox".split(' ').map(String::from).collect(),
+        "service create --update-failure-action bogus busybox".split(' ').map(String::from).collect(),
+        "service create --stop-grace-period bogus busybox".split(' ').map(String::from).collect(),
+        "service rollback nosuch".split(' ').map(String::from).collect(),
+        "service rollback".split(' ').map(String::from).collect(),
+        "node ps".split(' ').map(String::from).collect(),
+        "node ps -q".split(' ').map(String::from).collect(),
+        "node ps nosuch".split(' ').map(String::from).collect(),
+        "node ps self --format {{.Name}}".split(' ').map(String::from).collect(),
     ];
     let mut mismatches = Vec::new();
     for case in &cases {

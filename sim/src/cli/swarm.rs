@@ -1351,7 +1351,7 @@ pub async fn service(cx: &Cx<'_>, host: HostId, args: &[String]) -> CommandOutpu
         },
         "rollback" => match parse::<RollbackArgs>(rest, "service rollback", "[OPTIONS] SERVICE") {
             Err(e) => Err(e),
-            Ok(RollbackArgs { service: None, .. }) => Err(fail("docker: 'docker service rollback' requires exactly 1 argument\n\nUsage:  docker service rollback [OPTIONS] SERVICE\n\nSee 'docker service rollback --help'.")),
+            Ok(RollbackArgs { service: None, .. }) => Err(fail("docker: 'docker service rollback' requires 1 argument\n\nUsage:  docker service rollback [OPTIONS] SERVICE\n\nRun 'docker service rollback --help' for more information")),
             Ok(RollbackArgs { service: Some(name), detach, quiet }) => {
                 service_rollback(cx, host, &name, detach, quiet).await
             }
