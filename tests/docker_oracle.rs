@@ -187,6 +187,10 @@ fn swarmlab_answers_as_a_real_single_node_swarm() {
         "node ps -q".split(' ').map(String::from).collect(),
         "node ps nosuch".split(' ').map(String::from).collect(),
         "node ps self --format {{.Name}}".split(' ').map(String::from).collect(),
+        vec!["info".into(), "--format".into(), "{{.Swarm.LocalNodeState}} {{.Swarm.ControlAvailable}} {{.Swarm.Managers}} {{.Swarm.Nodes}} {{.Swarm.NodeID}} {{.Swarm.NodeAddr}}".into()],
+        "info --bogus".split(' ').map(String::from).collect(),
+        "info -x".split(' ').map(String::from).collect(),
+        "info extra".split(' ').map(String::from).collect(),
     ];
     let mut mismatches = Vec::new();
     for case in &cases {

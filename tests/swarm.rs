@@ -1415,3 +1415,36 @@ m1$ docker service ps --format '{{{{.Name}}}}' zeta alpha
         o.timeline
     );
 }
+
+/// `docker info` shows the Swarm section as the node itself knows it: a manager's
+/// cluster, managers and nodes from its own store; a worker's managers; `inactive` off
+/// the swarm. What swarmlab does not simulate about a host is said as swarmlab's.
+#[test]
+fn docker_info_shows_the_nodes_own_swarm_view() {
+    let o = play(&format!(
+        "{SWARM}\
+m1$ docker info
+expect output contains \" Swarm: active\"
+expect output contains \"  Is Manager: true\"
+expect output contains \"  Managers: 1\"
+expect output contains \"  Nodes: 4\"
+expect output contains \"   10.1.0.1:2377\"
+expect output contains \" Kernel Version: swarmlab (not simulated)\"
+w1$ docker info --format '{{{{.Swarm.LocalNodeState}}}} {{{{.Swarm.ControlAvailable}}}}'
+expect output contains \"active false\"
+w1$ docker info
+expect output contains \"  Is Manager: false\"
+host x 10.1.9.9
+x$ docker info --format '{{{{.Swarm.LocalNodeState}}}}'
+expect output contains \"inactive\"
+x$ docker info --bogus
+expect error contains \"unknown flag: --bogus\"
+"
+    ));
+    assert_eq!(o.failed, 0, "{}", o.timeline);
+    let worker = o.timeline.rsplit("w1$ docker info\n").next().unwrap();
+    assert!(
+        !worker.split("x$").next().unwrap().contains("ClusterID"),
+        "{worker}"
+    );
+}

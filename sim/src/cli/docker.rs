@@ -65,6 +65,7 @@ pub async fn execute(cx: &Cx<'_>, host: HostId, argv: &[String]) -> CommandOutpu
         Some("stop") => docker_stop_start(cx, host, &args[1..], false).await,
         Some("start") => docker_stop_start(cx, host, &args[1..], true).await,
         Some("rm") => docker_rm(cx, host, &args[1..]).await,
+        Some("info") => crate::cli::info::info(&cx.lab(), host, &args[1..]),
         Some("swarm") => crate::cli::swarm::swarm(cx, host, &args[1..]).await,
         Some("node") => crate::cli::swarm::node(cx, host, &args[1..]).await,
         Some("service") => crate::cli::swarm::service(cx, host, &args[1..]).await,

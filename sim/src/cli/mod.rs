@@ -3,5 +3,6 @@
 //! texts. The clients sit above the lab: nothing below imports them.
 
 pub mod docker;
+pub mod info;
 pub mod swarm;
 pub mod text;
