@@ -12,6 +12,15 @@ fn play(text: &str) -> swarmlab::scenario::run::Outcome {
     run(&s, 7, false)
 }
 
+/// The virtual time, in seconds, of the first timeline line that contains `needle`.
+fn stamp(timeline: &str, needle: &str) -> f64 {
+    let line = timeline
+        .lines()
+        .find(|l| l.contains(needle))
+        .unwrap_or_else(|| panic!("no {needle}:\n{timeline}"));
+    line[1..line.find('s').unwrap()].trim().parse().unwrap()
+}
+
 fn assert_all_hold(text: &str) -> String {
     let o = play(text);
     assert!(o.failed == 0 && o.held > 0, "{}", o.timeline);
@@ -1068,15 +1077,8 @@ m1$ docker service ls
 ",
     );
     assert_eq!(o.failed, 0, "{}", o.timeline);
-    let stamp = |needle: &str| -> f64 {
-        let line = o
-            .timeline
-            .lines()
-            .find(|l| l.contains(needle))
-            .unwrap_or_else(|| panic!("no {needle}:\n{}", o.timeline));
-        line[1..line.find('s').unwrap()].trim().parse().unwrap()
-    };
-    let took = stamp("m1$ docker service ls") - stamp("m1$ docker service update");
+    let took = stamp(&o.timeline, "m1$ docker service ls")
+        - stamp(&o.timeline, "m1$ docker service update");
     assert!(
         (45.0..=52.0).contains(&took),
         "the update took {took} s:\n{}",
@@ -1266,15 +1268,7 @@ sleep 7s
 ",
     );
     assert_eq!(o.failed, 0, "{}", o.timeline);
-    let at = |needle: &str| -> f64 {
-        let line = o
-            .timeline
-            .lines()
-            .find(|l| l.contains(needle))
-            .unwrap_or_else(|| panic!("no {needle}:\n{}", o.timeline));
-        line[1..line.find('s').unwrap()].trim().parse().unwrap()
-    };
-    let stopped = at(" shutdown");
+    let stopped = stamp(&o.timeline, " shutdown");
     let started = o
         .timeline
         .lines()

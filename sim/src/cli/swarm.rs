@@ -314,21 +314,16 @@ const ALREADY_IN_SWARM: &str = "Error response from daemon: This node is already
 
 /// `docker swarm ...`
 pub async fn swarm(cx: &Cx<'_>, host: HostId, args: &[String]) -> CommandOutput {
+    swarm_cmd(cx, host, args).await.unwrap_or_else(|e| e)
+}
+
+async fn swarm_cmd(cx: &Cx<'_>, host: HostId, args: &[String]) -> Res<CommandOutput> {
     let (sub, rest) = split_sub(args);
-    let r = match sub {
-        "init" => match parse::<InitArgs>(rest, "swarm init", "[OPTIONS]") {
-            Ok(a) => swarm_init(cx, host, a).await,
-            Err(e) => Err(e),
-        },
-        "join" => match parse::<JoinArgs>(rest, "swarm join", "[OPTIONS] HOST:PORT") {
-            Ok(a) => swarm_join(cx, host, a).await,
-            Err(e) => Err(e),
-        },
+    match sub {
+        "init" => swarm_init(cx, host, parse::<InitArgs>(rest, "swarm init", "[OPTIONS]")?).await,
+        "join" => swarm_join(cx, host, parse::<JoinArgs>(rest, "swarm join", "[OPTIONS] HOST:PORT")?).await,
         "join-token" => {
-            match parse::<JoinTokenArgs>(rest, "swarm join-token", "[OPTIONS] (worker|manager)") {
-                Ok(a) => join_token(cx, host, a).await,
-                Err(e) => Err(e),
-            }
+            join_token(cx, host, parse::<JoinTokenArgs>(rest, "swarm join-token", "[OPTIONS] (worker|manager)")?).await
         }
         "leave" => parse::<LeaveArgs>(rest, "swarm leave", "[OPTIONS]")
             .and_then(|a| swarm_leave(&mut cx.lab(), host, a)),
@@ -339,8 +334,7 @@ pub async fn swarm(cx: &Cx<'_>, host: HostId, args: &[String]) -> CommandOutput 
         other => Err(fail(format!(
             "docker: unknown command: docker swarm {other}\n\nRun 'docker swarm --help' for more information"
         ))),
-    };
-    r.unwrap_or_else(|e| e)
+    }
 }
 
 fn join_text(role: Role, token: &str, addr: Ipv4Addr) -> String {
@@ -783,30 +777,24 @@ struct NodesArgs {
 
 /// `docker node ...`
 pub async fn node(cx: &Cx<'_>, host: HostId, args: &[String]) -> CommandOutput {
+    node_cmd(cx, host, args).await.unwrap_or_else(|e| e)
+}
+
+async fn node_cmd(cx: &Cx<'_>, host: HostId, args: &[String]) -> Res<CommandOutput> {
     let (sub, rest) = split_sub(args);
-    let r = match sub {
-        "ls" | "list" => match parse::<NodeLsArgs>(rest, "node ls", "[OPTIONS]") {
-            Ok(a) => node_ls(cx, host, a).await,
-            Err(e) => Err(e),
-        },
-        "ps" => match parse::<NodePsArgs>(rest, "node ps", "[OPTIONS] [NODE...]") {
-            Ok(a) => node_ps(cx, host, a).await,
-            Err(e) => Err(e),
-        },
-        "update" => match parse::<NodeUpdateArgs>(rest, "node update", "[OPTIONS] NODE") {
-            Ok(a) => node_update(cx, host, a).await,
-            Err(e) => Err(e),
-        },
+    match sub {
+        "ls" | "list" => node_ls(cx, host, parse::<NodeLsArgs>(rest, "node ls", "[OPTIONS]")?).await,
+        "ps" => node_ps(cx, host, parse::<NodePsArgs>(rest, "node ps", "[OPTIONS] [NODE...]")?).await,
+        "update" => node_update(cx, host, parse::<NodeUpdateArgs>(rest, "node update", "[OPTIONS] NODE")?).await,
         "promote" | "demote" | "rm" | "remove" | "inspect" => {
             let usage = match sub {
                 "inspect" => "[OPTIONS] self|NODE [NODE...]",
                 "rm" | "remove" => "[OPTIONS] NODE [NODE...]",
                 _ => "NODE [NODE...]",
             };
-            match parse::<NodesArgs>(rest, &format!("node {sub}"), usage) {
-                Err(e) => Err(e),
-                Ok(a) if a.nodes.is_empty() => Err(fail(format!("docker: 'docker node {sub}' requires at least 1 argument\n\nUsage:  docker node {sub} {usage}\n\nSee 'docker node {sub} --help'."))),
-                Ok(a) => match sub {
+            match parse::<NodesArgs>(rest, &format!("node {sub}"), usage)? {
+                a if a.nodes.is_empty() => Err(fail(format!("docker: 'docker node {sub}' requires at least 1 argument\n\nUsage:  docker node {sub} {usage}\n\nSee 'docker node {sub} --help'."))),
+                a => match sub {
                     "promote" => node_role(cx, host, &a.nodes, Role::Manager).await,
                     "demote" => node_role(cx, host, &a.nodes, Role::Worker).await,
                     "inspect" => node_inspect(cx, host, a).await,
@@ -821,8 +809,7 @@ pub async fn node(cx: &Cx<'_>, host: HostId, args: &[String]) -> CommandOutput {
         other => Err(fail(format!(
             "docker: unknown command: docker node {other}\n\nRun 'docker node --help' for more information"
         ))),
-    };
-    r.unwrap_or_else(|e| e)
+    }
 }
 
 fn node_fields(lab: &Lab, leader: HostId, n: &Node, me: Option<&String>) -> serde_json::Value {
@@ -1331,39 +1318,30 @@ struct ServicesArgs {
 
 /// `docker service ...`
 pub async fn service(cx: &Cx<'_>, host: HostId, args: &[String]) -> CommandOutput {
+    service_cmd(cx, host, args).await.unwrap_or_else(|e| e)
+}
+
+async fn service_cmd(cx: &Cx<'_>, host: HostId, args: &[String]) -> Res<CommandOutput> {
     let (sub, rest) = split_sub(args);
-    let r = match sub {
-        "create" => match parse::<ServiceCreateArgs>(rest, "service create", "[OPTIONS] IMAGE [COMMAND] [ARG...]") {
-            Ok(a) => service_create(cx, host, a).await,
-            Err(e) => Err(e),
-        },
-        "ls" | "list" => match parse::<ServiceLsArgs>(rest, "service ls", "[OPTIONS]") {
-            Ok(a) => service_ls(cx, host, a).await,
-            Err(e) => Err(e),
-        },
-        "ps" => match parse::<ServicePsArgs>(rest, "service ps", "[OPTIONS] SERVICE [SERVICE...]") {
-            Ok(a) => service_ps(cx, host, a).await,
-            Err(e) => Err(e),
-        },
-        "update" => match parse::<ServiceUpdateArgs>(rest, "service update", "[OPTIONS] SERVICE") {
-            Ok(a) => service_update(cx, host, a).await,
-            Err(e) => Err(e),
-        },
-        "rollback" => match parse::<RollbackArgs>(rest, "service rollback", "[OPTIONS] SERVICE") {
-            Err(e) => Err(e),
-            Ok(RollbackArgs { service: None, .. }) => Err(fail("docker: 'docker service rollback' requires 1 argument\n\nUsage:  docker service rollback [OPTIONS] SERVICE\n\nRun 'docker service rollback --help' for more information")),
-            Ok(RollbackArgs { service: Some(name), detach, quiet }) => {
+    match sub {
+        "create" => service_create(cx, host, parse::<ServiceCreateArgs>(rest, "service create", "[OPTIONS] IMAGE [COMMAND] [ARG...]")?).await,
+        "ls" | "list" => service_ls(cx, host, parse::<ServiceLsArgs>(rest, "service ls", "[OPTIONS]")?).await,
+        "ps" => service_ps(cx, host, parse::<ServicePsArgs>(rest, "service ps", "[OPTIONS] SERVICE [SERVICE...]")?).await,
+        "update" => service_update(cx, host, parse::<ServiceUpdateArgs>(rest, "service update", "[OPTIONS] SERVICE")?).await,
+        "rollback" => match parse::<RollbackArgs>(rest, "service rollback", "[OPTIONS] SERVICE")? {
+            RollbackArgs { service: None, .. } => Err(fail("docker: 'docker service rollback' requires 1 argument\n\nUsage:  docker service rollback [OPTIONS] SERVICE\n\nRun 'docker service rollback --help' for more information")),
+            RollbackArgs { service: Some(name), detach, quiet } => {
                 service_rollback(cx, host, &name, detach, quiet).await
             }
         },
-        "scale" | "rm" | "remove" | "inspect" => match parse::<ServicesArgs>(rest, &format!("service {sub}"), "SERVICE [SERVICE...]") {
-            Err(e) => Err(e),
-            Ok(a) => match sub {
+        "scale" | "rm" | "remove" | "inspect" => {
+            let a = parse::<ServicesArgs>(rest, &format!("service {sub}"), "SERVICE [SERVICE...]")?;
+            match sub {
                 "scale" => service_scale(cx, host, a).await,
                 "inspect" => service_inspect(cx, host, a).await,
                 _ => service_rm(cx, host, a).await,
-            },
-        },
+            }
+        }
         other if crate::dockerref::has_subcommand("service", other) => Err(CommandOutput::err(
             format!("swarmlab: docker service {other} is not simulated yet\n"),
             1,
@@ -1371,8 +1349,7 @@ pub async fn service(cx: &Cx<'_>, host: HostId, args: &[String]) -> CommandOutpu
         other => Err(fail(format!(
             "docker: unknown command: docker service {other}\n\nRun 'docker service --help' for more information"
         ))),
-    };
-    r.unwrap_or_else(|e| e)
+    }
 }
 
 /// A Go duration, as the Docker CLI reads flags: `0`, `10s`, `1m30s`, `1.5h`, `300ms`.
@@ -2711,21 +2688,16 @@ struct NetworkCreateArgs {
 
 /// `docker network create|ls|rm` for swarm-scoped overlays.
 pub async fn network(cx: &Cx<'_>, host: HostId, args: &[String]) -> CommandOutput {
+    network_cmd(cx, host, args).await.unwrap_or_else(|e| e)
+}
+
+async fn network_cmd(cx: &Cx<'_>, host: HostId, args: &[String]) -> Res<CommandOutput> {
     let (sub, rest) = split_sub(args);
-    let r = match sub {
-        "create" => match parse::<NetworkCreateArgs>(rest, "network create", "[OPTIONS] NETWORK") {
-            Ok(a) => network_create(cx, host, a).await,
-            Err(e) => Err(e),
-        },
-        "ls" | "list" => match parse::<NetworkLsArgs>(rest, "network ls", "[OPTIONS]") {
-            Ok(a) => network_ls(cx, host, a).await,
-            Err(e) => Err(e),
-        },
+    match sub {
+        "create" => network_create(cx, host, parse::<NetworkCreateArgs>(rest, "network create", "[OPTIONS] NETWORK")?).await,
+        "ls" | "list" => network_ls(cx, host, parse::<NetworkLsArgs>(rest, "network ls", "[OPTIONS]")?).await,
         "rm" | "remove" => network_rm(cx, host, rest).await,
-        "inspect" => match parse::<NetworkInspectArgs>(rest, "network inspect", "[OPTIONS] NETWORK [NETWORK...]") {
-            Ok(a) => network_inspect(cx, host, a).await,
-            Err(e) => Err(e),
-        },
+        "inspect" => network_inspect(cx, host, parse::<NetworkInspectArgs>(rest, "network inspect", "[OPTIONS] NETWORK [NETWORK...]")?).await,
         other if crate::dockerref::has_subcommand("network", other) => Err(CommandOutput::err(
             format!("swarmlab: docker network {other} is not simulated yet\n"),
             1,
@@ -2733,8 +2705,7 @@ pub async fn network(cx: &Cx<'_>, host: HostId, args: &[String]) -> CommandOutpu
         other => Err(fail(format!(
             "docker: unknown command: docker network {other}\n\nRun 'docker network --help' for more information"
         ))),
-    };
-    r.unwrap_or_else(|e| e)
+    }
 }
 
 #[derive(Parser, Debug)]
