@@ -251,9 +251,14 @@ fn split_sub(args: &[String]) -> (&str, &[String]) {
 
 /// Refuse filter keys a command does not know, as the daemon does.
 fn check_filters(fl: &[(String, String)], known: &[&str]) -> Res<()> {
+    check_filters_worded(fl, known, "invalid")
+}
+
+/// The same, with the daemon's word for it (networks' filters say `Invalid`).
+fn check_filters_worded(fl: &[(String, String)], known: &[&str], word: &str) -> Res<()> {
     match fl.iter().find(|(k, _)| !known.contains(&k.as_str())) {
         Some((k, _)) => Err(fail(format!(
-            "Error response from daemon: invalid filter '{k}'"
+            "Error response from daemon: {word} filter '{k}'"
         ))),
         None => Ok(()),
     }
@@ -793,7 +798,7 @@ async fn node_cmd(cx: &Cx<'_>, host: HostId, args: &[String]) -> Res<CommandOutp
                 _ => "NODE [NODE...]",
             };
             match parse::<NodesArgs>(rest, &format!("node {sub}"), usage)? {
-                a if a.nodes.is_empty() => Err(fail(format!("docker: 'docker node {sub}' requires at least 1 argument\n\nUsage:  docker node {sub} {usage}\n\nSee 'docker node {sub} --help'."))),
+                a if a.nodes.is_empty() => Err(fail(format!("docker: 'docker node {sub}' requires at least 1 argument\n\nUsage:  docker node {sub} {usage}\n\nSee 'docker node {sub} --help' for more information"))),
                 a => match sub {
                     "promote" => node_role(cx, host, &a.nodes, Role::Manager).await,
                     "demote" => node_role(cx, host, &a.nodes, Role::Worker).await,
@@ -904,7 +909,7 @@ fn find_node<'a>(lab: &Lab, host: HostId, store: &'a Store, r: &str) -> Res<&'a 
 
 async fn node_update(cx: &Cx<'_>, host: HostId, a: NodeUpdateArgs) -> Res<CommandOutput> {
     let Some(r) = a.node.clone() else {
-        return Err(fail("docker: 'docker node update' requires exactly 1 argument\n\nUsage:  docker node update [OPTIONS] NODE\n\nSee 'docker node update --help'."));
+        return Err(fail("docker: 'docker node update' requires 1 argument\n\nUsage:  docker node update [OPTIONS] NODE\n\nRun 'docker node update --help' for more information"));
     };
     let now = now_ns(&cx.lab());
     let mut role_change = None;
@@ -2164,10 +2169,9 @@ async fn service_ps(cx: &Cx<'_>, host: HostId, a: ServicePsArgs) -> Res<CommandO
     let lab = &*cx.lab();
     let store = leader_store(lab, leader);
     if a.services.is_empty() {
-        return Err(fail("docker: 'docker service ps' requires at least 1 argument\n\nUsage:  docker service ps [OPTIONS] SERVICE [SERVICE...]\n\nSee 'docker service ps --help'."));
+        return Err(fail("docker: 'docker service ps' requires at least 1 argument\n\nUsage:  docker service ps [OPTIONS] SERVICE [SERVICE...]\n\nSee 'docker service ps --help' for more information"));
     }
     let fl = filters(&a.filter)?;
-    check_filters(&fl, &["desired-state", "node", "name", "id"])?;
     let mut rows = Vec::new();
     let mut out = CommandOutput::default();
     // The tasks are listed by service name, whatever the order of the arguments.
@@ -2181,6 +2185,10 @@ async fn service_ps(cx: &Cx<'_>, host: HostId, a: ServicePsArgs) -> Res<CommandO
                 out.exit_code = 1;
             }
         }
+    }
+    // The CLI resolves the services first: the daemon sees the filters only then.
+    if !found.is_empty() {
+        check_filters(&fl, &["desired-state", "node", "name", "id"])?;
     }
     found.sort_by(|x, y| x.name.cmp(&y.name));
     for svc in found {
@@ -2205,9 +2213,26 @@ async fn service_ps(cx: &Cx<'_>, host: HostId, a: ServicePsArgs) -> Res<CommandO
 async fn service_scale(cx: &Cx<'_>, host: HostId, a: ServicesArgs) -> Res<CommandOutput> {
     let mut out = CommandOutput::default();
     if a.names.is_empty() {
-        return Err(fail("docker: 'docker service scale' requires at least 1 argument\n\nUsage:  docker service scale SERVICE=REPLICAS [SERVICE=REPLICAS...]\n\nSee 'docker service scale --help'."));
+        return Err(fail("docker: 'docker service scale' requires at least 1 argument\n\nUsage:  docker service scale SERVICE=REPLICAS [SERVICE=REPLICAS...]\n\nSee 'docker service scale --help' for more information"));
     }
     for spec in &a.names {
+        if let Some((name, v)) = spec.split_once('=').filter(|(s, _)| !s.is_empty()) {
+            if v.parse::<u64>().is_err() {
+                // As the CLI's strconv.ParseUint says it, for this argument only.
+                let why = if v.is_empty() || !v.bytes().all(|b| b.is_ascii_digit()) {
+                    "invalid syntax"
+                } else {
+                    "value out of range"
+                };
+                collect(
+                    &mut out,
+                    Err(fail(format!(
+                        "{name}: invalid replicas value {v}: strconv.ParseUint: parsing \"{v}\": {why}"
+                    ))),
+                );
+                continue;
+            }
+        }
         let Some((name, n)) = spec
             .split_once('=')
             .filter(|(s, _)| !s.is_empty())
@@ -2265,7 +2290,7 @@ async fn service_scale(cx: &Cx<'_>, host: HostId, a: ServicesArgs) -> Res<Comman
 
 async fn service_update(cx: &Cx<'_>, host: HostId, a: ServiceUpdateArgs) -> Res<CommandOutput> {
     let Some(name) = a.service.clone() else {
-        return Err(fail("docker: 'docker service update' requires exactly 1 argument\n\nUsage:  docker service update [OPTIONS] SERVICE\n\nSee 'docker service update --help'."));
+        return Err(fail("docker: 'docker service update' requires 1 argument\n\nUsage:  docker service update [OPTIONS] SERVICE\n\nRun 'docker service update --help' for more information"));
     };
     if a.rollback {
         return Box::pin(service_rollback(cx, host, &name, a.detach, a.quiet)).await;
@@ -2860,7 +2885,7 @@ async fn network_create(cx: &Cx<'_>, host: HostId, a: NetworkCreateArgs) -> Res<
         ));
     }
     let Some(name) = a.name.clone() else {
-        return Err(fail("docker: 'docker network create' requires 1 argument\n\nUsage:  docker network create [OPTIONS] NETWORK\n\nSee 'docker network create --help'."));
+        return Err(fail("docker: 'docker network create' requires 1 argument\n\nUsage:  docker network create [OPTIONS] NETWORK\n\nRun 'docker network create --help' for more information"));
     };
     if a.driver.as_deref() != Some("overlay") {
         return Err(fail(format!(
@@ -2945,7 +2970,7 @@ struct NetworkLsArgs {
 
 async fn network_ls(cx: &Cx<'_>, host: HostId, a: NetworkLsArgs) -> Res<CommandOutput> {
     let fl = filters(&a.filter)?;
-    check_filters(&fl, &["name", "driver", "scope"])?;
+    check_filters_worded(&fl, &["name", "driver", "scope"], "Invalid")?;
     let mut rows: Vec<(String, String, String, String)> = vec![
         ("bridge".into(), "bridge".into(), "local".into(), "b".into()),
         ("host".into(), "host".into(), "local".into(), "h".into()),
