@@ -251,14 +251,9 @@ fn split_sub(args: &[String]) -> (&str, &[String]) {
 
 /// Refuse filter keys a command does not know, as the daemon does.
 fn check_filters(fl: &[(String, String)], known: &[&str]) -> Res<()> {
-    check_filters_worded(fl, known, "invalid")
-}
-
-/// The same, with the daemon's word for it (networks' filters say `Invalid`).
-fn check_filters_worded(fl: &[(String, String)], known: &[&str], word: &str) -> Res<()> {
     match fl.iter().find(|(k, _)| !known.contains(&k.as_str())) {
         Some((k, _)) => Err(fail(format!(
-            "Error response from daemon: {word} filter '{k}'"
+            "Error response from daemon: Invalid filter '{k}'"
         ))),
         None => Ok(()),
     }
@@ -899,6 +894,7 @@ async fn node_ls(cx: &Cx<'_>, host: HostId, a: NodeLsArgs) -> Res<CommandOutput>
     Ok(CommandOutput::out(table(&table_rows)))
 }
 
+/// A node by ID, name or ID prefix, or `self` (which `node inspect` and `node ps` take).
 fn find_node<'a>(lab: &Lab, host: HostId, store: &'a Store, r: &str) -> Res<&'a Node> {
     if r == "self" {
         let me = lab.swarm_of(host).node_id.clone().unwrap_or_default();
@@ -914,7 +910,8 @@ async fn node_update(cx: &Cx<'_>, host: HostId, a: NodeUpdateArgs) -> Res<Comman
     let now = now_ns(&cx.lab());
     let mut role_change = None;
     write(cx, host, |lab, store| {
-        let mut n = find_node(lab, host, store, &r)?.clone();
+        // `self` names this node for inspect and ps only: the daemon refuses it here.
+        let mut n = store.find_node(&r).map_err(fail)?.clone();
         if let Some(av) = &a.availability {
             n.availability = Availability::parse(av).ok_or_else(|| {
                 fail(format!(
@@ -937,7 +934,7 @@ async fn node_update(cx: &Cx<'_>, host: HostId, a: NodeUpdateArgs) -> Res<Comman
                 "worker" => Role::Worker,
                 other => {
                     return Err(fail(format!(
-                        "Error response from daemon: invalid role \"{other}\""
+                        "Error response from daemon: invalid Role: \"{other}\""
                     )))
                 }
             });
@@ -967,7 +964,7 @@ async fn node_role(cx: &Cx<'_>, host: HostId, refs: &[String], role: Role) -> Re
         let (store, n, target) = {
             let lab = cx.lab();
             let store = leader_store(&lab, leader);
-            let n = find_node(&lab, host, &store, r)?.clone();
+            let n = store.find_node(r).map_err(fail)?.clone();
             let target = lab.underlay.by_ip(n.addr);
             (store, n, target)
         };
@@ -1084,8 +1081,8 @@ async fn remove_voter(cx: &Cx<'_>, leader: HostId, rid: u64) -> Res<()> {
 async fn node_rm(cx: &Cx<'_>, host: HostId, refs: &[String], force: bool) -> Res<CommandOutput> {
     let mut out = CommandOutput::default();
     for r in refs {
-        let res = write(cx, host, |lab, store| {
-            let n = find_node(lab, host, store, r)?;
+        let res = write(cx, host, |_, store| {
+            let n = store.find_node(r).map_err(fail)?;
             if n.role == Role::Manager {
                 return Err(fail(format!("Error response from daemon: rpc error: code = FailedPrecondition desc = node {} is a cluster manager and is a member of the raft cluster. It must be demoted to worker before removal", n.id)));
             }
@@ -2970,7 +2967,7 @@ struct NetworkLsArgs {
 
 async fn network_ls(cx: &Cx<'_>, host: HostId, a: NetworkLsArgs) -> Res<CommandOutput> {
     let fl = filters(&a.filter)?;
-    check_filters_worded(&fl, &["name", "driver", "scope"], "Invalid")?;
+    check_filters(&fl, &["name", "driver", "scope"])?;
     let mut rows: Vec<(String, String, String, String)> = vec![
         ("bridge".into(), "bridge".into(), "local".into(), "b".into()),
         ("host".into(), "host".into(), "local".into(), "h".into()),
