@@ -2015,9 +2015,7 @@ async fn node_ps(cx: &Cx<'_>, host: HostId, a: NodePsArgs) -> Res<CommandOutput>
             );
         }
     }
-    if !rows.is_empty() || out.exit_code == 0 || a.quiet || a.format.is_some() {
-        out.stdout = print_task_rows(rows, a.quiet, false, a.format.as_ref())?;
-    }
+    out.stdout = print_task_rows(rows, &out, a.quiet, false, a.format.as_ref())?;
     Ok(out)
 }
 
@@ -2093,9 +2091,11 @@ fn push_task_rows(
 }
 
 /// Print task rows as `service ps` and `node ps` do: `-q` gives whole IDs (`full_ids`)
-/// or 12-character ones, `--format` a template, else the table.
+/// or 12-character ones, `--format` a template, else the table (none when nothing was
+/// found and `so_far` already failed).
 fn print_task_rows(
     mut rows: Vec<serde_json::Value>,
+    so_far: &CommandOutput,
     quiet: bool,
     full_ids: bool,
     format: Option<&String>,
@@ -2127,6 +2127,9 @@ fn print_task_rows(
     }
     if let Some(f) = format {
         return formatted(&rows, f);
+    }
+    if rows.is_empty() && so_far.exit_code != 0 {
+        return Ok(String::new());
     }
     let cols = [
         "ID",
@@ -2201,9 +2204,7 @@ async fn service_ps(cx: &Cx<'_>, host: HostId, a: ServicePsArgs) -> Res<CommandO
             &mut rows,
         );
     }
-    if !rows.is_empty() || out.exit_code == 0 || a.quiet || a.format.is_some() {
-        out.stdout = print_task_rows(rows, a.quiet, true, a.format.as_ref())?;
-    }
+    out.stdout = print_task_rows(rows, &out, a.quiet, true, a.format.as_ref())?;
     Ok(out)
 }
 
