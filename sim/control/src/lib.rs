@@ -1,6 +1,7 @@
 //! The swarm control plane's core, as swarmkit divides it: the replicated store
 //! (`store`), one manager's Raft member (`raftnode`), the leader's reconciliation,
-//! orchestrators and scheduler (`orchestrator`), and the messages between agents and
+//! orchestrators and scheduler (`orchestrator`), the control API that validates and
+//! allocates what the daemons ask for (`controlapi`), and the messages between agents and
 //! managers with their protobuf bytes (`api`).
 //!
 //! No I/O, no clock and no simulator type: time comes in as nanoseconds, ids from a
@@ -8,6 +9,7 @@
 //! nothing of swarmlab's, and `sim` (the simulator now, the live driver later) drives it.
 
 pub mod api;
+pub mod controlapi;
 pub mod orchestrator;
 pub mod raftnode;
 pub mod store;

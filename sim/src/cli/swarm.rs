@@ -5,6 +5,7 @@ use crate::cli::text::{ellipsis, human_duration, table, usage_error};
 use crate::lab::cx::Cx;
 use crate::lab::Lab;
 use crate::output::CommandOutput;
+use crate::swarm::controlapi::{valid_object_name, ApiError, NetworkSpec, Request, Response};
 use crate::swarm::orchestrator::natural_cmp;
 use crate::swarm::raftnode::RaftNode;
 use crate::swarm::store::{
@@ -90,6 +91,11 @@ async fn commit(cx: &Cx<'_>, leader: HostId, actions: &[Action]) -> Res<()> {
     }
     let proposed = cx.lab().swarm_propose(leader, actions);
     let target = proposed.map_err(|e| fail(&e))?;
+    committed(cx, leader, target).await
+}
+
+/// Wait until the leader has applied `target` batches (or lost its leadership).
+async fn committed(cx: &Cx<'_>, leader: HostId, target: u64) -> Res<()> {
     let deadline = cx.now() + Duration::from_secs(30);
     let done = |lab: &Lab| {
         lab.swarm_of(leader)
@@ -111,19 +117,56 @@ async fn commit(cx: &Cx<'_>, leader: HostId, actions: &[Action]) -> Res<()> {
     }
 }
 
-async fn write(
+/// A request to the control API, as this node's daemon relays it to the leader: the
+/// round trip, the leader's answer, and (for a write) the wait until it is committed.
+/// The outer error is the relay's (not in a swarm, a worker, no leader); the inner one is
+/// the API's answer.
+async fn call(
     cx: &Cx<'_>,
     host: HostId,
-    build: impl FnOnce(&mut Lab, &Store) -> Res<Vec<Action>>,
-) -> Res<HostId> {
+    request: &Request,
+) -> Res<Result<(HostId, Response), ApiError>> {
     let leader = leader_for(cx, host).await?;
-    let actions = {
-        let mut lab = cx.lab();
-        let store = leader_store(&lab, leader);
-        build(&mut lab, &store)?
-    };
-    commit(cx, leader, &actions).await?;
-    Ok(leader)
+    let answer = cx.lab().swarm_api(leader, request);
+    match answer {
+        Ok((response, target)) => {
+            if target > 0 {
+                committed(cx, leader, target).await?;
+            }
+            Ok(Ok((leader, response)))
+        }
+        Err(e) => Ok(Err(e)),
+    }
+}
+
+/// A control API request whose error ends the command as the daemon's.
+async fn request(cx: &Cx<'_>, host: HostId, request: &Request) -> Res<(HostId, Response)> {
+    call(cx, host, request).await?.map_err(daemon)
+}
+
+/// How the CLI prints the daemon's error.
+fn daemon(e: ApiError) -> CommandOutput {
+    fail(format!("Error response from daemon: {e}"))
+}
+
+/// A network as the API answers it, or `None` when there is none of that name.
+async fn get_network(cx: &Cx<'_>, host: HostId, r: &str) -> Res<Option<Network>> {
+    match call(cx, host, &Request::GetNetwork(r.to_string())).await? {
+        Ok((_, Response::Network(n))) => Ok(Some(n)),
+        Ok(_) | Err(ApiError::NotFound { .. }) => Ok(None),
+        Err(e) => Err(daemon(e)),
+    }
+}
+
+/// A service as the API answers it.
+async fn get_service(cx: &Cx<'_>, host: HostId, r: &str) -> Res<Result<Service, ApiError>> {
+    let res = call(cx, host, &Request::GetService(r.to_string())).await?;
+    Ok(res.and_then(|(_, answer)| match answer {
+        Response::Service(s) => Ok(s),
+        _ => Err(ApiError::Invalid(
+            "swarmlab: the API answered GetService with no service".into(),
+        )),
+    }))
 }
 
 fn now_ns(lab: &Lab) -> u64 {
@@ -648,16 +691,7 @@ async fn join_token(cx: &Cx<'_>, host: HostId, a: JoinTokenArgs) -> Res<CommandO
         other => return Err(fail(format!("unknown role {other}"))),
     };
     let leader = if a.rotate {
-        let secret = cx.lab().base36(25);
-        write(cx, host, |_, store| {
-            let mut c = store.cluster.clone().ok_or_else(|| fail(NO_LEADER))?;
-            match role {
-                Role::Worker => c.worker_secret = secret,
-                Role::Manager => c.manager_secret = secret,
-            }
-            Ok(vec![Action::Cluster(c)])
-        })
-        .await?
+        request(cx, host, &Request::RotateToken(role)).await?.0
     } else {
         leader_for(cx, host).await?
     };
@@ -907,50 +941,56 @@ async fn node_update(cx: &Cx<'_>, host: HostId, a: NodeUpdateArgs) -> Res<Comman
     let Some(r) = a.node.clone() else {
         return Err(fail("docker: 'docker node update' requires 1 argument\n\nUsage:  docker node update [OPTIONS] NODE\n\nRun 'docker node update --help' for more information"));
     };
-    let now = now_ns(&cx.lab());
+    // The CLI reads the node, changes its spec and sends it back. `self` names this
+    // node for inspect and ps only: the daemon refuses it here.
+    let (_, answer) = request(cx, host, &Request::GetNode(r.clone())).await?;
+    let Response::Node(n) = answer else {
+        return Err(fail("swarmlab: the API answered GetNode with no node"));
+    };
+    let mut availability = n.availability;
+    let mut labels = n.labels.clone();
+    if let Some(av) = &a.availability {
+        availability = Availability::parse(av).ok_or_else(|| {
+            fail(format!(
+                "Error response from daemon: invalid Availability: \"{av}\""
+            ))
+        })?;
+    }
+    for l in &a.label_add {
+        let (k, v) = l.split_once('=').unwrap_or((l.as_str(), ""));
+        labels.insert(k.to_string(), v.to_string());
+    }
+    for k in &a.label_rm {
+        if labels.remove(k).is_none() {
+            return Err(fail(format!("key {k} doesn't exist in node's labels")));
+        }
+    }
     let mut role_change = None;
-    write(cx, host, |lab, store| {
-        // `self` names this node for inspect and ps only: the daemon refuses it here.
-        let mut n = store.find_node(&r).map_err(fail)?.clone();
-        if let Some(av) = &a.availability {
-            n.availability = Availability::parse(av).ok_or_else(|| {
-                fail(format!(
-                    "Error response from daemon: invalid Availability: \"{av}\""
-                ))
-            })?;
-        }
-        for l in &a.label_add {
-            let (k, v) = l.split_once('=').unwrap_or((l.as_str(), ""));
-            n.labels.insert(k.to_string(), v.to_string());
-        }
-        for k in &a.label_rm {
-            if n.labels.remove(k).is_none() {
-                return Err(fail(format!("key {k} doesn't exist in node's labels")));
+    if let Some(role) = &a.role {
+        role_change = Some(match role.as_str() {
+            "manager" => Role::Manager,
+            "worker" => Role::Worker,
+            other => {
+                return Err(fail(format!(
+                    "Error response from daemon: invalid Role: \"{other}\""
+                )))
             }
-        }
-        if let Some(role) = &a.role {
-            role_change = Some(match role.as_str() {
-                "manager" => Role::Manager,
-                "worker" => Role::Worker,
-                other => {
-                    return Err(fail(format!(
-                        "Error response from daemon: invalid Role: \"{other}\""
-                    )))
-                }
-            });
-        }
-        n.updated = now;
-        if a.availability.is_some() {
-            let text = format!(
-                "node {} availability set to {}",
-                n.hostname,
-                n.availability.as_str()
-            );
-            lab.swarm_note(host, text);
-        }
-        Ok(vec![Action::PutNode(n)])
-    })
-    .await?;
+        });
+    }
+    let update = Request::UpdateNode {
+        id: n.id.clone(),
+        availability,
+        labels,
+    };
+    request(cx, host, &update).await?;
+    if a.availability.is_some() {
+        let text = format!(
+            "node {} availability set to {}",
+            n.hostname,
+            availability.as_str()
+        );
+        cx.lab().swarm_note(host, text);
+    }
     if let Some(role) = role_change {
         Box::pin(node_role(cx, host, std::slice::from_ref(&r), role)).await?;
     }
@@ -1081,25 +1121,11 @@ async fn remove_voter(cx: &Cx<'_>, leader: HostId, rid: u64) -> Res<()> {
 async fn node_rm(cx: &Cx<'_>, host: HostId, refs: &[String], force: bool) -> Res<CommandOutput> {
     let mut out = CommandOutput::default();
     for r in refs {
-        let res = write(cx, host, |_, store| {
-            let n = store.find_node(r).map_err(fail)?;
-            if n.role == Role::Manager {
-                return Err(fail(format!("Error response from daemon: rpc error: code = FailedPrecondition desc = node {} is a cluster manager and is a member of the raft cluster. It must be demoted to worker before removal", n.id)));
-            }
-            if n.status != NodeStatus::Down && !force {
-                return Err(fail(format!("Error response from daemon: rpc error: code = FailedPrecondition desc = node {} is not down and can't be removed", n.id)));
-            }
-            let mut acts = vec![Action::DelNode(n.id.clone())];
-            for t in store
-                .tasks
-                .values()
-                .filter(|t| t.node_id.as_ref() == Some(&n.id))
-            {
-                acts.push(Action::DelTask(t.id.clone()));
-            }
-            Ok(acts)
-        })
-        .await;
+        let rm = Request::RemoveNode {
+            node: r.clone(),
+            force,
+        };
+        let res = request(cx, host, &rm).await;
         collect(&mut out, res.map(|_| format!("{r}\n")));
     }
     Ok(out)
@@ -1557,18 +1583,7 @@ async fn service_create(cx: &Cx<'_>, host: HostId, a: ServiceCreateArgs) -> Res<
         .collect::<Result<Vec<_>, _>>()
         .map_err(|e| invalid_flag(a.publish.join(",").as_str(), "-p, --publish", &e))?;
     let endpoint_mode = a.endpoint_mode.clone().unwrap_or_else(|| "vip".into());
-    if endpoint_mode != "vip" && endpoint_mode != "dnsrr" {
-        return Err(fail(format!("Error response from daemon: rpc error: code = InvalidArgument desc = EndpointSpec: invalid endpoint mode {endpoint_mode}")));
-    }
-    if endpoint_mode == "dnsrr" && ports.iter().any(|p| p.mode == "ingress") {
-        return Err(fail("Error response from daemon: rpc error: code = InvalidArgument desc = EndpointSpec: port published with ingress mode can't be used with dnsrr mode"));
-    }
     let restart_condition = a.restart_condition.clone().unwrap_or_else(|| "any".into());
-    if !matches!(restart_condition.as_str(), "none" | "on-failure" | "any") {
-        return Err(fail(format!(
-            "Error response from daemon: invalid RestartCondition: \"{restart_condition}\""
-        )));
-    }
     let dur = |v: &Option<String>, flag: &str, default: u64| -> Res<u64> {
         match v {
             None => Ok(default),
@@ -1588,19 +1603,9 @@ async fn service_create(cx: &Cx<'_>, host: HostId, a: ServiceCreateArgs) -> Res<
             )
         })?,
     };
-    let (name, id, now) = {
-        let mut g = cx.lab();
-        let lab = &mut *g;
-        let name = match a.name.clone() {
-            Some(n) => n,
-            None => crate::cli::text::random_name(lab),
-        };
-        if !valid_object_name(&name) {
-            return Err(fail("Error response from daemon: rpc error: code = InvalidArgument desc = name must be valid as a DNS name component"));
-        }
-        let id = lab.swarm_id();
-        let now = now_ns(lab);
-        (name, id, now)
+    let name = match a.name.clone() {
+        Some(n) => n,
+        None => crate::cli::text::random_name(&mut cx.lab()),
     };
     let labels = a
         .label
@@ -1611,7 +1616,7 @@ async fn service_create(cx: &Cx<'_>, host: HostId, a: ServiceCreateArgs) -> Res<
         })
         .collect();
     let svc = Service {
-        id: id.clone(),
+        id: String::new(),
         name: name.clone(),
         image: image_ref(&image),
         args: a.args.clone(),
@@ -1625,8 +1630,8 @@ async fn service_create(cx: &Cx<'_>, host: HostId, a: ServiceCreateArgs) -> Res<
         update_parallelism,
         update_delay,
         labels,
-        created: now,
-        updated: now,
+        created: 0,
+        updated: 0,
         version: 0,
         vips: Vec::new(),
         update_failure_action: match &a.update_failure_action {
@@ -1652,38 +1657,10 @@ async fn service_create(cx: &Cx<'_>, host: HostId, a: ServiceCreateArgs) -> Res<
             )));
         }
     }
-    let leader = write(cx, host, |_, store| {
-        if store.services.values().any(|s| s.name == name) {
-            return Err(fail(format!("Error response from daemon: rpc error: code = AlreadyExists desc = name conflicts with an existing object: service {name} already exists")));
-        }
-        ingress_port_free(store, &svc)?;
-        for n in &svc.networks {
-            if store.find_network(n).is_none() {
-                return Err(fail(format!(
-                    "Error response from daemon: network {n} not found"
-                )));
-            }
-        }
-        let mut svc = svc.clone();
-        assign_vips(store, &mut svc);
-        // A published port left to the swarm takes the lowest free one from 30000.
-        for i in 0..svc.ports.len() {
-            if svc.ports[i].mode == "ingress" && svc.ports[i].published == 0 {
-                let taken = |p: u16| {
-                    store
-                        .services
-                        .values()
-                        .chain(std::iter::once(&svc))
-                        .any(|o| o.ports.iter().any(|q| q.published == p))
-                };
-                if let Some(p) = (30000..=32767).find(|p| !taken(*p)) {
-                    svc.ports[i].published = p;
-                }
-            }
-        }
-        Ok(vec![Action::PutService(svc)])
-    })
-    .await?;
+    let (leader, answer) = request(cx, host, &Request::CreateService(svc)).await?;
+    let Response::Created(id) = answer else {
+        return Err(fail("swarmlab: the API answered CreateService with no ID"));
+    };
     cx.lab().swarm_note(host, format!("service {name} created"));
     // The built-in images stand for a registry's; any other cannot be resolved.
     let warning = if crate::images::lookup(&image).is_some() {
@@ -1809,48 +1786,6 @@ async fn converge(
         cx.sleep_until(now + Duration::from_millis(200)).await;
     }
     (if quiet { String::new() } else { out }, None)
-}
-
-/// The allocator gives a service (endpoint mode vip) a virtual IP on each of its
-/// networks: kept where it had one, new where it joined, released where it left.
-fn assign_vips(store: &Store, svc: &mut Service) {
-    let nets: Vec<Network> = svc.attached_networks(store).into_iter().cloned().collect();
-    svc.vips.retain(|(n, _)| nets.iter().any(|x| &x.id == n));
-    if svc.endpoint_mode == "dnsrr" {
-        svc.vips.clear();
-        return;
-    }
-    let tasks: Vec<_> = store.tasks.values().cloned().collect();
-    for net in &nets {
-        if svc.vips.iter().any(|(n, _)| *n == net.id) {
-            continue;
-        }
-        if let Some(ip) = Service::free_address(store, net, &tasks) {
-            svc.vips.push((net.id.clone(), ip));
-        }
-    }
-}
-
-/// A published port is taken cluster-wide by one service.
-fn ingress_port_free(store: &Store, svc: &Service) -> Res<()> {
-    for p in svc
-        .ports
-        .iter()
-        .filter(|p| p.mode == "ingress" && p.published != 0)
-    {
-        if let Some(other) = store.services.values().find(|o| {
-            o.id != svc.id
-                && o.ports.iter().any(|q| {
-                    q.mode == "ingress" && q.published == p.published && q.protocol == p.protocol
-                })
-        }) {
-            return Err(fail(format!(
-                "Error response from daemon: rpc error: code = InvalidArgument desc = port '{}' is already in use by service '{}' ({}) as an ingress port",
-                p.published, other.name, other.id
-            )));
-        }
-    }
-    Ok(())
 }
 
 fn ports_column(svc: &Service) -> String {
@@ -2241,25 +2176,7 @@ async fn service_scale(cx: &Cx<'_>, host: HostId, a: ServicesArgs) -> Res<Comman
         if n > MAX_REPLICAS {
             return Err(too_many_replicas(n));
         }
-        let now = now_ns(&cx.lab());
-        let res = write(cx, host, |_, store| {
-            let Some(s) = store.find_service(name) else {
-                return Err(fail(format!(
-                    "{name}: Error response from daemon: service {name} not found"
-                )));
-            };
-            if s.mode == Mode::Global {
-                return Err(fail(format!(
-                    "{name}: scale can only be used with replicated or replicated-job mode"
-                )));
-            }
-            let mut s = s.clone();
-            s.previous = Some(spec_of(&s));
-            s.mode = Mode::Replicated(n);
-            s.updated = now;
-            Ok(vec![Action::PutService(s)])
-        })
-        .await;
+        let res = scale_one(cx, host, name, n).await;
         let res = match res {
             Ok(leader) => {
                 cx.lab()
@@ -2286,6 +2203,27 @@ async fn service_scale(cx: &Cx<'_>, host: HostId, a: ServicesArgs) -> Res<Comman
     Ok(out)
 }
 
+/// One `SERVICE=REPLICAS` of `docker service scale`: the CLI reads the service,
+/// refuses a global one, and sends the spec back with its new count.
+async fn scale_one(cx: &Cx<'_>, host: HostId, name: &str, n: u64) -> Res<HostId> {
+    let named = |e: ApiError| fail(format!("{name}: Error response from daemon: {e}"));
+    let s = get_service(cx, host, name).await?.map_err(named)?;
+    if s.mode == Mode::Global {
+        return Err(fail(format!(
+            "{name}: scale can only be used with replicated or replicated-job mode"
+        )));
+    }
+    let mut spec = s.clone();
+    spec.mode = Mode::Replicated(n);
+    let update = Request::UpdateService {
+        id: s.id,
+        spec,
+        force: false,
+    };
+    let (leader, _) = call(cx, host, &update).await?.map_err(named)?;
+    Ok(leader)
+}
+
 async fn service_update(cx: &Cx<'_>, host: HostId, a: ServiceUpdateArgs) -> Res<CommandOutput> {
     let Some(name) = a.service.clone() else {
         return Err(fail("docker: 'docker service update' requires 1 argument\n\nUsage:  docker service update [OPTIONS] SERVICE\n\nRun 'docker service update --help' for more information"));
@@ -2297,15 +2235,11 @@ async fn service_update(cx: &Cx<'_>, host: HostId, a: ServiceUpdateArgs) -> Res<
         None => None,
         Some(r) => Some(parse_replicas(r)?),
     };
-    let now = now_ns(&cx.lab());
-    let leader = write(cx, host, |_, store| {
-        let Some(s) = store.find_service(&name) else {
-            return Err(fail(format!(
-                "Error response from daemon: service {name} not found"
-            )));
-        };
-        let mut s = s.clone();
-        s.previous = Some(spec_of(&s));
+    // The CLI reads the service, changes its spec and sends it back; the control API
+    // checks it, allocates, and decides whether the tasks are redeployed.
+    let cur = get_service(cx, host, &name).await?.map_err(daemon)?;
+    let mut s = cur.clone();
+    {
         if let Some(n) = replicas {
             if s.mode == Mode::Global {
                 return Err(fail("replicas can only be used with replicated mode"));
@@ -2345,10 +2279,6 @@ async fn service_update(cx: &Cx<'_>, host: HostId, a: ServiceUpdateArgs) -> Res<
         }
         if let Some(i) = &a.image {
             s.image = image_ref(i);
-            s.version += 1;
-        }
-        if a.force {
-            s.version += 1;
         }
         if let Some(p) = &a.update_parallelism {
             s.update_parallelism = p.parse().map_err(|_| {
@@ -2367,7 +2297,6 @@ async fn service_update(cx: &Cx<'_>, host: HostId, a: ServiceUpdateArgs) -> Res<
         }
         if let Some(v) = &a.stop_grace_period {
             s.stop_grace = Some(grace_period(v)?);
-            s.version += 1;
         }
         if let Some(d) = &a.update_delay {
             s.update_delay = parse_go_duration(d).ok_or_else(|| {
@@ -2378,49 +2307,40 @@ async fn service_update(cx: &Cx<'_>, host: HostId, a: ServiceUpdateArgs) -> Res<
                 )
             })?;
         }
-        // Networks and published ports: the tasks are redeployed with their new
-        // attachments, and the service's VIPs follow its networks.
-        let before = (s.networks.clone(), s.ports.clone());
-        for n in &a.network_rm {
-            let id = store.find_network(n).map(|x| x.id.clone());
-            s.networks.retain(|x| {
-                Some(x) != id.as_ref()
-                    && x != n
-                    && store.find_network(x).map(|y| &y.name) != Some(n)
-            });
+    }
+    // Networks and published ports: the CLI resolves the networks it is given.
+    for n in &a.network_rm {
+        let net = get_network(cx, host, n).await?;
+        s.networks
+            .retain(|x| x != n && net.as_ref().is_none_or(|y| x != &y.id && x != &y.name));
+    }
+    for n in &a.network_add {
+        let net = get_network(cx, host, n).await?;
+        let Some(net) = net else {
+            return Err(fail(format!(
+                "Error response from daemon: network {n} not found"
+            )));
+        };
+        if s.networks.iter().any(|x| x == &net.id || x == &net.name) {
+            return Err(fail(format!("service is already attached to network {n}")));
         }
-        for n in &a.network_add {
-            let Some(net) = store.find_network(n) else {
-                return Err(fail(format!(
-                    "Error response from daemon: network {n} not found"
-                )));
-            };
-            if s.networks
-                .iter()
-                .any(|x| store.find_network(x).is_some_and(|y| y.id == net.id))
-            {
-                return Err(fail(format!("service is already attached to network {n}")));
-            }
-            s.networks.push(n.clone());
-        }
-        for p in &a.publish_rm {
-            let (port, _) = p.split_once('/').unwrap_or((p.as_str(), ""));
-            s.ports
-                .retain(|x| x.target.to_string() != port && x.published.to_string() != port);
-        }
-        for p in &a.publish_add {
-            let spec = parse_publish(p).map_err(|e| invalid_flag(p, "--publish-add", &e))?;
-            s.ports.push(spec);
-        }
-        if (s.networks.clone(), s.ports.clone()) != before {
-            ingress_port_free(store, &s)?;
-            assign_vips(store, &mut s);
-            s.version += 1;
-        }
-        s.updated = now;
-        Ok(vec![Action::PutService(s)])
-    })
-    .await?;
+        s.networks.push(n.clone());
+    }
+    for p in &a.publish_rm {
+        let (port, _) = p.split_once('/').unwrap_or((p.as_str(), ""));
+        s.ports
+            .retain(|x| x.target.to_string() != port && x.published.to_string() != port);
+    }
+    for p in &a.publish_add {
+        let spec = parse_publish(p).map_err(|e| invalid_flag(p, "--publish-add", &e))?;
+        s.ports.push(spec);
+    }
+    let update = Request::UpdateService {
+        id: cur.id.clone(),
+        spec: s,
+        force: a.force,
+    };
+    let (leader, _) = request(cx, host, &update).await?;
     cx.lab().swarm_note(host, format!("service {name} updated"));
     let mut out = format!("{name}\n");
     if !a.detach {
@@ -2443,14 +2363,6 @@ async fn service_update(cx: &Cx<'_>, host: HostId, a: ServiceUpdateArgs) -> Res<
     Ok(CommandOutput::out(out))
 }
 
-/// A service's spec as `PreviousSpec` keeps it: without its own history or status.
-fn spec_of(s: &Service) -> Box<Service> {
-    let mut spec = s.clone();
-    spec.previous = None;
-    spec.update_status = None;
-    Box::new(spec)
-}
-
 #[derive(Parser, Debug)]
 struct RollbackArgs {
     #[arg(short, long)]
@@ -2470,34 +2382,7 @@ async fn service_rollback(
     detach: bool,
     quiet: bool,
 ) -> Res<CommandOutput> {
-    let now = now_ns(&cx.lab());
-    let leader = write(cx, host, |_, store| {
-        let Some(cur) = store.find_service(name) else {
-            return Err(fail(format!(
-                "Error response from daemon: service {name} not found"
-            )));
-        };
-        let Some(prev) = cur.previous.as_ref() else {
-            return Err(fail(format!("Error response from daemon: rpc error: code = FailedPrecondition desc = service {} does not have a previous spec", cur.id)));
-        };
-        let mut s = (**prev).clone();
-        s.id = cur.id.clone();
-        s.created = cur.created;
-        s.updated = now;
-        s.vips = cur.vips.clone();
-        s.version = cur.version + 1;
-        s.previous = Some(spec_of(cur));
-        s.update_status = Some(crate::swarm::store::UpdateStatus {
-            state: "rollback_started".into(),
-            started: now,
-            completed: None,
-            message: "manually requested rollback".into(),
-            version: s.version,
-        });
-        assign_vips(store, &mut s);
-        Ok(vec![Action::PutService(s)])
-    })
-    .await?;
+    let (leader, _) = request(cx, host, &Request::RollbackService(name.to_string())).await?;
     cx.lab()
         .swarm_note(host, format!("service {name} rolled back"));
     let mut out = format!("{name}\n");
@@ -2522,15 +2407,7 @@ async fn service_rm(cx: &Cx<'_>, host: HostId, a: ServicesArgs) -> Res<CommandOu
     }
     let mut out = CommandOutput::default();
     for name in &a.names {
-        let res = write(cx, host, |_, store| {
-            let Some(s) = store.find_service(name) else {
-                return Err(fail(format!(
-                    "Error response from daemon: service {name} not found"
-                )));
-            };
-            Ok(vec![Action::DelService(s.id.clone())])
-        })
-        .await;
+        let res = request(cx, host, &Request::RemoveService(name.clone())).await;
         let res = res.map(|_| {
             cx.lab().swarm_note(host, format!("service {name} removed"));
             format!("{name}\n")
@@ -2865,17 +2742,6 @@ async fn network_inspect(cx: &Cx<'_>, host: HostId, a: NetworkInspectArgs) -> Re
     Ok(CommandOutput::out(text))
 }
 
-/// swarmkit's rule for service and network names: a DNS label (letters, digits, `-`,
-/// `_`, at most 63, starting and ending with a letter or digit).
-fn valid_object_name(n: &str) -> bool {
-    !n.is_empty()
-        && n.len() <= 63
-        && n.chars()
-            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
-        && n.starts_with(|c: char| c.is_ascii_alphanumeric())
-        && n.ends_with(|c: char| c.is_ascii_alphanumeric())
-}
-
 async fn network_create(cx: &Cx<'_>, host: HostId, a: NetworkCreateArgs) -> Res<CommandOutput> {
     if a.name.as_deref().is_some_and(|n| !valid_object_name(n)) {
         return Err(fail(
@@ -2891,68 +2757,20 @@ async fn network_create(cx: &Cx<'_>, host: HostId, a: NetworkCreateArgs) -> Res<
             a.driver.as_deref().unwrap_or("bridge")
         )));
     }
-    let id = cx.lab().swarm_id();
-    let now = now_ns(&cx.lab());
     let encrypted = a
         .opt
         .iter()
         .any(|o| o == "encrypted" || o.starts_with("encrypted="));
-    write(cx, host, |_, store| {
-        if store.networks.values().any(|n| n.name == name) {
-            return Err(fail(format!(
-                "Error response from daemon: network with name {name} already exists"
-            )));
-        }
-        let vni = store.networks.values().map(|n| n.vni).max().unwrap_or(4096) + 1;
-        let (subnet, gateway) = match &a.subnet {
-            Some(s) => {
-                let (base, prefix) = crate::underlay::parse_cidr(s).ok_or_else(|| {
-                    fail(format!(
-                        "Error response from daemon: Invalid subnet {s} : invalid CIDR address: {s}"
-                    ))
-                })?;
-                let mask = u32::MAX.checked_shl(32 - prefix as u32).unwrap_or(0);
-                let net = u32::from(base) & mask;
-                if net != u32::from(base) {
-                    return Err(fail(format!(
-                        "Error response from daemon: invalid subnet {s}: it should be {}/{prefix}",
-                        Ipv4Addr::from(net)
-                    )));
-                }
-                (format!("{base}/{prefix}"), Ipv4Addr::from(net + 1))
-            }
-            None => {
-                let pool = store
-                    .cluster
-                    .as_ref()
-                    .map(|c| c.pool.clone())
-                    .unwrap_or_else(|| "10.0.0.0/8".into());
-                let (base, _) =
-                    crate::underlay::parse_cidr(&pool).unwrap_or((Ipv4Addr::new(10, 0, 0, 0), 8));
-                let o = base.octets();
-                let used: Vec<&str> = store.networks.values().map(|n| n.subnet.as_str()).collect();
-                let third = (0..=255u8)
-                    .find(|k| !used.contains(&format!("{}.{}.{k}.0/24", o[0], o[1]).as_str()))
-                    .ok_or_else(|| fail("Error response from daemon: could not find an available, non-overlapping IPv4 address pool among the defaults to assign to the network"))?;
-                (
-                    format!("{}.{}.{third}.0/24", o[0], o[1]),
-                    Ipv4Addr::new(o[0], o[1], third, 1),
-                )
-            }
-        };
-        Ok(vec![Action::PutNetwork(Network {
-            id: id.clone(),
-            name: name.clone(),
-            vni,
-            subnet,
-            gateway,
-            attachable: a.attachable,
-            encrypted,
-            ingress: false,
-            created: now,
-        })])
-    })
-    .await?;
+    let spec = NetworkSpec {
+        name,
+        subnet: a.subnet.clone(),
+        attachable: a.attachable,
+        encrypted,
+    };
+    let (_, answer) = request(cx, host, &Request::CreateNetwork(spec)).await?;
+    let Response::Created(id) = answer else {
+        return Err(fail("swarmlab: the API answered CreateNetwork with no ID"));
+    };
     Ok(CommandOutput::out(format!("{id}\n")))
 }
 
@@ -3075,30 +2893,16 @@ async fn network_rm(cx: &Cx<'_>, host: HostId, names: &[String]) -> Res<CommandO
     }
     let mut out = CommandOutput::default();
     for name in names {
-        let res = write(cx, host, |_, store| {
-            let Some(n) = store.find_network(name) else {
-                return Err(fail(format!(
-                    "Error response from daemon: network {name} not found"
-                )));
-            };
-            if n.ingress {
-                // The CLI asks first; a lab has no one to answer, which counts as no.
-                return Err(CommandOutput {
-                    stdout: "WARNING! Before removing the routing-mesh network, make sure all the nodes in your swarm run the same docker engine version. Otherwise, removal may not be effective and functionality of newly create ingress networks will be impaired.\nAre you sure you want to continue? [y/N] ".into(),
-                    stderr: String::new(),
-                    exit_code: 0,
-                });
-            }
-            if let Some(s) = store
-                .services
-                .values()
-                .find(|s| s.networks.iter().any(|x| x == &n.name || x == &n.id))
-            {
-                return Err(fail(format!("Error response from daemon: rpc error: code = FailedPrecondition desc = network {} is in use by service {}", n.id, s.id)));
-            }
-            Ok(vec![Action::DelNetwork(n.id.clone())])
-        })
-        .await;
+        // The CLI asks before removing the routing-mesh network; a lab has no one to
+        // answer, which counts as no.
+        let res = match get_network(cx, host, name).await? {
+            Some(n) if n.ingress => Err(CommandOutput {
+                stdout: "WARNING! Before removing the routing-mesh network, make sure all the nodes in your swarm run the same docker engine version. Otherwise, removal may not be effective and functionality of newly create ingress networks will be impaired.\nAre you sure you want to continue? [y/N] ".into(),
+                stderr: String::new(),
+                exit_code: 0,
+            }),
+            _ => request(cx, host, &Request::RemoveNetwork(name.clone())).await,
+        };
         collect(&mut out, res.map(|_| format!("{name}\n")));
     }
     if out.exit_code != 0 {

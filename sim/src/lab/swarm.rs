@@ -9,6 +9,14 @@ use crate::swarm::store::{self, Action, Node, NodeStatus, Store, TaskState};
 use crate::swarm::*;
 use crate::trace::TraceEvent;
 
+/// `n` random characters of base 36 from `rng`.
+fn base36(rng: &mut Rng, n: usize) -> String {
+    const ALPHABET: &[u8] = b"0123456789abcdefghijklmnopqrstuvwxyz";
+    (0..n)
+        .map(|_| ALPHABET[rng.below(36) as usize] as char)
+        .collect()
+}
+
 impl Lab {
     /// A new swarm object id: 25 characters of base 36, as swarmkit's identity package.
     pub fn swarm_id(&mut self) -> String {
@@ -17,10 +25,7 @@ impl Lab {
 
     /// `n` random characters of base 36 (ids, token secrets, the CA digest).
     pub fn base36(&mut self, n: usize) -> String {
-        const ALPHABET: &[u8] = b"0123456789abcdefghijklmnopqrstuvwxyz";
-        (0..n)
-            .map(|_| ALPHABET[self.rng.below(36) as usize] as char)
-            .collect()
+        base36(&mut self.rng, n)
     }
 
     pub(crate) fn swarm_note(&mut self, host: HostId, event: String) {
@@ -320,6 +325,38 @@ impl Lab {
         if is_leader && (applied || became_leader) {
             self.leader_duties(host);
         }
+    }
+
+    /// The leader `host`'s control API serves a request: it is checked and allocated
+    /// against the leader's store, and its writes are proposed. Returns the answer and
+    /// the batch count to wait for before giving it (0 for a read).
+    pub(crate) fn swarm_api(
+        &mut self,
+        host: HostId,
+        request: &controlapi::Request,
+    ) -> Result<(controlapi::Response, u64), controlapi::ApiError> {
+        let now = self.now().0;
+        let no_leader = || controlapi::ApiError::Rpc {
+            code: controlapi::Code::Unknown,
+            desc: NO_LEADER_DESC.to_string(),
+        };
+        let reply = {
+            let store = &self.hosts[host.0]
+                .swarm
+                .manager
+                .as_ref()
+                .ok_or_else(no_leader)?
+                .store;
+            let rng = &mut self.rng;
+            controlapi::handle(store, now, request, &mut || base36(rng, 25))?
+        };
+        if reply.actions.is_empty() {
+            return Ok((reply.response, 0));
+        }
+        let target = self
+            .swarm_propose(host, &reply.actions)
+            .map_err(|_| no_leader())?;
+        Ok((reply.response, target))
     }
 
     /// Propose a batch on the leader `host`. Returns the batch count to wait for.

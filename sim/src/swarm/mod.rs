@@ -11,7 +11,7 @@ pub mod overlay;
 
 // The control plane's core is its own crate (`sim/control`), which nothing of the
 // simulator's can reach into; these names keep its rooms where the driver finds them.
-pub use swarmlab_control::{orchestrator, raftnode, store};
+pub use swarmlab_control::{controlapi, orchestrator, raftnode, store};
 
 use crate::time::{Duration, Instant};
 use crate::underlay::HostId;
@@ -34,8 +34,18 @@ pub const STATUS_BATCH: Duration = Duration::from_millis(100);
 pub const HEARTBEAT_GRACE: u64 = 3;
 /// The engine version `docker node ls` shows.
 pub const ENGINE_VERSION: &str = "20.10.24";
+macro_rules! no_leader_desc {
+    () => {
+        "The swarm does not have a leader. It's possible that too few managers are online. Make sure more than half of the managers are online."
+    };
+}
+/// What the control API answers when no leader can be reached.
+pub const NO_LEADER_DESC: &str = no_leader_desc!();
 /// What every write and read says when no leader can be reached.
-pub const NO_LEADER: &str = "Error response from daemon: rpc error: code = Unknown desc = The swarm does not have a leader. It's possible that too few managers are online. Make sure more than half of the managers are online.";
+pub const NO_LEADER: &str = concat!(
+    "Error response from daemon: rpc error: code = Unknown desc = ",
+    no_leader_desc!()
+);
 /// A worker asked for cluster state.
 pub const NOT_MANAGER_WORKER: &str = "Error response from daemon: This node is not a swarm manager. Worker nodes can't be used to view or modify cluster state. Please run this command on a manager node or promote the current node to a manager.";
 /// A node outside any swarm asked for cluster state.
