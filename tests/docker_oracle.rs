@@ -44,6 +44,8 @@ impl Drop for Leave {
     }
 }
 
+/// The node's IDs given, then any other object ID (25 characters of base 36, as
+/// swarmkit makes them: networks and services created by a case).
 fn mask(text: &str, ids: &[&str]) -> String {
     let mut t = text.to_string();
     for id in ids {
@@ -51,7 +53,26 @@ fn mask(text: &str, ids: &[&str]) -> String {
             t = t.replace(id, "<ID>");
         }
     }
-    t
+    let mut out = String::new();
+    let mut word = String::new();
+    let flush = |word: &mut String, out: &mut String| {
+        if word.len() == 25 {
+            out.push_str("<ID>");
+        } else {
+            out.push_str(word);
+        }
+        word.clear();
+    };
+    for c in t.chars() {
+        if c.is_ascii_lowercase() || c.is_ascii_digit() {
+            word.push(c);
+        } else {
+            flush(&mut word, &mut out);
+            out.push(c);
+        }
+    }
+    flush(&mut word, &mut out);
+    out
 }
 
 #[test]
@@ -236,6 +257,76 @@ fn swarmlab_answers_as_a_real_single_node_swarm() {
         "swarm join-token -q bogus".split(' ').map(String::from).collect(),
         "swarm leave --bogus".split(' ').map(String::from).collect(),
         "swarm init --bogus".split(' ').map(String::from).collect(),
+        // Refusals, network and node life, pflag's shorthand message (session 8).
+        "ps -v".split(' ').map(String::from).collect(),
+        "ps --bogus".split(' ').map(String::from).collect(),
+        "ps -q --bogus".split(' ').map(String::from).collect(),
+        "network ls -z".split(' ').map(String::from).collect(),
+        "service ls -x".split(' ').map(String::from).collect(),
+        "node ls --bogus".split(' ').map(String::from).collect(),
+        "service create".split(' ').map(String::from).collect(),
+        "service update".split(' ').map(String::from).collect(),
+        "service scale".split(' ').map(String::from).collect(),
+        "service scale web".split(' ').map(String::from).collect(),
+        "service scale web=".split(' ').map(String::from).collect(),
+        "service scale =3".split(' ').map(String::from).collect(),
+        "service inspect".split(' ').map(String::from).collect(),
+        "node inspect".split(' ').map(String::from).collect(),
+        "network inspect".split(' ').map(String::from).collect(),
+        "network create".split(' ').map(String::from).collect(),
+        "service ps".split(' ').map(String::from).collect(),
+        "node rm".split(' ').map(String::from).collect(),
+        "node promote".split(' ').map(String::from).collect(),
+        "swarm join".split(' ').map(String::from).collect(),
+        "swarm join-token worker --bogus".split(' ').map(String::from).collect(),
+        "swarm join-token --rotate bogus".split(' ').map(String::from).collect(),
+        "service update --image busybox nosuch".split(' ').map(String::from).collect(),
+        "service update --replicas 2 nosuch".split(' ').map(String::from).collect(),
+        "service update --replicas abc nosuch".split(' ').map(String::from).collect(),
+        "service update --rollback nosuch".split(' ').map(String::from).collect(),
+        "service scale nosuch=abc".split(' ').map(String::from).collect(),
+        "service scale nosuch1=1 nosuch2=2".split(' ').map(String::from).collect(),
+        "service scale --bogus nosuch=1".split(' ').map(String::from).collect(),
+        "service rm nosuch1 nosuch2".split(' ').map(String::from).collect(),
+        "network create -d overlay --attachable n2".split(' ').map(String::from).collect(),
+        "network create -d overlay n2".split(' ').map(String::from).collect(),
+        "network ls --filter name=n2 --format {{.Name}}/{{.Driver}}/{{.Scope}}".split(' ').map(String::from).collect(),
+        "network inspect n2 --format {{.Driver}}/{{.Scope}}/{{.Attachable}}/{{.Internal}}/{{.Ingress}}".split(' ').map(String::from).collect(),
+        "network ls --filter driver=overlay --format {{.Name}}".split(' ').map(String::from).collect(),
+        "network ls --filter scope=swarm --format {{.Name}}".split(' ').map(String::from).collect(),
+        "network ls --format {{.Name}}".split(' ').map(String::from).collect(),
+        "network rm n2 nosuch".split(' ').map(String::from).collect(),
+        "network rm n2".split(' ').map(String::from).collect(),
+        "network inspect n2".split(' ').map(String::from).collect(),
+        "node update --availability pause ID".split(' ').map(String::from).collect(),
+        "node ls --format {{.Availability}}/{{.Status}}".split(' ').map(String::from).collect(),
+        "node inspect self --format {{.Spec.Availability}}".split(' ').map(String::from).collect(),
+        "node update --availability active ID".split(' ').map(String::from).collect(),
+        "node update --bogus ID".split(' ').map(String::from).collect(),
+        "node update ID nosuch".split(' ').map(String::from).collect(),
+        "node inspect self nosuch --format {{.Spec.Role}}".split(' ').map(String::from).collect(),
+        "node ls -q --filter role=manager --filter role=worker".split(' ').map(String::from).collect(),
+        // (Not `--filter membership=...`: after a `node update`, the real daemon's spec
+        // holds membership PENDING, its zero value, so the filter answers the opposite.)
+        "node ls --filter membership=bogus".split(' ').map(String::from).collect(),
+        "node ls --filter role=bogus".split(' ').map(String::from).collect(),
+        "service ls --filter mode=replicated".split(' ').map(String::from).collect(),
+        "service ls --filter mode=bogus".split(' ').map(String::from).collect(),
+        "service create --name x --update-parallelism abc busybox".split(' ').map(String::from).collect(),
+        "service create --name x --update-delay abc busybox".split(' ').map(String::from).collect(),
+        "service create --name x --restart-delay abc busybox".split(' ').map(String::from).collect(),
+        "service create --name x --replicas -1 busybox".split(' ').map(String::from).collect(),
+        "service create --name x --publish 80:abc busybox".split(' ').map(String::from).collect(),
+        "service create --name x --publish abc busybox".split(' ').map(String::from).collect(),
+        "service create --name x --endpoint-mode bogus busybox".split(' ').map(String::from).collect(),
+        "service create --name x --constraint bogus busybox".split(' ').map(String::from).collect(),
+        "service create --name x --mode global --replicas 1 busybox".split(' ').map(String::from).collect(),
+        "swarm leave --force --bogus".split(' ').map(String::from).collect(),
+        "swarm init --advertise-addr 1.2.3.4".split(' ').map(String::from).collect(),
+        "info -f {{.Swarm.LocalNodeState}}".split(' ').map(String::from).collect(),
+        "info --format={{.Swarm.ControlAvailable}}".split(' ').map(String::from).collect(),
+        "network inspect ingress --format {{.Scope}}/{{.Driver}}/{{.Attachable}}".split(' ').map(String::from).collect(),
+        "network inspect ingress nosuch --format {{.Name}}".split(' ').map(String::from).collect(),
     ];
     let mut mismatches = Vec::new();
     for case in &cases {

@@ -312,10 +312,10 @@ fn validate_spec(spec: &Service) -> Result<(), ApiError> {
         ));
     }
     if spec.endpoint_mode != "vip" && spec.endpoint_mode != "dnsrr" {
-        return Err(rpc(
-            Code::InvalidArgument,
-            format!("EndpointSpec: invalid endpoint mode {}", spec.endpoint_mode),
-        ));
+        return Err(ApiError::Invalid(format!(
+            "invalid resolution mode: \"{}\"",
+            spec.endpoint_mode
+        )));
     }
     if spec.endpoint_mode == "dnsrr" && spec.ports.iter().any(|p| p.mode == "ingress") {
         return Err(rpc(

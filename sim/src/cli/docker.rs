@@ -636,7 +636,7 @@ async fn docker_stop_start(
             a if a.starts_with('-') => {
                 let cmd = if start { "start" } else { "stop" };
                 return CommandOutput::err(
-                    format!("unknown flag: {a}\n\nUsage:  docker {cmd} [OPTIONS] CONTAINER [CONTAINER...]\n\nRun 'docker {cmd} --help' for more information\n"),
+                    format!("{}\n\nUsage:  docker {cmd} [OPTIONS] CONTAINER [CONTAINER...]\n\nRun 'docker {cmd} --help' for more information\n", crate::cli::text::unknown_flag(a)),
                     125,
                 );
             }

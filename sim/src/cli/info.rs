@@ -75,11 +75,10 @@ pub fn info(lab: &Lab, host: HostId, args: &[String]) -> CommandOutput {
         [f] if f.starts_with("--format=") => Some(&f["--format=".len()..]),
         [flag, ..] if flag.starts_with("--") => {
             let name = flag.split('=').next().unwrap_or(flag);
-            return usage(&format!("unknown flag: {name}"));
+            return usage(&crate::cli::text::unknown_flag(name));
         }
         [flag, ..] if flag.starts_with('-') && flag.len() > 1 => {
-            let c = flag.chars().nth(1).unwrap_or('-');
-            return usage(&format!("unknown shorthand flag: '{c}' in {flag}"));
+            return usage(&crate::cli::text::unknown_flag(flag));
         }
         _ => {
             return CommandOutput::err(

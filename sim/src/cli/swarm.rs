@@ -302,6 +302,19 @@ fn check_filters(fl: &[(String, String)], known: &[&str]) -> Res<()> {
     }
 }
 
+/// An inspect's output: what was found on stdout, then what was not (exit 1).
+fn with_missing(text: String, missing: String) -> CommandOutput {
+    if missing.is_empty() {
+        CommandOutput::out(text)
+    } else {
+        CommandOutput {
+            stdout: text,
+            stderr: missing,
+            exit_code: 1,
+        }
+    }
+}
+
 /// `--filter key=value` pairs.
 fn filters(list: &[String]) -> Res<Vec<(String, String)>> {
     list.iter()
@@ -388,6 +401,9 @@ fn join_text(role: Role, token: &str, addr: Ipv4Addr) -> String {
 }
 
 async fn swarm_init(cx: &Cx<'_>, host: HostId, a: InitArgs) -> Res<CommandOutput> {
+    if !a.force_new_cluster && cx.lab().swarm_of(host).node_id.is_some() {
+        return Err(fail(ALREADY_IN_SWARM));
+    }
     let ip = cx.lab().underlay.nic(host).ip;
     let addr = match &a.advertise_addr {
         None => ip,
@@ -524,12 +540,12 @@ const JOIN_TIMEOUT: &str = "Error response from daemon: Timeout was reached befo
 const BAD_TOKEN: &str = "Error response from daemon: rpc error: code = InvalidArgument desc = A valid join token is necessary to join this cluster";
 
 async fn swarm_join(cx: &Cx<'_>, host: HostId, a: JoinArgs) -> Res<CommandOutput> {
-    if cx.lab().swarm_of(host).node_id.is_some() {
-        return Err(fail(ALREADY_IN_SWARM));
-    }
     let Some(target) = a.addr else {
         return Err(fail("docker: 'docker swarm join' requires 1 argument\n\nUsage:  docker swarm join [OPTIONS] HOST:PORT\n\nRun 'docker swarm join --help' for more information"));
     };
+    if cx.lab().swarm_of(host).node_id.is_some() {
+        return Err(fail(ALREADY_IN_SWARM));
+    }
     let token = a.token.unwrap_or_default();
     let parts: Vec<&str> = token.split('-').collect();
     if parts.len() != 4
@@ -795,7 +811,7 @@ struct NodeUpdateArgs {
     label_rm: Vec<String>,
     #[arg(long)]
     role: Option<String>,
-    node: Option<String>,
+    node: Vec<String>,
 }
 
 #[derive(Parser, Debug)]
@@ -865,27 +881,46 @@ async fn node_ls(cx: &Cx<'_>, host: HostId, a: NodeLsArgs) -> Res<CommandOutput>
     let store = leader_store(lab, leader);
     let me = lab.swarm_of(host).node_id.clone();
     let fl = filters(&a.filter)?;
-    let mut nodes: Vec<&Node> = store
-        .nodes
-        .values()
-        .filter(|n| {
-            fl.iter().all(|(k, v)| match k.as_str() {
-                "role" => n.role.as_str() == v,
-                "name" => n.hostname.contains(v.as_str()),
-                "id" => n.id.starts_with(v.as_str()),
-                "node.label" | "label" => match v.split_once('=') {
-                    Some((lk, lv)) => n.labels.get(lk).is_some_and(|x| x == lv),
-                    None => n.labels.contains_key(v),
-                },
-                "membership" => v == "accepted",
-                _ => true,
-            })
-        })
-        .collect();
     check_filters(
         &fl,
         &["role", "name", "id", "node.label", "label", "membership"],
     )?;
+    // The daemon checks the values it knows, case-insensitively.
+    for (k, v) in &fl {
+        let known: &[&str] = match k.as_str() {
+            "role" => &["manager", "worker"],
+            "membership" => &["accepted", "pending"],
+            _ => continue,
+        };
+        if !known.contains(&v.to_lowercase().as_str()) {
+            return Err(fail(format!(
+                "Error response from daemon: Invalid {k} filter: '{v}'"
+            )));
+        }
+    }
+    let matches = |n: &Node, k: &str, v: &str| match k {
+        "role" => n.role.as_str() == v.to_lowercase(),
+        "name" => n.hostname.contains(v),
+        "id" => n.id.starts_with(v),
+        "node.label" | "label" => match v.split_once('=') {
+            Some((lk, lv)) => n.labels.get(lk).is_some_and(|x| x == lv),
+            None => n.labels.contains_key(v),
+        },
+        "membership" => v.eq_ignore_ascii_case("accepted"),
+        _ => true,
+    };
+    // Values of one key are alternatives; different keys must all hold.
+    let mut nodes: Vec<&Node> = store
+        .nodes
+        .values()
+        .filter(|n| {
+            fl.iter().all(|(k, _)| {
+                fl.iter()
+                    .filter(|(k2, _)| k2 == k)
+                    .any(|(_, v)| matches(n, k, v))
+            })
+        })
+        .collect();
     nodes.sort_by(|x, y| natural_cmp(&x.hostname, &y.hostname));
     if a.quiet {
         return Ok(CommandOutput::out(
@@ -938,7 +973,7 @@ fn find_node<'a>(lab: &Lab, host: HostId, store: &'a Store, r: &str) -> Res<&'a 
 }
 
 async fn node_update(cx: &Cx<'_>, host: HostId, a: NodeUpdateArgs) -> Res<CommandOutput> {
-    let Some(r) = a.node.clone() else {
+    let [r] = a.node.as_slice() else {
         return Err(fail("docker: 'docker node update' requires 1 argument\n\nUsage:  docker node update [OPTIONS] NODE\n\nRun 'docker node update --help' for more information"));
     };
     // The CLI reads the node, changes its spec and sends it back. `self` names this
@@ -992,7 +1027,7 @@ async fn node_update(cx: &Cx<'_>, host: HostId, a: NodeUpdateArgs) -> Res<Comman
         cx.lab().swarm_note(host, text);
     }
     if let Some(role) = role_change {
-        Box::pin(node_role(cx, host, std::slice::from_ref(&r), role)).await?;
+        Box::pin(node_role(cx, host, std::slice::from_ref(r), role)).await?;
     }
     Ok(CommandOutput::out(format!("{r}\n")))
 }
@@ -1165,17 +1200,13 @@ async fn node_inspect(cx: &Cx<'_>, host: HostId, a: NodesArgs) -> Res<CommandOut
     let leader = leader_for(cx, host).await?;
     let lab = &*cx.lab();
     let store = leader_store(lab, leader);
+    // What is found is printed, what is not is refused: both, as the CLI does.
     let mut found = Vec::new();
+    let mut missing = String::new();
     for r in &a.nodes {
         match find_node(lab, host, &store, r) {
             Ok(n) => found.push(n.clone()),
-            Err(e) => {
-                let mut out = e;
-                if !a.pretty && a.format.is_none() {
-                    out.stdout = "[]\n".into();
-                }
-                return Err(out);
-            }
+            Err(e) => missing.push_str(&e.stderr),
         }
     }
     let mut text = String::new();
@@ -1219,7 +1250,7 @@ async fn node_inspect(cx: &Cx<'_>, host: HostId, a: NodesArgs) -> Res<CommandOut
         text = pretty_json(&arr);
         text.push('\n');
     }
-    Ok(CommandOutput::out(text))
+    Ok(with_missing(text, missing))
 }
 
 // ---- docker service ----------------------------------------------------------------
@@ -1363,7 +1394,12 @@ async fn service_cmd(cx: &Cx<'_>, host: HostId, args: &[String]) -> Res<CommandO
             }
         },
         "scale" | "rm" | "remove" | "inspect" => {
-            let a = parse::<ServicesArgs>(rest, &format!("service {sub}"), "SERVICE [SERVICE...]")?;
+            let usage = match sub {
+                "scale" => "SERVICE=REPLICAS [SERVICE=REPLICAS...]",
+                "inspect" => "[OPTIONS] SERVICE [SERVICE...]",
+                _ => "SERVICE [SERVICE...]",
+            };
+            let a = parse::<ServicesArgs>(rest, &format!("service {sub}"), usage)?;
             match sub {
                 "scale" => service_scale(cx, host, a).await,
                 "inspect" => service_inspect(cx, host, a).await,
@@ -1426,14 +1462,8 @@ fn too_many_replicas(n: u64) -> CommandOutput {
 }
 
 /// `--replicas N`, as Docker parses it, within swarmlab's limit.
-fn parse_replicas(r: &str) -> Res<u64> {
-    let n = r.parse::<u64>().map_err(|_| {
-        invalid_flag(
-            r,
-            "--replicas",
-            &format!("strconv.ParseUint: parsing \"{r}\": invalid syntax"),
-        )
-    })?;
+fn parse_replicas(cmd: Svc, r: &str) -> Res<u64> {
+    let n = uint_flag(cmd, r, "--replicas")?;
     if n > MAX_REPLICAS {
         return Err(too_many_replicas(n));
     }
@@ -1454,17 +1484,6 @@ fn failure_action(v: &str) -> Res<String> {
     }
 }
 
-/// `--stop-grace-period`: a Go duration.
-fn grace_period(v: &str) -> Res<u64> {
-    parse_go_duration(v).ok_or_else(|| {
-        invalid_flag(
-            v,
-            "--stop-grace-period",
-            &format!("time: invalid duration \"{v}\""),
-        )
-    })
-}
-
 /// `--update-order`: swarmkit's two orders.
 fn update_order(v: &str) -> Res<String> {
     match v {
@@ -1475,11 +1494,40 @@ fn update_order(v: &str) -> Res<String> {
     }
 }
 
-fn invalid_flag(value: &str, flag: &str, why: &str) -> CommandOutput {
+/// The command whose flags are being read, for pflag's usage line.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Svc {
+    Create,
+    Update,
+}
+
+fn invalid_flag(cmd: Svc, value: &str, flag: &str, why: &str) -> CommandOutput {
+    let (name, usage) = match cmd {
+        Svc::Create => ("create", "[OPTIONS] IMAGE [COMMAND] [ARG...]"),
+        Svc::Update => ("update", "[OPTIONS] SERVICE"),
+    };
     CommandOutput::err(
-        format!("invalid argument \"{value}\" for \"{flag}\" flag: {why}\n\nUsage:  docker service create [OPTIONS] IMAGE [COMMAND] [ARG...]\n\nRun 'docker service create --help' for more information\n"),
+        format!("invalid argument \"{value}\" for \"{flag}\" flag: {why}\n\nUsage:  docker service {name} {usage}\n\nRun 'docker service {name} --help' for more information\n"),
         125,
     )
+}
+
+/// A Go duration flag.
+fn duration_flag(cmd: Svc, v: &str, flag: &str) -> Res<u64> {
+    parse_go_duration(v)
+        .ok_or_else(|| invalid_flag(cmd, v, flag, &format!("time: invalid duration \"{v}\"")))
+}
+
+/// An unsigned integer flag.
+fn uint_flag(cmd: Svc, v: &str, flag: &str) -> Res<u64> {
+    v.parse().map_err(|_| {
+        invalid_flag(
+            cmd,
+            v,
+            flag,
+            &format!("strconv.ParseUint: parsing \"{v}\": invalid syntax"),
+        )
+    })
 }
 
 fn parse_publish(p: &str) -> Result<PortSpec, String> {
@@ -1548,7 +1596,7 @@ async fn service_create(cx: &Cx<'_>, host: HostId, a: ServiceCreateArgs) -> Res<
     };
     let replicas = match &a.replicas {
         None => None,
-        Some(r) => Some(parse_replicas(r)?),
+        Some(r) => Some(parse_replicas(Svc::Create, r)?),
     };
     let mode = match a.mode.as_deref() {
         None | Some("replicated") => Mode::Replicated(replicas.unwrap_or(1)),
@@ -1581,27 +1629,27 @@ async fn service_create(cx: &Cx<'_>, host: HostId, a: ServiceCreateArgs) -> Res<
         .iter()
         .map(|p| parse_publish(p))
         .collect::<Result<Vec<_>, _>>()
-        .map_err(|e| invalid_flag(a.publish.join(",").as_str(), "-p, --publish", &e))?;
+        .map_err(|e| {
+            invalid_flag(
+                Svc::Create,
+                a.publish.join(",").as_str(),
+                "-p, --publish",
+                &e,
+            )
+        })?;
     let endpoint_mode = a.endpoint_mode.clone().unwrap_or_else(|| "vip".into());
     let restart_condition = a.restart_condition.clone().unwrap_or_else(|| "any".into());
     let dur = |v: &Option<String>, flag: &str, default: u64| -> Res<u64> {
         match v {
             None => Ok(default),
-            Some(s) => parse_go_duration(s)
-                .ok_or_else(|| invalid_flag(s, flag, &format!("time: invalid duration \"{s}\""))),
+            Some(s) => duration_flag(Svc::Create, s, flag),
         }
     };
     let restart_delay = dur(&a.restart_delay, "--restart-delay", 5_000_000_000)?;
     let update_delay = dur(&a.update_delay, "--update-delay", 0)?;
     let update_parallelism = match &a.update_parallelism {
         None => 1,
-        Some(s) => s.parse().map_err(|_| {
-            invalid_flag(
-                s,
-                "--update-parallelism",
-                &format!("strconv.ParseUint: parsing \"{s}\": invalid syntax"),
-            )
-        })?,
+        Some(s) => uint_flag(Svc::Create, s, "--update-parallelism")?,
     };
     let name = match a.name.clone() {
         Some(n) => n,
@@ -1643,7 +1691,7 @@ async fn service_create(cx: &Cx<'_>, host: HostId, a: ServiceCreateArgs) -> Res<
             None => "stop-first".into(),
         },
         stop_grace: match &a.stop_grace_period {
-            Some(v) => Some(grace_period(v)?),
+            Some(v) => Some(duration_flag(Svc::Create, v, "--stop-grace-period")?),
             None => None,
         },
         update_status: None,
@@ -2149,10 +2197,13 @@ async fn service_scale(cx: &Cx<'_>, host: HostId, a: ServicesArgs) -> Res<Comman
         return Err(fail("docker: 'docker service scale' requires at least 1 argument\n\nUsage:  docker service scale SERVICE=REPLICAS [SERVICE=REPLICAS...]\n\nSee 'docker service scale --help' for more information"));
     }
     for spec in &a.names {
-        if let Some((name, v)) = spec.split_once('=').filter(|(s, _)| !s.is_empty()) {
+        if let Some((name, v)) = spec
+            .split_once('=')
+            .filter(|(s, v)| !s.is_empty() && !v.is_empty())
+        {
             if v.parse::<u64>().is_err() {
                 // As the CLI's strconv.ParseUint says it, for this argument only.
-                let why = if v.is_empty() || !v.bytes().all(|b| b.is_ascii_digit()) {
+                let why = if !v.bytes().all(|b| b.is_ascii_digit()) {
                     "invalid syntax"
                 } else {
                     "value out of range"
@@ -2231,83 +2282,65 @@ async fn service_update(cx: &Cx<'_>, host: HostId, a: ServiceUpdateArgs) -> Res<
     if a.rollback {
         return Box::pin(service_rollback(cx, host, &name, a.detach, a.quiet)).await;
     }
-    let replicas = match &a.replicas {
-        None => None,
-        Some(r) => Some(parse_replicas(r)?),
+    // pflag reads the flags' values before anything is asked of the daemon.
+    let flag = |v: &Option<String>, f: fn(Svc, &str, &str) -> Res<u64>, name: &str| {
+        v.as_deref().map(|v| f(Svc::Update, v, name)).transpose()
     };
+    let replicas = a
+        .replicas
+        .as_deref()
+        .map(|r| parse_replicas(Svc::Update, r))
+        .transpose()?;
+    let restart_delay = flag(&a.restart_delay, duration_flag, "--restart-delay")?;
+    let update_delay = flag(&a.update_delay, duration_flag, "--update-delay")?;
+    let stop_grace = flag(&a.stop_grace_period, duration_flag, "--stop-grace-period")?;
+    let update_parallelism = flag(&a.update_parallelism, uint_flag, "--update-parallelism")?;
+    let mut published = Vec::new();
+    for p in &a.publish_add {
+        let spec =
+            parse_publish(p).map_err(|e| invalid_flag(Svc::Update, p, "--publish-add", &e))?;
+        published.push(spec);
+    }
     // The CLI reads the service, changes its spec and sends it back; the control API
     // checks it, allocates, and decides whether the tasks are redeployed.
     let cur = get_service(cx, host, &name).await?.map_err(daemon)?;
     let mut s = cur.clone();
-    {
-        if let Some(n) = replicas {
-            if s.mode == Mode::Global {
-                return Err(fail("replicas can only be used with replicated mode"));
-            }
-            s.mode = Mode::Replicated(n);
+    if let Some(n) = replicas {
+        if s.mode == Mode::Global {
+            return Err(fail("replicas can only be used with replicated mode"));
         }
-        for c in &a.constraint_add {
-            s.constraints.push(Constraint::parse(c).map_err(|e| {
-                fail(format!(
-                    "Error response from daemon: rpc error: code = Unknown desc = {e}"
-                ))
-            })?);
-        }
-        for c in &a.constraint_rm {
-            s.constraints.retain(|x| x.to_string() != *c);
-        }
-        for l in &a.label_add {
-            let (k, v) = l.split_once('=').unwrap_or((l.as_str(), ""));
-            s.labels.insert(k.to_string(), v.to_string());
-        }
-        if let Some(d) = &a.restart_delay {
-            s.restart_delay = parse_go_duration(d).ok_or_else(|| {
-                invalid_flag(
-                    d,
-                    "--restart-delay",
-                    &format!("time: invalid duration \"{d}\""),
-                )
-            })?;
-        }
-        if let Some(c) = &a.restart_condition {
-            if !matches!(c.as_str(), "none" | "on-failure" | "any") {
-                return Err(fail(format!(
-                    "Error response from daemon: invalid RestartCondition: \"{c}\""
-                )));
-            }
-            s.restart_condition = c.clone();
-        }
-        if let Some(i) = &a.image {
-            s.image = image_ref(i);
-        }
-        if let Some(p) = &a.update_parallelism {
-            s.update_parallelism = p.parse().map_err(|_| {
-                invalid_flag(
-                    p,
-                    "--update-parallelism",
-                    &format!("strconv.ParseUint: parsing \"{p}\": invalid syntax"),
-                )
-            })?;
-        }
-        if let Some(v) = &a.update_failure_action {
-            s.update_failure_action = failure_action(v)?;
-        }
-        if let Some(v) = &a.update_order {
-            s.update_order = update_order(v)?;
-        }
-        if let Some(v) = &a.stop_grace_period {
-            s.stop_grace = Some(grace_period(v)?);
-        }
-        if let Some(d) = &a.update_delay {
-            s.update_delay = parse_go_duration(d).ok_or_else(|| {
-                invalid_flag(
-                    d,
-                    "--update-delay",
-                    &format!("time: invalid duration \"{d}\""),
-                )
-            })?;
-        }
+        s.mode = Mode::Replicated(n);
     }
+    for c in &a.constraint_add {
+        s.constraints.push(Constraint::parse(c).map_err(|e| {
+            fail(format!(
+                "Error response from daemon: rpc error: code = Unknown desc = {e}"
+            ))
+        })?);
+    }
+    for c in &a.constraint_rm {
+        s.constraints.retain(|x| x.to_string() != *c);
+    }
+    for l in &a.label_add {
+        let (k, v) = l.split_once('=').unwrap_or((l.as_str(), ""));
+        s.labels.insert(k.to_string(), v.to_string());
+    }
+    if let Some(c) = &a.restart_condition {
+        s.restart_condition = c.clone();
+    }
+    if let Some(i) = &a.image {
+        s.image = image_ref(i);
+    }
+    if let Some(v) = &a.update_failure_action {
+        s.update_failure_action = failure_action(v)?;
+    }
+    if let Some(v) = &a.update_order {
+        s.update_order = update_order(v)?;
+    }
+    s.restart_delay = restart_delay.unwrap_or(s.restart_delay);
+    s.update_delay = update_delay.unwrap_or(s.update_delay);
+    s.update_parallelism = update_parallelism.unwrap_or(s.update_parallelism);
+    s.stop_grace = stop_grace.or(s.stop_grace);
     // Networks and published ports: the CLI resolves the networks it is given.
     for n in &a.network_rm {
         let net = get_network(cx, host, n).await?;
@@ -2331,10 +2364,7 @@ async fn service_update(cx: &Cx<'_>, host: HostId, a: ServiceUpdateArgs) -> Res<
         s.ports
             .retain(|x| x.target.to_string() != port && x.published.to_string() != port);
     }
-    for p in &a.publish_add {
-        let spec = parse_publish(p).map_err(|e| invalid_flag(p, "--publish-add", &e))?;
-        s.ports.push(spec);
-    }
+    s.ports.extend(published);
     let update = Request::UpdateService {
         id: cur.id.clone(),
         spec: s,
@@ -2497,17 +2527,15 @@ async fn service_inspect(cx: &Cx<'_>, host: HostId, a: ServicesArgs) -> Res<Comm
     let leader = leader_for(cx, host).await?;
     let lab = &*cx.lab();
     let store = leader_store(lab, leader);
+    if a.names.is_empty() {
+        return Err(fail("docker: 'docker service inspect' requires at least 1 argument\n\nUsage:  docker service inspect [OPTIONS] SERVICE [SERVICE...]\n\nSee 'docker service inspect --help' for more information"));
+    }
     let mut found = Vec::new();
+    let mut missing = String::new();
     for n in &a.names {
         match store.find_service(n) {
             Some(s) => found.push(s.clone()),
-            None => {
-                let mut e = fail(format!("Error: no such service: {n}"));
-                if !a.pretty && a.format.is_none() {
-                    e.stdout = "[]\n".into();
-                }
-                return Err(e);
-            }
+            None => missing.push_str(&format!("Error: no such service: {n}\n")),
         }
     }
     let mut text = String::new();
@@ -2568,7 +2596,7 @@ async fn service_inspect(cx: &Cx<'_>, host: HostId, a: ServicesArgs) -> Res<Comm
         text = pretty_json(&arr);
         text.push('\n');
     }
-    Ok(CommandOutput::out(text))
+    Ok(with_missing(text, missing))
 }
 
 // ---- docker network (swarm scope) --------------------------------------------------
@@ -2713,7 +2741,11 @@ async fn network_inspect(cx: &Cx<'_>, host: HostId, a: NetworkInspectArgs) -> Re
     let leader = leader_for(cx, host).await?;
     let lab = &*cx.lab();
     let store = leader_store(lab, leader);
+    if a.names.is_empty() {
+        return Err(fail("docker: 'docker network inspect' requires at least 1 argument\n\nUsage:  docker network inspect [OPTIONS] NETWORK [NETWORK...]\n\nSee 'docker network inspect --help' for more information"));
+    }
     let mut found = Vec::new();
+    let mut missing = String::new();
     for n in &a.names {
         match store.find_network(n) {
             Some(x) => {
@@ -2726,20 +2758,16 @@ async fn network_inspect(cx: &Cx<'_>, host: HostId, a: NetworkInspectArgs) -> Re
                 }
                 found.push(j)
             }
-            None => {
-                let mut e = fail(format!("Error response from daemon: network {n} not found"));
-                if a.format.is_none() {
-                    e.stdout = "[]\n".into();
-                }
-                return Err(e);
-            }
+            None => missing.push_str(&format!(
+                "Error response from daemon: network {n} not found\n"
+            )),
         }
     }
     let text = match &a.format {
         Some(f) => formatted(&found, f)?,
         None => format!("{}\n", pretty_json(&found)),
     };
-    Ok(CommandOutput::out(text))
+    Ok(with_missing(text, missing))
 }
 
 async fn network_create(cx: &Cx<'_>, host: HostId, a: NetworkCreateArgs) -> Res<CommandOutput> {

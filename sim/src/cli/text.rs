@@ -29,7 +29,7 @@ pub(crate) fn usage_error(cmd: &str, usage: &str, e: &clap::Error) -> CommandOut
                     1,
                 );
             }
-            format!("unknown flag: {flag}")
+            unknown_flag(flag)
         }
         ErrorKind::InvalidValue if arg.is_empty() => "flag needs an argument".to_string(),
         _ => {
@@ -41,6 +41,18 @@ pub(crate) fn usage_error(cmd: &str, usage: &str, e: &clap::Error) -> CommandOut
         format!("{first}\n\nUsage:  docker {cmd} {usage}\n\nRun 'docker {cmd} --help' for more information\n"),
         125,
     )
+}
+
+/// pflag's refusal of a flag it does not know: `unknown flag: --bogus`, or for a
+/// shorthand `unknown shorthand flag: 'v' in -v`.
+pub(crate) fn unknown_flag(flag: &str) -> String {
+    match flag.strip_prefix('-') {
+        Some(short) if !short.starts_with('-') && !short.is_empty() => {
+            let c = short.chars().next().unwrap_or('-');
+            format!("unknown shorthand flag: '{c}' in {flag}")
+        }
+        _ => format!("unknown flag: {flag}"),
+    }
 }
 
 /// A name as Docker gives unnamed containers: adjective_surname (a few of its words).
