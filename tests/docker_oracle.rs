@@ -306,6 +306,13 @@ fn swarmlab_answers_as_a_real_single_node_swarm() {
         "node update ID nosuch".split(' ').map(String::from).collect(),
         "node inspect self nosuch --format {{.Spec.Role}}".split(' ').map(String::from).collect(),
         "node ls -q --filter role=manager --filter role=worker".split(' ').map(String::from).collect(),
+        "service create --update-max-failure-ratio 2 busybox".split(' ').map(String::from).collect(),
+        "service create --update-monitor bogus busybox".split(' ').map(String::from).collect(),
+        "service create --rollback-parallelism x busybox".split(' ').map(String::from).collect(),
+        "service create --rollback-failure-action bogus busybox".split(' ').map(String::from).collect(),
+        "service create --rollback-order bogus busybox".split(' ').map(String::from).collect(),
+        "service update --update-max-failure-ratio abc nosuch".split(' ').map(String::from).collect(),
+        "service update --rollback-delay 1x nosuch".split(' ').map(String::from).collect(),
         // (Not `--filter membership=...`: after a `node update`, the real daemon's spec
         // holds membership PENDING, its zero value, so the filter answers the opposite.)
         "node ls --filter membership=bogus".split(' ').map(String::from).collect(),

@@ -1166,8 +1166,6 @@ m1$ docker service inspect --format '{{json .UpdateStatus}}' web
 expect output contains \"update completed\"
 m1$ docker service update --update-failure-action bogus web
 expect error contains \"Error response from daemon: unrecognized update failure action bogus\"
-m1$ docker service update --update-failure-action rollback web
-expect error contains \"swarmlab: --update-failure-action rollback is not simulated yet\"
 m1$ docker service update --update-failure-action continue --image nosuchimage --detach web
 sleep 40s
 m1$ docker service ls
@@ -1441,4 +1439,105 @@ expect error contains \"unknown flag: --bogus\"
         !worker.split("x$").next().unwrap().contains("ClusterID"),
         "{worker}"
     );
+}
+
+/// `--update-failure-action rollback`: the first rejected replacement turns the update
+/// into a rollback with the previous spec, which is then no longer kept. The real CLI
+/// (20.10, measured here) prints `rollback: update rolled back due to failure or early
+/// termination of task ...`, follows the rollback and ends converged, exit 0. The slot
+/// the update never reached keeps its task; inspect shows `rollback_completed`.
+#[test]
+fn a_failed_update_rolls_back_when_asked_to() {
+    let o = play(
+        "host m1 10.1.0.1
+m1$ docker swarm init
+m1$ docker service create --name web --replicas 2 --detach busybox sleep 1d
+sleep 10s
+m1$ docker service update --image nosuchimage:1 --update-failure-action rollback web
+expect output contains \"rollback: update rolled back due to failure or early termination of task \"
+expect output contains \"overall progress: rolling back update: 2 out of 2 tasks\"
+expect output contains \"verify: Service web converged\"
+m1$ docker service inspect --format '{{json .UpdateStatus.State}} {{.Spec.TaskTemplate.ContainerSpec.Image}}' web
+expect output contains '\"rollback_completed\" busybox:latest'
+",
+    );
+    assert_eq!(o.failed, 0, "{}", o.timeline);
+    let mut lab = o.lab;
+    let m1 = lab.underlay.by_ip("10.1.0.1".parse().unwrap()).unwrap();
+    let mut docker = |args: &str| {
+        let argv: Vec<String> = std::iter::once("docker")
+            .chain(args.split(' '))
+            .map(String::from)
+            .collect();
+        swarmlab::session::execute(&mut lab, m1, &argv).stdout
+    };
+    // The update replaced slot 1 first; slot 2 keeps the task it started with.
+    let first = o
+        .timeline
+        .lines()
+        .find_map(|l| l.split("task web.2.").nth(1))
+        .and_then(|rest| rest.split(' ').next())
+        .expect("web.2's first task")
+        .to_string();
+    let running = docker(
+        "service ps --filter desired-state=running --format {{.Name}}/{{.ID}}/{{.Image}} web",
+    );
+    assert!(
+        running.contains(&format!("web.2/{}/busybox:latest", &first[..12])),
+        "{running}\n{}",
+        o.timeline
+    );
+    assert!(!running.contains("nosuchimage"), "{running}");
+    // An automatic rollback keeps no previous spec.
+    let json = docker("service inspect web");
+    assert!(
+        json.contains("\"UpdateConfig\"") && !json.contains("\"PreviousSpec\""),
+        "{json}"
+    );
+}
+
+/// The `--update-*` and `--rollback-*` settings are kept apart, shown by inspect as the
+/// real engine shows them (its JSON and `--pretty`, measured on 20.10), refused with
+/// pflag's and swarmkit's texts; a rollback runs with the rollback settings: at
+/// parallelism 2 both replicas are replaced in one batch, where the update took two.
+#[test]
+fn rollback_settings_are_kept_apart_from_update_settings() {
+    let o = play(
+        "host m1 10.1.0.1
+m1$ docker swarm init
+m1$ docker service create --name web --replicas 2 --detach --update-monitor 7s --update-max-failure-ratio 0.25 --rollback-parallelism 2 --rollback-delay 3s --rollback-failure-action continue --rollback-monitor 9s --rollback-max-failure-ratio 0.5 --rollback-order start-first busybox sleep 1d
+m1$ docker service inspect web --format '{{json .Spec.UpdateConfig}} {{json .Spec.RollbackConfig}}'
+expect output contains '{\"Parallelism\":1,\"FailureAction\":\"pause\",\"Monitor\":7000000000,\"MaxFailureRatio\":0.25,\"Order\":\"stop-first\"} {\"Parallelism\":2,\"Delay\":3000000000,\"FailureAction\":\"continue\",\"Monitor\":9000000000,\"MaxFailureRatio\":0.5,\"Order\":\"start-first\"}'
+m1$ docker service inspect --pretty web
+expect output contains \" Parallelism:\t2\"
+expect output contains \" Delay:\t\t3s\"
+expect output contains \" On failure:\tcontinue\"
+expect output contains \" Monitoring Period: 9s\"
+expect output contains \" Max failure ratio: 0.5\"
+expect output contains \" Rollback order:    start-first\"
+expect output contains \" Monitoring Period: 7s\"
+expect output contains \" Max failure ratio: 0.25\"
+m1$ docker service update --update-max-failure-ratio 2 web
+expect error contains \"Error response from daemon: rpc error: code = InvalidArgument desc = TaskSpec: update-maxfailureratio cannot be less than 0 or bigger than 1\"
+m1$ docker service update --update-max-failure-ratio abc web
+expect error contains 'invalid argument \"abc\" for \"--update-max-failure-ratio\" flag: strconv.ParseFloat: parsing \"abc\": invalid syntax'
+m1$ docker service update --rollback-monitor bogus web
+expect error contains 'invalid argument \"bogus\" for \"--rollback-monitor\" flag: time: invalid duration \"bogus\"'
+m1$ docker service update --rollback-failure-action bogus web
+expect error contains \"Error response from daemon: unrecognized update failure action bogus\"
+sleep 5s
+m1$ docker service update --image busybox:1.36 --update-delay 4s web
+m1$ docker service rollback web
+",
+    );
+    assert_eq!(o.failed, 0, "{}", o.timeline);
+    let update = stamp(
+        &o.timeline,
+        "m1$ docker service update --image busybox:1.36",
+    );
+    let rollback = stamp(&o.timeline, "m1$ docker service rollback web");
+    let done = stamp(&o.timeline, "scenario finished");
+    // Two batches 4 s apart, then a rollback in one batch (start-first, no delay).
+    assert!(rollback - update >= 9.0, "{}", o.timeline);
+    assert!(done - rollback < rollback - update - 3.0, "{}", o.timeline);
 }

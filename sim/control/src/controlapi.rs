@@ -311,6 +311,12 @@ fn validate_spec(spec: &Service) -> Result<(), ApiError> {
             "name must be valid as a DNS name component",
         ));
     }
+    if !(0.0..=1.0).contains(&spec.update_max_failure_ratio) {
+        return Err(rpc(
+            Code::InvalidArgument,
+            "TaskSpec: update-maxfailureratio cannot be less than 0 or bigger than 1",
+        ));
+    }
     if spec.endpoint_mode != "vip" && spec.endpoint_mode != "dnsrr" {
         return Err(ApiError::Invalid(format!(
             "invalid resolution mode: \"{}\"",
@@ -426,6 +432,7 @@ fn create_service(
     svc.created = now;
     svc.updated = now;
     svc.version = 0;
+    svc.top_version = 0;
     svc.vips.clear();
     svc.update_status = None;
     svc.previous = None;
@@ -461,8 +468,10 @@ fn update_service(
     s.update_status = cur.update_status.clone();
     s.previous = Some(spec_of(cur));
     s.version = cur.version;
+    s.top_version = cur.top_version;
     if template_changed(cur, &s) || force {
-        s.version += 1;
+        s.top_version += 1;
+        s.version = s.top_version;
     }
     if s.networks != cur.networks || s.ports != cur.ports {
         ingress_ports_free(store, &s)?;
@@ -485,7 +494,8 @@ fn rollback_service(store: &Store, now: u64, r: &str) -> Result<Reply, ApiError>
     s.created = cur.created;
     s.updated = now;
     s.vips = cur.vips.clone();
-    s.version = cur.version + 1;
+    // The previous spec's own template: the tasks that still run it stay.
+    s.top_version = cur.top_version;
     s.previous = Some(spec_of(cur));
     s.update_status = Some(crate::store::UpdateStatus {
         state: "rollback_started".into(),
@@ -653,6 +663,10 @@ mod tests {
             update_failure_action: "pause".into(),
             update_order: "stop-first".into(),
             stop_grace: None,
+            update_monitor: 5_000_000_000,
+            update_max_failure_ratio: 0.0,
+            rollback_config: Default::default(),
+            top_version: 0,
             update_status: None,
             previous: None,
         }
@@ -741,7 +755,11 @@ mod tests {
         assert_eq!(s.services[&id].version, 2, "--force redeploys");
         serve(&mut s, 6, &Request::RollbackService("web".into())).unwrap();
         let svc = &s.services[&id];
-        assert_eq!((svc.image.as_str(), svc.version), ("nginx:1.25", 3));
+        // Back to the template before --force: the tasks of that one stay.
+        assert_eq!(
+            (svc.image.as_str(), svc.version, svc.top_version),
+            ("nginx:1.25", 1, 2)
+        );
         assert_eq!(
             svc.update_status.as_ref().map(|u| u.state.as_str()),
             Some("rollback_started")

@@ -31,6 +31,9 @@ pub struct Duties {
     pub batches: std::collections::BTreeSet<String>,
     /// Slots being updated start-first: their old task stops once the new one runs.
     pub start_first: std::collections::BTreeSet<(String, String)>,
+    /// When each task of an update in progress was first seen running: its failure
+    /// counts against the update within the monitoring period from then.
+    pub running_at: BTreeMap<String, Nanos>,
 }
 
 /// swarmkit orphans the tasks of a node that has been Down for 24 hours.
@@ -90,7 +93,7 @@ fn allocate(store: &Store, svc: &Service, tasks: &[Task]) -> Vec<(String, std::n
 fn outdated_done(tasks: &[Task], svc: &Service) -> bool {
     !tasks
         .iter()
-        .any(|t| t.service_id == svc.id && live(t) && t.version < svc.version)
+        .any(|t| t.service_id == svc.id && live(t) && t.version != svc.version)
 }
 
 fn position_of(tasks: &[Task]) -> BTreeMap<String, usize> {
@@ -528,7 +531,7 @@ pub fn reconcile(
                 Some(TaskState::Running) => {
                     let old: Vec<Task> = tasks
                         .iter()
-                        .filter(|t| in_slot(t) && t.version < svc.version && live(t))
+                        .filter(|t| in_slot(t) && t.version != svc.version && live(t))
                         .cloned()
                         .collect();
                     for mut t in old {
@@ -548,9 +551,10 @@ pub fn reconcile(
         // starts `update_delay` after the previous batch's replacements run.
         let outdated: Vec<Task> = tasks
             .iter()
-            .filter(|t| t.service_id == svc.id && live(t) && t.version < svc.version)
+            .filter(|t| t.service_id == svc.id && live(t) && t.version != svc.version)
             .cloned()
             .collect();
+        let cfg = svc.config();
         let updating = tasks.iter().any(|t| {
             t.service_id == svc.id
                 && live(t)
@@ -559,14 +563,15 @@ pub fn reconcile(
         }) || duties.stop_first.iter().any(|(s, _)| *s == svc.id)
             || duties.start_first.iter().any(|(s, _)| *s == svc.id);
         if !updating && duties.batches.remove(&svc.id) {
-            duties
-                .updates
-                .insert(svc.id.clone(), now + svc.update_delay);
+            duties.updates.insert(svc.id.clone(), now + cfg.delay);
         }
         // The update's status, as swarmkit's updater keeps it in the service: in
         // progress while old tasks remain; paused (the default failure action) once a
         // replacement is rejected or fails, and then no further batch starts.
-        let in_flight = !outdated.is_empty() || duties.batches.contains(&svc.id);
+        // A rollback is also in flight while the slots it refills start.
+        let in_flight = !outdated.is_empty()
+            || duties.batches.contains(&svc.id)
+            || (updating && svc.rolling_back());
         let mut status = svc.update_status.clone();
         let current = status.as_ref().filter(|u| u.version == svc.version);
         if in_flight && current.is_none() {
@@ -578,20 +583,52 @@ pub fn reconcile(
                 version: svc.version,
             });
         }
+        // swarmkit's updater counts the replacements that fail (rejected, or failed
+        // within the monitoring period of their start); past the tolerated ratio it
+        // pauses, or rolls back (a rollback that fails pauses).
+        for t in tasks.iter().filter(|t| {
+            t.service_id == svc.id && t.version == svc.version && t.state == TaskState::Running
+        }) {
+            duties.running_at.entry(t.id.clone()).or_insert(now);
+        }
+        let mut rolled_back = None;
         if let Some(u) = status.as_mut().filter(|u| u.version == svc.version) {
-            if u.state == "updating" && svc.update_failure_action == "pause" {
-                let failed = tasks.iter().find(|t| {
-                    t.service_id == svc.id
-                        && t.version == svc.version
-                        && t.created >= u.started
-                        && matches!(t.state, TaskState::Rejected | TaskState::Failed)
-                });
-                if let Some(t) = failed {
-                    u.state = "paused".into();
-                    u.message = format!(
-                        "update paused due to failure or early termination of task {}",
-                        t.id
-                    );
+            let watching = u.state == "updating" || u.state == "rollback_started";
+            if watching && cfg.failure_action != "continue" {
+                let mut failed: Vec<&Task> = tasks
+                    .iter()
+                    .filter(|t| {
+                        t.service_id == svc.id
+                            && t.version == svc.version
+                            && t.created >= u.started
+                            && matches!(t.state, TaskState::Rejected | TaskState::Failed)
+                            && duties
+                                .running_at
+                                .get(&t.id)
+                                .is_none_or(|r| t.since.saturating_sub(*r) <= cfg.monitor)
+                    })
+                    .collect();
+                failed.sort_by_key(|t| (t.since, t.created));
+                let total = match svc.mode {
+                    Mode::Replicated(n) => n,
+                    Mode::Global => wanted.len() as u64,
+                }
+                .max(1);
+                if let Some(first) = failed.first() {
+                    if failed.len() as f64 / total as f64 > cfg.max_failure_ratio {
+                        let rolling_back = u.state == "rollback_started";
+                        let why =
+                            format!("due to failure or early termination of task {}", first.id);
+                        if cfg.failure_action == "rollback" && !rolling_back {
+                            rolled_back = Some(format!("update rolled back {why}"));
+                        } else if rolling_back {
+                            u.state = "rollback_paused".into();
+                            u.message = format!("rollback paused {why}");
+                        } else {
+                            u.state = "paused".into();
+                            u.message = format!("update paused {why}");
+                        }
+                    }
                 }
             }
             if u.state == "updating" && !in_flight {
@@ -605,9 +642,39 @@ pub fn reconcile(
                 u.message = "rollback completed".into();
             }
         }
-        let paused = status
-            .as_ref()
-            .is_some_and(|u| u.version == svc.version && u.state == "paused");
+        if let Some(message) = rolled_back {
+            // swarmkit's rollbackUpdate: the previous spec comes back, and is no longer
+            // kept as previous.
+            if let Some(prev) = &svc.previous {
+                let mut back = (**prev).clone();
+                back.id = svc.id.clone();
+                back.created = svc.created;
+                back.updated = now;
+                back.vips = svc.vips.clone();
+                back.top_version = svc.top_version;
+                back.previous = None;
+                back.update_status = Some(UpdateStatus {
+                    state: "rollback_started".into(),
+                    started: now,
+                    completed: None,
+                    message,
+                    version: back.version,
+                });
+                out.push(Action::PutService(back));
+                // The failed update's pending batch is dropped: the rollback's
+                // replacements start at once, beside old tasks still stopping (as the
+                // real updater does).
+                duties.stop_first.retain(|(s, _)| *s != svc.id);
+                duties.start_first.retain(|(s, _)| *s != svc.id);
+                duties.batches.remove(&svc.id);
+                duties.updates.remove(&svc.id);
+                duties.restarts.retain(|(s, _), _| *s != svc.id);
+                continue;
+            }
+        }
+        let paused = status.as_ref().is_some_and(|u| {
+            u.version == svc.version && (u.state == "paused" || u.state == "rollback_paused")
+        });
         if status != svc.update_status {
             out.push(Action::SetUpdateStatus(svc.id.clone(), status));
         }
@@ -618,11 +685,15 @@ pub fn reconcile(
             && !duties.batches.contains(&svc.id)
             && gate <= now
         {
-            let batch = svc.update_parallelism.max(1) as usize;
+            // Parallelism 0 replaces every task at once.
+            let batch = match cfg.parallelism {
+                0 => usize::MAX,
+                n => n as usize,
+            };
             let mut sorted = outdated;
             sorted.sort_by_key(|t| (t.slot, t.node_id.clone()));
             for mut t in sorted.into_iter().take(batch) {
-                if svc.update_order == "start-first" {
+                if cfg.order == "start-first" {
                     // The replacement starts now, beside the old task.
                     let key = key_of(&t);
                     let new = new_task(NewTask {
@@ -704,6 +775,7 @@ pub fn reconcile(
         .retain(|(s, _)| store.services.contains_key(s));
     duties.updates.retain(|s, _| store.services.contains_key(s));
     duties.batches.retain(|s| store.services.contains_key(s));
+    duties.running_at.retain(|t, _| store.tasks.contains_key(t));
     duties
         .start_first
         .retain(|(s, _)| store.services.contains_key(s));
@@ -760,6 +832,10 @@ mod tests {
             update_failure_action: "pause".into(),
             update_order: "stop-first".into(),
             stop_grace: None,
+            update_monitor: 5_000_000_000,
+            update_max_failure_ratio: 0.0,
+            rollback_config: Default::default(),
+            top_version: 0,
             update_status: None,
             previous: None,
         }

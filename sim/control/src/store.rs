@@ -216,6 +216,41 @@ fn default_failure_action() -> String {
     "pause".into()
 }
 
+fn default_monitor() -> Nanos {
+    5_000_000_000
+}
+
+/// How a rolling update, or a rollback, goes (swarmkit's `UpdateConfig`, which a
+/// service holds twice: `UpdateConfig` and `RollbackConfig`).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct UpdateConfig {
+    /// Tasks replaced at once (0: all).
+    pub parallelism: u64,
+    /// Wait between batches.
+    pub delay: Nanos,
+    /// `pause`, `continue` or `rollback`.
+    pub failure_action: String,
+    /// How long after its start a task's failure still counts.
+    pub monitor: Nanos,
+    /// The share of failed tasks tolerated before the failure action.
+    pub max_failure_ratio: f64,
+    /// `stop-first` or `start-first`.
+    pub order: String,
+}
+
+impl Default for UpdateConfig {
+    fn default() -> Self {
+        UpdateConfig {
+            parallelism: 1,
+            delay: 0,
+            failure_action: default_failure_action(),
+            monitor: default_monitor(),
+            max_failure_ratio: 0.0,
+            order: default_update_order(),
+        }
+    }
+}
+
 /// Where a rolling update stands (swarmkit's `UpdateStatus`).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct UpdateStatus {
@@ -266,8 +301,9 @@ pub struct Service {
     pub created: Nanos,
     /// When last updated.
     pub updated: Nanos,
-    /// Bumped when the task template changes (image, command): tasks of older versions
-    /// are replaced by a rolling update.
+    /// The task template's version: a new one when it changes (image, command,
+    /// networks, ports, stop grace, `--force`); tasks of another version are replaced
+    /// by a rolling update.
     #[serde(default)]
     pub version: u64,
     /// Its virtual IPs (endpoint mode vip): (network id, address), one per network,
@@ -283,6 +319,20 @@ pub struct Service {
     /// `--update-failure-action`: `pause` (swarmkit's default) or `continue`.
     #[serde(default = "default_failure_action")]
     pub update_failure_action: String,
+    /// `--update-monitor`.
+    #[serde(default = "default_monitor")]
+    pub update_monitor: Nanos,
+    /// `--update-max-failure-ratio`.
+    #[serde(default)]
+    pub update_max_failure_ratio: f64,
+    /// The `--rollback-*` settings.
+    #[serde(default)]
+    pub rollback_config: UpdateConfig,
+    /// The highest task-template version this service has had: a new template takes the
+    /// next one, and a rollback returns to its previous spec's own (so the tasks that
+    /// already run that template stay).
+    #[serde(default)]
+    pub top_version: u64,
     /// The last rolling update's progress, as `inspect` shows `UpdateStatus`.
     #[serde(default)]
     pub update_status: Option<UpdateStatus>,
@@ -293,6 +343,33 @@ pub struct Service {
 }
 
 impl Service {
+    /// The settings of the update under way: `RollbackConfig` while rolling back.
+    pub fn config(&self) -> UpdateConfig {
+        if self.rolling_back() {
+            return self.rollback_config.clone();
+        }
+        self.update_config()
+    }
+
+    /// Its `UpdateConfig`.
+    pub fn update_config(&self) -> UpdateConfig {
+        UpdateConfig {
+            parallelism: self.update_parallelism,
+            delay: self.update_delay,
+            failure_action: self.update_failure_action.clone(),
+            monitor: self.update_monitor,
+            max_failure_ratio: self.update_max_failure_ratio,
+            order: self.update_order.clone(),
+        }
+    }
+
+    /// Whether its last update is a rollback.
+    pub fn rolling_back(&self) -> bool {
+        self.update_status
+            .as_ref()
+            .is_some_and(|u| u.state.starts_with("rollback"))
+    }
+
     /// The networks its tasks attach to, in order: its own, then `ingress` when it
     /// publishes a port in ingress mode (as Docker attaches the routing mesh).
     pub fn attached_networks<'a>(&self, store: &'a Store) -> Vec<&'a Network> {

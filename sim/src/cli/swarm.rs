@@ -1275,14 +1275,8 @@ struct ServiceCreateArgs {
     restart_condition: Option<String>,
     #[arg(long)]
     restart_delay: Option<String>,
-    #[arg(long, allow_hyphen_values = true)]
-    update_parallelism: Option<String>,
-    #[arg(long)]
-    update_delay: Option<String>,
-    #[arg(long)]
-    update_failure_action: Option<String>,
-    #[arg(long)]
-    update_order: Option<String>,
+    #[command(flatten)]
+    rolling: RollingFlags,
     #[arg(long)]
     stop_grace_period: Option<String>,
     #[arg(short = 'l', long)]
@@ -1339,14 +1333,8 @@ struct ServiceUpdateArgs {
     image: Option<String>,
     #[arg(long)]
     force: bool,
-    #[arg(long, allow_hyphen_values = true)]
-    update_parallelism: Option<String>,
-    #[arg(long)]
-    update_delay: Option<String>,
-    #[arg(long)]
-    update_failure_action: Option<String>,
-    #[arg(long)]
-    update_order: Option<String>,
+    #[command(flatten)]
+    rolling: RollingFlags,
     #[arg(long)]
     stop_grace_period: Option<String>,
     #[arg(long)]
@@ -1416,39 +1404,57 @@ async fn service_cmd(cx: &Cx<'_>, host: HostId, args: &[String]) -> Res<CommandO
     }
 }
 
-/// A Go duration, as the Docker CLI reads flags: `0`, `10s`, `1m30s`, `1.5h`, `300ms`.
-fn parse_go_duration(s: &str) -> Option<u64> {
+/// A Go duration, as the Docker CLI reads flags (`0`, `10s`, `1m30s`, `1.5h`, `300ms`),
+/// refused with Go's `time.ParseDuration` texts. Negative durations are refused too
+/// (swarmlab's: the daemon would refuse them later, as negative).
+fn parse_go_duration(orig: &str) -> Result<u64, String> {
+    let invalid = || format!("time: invalid duration \"{orig}\"");
+    let s = orig.strip_prefix('+').unwrap_or(orig);
     if s == "0" {
-        return Some(0);
+        return Ok(0);
+    }
+    if s.is_empty() {
+        return Err(invalid());
     }
     let mut total = 0f64;
     let mut rest = s;
-    if rest.is_empty() {
-        return None;
-    }
     while !rest.is_empty() {
         let num_len = rest
             .find(|c: char| !(c.is_ascii_digit() || c == '.'))
             .unwrap_or(rest.len());
-        let value: f64 = rest[..num_len].parse().ok()?;
+        let number = &rest[..num_len];
+        if number.is_empty() || number == "." || number.matches('.').count() > 1 {
+            return Err(invalid());
+        }
+        let value: f64 = number.parse().map_err(|_| invalid())?;
         rest = &rest[num_len..];
         let unit_len = rest
             .find(|c: char| c.is_ascii_digit() || c == '.')
             .unwrap_or(rest.len());
-        let scale = match &rest[..unit_len] {
+        let unit = &rest[..unit_len];
+        let scale = match unit {
+            "" => return Err(format!("time: missing unit in duration \"{orig}\"")),
             "ns" => 1.0,
-            "us" | "µs" => 1e3,
+            "us" | "µs" | "μs" => 1e3,
             "ms" => 1e6,
             "s" => 1e9,
             "m" => 60e9,
             "h" => 3600e9,
-            _ => return None,
+            _ => {
+                return Err(format!(
+                    "time: unknown unit \"{unit}\" in duration \"{orig}\""
+                ))
+            }
         };
         total += value * scale;
         rest = &rest[unit_len..];
     }
     // Go's time.Duration holds about 292 years.
-    (total < i64::MAX as f64).then_some(total as u64)
+    if total < i64::MAX as f64 {
+        Ok(total as u64)
+    } else {
+        Err(invalid())
+    }
 }
 
 /// The most replicas of one service swarmlab simulates. Docker takes any uint64; a lab
@@ -1470,17 +1476,112 @@ fn parse_replicas(cmd: Svc, r: &str) -> Res<u64> {
     Ok(n)
 }
 
-/// `--update-failure-action`: swarmkit's values; `rollback` is swarmlab's gap.
+/// `--update-failure-action` and `--rollback-failure-action`: swarmkit's values.
 fn failure_action(v: &str) -> Res<String> {
     match v {
-        "pause" | "continue" => Ok(v.to_string()),
-        "rollback" => Err(CommandOutput::err(
-            "swarmlab: --update-failure-action rollback is not simulated yet (pause and continue are)\n",
-            1,
-        )),
+        "pause" | "continue" | "rollback" => Ok(v.to_string()),
         other => Err(fail(format!(
             "Error response from daemon: unrecognized update failure action {other}"
         ))),
+    }
+}
+
+/// The `--update-*` and `--rollback-*` flags, which `service create` and `service
+/// update` share.
+#[derive(clap::Args, Debug)]
+struct RollingFlags {
+    #[arg(long, allow_hyphen_values = true)]
+    update_parallelism: Option<String>,
+    #[arg(long)]
+    update_delay: Option<String>,
+    #[arg(long)]
+    update_failure_action: Option<String>,
+    #[arg(long)]
+    update_order: Option<String>,
+    #[arg(long)]
+    update_monitor: Option<String>,
+    #[arg(long, allow_hyphen_values = true)]
+    update_max_failure_ratio: Option<String>,
+    #[arg(long, allow_hyphen_values = true)]
+    rollback_parallelism: Option<String>,
+    #[arg(long)]
+    rollback_delay: Option<String>,
+    #[arg(long)]
+    rollback_failure_action: Option<String>,
+    #[arg(long)]
+    rollback_order: Option<String>,
+    #[arg(long)]
+    rollback_monitor: Option<String>,
+    #[arg(long, allow_hyphen_values = true)]
+    rollback_max_failure_ratio: Option<String>,
+}
+
+/// The numbers and durations of the `RollingFlags`, as pflag reads them (before the
+/// daemon is asked anything).
+#[derive(Default)]
+struct Rolling {
+    update: [Option<u64>; 3],
+    update_ratio: Option<f64>,
+    rollback: [Option<u64>; 3],
+    rollback_ratio: Option<f64>,
+}
+
+impl RollingFlags {
+    fn read(&self, cmd: Svc) -> Res<Rolling> {
+        let uint =
+            |v: &Option<String>, name| v.as_deref().map(|v| uint_flag(cmd, v, name)).transpose();
+        let dur = |v: &Option<String>, name| {
+            v.as_deref()
+                .map(|v| duration_flag(cmd, v, name))
+                .transpose()
+        };
+        let ratio =
+            |v: &Option<String>, name| v.as_deref().map(|v| float_flag(cmd, v, name)).transpose();
+        Ok(Rolling {
+            update: [
+                uint(&self.update_parallelism, "--update-parallelism")?,
+                dur(&self.update_delay, "--update-delay")?,
+                dur(&self.update_monitor, "--update-monitor")?,
+            ],
+            update_ratio: ratio(&self.update_max_failure_ratio, "--update-max-failure-ratio")?,
+            rollback: [
+                uint(&self.rollback_parallelism, "--rollback-parallelism")?,
+                dur(&self.rollback_delay, "--rollback-delay")?,
+                dur(&self.rollback_monitor, "--rollback-monitor")?,
+            ],
+            rollback_ratio: ratio(
+                &self.rollback_max_failure_ratio,
+                "--rollback-max-failure-ratio",
+            )?,
+        })
+    }
+
+    /// Set what was given on a spec; the actions and orders are the daemon's to refuse.
+    fn apply(&self, read: &Rolling, s: &mut Service) -> Res<()> {
+        let [p, d, m] = read.update;
+        s.update_parallelism = p.unwrap_or(s.update_parallelism);
+        s.update_delay = d.unwrap_or(s.update_delay);
+        s.update_monitor = m.unwrap_or(s.update_monitor);
+        s.update_max_failure_ratio = read.update_ratio.unwrap_or(s.update_max_failure_ratio);
+        let [p, d, m] = read.rollback;
+        let r = &mut s.rollback_config;
+        r.parallelism = p.unwrap_or(r.parallelism);
+        r.delay = d.unwrap_or(r.delay);
+        r.monitor = m.unwrap_or(r.monitor);
+        r.max_failure_ratio = read.rollback_ratio.unwrap_or(r.max_failure_ratio);
+        if let Some(v) = &self.update_failure_action {
+            s.update_failure_action = failure_action(v)?;
+        }
+        if let Some(v) = &self.update_order {
+            s.update_order = update_order(v)?;
+        }
+        if let Some(v) = &self.rollback_failure_action {
+            s.rollback_config.failure_action = failure_action(v)?;
+        }
+        if let Some(v) = &self.rollback_order {
+            s.rollback_config.order = update_order(v)?;
+        }
+        Ok(())
     }
 }
 
@@ -1514,8 +1615,22 @@ fn invalid_flag(cmd: Svc, value: &str, flag: &str, why: &str) -> CommandOutput {
 
 /// A Go duration flag.
 fn duration_flag(cmd: Svc, v: &str, flag: &str) -> Res<u64> {
-    parse_go_duration(v)
-        .ok_or_else(|| invalid_flag(cmd, v, flag, &format!("time: invalid duration \"{v}\"")))
+    parse_go_duration(v).map_err(|why| invalid_flag(cmd, v, flag, &why))
+}
+
+/// A floating-point flag.
+fn float_flag(cmd: Svc, v: &str, flag: &str) -> Res<f64> {
+    v.parse::<f64>()
+        .ok()
+        .filter(|x| x.is_finite())
+        .ok_or_else(|| {
+            invalid_flag(
+                cmd,
+                v,
+                flag,
+                &format!("strconv.ParseFloat: parsing \"{v}\": invalid syntax"),
+            )
+        })
 }
 
 /// An unsigned integer flag.
@@ -1646,11 +1761,7 @@ async fn service_create(cx: &Cx<'_>, host: HostId, a: ServiceCreateArgs) -> Res<
         }
     };
     let restart_delay = dur(&a.restart_delay, "--restart-delay", 5_000_000_000)?;
-    let update_delay = dur(&a.update_delay, "--update-delay", 0)?;
-    let update_parallelism = match &a.update_parallelism {
-        None => 1,
-        Some(s) => uint_flag(Svc::Create, s, "--update-parallelism")?,
-    };
+    let rolling = a.rolling.read(Svc::Create)?;
     let name = match a.name.clone() {
         Some(n) => n,
         None => crate::cli::text::random_name(&mut cx.lab()),
@@ -1663,7 +1774,8 @@ async fn service_create(cx: &Cx<'_>, host: HostId, a: ServiceCreateArgs) -> Res<
             (k.to_string(), v.to_string())
         })
         .collect();
-    let svc = Service {
+    let defaults = crate::swarm::store::UpdateConfig::default();
+    let mut svc = Service {
         id: String::new(),
         name: name.clone(),
         image: image_ref(&image),
@@ -1675,21 +1787,19 @@ async fn service_create(cx: &Cx<'_>, host: HostId, a: ServiceCreateArgs) -> Res<
         endpoint_mode,
         restart_condition,
         restart_delay,
-        update_parallelism,
-        update_delay,
+        update_parallelism: defaults.parallelism,
+        update_delay: defaults.delay,
         labels,
         created: 0,
         updated: 0,
         version: 0,
         vips: Vec::new(),
-        update_failure_action: match &a.update_failure_action {
-            Some(v) => failure_action(v)?,
-            None => "pause".into(),
-        },
-        update_order: match &a.update_order {
-            Some(v) => update_order(v)?,
-            None => "stop-first".into(),
-        },
+        update_failure_action: defaults.failure_action.clone(),
+        update_order: defaults.order.clone(),
+        update_monitor: defaults.monitor,
+        update_max_failure_ratio: defaults.max_failure_ratio,
+        rollback_config: defaults,
+        top_version: 0,
         stop_grace: match &a.stop_grace_period {
             Some(v) => Some(duration_flag(Svc::Create, v, "--stop-grace-period")?),
             None => None,
@@ -1697,6 +1807,7 @@ async fn service_create(cx: &Cx<'_>, host: HostId, a: ServiceCreateArgs) -> Res<
         update_status: None,
         previous: None,
     };
+    a.rolling.apply(&rolling, &mut svc)?;
     if let Some(v) = svc.labels.get("swarmlab.lb") {
         if !crate::mesh::SCHEDULERS.contains(&v.as_str()) {
             return Err(fail(format!(
@@ -1758,8 +1869,10 @@ async fn converge(
     follow: Follow,
 ) -> (String, Option<String>) {
     let update = follow == Follow::Update;
-    let label = if follow == Follow::Rollback {
-        "overall progress: rolling back update: "
+    let mut rolling_back = follow == Follow::Rollback;
+    const ROLLING_BACK: &str = "overall progress: rolling back update: ";
+    let mut label = if rolling_back {
+        ROLLING_BACK
     } else {
         "overall progress: "
     };
@@ -1795,14 +1908,26 @@ async fn converge(
             }
             first = false;
         }
-        let progress = format!("{label}{running} out of {want} tasks\n");
-        let paused = svc
+        // An update that fails with `--update-failure-action rollback` turns into a
+        // rollback: the CLI says why, then follows it.
+        let status = svc
             .update_status
             .as_ref()
-            .filter(|u| update && u.version == svc.version && u.state == "paused");
-        if let Some(u) = paused {
+            .filter(|u| u.version == svc.version);
+        if let Some(u) = status.filter(|u| u.state == "rollback_started" && !rolling_back) {
+            out.push_str(&format!("rollback: {}\n", u.message));
+            rolling_back = true;
+            label = ROLLING_BACK;
+        }
+        let progress = format!("{label}{running} out of {want} tasks\n");
+        let paused = status.and_then(|u| match u.state.as_str() {
+            "paused" if update => Some("service update paused"),
+            "rollback_paused" if update || rolling_back => Some("service rollback paused"),
+            _ => None,
+        });
+        if let (Some(what), Some(u)) = (paused, status) {
             out.push_str(&progress);
-            let error = format!("service update paused: {}\n", u.message);
+            let error = format!("{what}: {}\n", u.message);
             return (if quiet { String::new() } else { out }, Some(error));
         }
         if running == want && want > 0 || want == 0 {
@@ -2292,9 +2417,8 @@ async fn service_update(cx: &Cx<'_>, host: HostId, a: ServiceUpdateArgs) -> Res<
         .map(|r| parse_replicas(Svc::Update, r))
         .transpose()?;
     let restart_delay = flag(&a.restart_delay, duration_flag, "--restart-delay")?;
-    let update_delay = flag(&a.update_delay, duration_flag, "--update-delay")?;
     let stop_grace = flag(&a.stop_grace_period, duration_flag, "--stop-grace-period")?;
-    let update_parallelism = flag(&a.update_parallelism, uint_flag, "--update-parallelism")?;
+    let rolling = a.rolling.read(Svc::Update)?;
     let mut published = Vec::new();
     for p in &a.publish_add {
         let spec =
@@ -2331,15 +2455,8 @@ async fn service_update(cx: &Cx<'_>, host: HostId, a: ServiceUpdateArgs) -> Res<
     if let Some(i) = &a.image {
         s.image = image_ref(i);
     }
-    if let Some(v) = &a.update_failure_action {
-        s.update_failure_action = failure_action(v)?;
-    }
-    if let Some(v) = &a.update_order {
-        s.update_order = update_order(v)?;
-    }
+    a.rolling.apply(&rolling, &mut s)?;
     s.restart_delay = restart_delay.unwrap_or(s.restart_delay);
-    s.update_delay = update_delay.unwrap_or(s.update_delay);
-    s.update_parallelism = update_parallelism.unwrap_or(s.update_parallelism);
     s.stop_grace = stop_grace.or(s.stop_grace);
     // Networks and published ports: the CLI resolves the networks it is given.
     for n in &a.network_rm {
@@ -2424,8 +2541,15 @@ async fn service_rollback(
             if !quiet {
                 out.push_str("rollback: manually requested rollback\n");
             }
-            let (progress, _) = converge(cx, leader, &id, name, quiet, Follow::Rollback).await;
+            let (progress, paused) = converge(cx, leader, &id, name, quiet, Follow::Rollback).await;
             out.push_str(&progress);
+            if let Some(error) = paused {
+                return Ok(CommandOutput {
+                    stdout: out,
+                    stderr: error,
+                    exit_code: 1,
+                });
+            }
         }
     }
     Ok(CommandOutput::out(out))
@@ -2447,29 +2571,53 @@ async fn service_rm(cx: &Cx<'_>, host: HostId, a: ServicesArgs) -> Res<CommandOu
     Ok(out)
 }
 
-fn service_json(s: &Service, store: &Store) -> serde_json::Value {
+/// `UpdateConfig` or `RollbackConfig` as the API shows it (`Delay` only when set).
+fn config_json(c: &crate::swarm::store::UpdateConfig) -> serde_json::Value {
+    let mut v = serde_json::json!({"Parallelism": c.parallelism});
+    if c.delay > 0 {
+        v["Delay"] = c.delay.into();
+    }
+    v["FailureAction"] = c.failure_action.clone().into();
+    v["Monitor"] = c.monitor.into();
+    v["MaxFailureRatio"] = crate::cli::text::go_float(c.max_failure_ratio);
+    v["Order"] = c.order.clone().into();
+    v
+}
+
+/// A service's spec as the API shows it (`Spec`, and `PreviousSpec` after an update).
+fn spec_json(s: &Service) -> serde_json::Value {
     let mut v = serde_json::json!({
-        "ID": s.id,
-        "Spec": {
-            "Name": s.name,
-            "Labels": s.labels,
-            "TaskTemplate": {
-                "ContainerSpec": {"Image": s.image, "Args": s.args},
-                "RestartPolicy": {"Condition": s.restart_condition, "Delay": s.restart_delay},
-                "Placement": {"Constraints": s.constraints.iter().map(ToString::to_string).collect::<Vec<_>>()},
-            },
-            "Mode": match s.mode {
-                Mode::Replicated(n) => serde_json::json!({"Replicated": {"Replicas": n}}),
-                Mode::Global => serde_json::json!({"Global": {}}),
-            },
-            "EndpointSpec": {"Mode": s.endpoint_mode},
+        "Name": s.name,
+        "Labels": s.labels,
+        "TaskTemplate": {
+            "ContainerSpec": {"Image": s.image, "Args": s.args},
+            "RestartPolicy": {"Condition": s.restart_condition, "Delay": s.restart_delay},
+            "Placement": {"Constraints": s.constraints.iter().map(ToString::to_string).collect::<Vec<_>>()},
         },
-        "Endpoint": endpoint_json(s, store),
+        "Mode": match s.mode {
+            Mode::Replicated(n) => serde_json::json!({"Replicated": {"Replicas": n}}),
+            Mode::Global => serde_json::json!({"Global": {}}),
+        },
+        "UpdateConfig": config_json(&s.update_config()),
+        "RollbackConfig": config_json(&s.rollback_config),
+        "EndpointSpec": {"Mode": s.endpoint_mode},
     });
     if let Some(g) = s.stop_grace {
         // Present only when set, as in Docker's JSON (nanoseconds).
-        v["Spec"]["TaskTemplate"]["ContainerSpec"]["StopGracePeriod"] = g.into();
+        v["TaskTemplate"]["ContainerSpec"]["StopGracePeriod"] = g.into();
     }
+    v
+}
+
+fn service_json(s: &Service, store: &Store) -> serde_json::Value {
+    let mut v = serde_json::json!({
+        "ID": s.id,
+        "Spec": spec_json(s),
+    });
+    if let Some(prev) = &s.previous {
+        v["PreviousSpec"] = spec_json(prev);
+    }
+    v["Endpoint"] = endpoint_json(s, store);
     if let Some(u) = &s.update_status {
         let mut status = serde_json::json!({
             "State": u.state,
@@ -2569,11 +2717,26 @@ async fn service_inspect(cx: &Cx<'_>, host: HostId, a: ServicesArgs) -> Res<Comm
                 let cs: Vec<String> = s.constraints.iter().map(ToString::to_string).collect();
                 text.push_str(&format!(" Constraints:\t[{}]\n", cs.join(" ")));
             }
-            text.push_str(&format!(
-                "UpdateConfig:\n Parallelism:\t{}\n On failure:\t{}\n Monitoring Period: 5s\n Max failure ratio: 0\n Update order:      {}\n",
-                s.update_parallelism, s.update_failure_action, s.update_order
-            ));
-            text.push_str("RollbackConfig:\n Parallelism:\t1\n On failure:\tpause\n Monitoring Period: 5s\n Max failure ratio: 0\n Rollback order:    stop-first\n");
+            let update = s.update_config();
+            for (title, c, order) in [
+                ("UpdateConfig", &update, "Update order:     "),
+                ("RollbackConfig", &s.rollback_config, "Rollback order:   "),
+            ] {
+                text.push_str(&format!("{title}:\n Parallelism:\t{}\n", c.parallelism));
+                if c.delay > 0 {
+                    text.push_str(&format!(
+                        " Delay:\t\t{}\n",
+                        crate::cli::text::go_duration(c.delay)
+                    ));
+                }
+                text.push_str(&format!(
+                    " On failure:\t{}\n Monitoring Period: {}\n Max failure ratio: {}\n {order} {}\n",
+                    c.failure_action,
+                    crate::cli::text::go_duration(c.monitor),
+                    c.max_failure_ratio,
+                    c.order
+                ));
+            }
             text.push_str(&format!(
                 "ContainerSpec:\n Image:\t\t{}\n Args:\t\t{} \n Init:\t\tfalse\nResources:\nEndpoint Mode:\t{}\n",
                 s.image,
@@ -3002,6 +3165,31 @@ pub(crate) async fn detach(cx: &Cx<'_>, container: &str) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn go_durations_parse_and_fail_as_go_does() {
+        let ok = [
+            ("0", 0),
+            ("10s", 10_000_000_000),
+            ("1m30s", 90_000_000_000),
+            ("1.5h", 5_400_000_000_000),
+            ("300ms", 300_000_000),
+        ];
+        for (text, ns) in ok {
+            assert_eq!(parse_go_duration(text), Ok(ns), "{text}");
+        }
+        let bad = [
+            ("1x", "time: unknown unit \"x\" in duration \"1x\""),
+            ("5", "time: missing unit in duration \"5\""),
+            ("bogus", "time: invalid duration \"bogus\""),
+            ("", "time: invalid duration \"\""),
+            ("1..2s", "time: invalid duration \"1..2s\""),
+            ("9999999h", "time: invalid duration \"9999999h\""),
+        ];
+        for (text, why) in bad {
+            assert_eq!(parse_go_duration(text), Err(why.to_string()), "{text}");
+        }
+    }
 
     #[test]
     fn templates_render_fields_paths_and_json() {

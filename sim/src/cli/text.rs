@@ -78,6 +78,49 @@ pub(crate) fn random_name(lab: &mut Lab) -> String {
     }
 }
 
+/// A duration as Go's `time.Duration` prints it: `0s`, `300ms`, `1.5s`, `1m30s`,
+/// `1h0m0s`.
+pub fn go_duration(ns: u64) -> String {
+    fn frac(whole: u64, rest: u64, digits: usize) -> String {
+        let mut f = format!("{rest:0digits$}");
+        while f.ends_with('0') {
+            f.pop();
+        }
+        if f.is_empty() {
+            whole.to_string()
+        } else {
+            format!("{whole}.{f}")
+        }
+    }
+    match ns {
+        0 => "0s".into(),
+        1..=999 => format!("{ns}ns"),
+        1_000..=999_999 => format!("{}µs", frac(ns / 1_000, ns % 1_000, 3)),
+        1_000_000..=999_999_999 => format!("{}ms", frac(ns / 1_000_000, ns % 1_000_000, 6)),
+        _ => {
+            let secs = ns / 1_000_000_000;
+            let s = frac(secs % 60, ns % 1_000_000_000, 9);
+            let (h, m) = (secs / 3600, secs / 60 % 60);
+            if h > 0 {
+                format!("{h}h{m}m{s}s")
+            } else if m > 0 {
+                format!("{m}m{s}s")
+            } else {
+                format!("{s}s")
+            }
+        }
+    }
+}
+
+/// A float as Go's `%v` prints it (`0`, `0.25`, `2`), which JSON shows the same way.
+pub fn go_float(x: f64) -> serde_json::Value {
+    if x.fract() == 0.0 && x.abs() < 1e15 {
+        serde_json::Value::from(x as i64)
+    } else {
+        serde_json::Value::from(x)
+    }
+}
+
 /// Docker's "human" durations (go-units HumanDuration).
 pub fn human_duration(d: Duration) -> String {
     let s = d.as_nanos() / 1_000_000_000;
@@ -167,6 +210,25 @@ pub(crate) fn rfc3339(nanos: u64) -> String {
 
 #[cfg(test)]
 mod time_tests {
+    use super::go_duration;
+
+    #[test]
+    fn go_durations_print_as_go_does() {
+        let cases = [
+            (0, "0s"),
+            (500, "500ns"),
+            (1_500, "1.5µs"),
+            (300_000_000, "300ms"),
+            (5_000_000_000, "5s"),
+            (1_500_000_000, "1.5s"),
+            (90_000_000_000, "1m30s"),
+            (3_600_000_000_000, "1h0m0s"),
+        ];
+        for (ns, text) in cases {
+            assert_eq!(go_duration(ns), text);
+        }
+    }
+
     #[test]
     fn rfc3339_counts_from_the_epoch_across_leap_years() {
         assert_eq!(super::rfc3339(0), "1970-01-01T00:00:00.000000000Z");
