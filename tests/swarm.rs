@@ -862,7 +862,11 @@ fn demoting_the_leader_or_a_follower_keeps_quorum_and_every_node_ready() {
 }
 
 /// The new leader in a partition's majority never marks itself Down, and after `heal`
-/// every node is Ready again.
+/// every node is Ready again. As on the real swarm (swarmkit's Raft has no pre-vote):
+/// the cut-off manager kept standing for election, so it returns with a higher term and
+/// deposes the leader; the swarm is leaderless until a manager with the whole log wins
+/// (real: 10-17 s leaderless, all Ready 25-42 s after the heal; here 10-66 s over
+/// seeds 1-30, as etcd's randomised timeouts fall).
 #[test]
 fn under_a_partition_no_manager_marks_itself_down_and_heal_brings_all_back() {
     let text = format!(
@@ -889,19 +893,32 @@ fn under_a_partition_no_manager_marks_itself_down_and_heal_brings_all_back() {
             );
         }
     }
-    let o = play(&format!(
+    let healed = format!(
         "{}host w2 10.4.1.2\n\
          w2$ docker swarm join --token $W 10.4.0.1:2377\n\
          partition m1,w1 | m2,m3,w2\n\
          sleep 60s\n\
          heal\n\
-         expect node m1 status ready within 30s\n\
+         expect node m1 status ready within 90s\n\
          expect node w1 status ready within 30s\n\
          expect node m2 status ready\n\
          expect node m3 status ready\n",
         managers_lab(3)
-    ));
-    assert_eq!(o.failed, 0, "{}", o.timeline);
+    );
+    for seed in 1..=10 {
+        let o = run(&parse("t.lab", &healed).unwrap(), seed, false);
+        assert_eq!(o.failed, 0, "seed {seed}:\n{}", o.timeline);
+        let after = o
+            .timeline
+            .split("heal: every partition removed")
+            .nth(1)
+            .unwrap();
+        assert!(
+            after.contains("elected Raft leader"),
+            "seed {seed}: no election after the heal:\n{}",
+            o.timeline
+        );
+    }
 }
 
 /// `expect quorum ok` means a write would commit now: a leader cut off from the

@@ -147,7 +147,7 @@ fn main() {
         (
             "leader crash -> new leader",
             &mut elected,
-            "election timeout: 10 ticks of 1 s",
+            "election timeout 10-20 ticks of 1 s",
         ),
     ] {
         let (p5, p50, p95) = (pct(v, 0.05), pct(v, 0.5), pct(v, 0.95));

@@ -3,12 +3,13 @@
 //! messages that arrive (`step`), and takes what to send (`take_outbox`) and what was
 //! committed (`poll`), which this module applies to the `Store`.
 //!
-//! Determinism: raft-rs draws each election timeout from `thread_rng` in
-//! `[min_election_tick, max_election_tick)`. With `max = min + 1` that range holds one
-//! value, so the draw cannot change anything. The driver staggers the members instead:
-//! each starts at a tick phase drawn from the simulator's seeded RNG, and redraws it
-//! (delaying one tick by up to a second) whenever it sees a new term, so that split
-//! votes do not repeat.
+//! swarmkit runs etcd's raft with check-quorum and without pre-vote, and etcd draws
+//! each election timeout in `[ElectionTick, 2 x ElectionTick)` ticks, at every change of
+//! term or role. So does this member, with one difference of means: raft-rs draws from
+//! `thread_rng`, so after every call that may have changed the term or the role, the
+//! member replaces that draw by one from its own generator, seeded by the driver (the
+//! simulator's seeded RNG). No tick ever sees raft-rs's own draw. The driver also
+//! staggers the members' tick phases (drawn from its RNG).
 
 use crate::store::{Action, Store};
 use protobuf::Message as _;
@@ -45,6 +46,10 @@ pub struct RaftNode {
     outbox: Vec<(u64, Vec<u8>)>,
     changes: Vec<MemberChange>,
     applied_batches: u64,
+    /// The generator of election timeouts (splitmix64), seeded by the driver.
+    draws: u64,
+    /// The term and role the current election timeout was drawn for.
+    drawn_for: (u64, StateRole),
 }
 
 fn config(id: u64, applied: u64) -> Config {
@@ -53,9 +58,9 @@ fn config(id: u64, applied: u64) -> Config {
         election_tick: ELECTION_TICK,
         heartbeat_tick: HEARTBEAT_TICK,
         min_election_tick: ELECTION_TICK,
-        max_election_tick: ELECTION_TICK + 1,
+        max_election_tick: 2 * ELECTION_TICK,
         check_quorum: true,
-        pre_vote: true,
+        pre_vote: false,
         applied,
         max_size_per_msg: 1024 * 1024,
         max_inflight_msgs: 256,
@@ -70,30 +75,42 @@ fn logger() -> slog::Logger {
 impl RaftNode {
     /// The first manager of a new cluster (`swarm init`, or `--force-new-cluster`): the
     /// only voter, which elects itself at once.
-    pub fn bootstrap(id: u64, addr: Ipv4Addr) -> Result<RaftNode, String> {
+    pub fn bootstrap(id: u64, addr: Ipv4Addr, seed: u64) -> Result<RaftNode, String> {
         let storage = MemStorage::new_with_conf_state(ConfState::from((vec![id], vec![])));
-        let mut node = RaftNode::with_storage(id, storage, 0)?;
+        let mut node = RaftNode::with_storage(id, storage, 0, seed)?;
         node.peers.insert(id, addr);
         node.raw.campaign().map_err(|e| e.to_string())?;
+        node.redraw_if_reset();
         Ok(node)
     }
 
     /// A manager that joins: an empty log from the group's initial configuration
     /// (`origin`, its first member), filled in by the leader.
-    pub fn joining(id: u64, origin: u64) -> Result<RaftNode, String> {
+    pub fn joining(id: u64, origin: u64, seed: u64) -> Result<RaftNode, String> {
         let storage = MemStorage::new_with_conf_state(ConfState::from((vec![origin], vec![])));
-        RaftNode::with_storage(id, storage, 0)
+        RaftNode::with_storage(id, storage, 0, seed)
     }
 
     /// A manager restarting from its log (the disk survives a crash).
-    pub fn restart(id: u64, storage: MemStorage, applied: u64) -> Result<RaftNode, String> {
-        RaftNode::with_storage(id, storage, applied)
+    pub fn restart(
+        id: u64,
+        storage: MemStorage,
+        applied: u64,
+        seed: u64,
+    ) -> Result<RaftNode, String> {
+        RaftNode::with_storage(id, storage, applied, seed)
     }
 
-    fn with_storage(id: u64, storage: MemStorage, applied: u64) -> Result<RaftNode, String> {
+    fn with_storage(
+        id: u64,
+        storage: MemStorage,
+        applied: u64,
+        seed: u64,
+    ) -> Result<RaftNode, String> {
         let raw = RawNode::new(&config(id, applied), storage.clone(), &logger())
             .map_err(|e| e.to_string())?;
-        Ok(RaftNode {
+        let drawn_for = (raw.raft.term, raw.raft.state);
+        let mut node = RaftNode {
             raw,
             storage,
             id,
@@ -101,7 +118,32 @@ impl RaftNode {
             outbox: Vec::new(),
             changes: Vec::new(),
             applied_batches: 0,
-        })
+            draws: seed,
+            drawn_for,
+        };
+        node.redraw();
+        Ok(node)
+    }
+
+    /// A new election timeout in `[ElectionTick, 2 x ElectionTick)`, from the seeded
+    /// generator (splitmix64).
+    fn redraw(&mut self) {
+        self.draws = self.draws.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.draws;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^= z >> 31;
+        let ticks = ELECTION_TICK + (z % ELECTION_TICK as u64) as usize;
+        self.raw.raft.set_randomized_election_timeout(ticks);
+        self.drawn_for = (self.raw.raft.term, self.raw.raft.state);
+    }
+
+    /// raft-rs redraws the timeout (from `thread_rng`) whenever the term or the role
+    /// changes: replace that draw before any tick can use it.
+    fn redraw_if_reset(&mut self) {
+        if (self.raw.raft.term, self.raw.raft.state) != self.drawn_for {
+            self.redraw();
+        }
     }
 
     /// The log, as it would be on disk.
@@ -112,13 +154,16 @@ impl RaftNode {
     /// One tick (one second).
     pub fn tick(&mut self) {
         self.raw.tick();
+        self.redraw_if_reset();
     }
 
     /// A message from a peer. Malformed bytes are refused.
     pub fn step(&mut self, bytes: &[u8]) -> Result<(), String> {
         let m =
             Message::parse_from_bytes(bytes).map_err(|e| format!("malformed raft message: {e}"))?;
-        self.raw.step(m).map_err(|e| e.to_string())
+        let res = self.raw.step(m).map_err(|e| e.to_string());
+        self.redraw_if_reset();
+        res
     }
 
     /// Propose a batch of writes (leader only).
@@ -155,6 +200,7 @@ impl RaftNode {
     /// Hand leadership to another voter (used before the leader demotes itself).
     pub fn transfer_leader(&mut self, to: u64) {
         self.raw.transfer_leader(to);
+        self.redraw_if_reset();
     }
 
     /// Whether this member leads.
@@ -238,6 +284,8 @@ impl RaftNode {
             self.apply(committed, store);
             self.raw.advance_apply();
         }
+        // A membership change applied may have changed the role.
+        self.redraw_if_reset();
     }
 
     fn apply(&mut self, entries: Vec<Entry>, store: &mut Store) {
@@ -325,7 +373,7 @@ mod tests {
     #[test]
     fn three_members_replicate_and_reelect() {
         let ip = |i: u8| Ipv4Addr::new(10, 0, 0, i);
-        let mut nodes = vec![RaftNode::bootstrap(1, ip(1)).unwrap()];
+        let mut nodes = vec![RaftNode::bootstrap(1, ip(1), 1).unwrap()];
         let mut stores = vec![Store::default()];
         nodes[0].poll(&mut stores[0]);
         assert!(nodes[0].is_leader());
@@ -350,7 +398,7 @@ mod tests {
         }
         for id in [2, 3] {
             nodes[0].propose_member(id, Some(ip(id as u8))).unwrap();
-            nodes.push(RaftNode::joining(id, 1).unwrap());
+            nodes.push(RaftNode::joining(id, 1, id).unwrap());
             stores.push(Store::default());
             pump(&mut nodes, &mut stores, &[]);
         }

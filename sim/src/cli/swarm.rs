@@ -477,7 +477,7 @@ async fn swarm_init(cx: &Cx<'_>, host: HostId, a: InitArgs) -> Res<CommandOutput
             created: now,
             updated: now,
         };
-        let raft = RaftNode::bootstrap(raft_id, addr).map_err(|e| fail(&e))?;
+        let raft = RaftNode::bootstrap(raft_id, addr, lab.rng.next_u64()).map_err(|e| fail(&e))?;
         let token = cluster.token(Role::Worker);
         lab.swarm_start_first_manager(host, node_id.clone(), raft);
         (cluster, node, ingress, node_id, token)

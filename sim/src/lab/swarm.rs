@@ -109,9 +109,9 @@ impl Lab {
                     return;
                 };
                 m.raft.tick();
-                // Election timeouts are a fixed 10 ticks (see raftnode); what breaks
-                // ties between candidates is the tick phase, redrawn from the seeded RNG
-                // whenever a member sees a new term without leading it.
+                // Election timeouts are drawn in 10-20 ticks (see raftnode); the tick
+                // phase, redrawn from the seeded RNG whenever a member sees a new term
+                // without leading it, also breaks ties between equal draws.
                 let term = m.raft.term();
                 let redraw = term != m.tick_term && !m.raft.is_leader();
                 m.tick_term = term;
@@ -1077,9 +1077,10 @@ impl Lab {
 
     /// A host came back: the manager restarts from its disk, the agent reconnects.
     pub(crate) fn swarm_restart(&mut self, host: HostId) {
+        let seed = self.rng.next_u64();
         let s = &mut self.hosts[host.0].swarm;
         if let Some((id, storage, store)) = s.disk.take() {
-            match RaftNode::restart(id, storage, store.applied) {
+            match RaftNode::restart(id, storage, store.applied, seed) {
                 Ok(raft) => {
                     s.manager = Some(Manager::new(raft, store));
                     self.manager_ticks(host);
@@ -1116,7 +1117,7 @@ impl Lab {
         let Some(id) = s.manager.as_ref().map(|m| m.raft.id) else {
             return Err("Error response from daemon: This node is not part of a swarm".into());
         };
-        let raft = RaftNode::bootstrap(id, addr)?;
+        let raft = RaftNode::bootstrap(id, addr, self.rng.next_u64())?;
         let Some(old) = s.manager.take() else {
             return Err("Error response from daemon: This node is not part of a swarm".into());
         };
@@ -1161,7 +1162,7 @@ impl Lab {
         origin: u64,
         members: BTreeMap<u64, Ipv4Addr>,
     ) -> Result<(), String> {
-        let mut raft = RaftNode::joining(rid, origin)?;
+        let mut raft = RaftNode::joining(rid, origin, self.rng.next_u64())?;
         raft.peers = members;
         let s = &mut self.hosts[host.0].swarm;
         s.epoch += 1;
