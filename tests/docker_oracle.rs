@@ -313,6 +313,13 @@ fn swarmlab_answers_as_a_real_single_node_swarm() {
         "service create --rollback-order bogus busybox".split(' ').map(String::from).collect(),
         "service update --update-max-failure-ratio abc nosuch".split(' ').map(String::from).collect(),
         "service update --rollback-delay 1x nosuch".split(' ').map(String::from).collect(),
+        "version --bogus".split(' ').map(String::from).collect(),
+        "version extra".split(' ').map(String::from).collect(),
+        "version -x".split(' ').map(String::from).collect(),
+        "container bogus".split(' ').map(String::from).collect(),
+        "container ls --filter name=nosuch --format {{.Names}}".split(' ').map(String::from).collect(),
+        "container ps -q --filter name=nosuch".split(' ').map(String::from).collect(),
+        vec!["version".into(), "--format".into(), "{{.Client.Version}} {{.Client.APIVersion}} {{.Server.APIVersion}} {{.Server.MinAPIVersion}} {{.Server.Os}}/{{.Server.Arch}} {{.Server.Experimental}}".into()],
         // (Not `--filter membership=...`: after a `node update`, the real daemon's spec
         // holds membership PENDING, its zero value, so the filter answers the opposite.)
         "node ls --filter membership=bogus".split(' ').map(String::from).collect(),

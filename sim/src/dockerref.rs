@@ -67,6 +67,14 @@ pub const COMMANDS: &[&str] = &[
 /// The subcommands of the management commands a swarm course uses.
 pub const SUBCOMMANDS: &[(&str, &[&str])] = &[
     (
+        "container",
+        &[
+            "attach", "commit", "cp", "create", "diff", "exec", "export", "inspect", "kill",
+            "logs", "ls", "pause", "port", "prune", "rename", "restart", "rm", "run", "start",
+            "stats", "stop", "top", "unpause", "update", "wait",
+        ],
+    ),
+    (
         "swarm",
         &[
             "ca",

@@ -66,6 +66,28 @@ pub async fn execute(cx: &Cx<'_>, host: HostId, argv: &[String]) -> CommandOutpu
         Some("start") => docker_stop_start(cx, host, &args[1..], true).await,
         Some("rm") => docker_rm(cx, host, &args[1..]).await,
         Some("info") => crate::cli::info::info(&cx.lab(), host, &args[1..]),
+        Some("version") => crate::cli::info::version(&args[1..]),
+        // `docker container CMD` is `docker CMD` for the commands swarmlab simulates.
+        Some("container") => match args.get(1).map(String::as_str) {
+            Some("ls" | "list" | "ps") => docker_ps(&mut cx.lab(), host, &args[2..]),
+            Some("run") => docker_run(cx, host, &args[2..]).await,
+            Some("exec") => docker_exec(cx, host, &args[2..]).await,
+            Some("stop") => docker_stop_start(cx, host, &args[2..], false).await,
+            Some("start") => docker_stop_start(cx, host, &args[2..], true).await,
+            Some("rm") => docker_rm(cx, host, &args[2..]).await,
+            Some(sub) if crate::dockerref::has_subcommand("container", sub) => CommandOutput::err(
+                format!("swarmlab: docker container {sub} is not simulated yet\n"),
+                1,
+            ),
+            Some(sub) => CommandOutput::err(
+                format!("docker: unknown command: docker container {sub}\n\nUsage:  docker container\n\nRun 'docker container --help' for more information\n"),
+                1,
+            ),
+            None => CommandOutput::err(
+                "swarmlab: docker container without a command prints Docker's help, which swarmlab does not; try docker container ls\n",
+                1,
+            ),
+        },
         Some("swarm") => crate::cli::swarm::swarm(cx, host, &args[1..]).await,
         Some("node") => crate::cli::swarm::node(cx, host, &args[1..]).await,
         Some("service") => crate::cli::swarm::service(cx, host, &args[1..]).await,

@@ -1,4 +1,4 @@
-//! `docker info`: the client's and the engine's summary, with the Swarm section as the
+//! `docker info` and `docker version`: the client's and the engine's summary, with the Swarm section as the
 //! node itself knows it (its own manager's store, or its agent's managers), in the
 //! layout of the Docker CLI 28 against a 20.10 engine. What swarmlab does not simulate
 //! about a host (kernel, memory, drivers) is said as swarmlab's.
@@ -59,39 +59,97 @@ fn fields(lab: &Lab, host: HostId) -> serde_json::Value {
 }
 
 /// pflag's refusal, as the Docker CLI prints it (status 125).
-fn usage(what: &str) -> CommandOutput {
+fn usage(cmd: &str, what: &str) -> CommandOutput {
     CommandOutput::err(
-        format!("{what}\n\nUsage:  docker info [OPTIONS]\n\nRun 'docker info --help' for more information\n"),
+        format!("{what}\n\nUsage:  docker {cmd} [OPTIONS]\n\nRun 'docker {cmd} --help' for more information\n"),
         125,
     )
+}
+
+/// The only flag of `docker info` and `docker version`: `-f, --format T`; no argument.
+fn format_flag<'a>(cmd: &str, args: &'a [String]) -> Result<Option<&'a str>, CommandOutput> {
+    match args {
+        [] => Ok(None),
+        [f, t] if f == "--format" || f == "-f" => Ok(Some(t.as_str())),
+        [f] if f.starts_with("--format=") => Ok(Some(&f["--format=".len()..])),
+        [flag, ..] if flag.starts_with("--") => {
+            let name = flag.split('=').next().unwrap_or(flag);
+            Err(usage(cmd, &crate::cli::text::unknown_flag(name)))
+        }
+        [flag, ..] if flag.starts_with('-') && flag.len() > 1 => {
+            Err(usage(cmd, &crate::cli::text::unknown_flag(flag)))
+        }
+        _ => Err(CommandOutput::err(
+            format!("docker: 'docker {cmd}' accepts no arguments\n\nUsage:  docker {cmd} [OPTIONS]\n\nRun 'docker {cmd} --help' for more information\n"),
+            1,
+        )),
+    }
+}
+
+/// A `--format` template over the fields, one line.
+fn formatted(template: &str, v: &serde_json::Value) -> CommandOutput {
+    match crate::cli::swarm::render(template, v) {
+        Ok(text) => CommandOutput::out(format!("{text}\n")),
+        Err(e) => CommandOutput::err(format!("{e}\n"), 1),
+    }
+}
+
+/// The Engine API version both sides speak (the 20.10 engine's), and the CLI's own.
+const API_VERSION: &str = "1.41";
+const CLI_API_VERSION: &str = "1.50";
+/// What swarmlab says for a build fact it does not simulate.
+const NOT_SIMULATED: &str = "swarmlab (not simulated)";
+
+/// `docker version [--format T]`: the client's and the engine's versions. Every host
+/// runs an engine, in a swarm or not; build facts (Go version, commit, build date) and
+/// the engine's components are not simulated, and said so.
+pub fn version(args: &[String]) -> CommandOutput {
+    let format = match format_flag("version", args) {
+        Ok(f) => f,
+        Err(e) => return e,
+    };
+    let v = serde_json::json!({
+        "Client": {
+            "Version": CLI_VERSION,
+            "APIVersion": API_VERSION,
+            "DefaultAPIVersion": CLI_API_VERSION,
+            "GoVersion": NOT_SIMULATED,
+            "GitCommit": NOT_SIMULATED,
+            "BuildTime": NOT_SIMULATED,
+            "Os": "linux",
+            "Arch": "amd64",
+            "Context": "default",
+        },
+        "Server": {
+            "Version": crate::swarm::ENGINE_VERSION,
+            "APIVersion": API_VERSION,
+            "MinAPIVersion": "1.12",
+            "GoVersion": NOT_SIMULATED,
+            "GitCommit": NOT_SIMULATED,
+            "BuildTime": NOT_SIMULATED,
+            "Os": "linux",
+            "Arch": "amd64",
+            "Experimental": false,
+        },
+    });
+    if let Some(t) = format {
+        return formatted(t, &v);
+    }
+    CommandOutput::out(format!(
+        "Client:\n Version:           {CLI_VERSION}\n API version:       {API_VERSION} (downgraded from {CLI_API_VERSION})\n Go version:        {NOT_SIMULATED}\n Git commit:        {NOT_SIMULATED}\n Built:             {NOT_SIMULATED}\n OS/Arch:           linux/amd64\n Context:           default\n\nServer:\n Engine:\n  Version:          {}\n  API version:      {API_VERSION} (minimum version 1.12)\n  Go version:       {NOT_SIMULATED}\n  Git commit:       {NOT_SIMULATED}\n  Built:            {NOT_SIMULATED}\n  OS/Arch:          linux/amd64\n  Experimental:     false\n swarmlab: containerd, runc and docker-init are not simulated\n",
+        crate::swarm::ENGINE_VERSION
+    ))
 }
 
 /// `docker info [--format T]`.
 pub fn info(lab: &Lab, host: HostId, args: &[String]) -> CommandOutput {
     let v = fields(lab, host);
-    let format = match args {
-        [] => None,
-        [f, t] if f == "--format" || f == "-f" => Some(t.as_str()),
-        [f] if f.starts_with("--format=") => Some(&f["--format=".len()..]),
-        [flag, ..] if flag.starts_with("--") => {
-            let name = flag.split('=').next().unwrap_or(flag);
-            return usage(&crate::cli::text::unknown_flag(name));
-        }
-        [flag, ..] if flag.starts_with('-') && flag.len() > 1 => {
-            return usage(&crate::cli::text::unknown_flag(flag));
-        }
-        _ => {
-            return CommandOutput::err(
-                "docker: 'docker info' accepts no arguments\n\nUsage:  docker info [OPTIONS]\n\nRun 'docker info --help' for more information\n",
-                1,
-            )
-        }
+    let format = match format_flag("info", args) {
+        Ok(f) => f,
+        Err(e) => return e,
     };
     if let Some(t) = format {
-        return match crate::cli::swarm::render(t, &v) {
-            Ok(text) => CommandOutput::out(format!("{text}\n")),
-            Err(e) => CommandOutput::err(format!("{e}\n"), 1),
-        };
+        return formatted(t, &v);
     }
     let mut o = String::new();
     let _ = write!(
