@@ -320,6 +320,15 @@ fn swarmlab_answers_as_a_real_single_node_swarm() {
         "container ls --filter name=nosuch --format {{.Names}}".split(' ').map(String::from).collect(),
         "container ps -q --filter name=nosuch".split(' ').map(String::from).collect(),
         vec!["version".into(), "--format".into(), "{{.Client.Version}} {{.Client.APIVersion}} {{.Server.APIVersion}} {{.Server.MinAPIVersion}} {{.Server.Os}}/{{.Server.Arch}} {{.Server.Experimental}}".into()],
+        // `--format table ...`: the header row and the CLI's tabwriter; `\t` written out.
+        vec!["node".into(), "ls".into(), "--format".into(), "table {{.Hostname}}\\t{{.Status}}\\t{{.ManagerStatus}}".into()],
+        vec!["node".into(), "ls".into(), "--format".into(), "table {{.ID}}\\t{{.Status}}".into()],
+        vec!["network".into(), "ls".into(), "--filter".into(), "driver=overlay".into(), "--format".into(), "table {{.Name}}\\t{{.Driver}}\\t{{.Scope}}".into()],
+        vec!["service".into(), "ls".into(), "--format".into(), "table".into()],
+        vec!["service".into(), "ls".into(), "--format".into(), "table {{.Name}}\\t{{.Replicas}}".into()],
+        vec!["node".into(), "ls".into(), "--format".into(), "  {{.Status}}\\t{{.Availability}}  ".into()],
+        vec!["node".into(), "ps".into(), "--format".into(), "table {{.Name}}\\t{{.DesiredState}}".into()],
+        vec!["ps".into(), "--filter".into(), "name=nosuch".into(), "--format".into(), "table {{.Names}}\\t{{.Status}}".into()],
         // (Not `--filter membership=...`: after a `node update`, the real daemon's spec
         // holds membership PENDING, its zero value, so the filter answers the opposite.)
         "node ls --filter membership=bogus".split(' ').map(String::from).collect(),

@@ -601,22 +601,20 @@ fn docker_ps(lab: &mut Lab, host: HostId, args: &[String]) -> CommandOutput {
                 .collect::<String>(),
         );
     }
-    if let Some(f) = &parsed.format {
-        let mut out = String::new();
-        for (_, _, r) in &listed {
-            let v = serde_json::json!({
-                "ID": r[0], "Image": r[1], "Command": r[2], "RunningFor": r[3],
-                "Status": r[4], "Ports": r[5], "Names": r[6],
-            });
-            match crate::cli::swarm::render(f, &v) {
-                Ok(t) => {
-                    out.push_str(&t);
-                    out.push('\n');
-                }
-                Err(e) => return CommandOutput::err(format!("{e}\n"), 1),
-            }
-        }
-        return CommandOutput::out(out);
+    if let Some(f) = parsed.format.as_deref().filter(|f| f.trim() != "table") {
+        let rows: Vec<serde_json::Value> = listed
+            .iter()
+            .map(|(_, _, r)| {
+                serde_json::json!({
+                    "ID": r[0], "Image": r[1], "Command": r[2], "RunningFor": r[3],
+                    "Status": r[4], "Ports": r[5], "Names": r[6],
+                })
+            })
+            .collect();
+        return match crate::cli::swarm::listing(&rows, f, crate::cli::swarm::CONTAINER_HEADERS) {
+            Ok(out) => CommandOutput::out(out),
+            Err(e) => CommandOutput::err(format!("{e}\n"), 1),
+        };
     }
     rows.extend(listed.into_iter().map(|(_, _, r)| r));
     CommandOutput::out(table(&rows))

@@ -239,6 +239,93 @@ pub fn render(template: &str, fields: &serde_json::Value) -> Result<String, Stri
     Ok(out)
 }
 
+/// A listing's `--format`, as the Docker CLI writes it: `\t` and `\n` written out in the
+/// template stand for a tab and a newline; a template starting with `table` gets a header
+/// row (each field's header from `headers`) and its columns aligned as the CLI's
+/// tabwriter does (at least 10 wide, 3 apart). `table` alone is the default table, which
+/// the caller prints: it gets `None` from [`custom_format`].
+pub(crate) fn listing(
+    rows: &[serde_json::Value],
+    format: &str,
+    headers: &[(&str, &str)],
+) -> Result<String, String> {
+    let format = format.replace("\\t", "\t").replace("\\n", "\n");
+    let Some(body) = format.strip_prefix("table") else {
+        let body = format.trim_matches(' ');
+        let mut out = String::new();
+        for r in rows {
+            out.push_str(&render(body, r)?);
+            out.push('\n');
+        }
+        return Ok(out);
+    };
+    let body = body.trim_matches(' ');
+    let names: serde_json::Map<String, serde_json::Value> = headers
+        .iter()
+        .map(|(field, header)| (field.to_string(), serde_json::Value::from(*header)))
+        .collect();
+    let mut lines = vec![render(body, &serde_json::Value::Object(names))?];
+    for r in rows {
+        lines.push(render(body, r)?);
+    }
+    let cells: Vec<Vec<String>> = lines
+        .iter()
+        .flat_map(|l| l.split('\n'))
+        .map(|l| l.split('\t').map(String::from).collect())
+        .collect();
+    Ok(table(&cells))
+}
+
+/// A `--format` the listing applies itself: not `table` alone, which means the default.
+fn custom_format(format: Option<&String>) -> Option<&str> {
+    format.map(String::as_str).filter(|f| f.trim() != "table")
+}
+
+const NODE_HEADERS: &[(&str, &str)] = &[
+    ("ID", "ID"),
+    ("Self", ""),
+    ("Hostname", "HOSTNAME"),
+    ("Status", "STATUS"),
+    ("Availability", "AVAILABILITY"),
+    ("ManagerStatus", "MANAGER STATUS"),
+    ("EngineVersion", "ENGINE VERSION"),
+    ("TLSStatus", "TLS STATUS"),
+];
+const SERVICE_HEADERS: &[(&str, &str)] = &[
+    ("ID", "ID"),
+    ("Name", "NAME"),
+    ("Mode", "MODE"),
+    ("Replicas", "REPLICAS"),
+    ("Image", "IMAGE"),
+    ("Ports", "PORTS"),
+];
+const TASK_HEADERS: &[(&str, &str)] = &[
+    ("ID", "ID"),
+    ("Name", "NAME"),
+    ("Image", "IMAGE"),
+    ("Node", "NODE"),
+    ("DesiredState", "DESIRED STATE"),
+    ("CurrentState", "CURRENT STATE"),
+    ("Error", "ERROR"),
+    ("Ports", "PORTS"),
+];
+const NETWORK_HEADERS: &[(&str, &str)] = &[
+    ("ID", "NETWORK ID"),
+    ("Name", "NAME"),
+    ("Driver", "DRIVER"),
+    ("Scope", "SCOPE"),
+];
+/// `docker ps`'s.
+pub(crate) const CONTAINER_HEADERS: &[(&str, &str)] = &[
+    ("ID", "CONTAINER ID"),
+    ("Image", "IMAGE"),
+    ("Command", "COMMAND"),
+    ("RunningFor", "CREATED"),
+    ("Status", "STATUS"),
+    ("Ports", "PORTS"),
+    ("Names", "NAMES"),
+];
+
 fn formatted(rows: &[serde_json::Value], format: &str) -> Res<String> {
     let mut out = String::new();
     for r in rows {
@@ -934,8 +1021,10 @@ async fn node_ls(cx: &Cx<'_>, host: HostId, a: NodeLsArgs) -> Res<CommandOutput>
         .iter()
         .map(|n| node_fields(lab, leader, n, me.as_ref()))
         .collect();
-    if let Some(f) = &a.format {
-        return Ok(CommandOutput::out(formatted(&rows, f)?));
+    if let Some(f) = custom_format(a.format.as_ref()) {
+        return Ok(CommandOutput::out(
+            listing(&rows, f, NODE_HEADERS).map_err(fail)?,
+        ));
     }
     let mut table_rows = vec![vec![
         "ID".to_string(),
@@ -2037,8 +2126,10 @@ async fn service_ls(cx: &Cx<'_>, host: HostId, a: ServiceLsArgs) -> Res<CommandO
             })
         })
         .collect();
-    if let Some(f) = &a.format {
-        return Ok(CommandOutput::out(formatted(&rows, f)?));
+    if let Some(f) = custom_format(a.format.as_ref()) {
+        return Ok(CommandOutput::out(
+            listing(&rows, f, SERVICE_HEADERS).map_err(fail)?,
+        ));
     }
     let mut t = vec![["ID", "NAME", "MODE", "REPLICAS", "IMAGE", "PORTS"]
         .iter()
@@ -2233,8 +2324,8 @@ fn print_task_rows(
             })
             .collect());
     }
-    if let Some(f) = format {
-        return formatted(&rows, f);
+    if let Some(f) = custom_format(format) {
+        return listing(&rows, f, TASK_HEADERS).map_err(fail);
     }
     if rows.is_empty() && so_far.exit_code != 0 {
         return Ok(String::new());
@@ -3068,12 +3159,14 @@ async fn network_ls(cx: &Cx<'_>, host: HostId, a: NetworkLsArgs) -> Res<CommandO
                 .collect::<String>(),
         ));
     }
-    if let Some(f) = &a.format {
+    if let Some(f) = custom_format(a.format.as_ref()) {
         let rows: Vec<serde_json::Value> = t[1..]
             .iter()
             .map(|r| serde_json::json!({"ID": r[0], "Name": r[1], "Driver": r[2], "Scope": r[3]}))
             .collect();
-        return Ok(CommandOutput::out(formatted(&rows, f)?));
+        return Ok(CommandOutput::out(
+            listing(&rows, f, NETWORK_HEADERS).map_err(fail)?,
+        ));
     }
     Ok(CommandOutput::out(table(&t)))
 }

@@ -107,7 +107,13 @@ fn tokenize(file: &str, number: usize, source: &str) -> PResult<(Vec<Token>, Str
                                 source: source.to_string(),
                             })
                         }
-                        Some('\\') if quote == '"' && i + 1 < chars.len() => {
+                        // As in a shell: in double quotes a backslash escapes only
+                        // `"`, `\`, `$` and `` ` ``; before anything else it stays, so
+                        // `"{{.Name}}\t{{.Image}}"` reaches Docker's `--format` whole.
+                        Some('\\')
+                            if quote == '"'
+                                && matches!(chars.get(i + 1), Some('"' | '\\' | '$' | '`')) =>
+                        {
                             text.push(chars[i + 1]);
                             i += 2;
                         }
@@ -1320,6 +1326,26 @@ mod tests {
 
     fn error(text: &str) -> ParseError {
         parse("t.lab", text).unwrap_err()
+    }
+
+    #[test]
+    fn backslashes_in_double_quotes_are_a_shell_s() {
+        let words = |line: &str| -> Vec<String> {
+            tokenize("t.lab", 1, line)
+                .unwrap()
+                .0
+                .into_iter()
+                .map(|t| t.text)
+                .collect()
+        };
+        assert_eq!(
+            words(r#"--format "table {{.Name}}\t{{.Image}}" 'a\tb'"#),
+            ["--format", r"table {{.Name}}\t{{.Image}}", r"a\tb"]
+        );
+        assert_eq!(
+            words(r#""say \"hi\"" "\$HOME" "a\\b""#),
+            [r#"say "hi""#, "$HOME", r"a\b"]
+        );
     }
 
     #[test]
