@@ -329,6 +329,10 @@ fn swarmlab_answers_as_a_real_single_node_swarm() {
         vec!["node".into(), "ls".into(), "--format".into(), "  {{.Status}}\\t{{.Availability}}  ".into()],
         vec!["node".into(), "ps".into(), "--format".into(), "table {{.Name}}\\t{{.DesiredState}}".into()],
         vec!["ps".into(), "--filter".into(), "name=nosuch".into(), "--format".into(), "table {{.Names}}\\t{{.Status}}".into()],
+        "run -d -p 70000:80 nosuchimage".split(' ').map(String::from).collect(),
+        "run -d -p abc nosuchimage".split(' ').map(String::from).collect(),
+        "run -d -p 80/bogus nosuchimage".split(' ').map(String::from).collect(),
+        "run -d -p 1:2:3:4 nosuchimage".split(' ').map(String::from).collect(),
         // (Not `--filter membership=...`: after a `node update`, the real daemon's spec
         // holds membership PENDING, its zero value, so the filter answers the opposite.)
         "node ls --filter membership=bogus".split(' ').map(String::from).collect(),

@@ -1558,3 +1558,42 @@ m1$ docker service rollback web
     assert!(rollback - update >= 9.0, "{}", o.timeline);
     assert!(done - rollback < rollback - update - 3.0, "{}", o.timeline);
 }
+
+/// `docker run` without `--network` uses the host's default bridge (172.17.0.0/16, MTU
+/// 1500), where containers of one host reach each other; `-p HOST:CONTAINER` publishes a
+/// port on the host's own address (another host reaches it there), `-p CONTAINER` takes
+/// the first free port from 32768, a port already taken is refused with the engine's
+/// text, `docker ps` shows the bindings as CLI 28 prints them, and a stopped container's
+/// port refuses connections. Texts from the real 20.10 engine.
+#[test]
+fn docker_run_publishes_ports_on_the_default_bridge() {
+    let o = play(
+        "hosts m[1-2] 10.0.0.0/24
+m1$ docker run -d --name web nginx
+m1$ docker run -d --name web2 -p 8080:80 nginx
+m1$ docker run -d --name web3 -p 8080:80 nginx
+expect error contains \"Bind for 0.0.0.0:8080 failed: port is already allocated\"
+m1$ docker run -d --name who -p 80 traefik/whoami
+m1$ docker ps --format '{{.Names}} {{.Ports}}'
+expect output contains \"who 0.0.0.0:32768->80/tcp, [::]:32768->80/tcp\"
+expect output contains \"web2 0.0.0.0:8080->80/tcp, [::]:8080->80/tcp\"
+m1$ docker exec web ip addr
+expect output contains \"inet 172.17.0.2/16\"
+expect output contains \"mtu 1500\"
+m2$ curl -s http://10.0.0.1:8080/
+expect output contains \"Welcome to nginx!\"
+m2$ curl -s http://10.0.0.1:32768/
+expect output contains \"RemoteAddr: 10.0.0.2:\"
+m1$ docker exec web wget -q -O - http://172.17.0.3/
+expect output contains \"Welcome to nginx!\"
+m2$ curl http://10.0.0.2:8080/
+expect error contains \"Failed to connect to 10.0.0.2 port 8080\"
+m1$ docker run -d -p 70000:80 nginx
+expect error contains \"docker: invalid hostPort: 70000\"
+m1$ docker stop web2
+m2$ curl -m 2 http://10.0.0.1:8080/
+expect error contains \"Failed to connect to 10.0.0.1 port 8080\"
+",
+    );
+    assert_eq!(o.failed, 0, "{}", o.timeline);
+}

@@ -136,6 +136,8 @@ struct RunArgs {
     network: Option<String>,
     #[arg(long)]
     restart: Option<String>,
+    #[arg(short = 'p', long)]
+    publish: Vec<String>,
     image: Option<String>,
     #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
     command: Vec<String>,
@@ -162,6 +164,14 @@ async fn docker_run(cx: &Cx<'_>, host: HostId, args: &[String]) -> CommandOutput
             125,
         );
     };
+    // The CLI reads the published ports before it asks for the image.
+    let mut published = Vec::new();
+    for spec in &parsed.publish {
+        match parse_run_publish(spec) {
+            Ok(p) => published.push(p),
+            Err(e) => return daemon_run_error(&format!("docker: {e}")),
+        }
+    }
     let command: Vec<String> = parsed.command.clone();
     if !image_known(image) {
         let full = if image.contains(':') {
@@ -175,11 +185,17 @@ async fn docker_run(cx: &Cx<'_>, host: HostId, args: &[String]) -> CommandOutput
             125,
         );
     }
-    let Some(network) = network else {
+    let network = network.unwrap_or_else(|| "bridge".to_string());
+    if matches!(network.as_str(), "host" | "none") {
+        return daemon_run_error(&format!(
+            "swarmlab: --network {network} is not simulated yet (the default bridge and overlays are)"
+        ));
+    }
+    if !published.is_empty() && network != "bridge" {
         return daemon_run_error(
-            "swarmlab: the default bridge network is not simulated; attach the container to an overlay with --network NAME",
+            "swarmlab: docker run -p is simulated on the default bridge network only",
         );
-    };
+    }
     let shown = if command.is_empty() {
         "/bin/sh".to_string()
     } else {
@@ -193,6 +209,18 @@ async fn docker_run(cx: &Cx<'_>, host: HostId, args: &[String]) -> CommandOutput
         }
         name
     };
+    if network == "bridge" {
+        let launch = Launch {
+            name: &name,
+            image,
+            shown: &shown,
+            restart,
+            detach,
+            remove,
+            command: &command,
+        };
+        return run_on_bridge(cx, host, &launch, published).await;
+    }
     let attached = match crate::cli::swarm::attachment(cx, host, &network, &name).await {
         Ok(a) => a,
         Err(e) => return daemon_run_error(&e),
@@ -241,6 +269,138 @@ async fn docker_run(cx: &Cx<'_>, host: HostId, args: &[String]) -> CommandOutput
         crate::cli::swarm::detach(cx, &name).await;
     }
     out
+}
+
+/// A `docker run -p` spec: `[IP:][HOST:]CONTAINER[/PROTO]` (a missing host port is
+/// left to the engine), refused with the CLI's texts.
+fn parse_run_publish(spec: &str) -> Result<(Option<u16>, u16, &'static str), String> {
+    let (ports, proto) = match spec.rsplit_once('/') {
+        Some((p, "tcp")) => (p, "tcp"),
+        Some((p, "udp")) => (p, "udp"),
+        Some((p, "sctp")) => (p, "sctp"),
+        Some((_, other)) => return Err(format!("invalid proto: {other}")),
+        None => (spec, "tcp"),
+    };
+    let parts: Vec<&str> = ports.split(':').collect();
+    let (host, container) = match parts.as_slice() {
+        [c] => ("", *c),
+        [h, c] => (*h, *c),
+        [ip @ .., h, c] => {
+            let ip = ip.join(":");
+            if !ip.is_empty() && ip.parse::<std::net::IpAddr>().is_err() {
+                return Err(format!("invalid IP address: {ip}"));
+            }
+            (*h, *c)
+        }
+        [] => return Err(format!("invalid port specification: \"{spec}\"")),
+    };
+    let container: u16 = container
+        .parse()
+        .ok()
+        .filter(|p| *p > 0)
+        .ok_or_else(|| format!("invalid containerPort: {container}"))?;
+    let host = match host {
+        "" | "0" => None,
+        h => Some(
+            h.parse::<u16>()
+                .ok()
+                .ok_or_else(|| format!("invalid hostPort: {h}"))?,
+        ),
+    };
+    Ok((host, container, proto))
+}
+
+/// `docker run` on the host's default bridge (172.17.0.0/16): ports published with `-p`
+/// are DNATed from the host's address to the container (the host's own port table: one
+/// container per host port); a port left to the engine takes the first free one from
+/// 32768, as Docker's port allocator does.
+async fn run_on_bridge(
+    cx: &Cx<'_>,
+    host: HostId,
+    run: &Launch<'_>,
+    published: Vec<(Option<u16>, u16, &'static str)>,
+) -> CommandOutput {
+    let Launch {
+        name,
+        image,
+        shown,
+        restart,
+        ..
+    } = *run;
+    let cid = {
+        let mut g = cx.lab();
+        let lab = &mut *g;
+        let taken = |lab: &Lab, port: u16, proto: &str| {
+            lab.containers.iter().any(|c| {
+                c.host == host
+                    && c.running
+                    && c.published
+                        .iter()
+                        .any(|(p, _, q)| *p == port && *q == proto)
+            })
+        };
+        let mut ports = Vec::new();
+        for (h, target, proto) in published {
+            let port = match h {
+                Some(p) => {
+                    if taken(lab, p, proto) || ports.iter().any(|(q, _, r)| *q == p && *r == proto)
+                    {
+                        let endpoint: String = (0..64)
+                            .map(|_| char::from_digit(lab.rng.below(16) as u32, 16).unwrap_or('0'))
+                            .collect();
+                        return daemon_run_error(&format!("docker: Error response from daemon: driver failed programming external connectivity on endpoint {name} ({endpoint}): Bind for 0.0.0.0:{p} failed: port is already allocated"));
+                    }
+                    p
+                }
+                None => {
+                    let free = (32768..=60999u16)
+                        .find(|p| !taken(lab, *p, proto) && !ports.iter().any(|(q, _, _)| q == p));
+                    let Some(p) = free else {
+                        return daemon_run_error(
+                            "docker: Error response from daemon: no available ports",
+                        );
+                    };
+                    p
+                }
+            };
+            ports.push((port, target, proto));
+        }
+        let Some((net, _)) = lab.default_bridge(host) else {
+            return daemon_run_error("swarmlab: the host's bridge network could not be made");
+        };
+        match lab.run_container(host, name, net, image, shown, restart) {
+            Ok(c) => {
+                lab.containers[c.0].published = ports;
+                c
+            }
+            Err(e) => return daemon_run_error(&e),
+        }
+    };
+    if run.detach {
+        return CommandOutput::out(format!("{}\n", cx.lab().containers[cid.0].id));
+    }
+    let out = if run.command.is_empty() {
+        CommandOutput::default()
+    } else {
+        exec_in(cx, cid, run.command).await
+    };
+    cx.lab()
+        .stop_container(cid, out.exit_code, "command exited");
+    if run.remove {
+        cx.lab().remove_container(cid);
+    }
+    out
+}
+
+/// What `docker run` starts, once its flags are read.
+struct Launch<'a> {
+    name: &'a str,
+    image: &'a str,
+    shown: &'a str,
+    restart: RestartPolicy,
+    detach: bool,
+    remove: bool,
+    command: &'a [String],
 }
 
 fn find_container(lab: &Lab, host: HostId, r: &str) -> Option<ContainerId> {
@@ -540,7 +700,11 @@ fn docker_ps(lab: &mut Lab, host: HostId, args: &[String]) -> CommandOutput {
                 format!("\"{}\"", short_command(&c.command)),
                 format!("{} ago", human_duration(now - c.created)),
                 status,
-                String::new(),
+                c.published
+                    .iter()
+                    .map(|(p, t, proto)| format!("0.0.0.0:{p}->{t}/{proto}, [::]:{p}->{t}/{proto}"))
+                    .collect::<Vec<_>>()
+                    .join(", "),
                 c.name.clone(),
             ],
         ));

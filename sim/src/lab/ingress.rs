@@ -127,6 +127,15 @@ impl Lab {
             scheduler: "rr".to_string(),
             ..Default::default()
         };
+        // `docker run -p`: a running container of this host that published the port.
+        b.host_mode = self.by_host[host.0].iter().find_map(|&cid| {
+            let c = &self.containers[cid.0];
+            let (_, target, _) = c.published.iter().find(|(p, _, _)| *p == port)?;
+            c.running.then(|| (cid, c.ip, *target, c.name.clone()))
+        });
+        if b.host_mode.is_some() {
+            return b;
+        }
         if let Some(agent) = self.hosts[host.0].swarm.agent.as_ref() {
             b.host_mode = agent.tasks.values().find_map(|t| {
                 let cid = t.container?;

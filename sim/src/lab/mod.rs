@@ -92,6 +92,13 @@ pub struct Overlay {
     pub swarm: bool,
 }
 
+impl Overlay {
+    /// One host's own bridge (`bridge`, `docker_gwbridge`): MTU 1500, never tunnelled.
+    pub fn local_bridge(&self) -> bool {
+        self.name.starts_with("docker_gwbridge@") || self.name.starts_with("bridge@")
+    }
+}
+
 /// What Docker does with a container when its engine comes back after a crash.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum RestartPolicy {
@@ -152,6 +159,9 @@ pub struct Container {
     pub stopped_by_user: bool,
     /// Interfaces after eth0 (eth1, ...).
     pub more: Vec<Iface>,
+    /// Ports published on its host (`docker run -p`): host port, container port,
+    /// protocol.
+    pub published: Vec<(u16, u16, &'static str)>,
     /// Its TCP stack and programs, while it runs.
     pub stack: Option<Box<crate::netstack::Stack>>,
     /// Round-robin positions of its VIP balancer, by VIP.
@@ -477,18 +487,35 @@ impl Lab {
     /// A host's `docker_gwbridge`: a local bridge (172.18.0.0/16, never tunnelled) for
     /// swarm tasks that join no overlay. Returns it and the next free address on it.
     pub(crate) fn gwbridge(&mut self, host: HostId) -> Option<(NetId, Ipv4Addr)> {
-        let name = format!("docker_gwbridge@{}", self.host_name(host));
+        self.local_bridge(host, "docker_gwbridge", 18, 0x00ff_0000)
+    }
+
+    /// A host's default `bridge` network (docker0, 172.17.0.0/16), which `docker run`
+    /// uses without `--network`. Returns it and the next free address on it.
+    pub(crate) fn default_bridge(&mut self, host: HostId) -> Option<(NetId, Ipv4Addr)> {
+        self.local_bridge(host, "bridge", 17, 0x00fe_0000)
+    }
+
+    /// A local bridge of one host: `NAME@HOST`, 172.`second`.0.0/16, never tunnelled.
+    fn local_bridge(
+        &mut self,
+        host: HostId,
+        kind: &str,
+        second: u8,
+        vni_base: u32,
+    ) -> Option<(NetId, Ipv4Addr)> {
+        let name = format!("{kind}@{}", self.host_name(host));
         let id = match self.net_by_name(&name) {
             Some(id) => id,
             None => {
                 let subnet = Subnet {
-                    base: Ipv4Addr::new(172, 18, 0, 0),
+                    base: Ipv4Addr::new(172, second, 0, 0),
                     prefix: 16,
                 };
                 self.nets.push(Overlay {
                     name,
                     // Local only: no VTEP serves it, so nothing is ever encapsulated.
-                    vni: Vni::new(0x00ff_0000 + host.0 as u32 % 0xffff)?,
+                    vni: Vni::new(vni_base + host.0 as u32 % 0xffff)?,
                     subnet,
                     hosts: BTreeSet::from([host]),
                     used: subnet.host(1).into_iter().collect(),
@@ -632,6 +659,7 @@ impl Lab {
             swarm_task,
             stopped_by_user: false,
             more: Vec::new(),
+            published: Vec::new(),
             stack: None,
             lb: BTreeMap::new(),
             arp: BTreeMap::new(),
@@ -1521,13 +1549,14 @@ impl Lab {
             if self.host_mode_reply(from, &packet) {
                 return;
             }
-            let name = self.containers[from.0].name.clone();
-            self.record(TraceEvent::StackDrop {
-                at: name,
-                reason: format!(
-                    "no route to {dst} (overlay-only containers have no default route)"
-                ),
-            });
+            let c = &self.containers[from.0];
+            let reason = if self.nets[c.net.0].name.starts_with("bridge@") {
+                format!("no route to {dst} (swarmlab: the bridge network's outbound NAT is not simulated)")
+            } else {
+                format!("no route to {dst} (overlay-only containers have no default route)")
+            };
+            let name = c.name.clone();
+            self.record(TraceEvent::StackDrop { at: name, reason });
             return;
         };
         let c = &self.containers[from.0];

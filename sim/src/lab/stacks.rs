@@ -539,7 +539,7 @@ impl crate::programs::Netns for Ns<'_, '_> {
                     ip: i.ip,
                     prefix: net.subnet.prefix,
                     mac: i.mac,
-                    mtu: if net.name.starts_with("docker_gwbridge@") {
+                    mtu: if net.local_bridge() {
                         1500
                     } else {
                         OVERLAY_MTU
