@@ -584,3 +584,18 @@ fn a_member_of_a_formed_cluster_rejoins_after_a_restart() {
         o.timeline
     );
 }
+
+/// `scenarios/README.md` maps the course's slides to the labs: every shipped lab is in
+/// its table.
+#[test]
+fn the_lab_library_readme_names_every_lab() {
+    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/../scenarios");
+    let readme = std::fs::read_to_string(format!("{dir}/README.md")).unwrap();
+    for (path, _) in shipped_scenarios() {
+        let name = path.file_name().unwrap().to_string_lossy().to_string();
+        assert!(
+            readme.contains(&format!("`{name}`")),
+            "scenarios/README.md does not name {name}"
+        );
+    }
+}

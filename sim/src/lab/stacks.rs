@@ -342,6 +342,10 @@ impl Lab {
         }
         let name = name.trim_end_matches('.').to_ascii_lowercase();
         for i in self.ifaces(cid) {
+            // Docker's default bridge has no name resolution between containers.
+            if self.nets[i.net.0].name.starts_with("bridge@") {
+                continue;
+            }
             let found: Vec<Ipv4Addr> = self
                 .containers_named(&name)
                 .iter()
