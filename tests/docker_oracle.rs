@@ -433,5 +433,53 @@ fn swarmlab_answers_as_a_real_single_node_swarm() {
             ));
         }
     }
+    // The inspect objects have the real ones' fields, in their order (values aside),
+    // once the node's ingress sandbox is up, as the real one's is by now.
+    let until = lab.now() + swarmlab::time::Duration::from_secs(2);
+    while lab.step_until(until) {}
+    for args in [
+        &["node", "inspect", "self"][..],
+        &["service", "inspect", "pub"][..],
+        &["network", "inspect", "ingress"][..],
+    ] {
+        let (real, ours) = (docker(args), run(&mut lab, args));
+        let shape = |o: &CommandOutput| {
+            serde_json::from_str::<serde_json::Value>(&o.stdout)
+                .map(|v| paths(&v, ""))
+                .unwrap_or_else(|e| vec![format!("not JSON: {e}")])
+        };
+        let (r, o) = (shape(&real), shape(&ours));
+        if r != o {
+            mismatches.push(format!(
+                "docker {} (fields)\n  real: {r:?}\n  ours: {o:?}",
+                args.join(" ")
+            ));
+        }
+    }
     assert!(mismatches.is_empty(), "{}", mismatches.join("\n"));
+}
+
+/// The field paths of a JSON value, in order: objects by key (a map keyed by IDs or
+/// names, as `Containers`, counts as one entry), arrays by their first element.
+fn paths(v: &serde_json::Value, at: &str) -> Vec<String> {
+    let mut out = vec![at.to_string()];
+    match v {
+        serde_json::Value::Object(m) => {
+            let keyed_by_data = at.ends_with(".Containers") || at.ends_with(".Labels");
+            for (k, x) in m {
+                let k = if keyed_by_data { "*" } else { k.as_str() };
+                let sub = paths(x, &format!("{at}.{k}"));
+                if !out.contains(&sub[0]) {
+                    out.extend(sub);
+                }
+            }
+        }
+        serde_json::Value::Array(a) => {
+            if let Some(first) = a.first() {
+                out.extend(paths(first, &format!("{at}[]")));
+            }
+        }
+        _ => {}
+    }
+    out
 }

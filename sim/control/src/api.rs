@@ -374,6 +374,7 @@ fn network_from(n: pb::Network) -> Network {
         encrypted: n.encrypted,
         ingress: n.ingress,
         created: n.created,
+        version_index: 0,
     }
 }
 
@@ -600,6 +601,7 @@ mod tests {
             encrypted: false,
             ingress: false,
             created: 1,
+            version_index: 0,
         }
     }
 

@@ -469,6 +469,7 @@ fn update_service(
     s.previous = Some(spec_of(cur));
     s.version = cur.version;
     s.top_version = cur.top_version;
+    s.force_update = cur.force_update + u64::from(force);
     if template_changed(cur, &s) || force {
         s.top_version += 1;
         s.version = s.top_version;
@@ -609,6 +610,7 @@ fn create_network(
         encrypted: spec.encrypted,
         ingress: false,
         created: now,
+        version_index: 0,
     };
     write(vec![Action::PutNetwork(net)], Response::Created(id))
 }
@@ -630,6 +632,7 @@ mod tests {
             encrypted: false,
             ingress: true,
             created: 0,
+            version_index: 0,
         };
         s.apply(&Action::PutNetwork(ingress));
         s
@@ -669,6 +672,8 @@ mod tests {
             top_version: 0,
             update_status: None,
             previous: None,
+            force_update: 0,
+            version_index: 0,
         }
     }
 

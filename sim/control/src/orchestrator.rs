@@ -803,6 +803,7 @@ mod tests {
             ingress_ip: None,
             created: 0,
             updated: 0,
+            version_index: 0,
         }
     }
 
@@ -838,6 +839,8 @@ mod tests {
             top_version: 0,
             update_status: None,
             previous: None,
+            force_update: 0,
+            version_index: 0,
         }
     }
 

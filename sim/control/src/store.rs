@@ -110,6 +110,9 @@ pub struct Node {
     pub created: Nanos,
     /// When it last changed.
     pub updated: Nanos,
+    /// The Raft index of its last write (the API's `Version.Index`).
+    #[serde(default)]
+    pub version_index: u64,
 }
 
 /// `--mode`.
@@ -340,6 +343,12 @@ pub struct Service {
     /// returns to.
     #[serde(default)]
     pub previous: Option<Box<Service>>,
+    /// `TaskTemplate.ForceUpdate`: bumped by each `--force`.
+    #[serde(default)]
+    pub force_update: u64,
+    /// The Raft index of its last write (the API's `Version.Index`).
+    #[serde(default)]
+    pub version_index: u64,
 }
 
 impl Service {
@@ -535,6 +544,9 @@ pub struct Network {
     pub ingress: bool,
     /// When created.
     pub created: Nanos,
+    /// The Raft index of its last write (the API's `Version.Index`).
+    #[serde(default)]
+    pub version_index: u64,
 }
 
 /// The cluster object: its identity and join tokens.
@@ -644,13 +656,17 @@ impl Store {
         match a {
             Action::Cluster(c) => self.cluster = Some(c.clone()),
             Action::PutNode(n) => {
-                self.nodes.insert(n.id.clone(), n.clone());
+                let mut n = n.clone();
+                n.version_index = self.applied;
+                self.nodes.insert(n.id.clone(), n);
             }
             Action::DelNode(id) => {
                 self.nodes.remove(id);
             }
             Action::PutService(s) => {
-                self.services.insert(s.id.clone(), s.clone());
+                let mut s = s.clone();
+                s.version_index = self.applied;
+                self.services.insert(s.id.clone(), s);
             }
             Action::DelService(id) => {
                 self.services.remove(id);
@@ -658,6 +674,7 @@ impl Store {
             Action::SetUpdateStatus(id, status) => {
                 if let Some(s) = self.services.get_mut(id) {
                     s.update_status = status.clone();
+                    s.version_index = self.applied;
                 }
             }
             Action::PutTask(t) => {
@@ -667,7 +684,9 @@ impl Store {
                 self.tasks.remove(id);
             }
             Action::PutNetwork(n) => {
-                self.networks.insert(n.id.clone(), n.clone());
+                let mut n = n.clone();
+                n.version_index = self.applied;
+                self.networks.insert(n.id.clone(), n);
             }
             Action::DelNetwork(id) => {
                 self.networks.remove(id);
@@ -782,6 +801,7 @@ mod tests {
             ingress_ip: None,
             created: 0,
             updated: 0,
+            version_index: 0,
         }
     }
 

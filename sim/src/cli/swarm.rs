@@ -548,6 +548,7 @@ async fn swarm_init(cx: &Cx<'_>, host: HostId, a: InitArgs) -> Res<CommandOutput
             encrypted: false,
             ingress: true,
             created: now,
+            version_index: 0,
         };
         let node = Node {
             id: node_id.clone(),
@@ -563,6 +564,7 @@ async fn swarm_init(cx: &Cx<'_>, host: HostId, a: InitArgs) -> Res<CommandOutput
             ingress_ip: Some(Ipv4Addr::new(o[0], o[1], 0, 2)),
             created: now,
             updated: now,
+            version_index: 0,
         };
         let raft = RaftNode::bootstrap(raft_id, addr, lab.rng.next_u64()).map_err(|e| fail(&e))?;
         let token = cluster.token(Role::Worker);
@@ -733,6 +735,7 @@ async fn swarm_join(cx: &Cx<'_>, host: HostId, a: JoinArgs) -> Res<CommandOutput
         ingress_ip,
         created: now,
         updated: now,
+        version_index: 0,
     };
     commit(cx, leader, &[Action::PutNode(node)]).await?;
     let mut g = cx.lab();
@@ -1255,10 +1258,52 @@ async fn node_rm(cx: &Cx<'_>, host: HostId, refs: &[String], force: bool) -> Res
     Ok(out)
 }
 
+/// A simulated host's nominal size, as its node describes it: 2 CPUs and 4 GiB (lab
+/// hosts have no size of their own; nothing is scheduled by it).
+const HOST_NANO_CPUS: u64 = 2_000_000_000;
+const HOST_MEMORY_BYTES: u64 = 4 << 30;
+
+/// The engine's plugins, as a 20.10 node describes them.
+const PLUGINS: &[(&str, &str)] = &[
+    ("Log", "awslogs"),
+    ("Log", "fluentd"),
+    ("Log", "gcplogs"),
+    ("Log", "gelf"),
+    ("Log", "journald"),
+    ("Log", "json-file"),
+    ("Log", "local"),
+    ("Log", "logentries"),
+    ("Log", "splunk"),
+    ("Log", "syslog"),
+    ("Network", "bridge"),
+    ("Network", "host"),
+    ("Network", "ipvlan"),
+    ("Network", "macvlan"),
+    ("Network", "null"),
+    ("Network", "overlay"),
+    ("Volume", "local"),
+];
+
+/// What swarmlab says of a swarm object's facts it does not simulate (its CA).
+const NOT_SIMULATED: &str = "swarmlab (not simulated)";
+
 fn node_json(lab: &Lab, leader: HostId, n: &Node) -> serde_json::Value {
+    use crate::cli::text::rfc3339;
     let ms = lab.manager_status(leader, n);
+    let plugins: Vec<serde_json::Value> = PLUGINS
+        .iter()
+        .map(|(t, name)| serde_json::json!({"Type": t, "Name": name}))
+        .collect();
+    let mut status = serde_json::json!({"State": n.status.as_str().to_lowercase()});
+    if !n.message.is_empty() {
+        status["Message"] = n.message.clone().into();
+    }
+    status["Addr"] = n.addr.to_string().into();
     let mut v = serde_json::json!({
         "ID": n.id,
+        "Version": {"Index": n.version_index},
+        "CreatedAt": rfc3339(n.created),
+        "UpdatedAt": rfc3339(n.updated),
         "Spec": {
             "Labels": n.labels,
             "Role": n.role.as_str(),
@@ -1267,13 +1312,15 @@ fn node_json(lab: &Lab, leader: HostId, n: &Node) -> serde_json::Value {
         "Description": {
             "Hostname": n.hostname,
             "Platform": {"Architecture": "x86_64", "OS": "linux"},
-            "Engine": {"EngineVersion": crate::swarm::ENGINE_VERSION},
+            "Resources": {"NanoCPUs": HOST_NANO_CPUS, "MemoryBytes": HOST_MEMORY_BYTES},
+            "Engine": {"EngineVersion": crate::swarm::ENGINE_VERSION, "Plugins": plugins},
+            "TLSInfo": {
+                "TrustRoot": NOT_SIMULATED,
+                "CertIssuerSubject": NOT_SIMULATED,
+                "CertIssuerPublicKey": NOT_SIMULATED,
+            },
         },
-        "Status": {
-            "State": n.status.as_str().to_lowercase(),
-            "Message": n.message,
-            "Addr": n.addr.to_string(),
-        },
+        "Status": status,
     });
     if n.role == Role::Manager {
         v["ManagerStatus"] = serde_json::json!({
@@ -1895,6 +1942,8 @@ async fn service_create(cx: &Cx<'_>, host: HostId, a: ServiceCreateArgs) -> Res<
         },
         update_status: None,
         previous: None,
+        force_update: 0,
+        version_index: 0,
     };
     a.rolling.apply(&rolling, &mut svc)?;
     if let Some(v) = svc.labels.get("swarmlab.lb") {
@@ -2675,38 +2724,89 @@ fn config_json(c: &crate::swarm::store::UpdateConfig) -> serde_json::Value {
     v
 }
 
-/// A service's spec as the API shows it (`Spec`, and `PreviousSpec` after an update).
-fn spec_json(s: &Service) -> serde_json::Value {
-    let mut v = serde_json::json!({
+/// A service's spec as the API shows it (`Spec`, and `PreviousSpec` after an update),
+/// with the defaults the Docker CLI sends (a 10 s stop grace period, no limits).
+fn spec_json(s: &Service, store: &Store) -> serde_json::Value {
+    let mut container = serde_json::json!({"Image": s.image});
+    if !s.args.is_empty() {
+        container["Args"] = serde_json::json!(s.args);
+    }
+    container["Init"] = false.into();
+    container["StopGracePeriod"] = s.stop_grace.unwrap_or(10_000_000_000).into();
+    container["DNSConfig"] = serde_json::json!({});
+    container["Isolation"] = "default".into();
+    let mut placement = serde_json::json!({});
+    if !s.constraints.is_empty() {
+        placement["Constraints"] = s
+            .constraints
+            .iter()
+            .map(ToString::to_string)
+            .collect::<Vec<_>>()
+            .into();
+    }
+    let mut template = serde_json::json!({
+        "ContainerSpec": container,
+        "Resources": {"Limits": {}, "Reservations": {}},
+        "RestartPolicy": {"Condition": s.restart_condition, "Delay": s.restart_delay, "MaxAttempts": 0},
+        "Placement": placement,
+    });
+    let networks: Vec<serde_json::Value> = s
+        .networks
+        .iter()
+        .map(|n| {
+            let id = store.find_network(n).map_or(n.as_str(), |x| x.id.as_str());
+            serde_json::json!({"Target": id})
+        })
+        .collect();
+    if !networks.is_empty() {
+        template["Networks"] = networks.into();
+    }
+    template["ForceUpdate"] = s.force_update.into();
+    template["Runtime"] = "container".into();
+    let mut endpoint = serde_json::json!({"Mode": s.endpoint_mode});
+    if !s.ports.is_empty() {
+        endpoint["Ports"] = ports_json(s).into();
+    }
+    serde_json::json!({
         "Name": s.name,
         "Labels": s.labels,
-        "TaskTemplate": {
-            "ContainerSpec": {"Image": s.image, "Args": s.args},
-            "RestartPolicy": {"Condition": s.restart_condition, "Delay": s.restart_delay},
-            "Placement": {"Constraints": s.constraints.iter().map(ToString::to_string).collect::<Vec<_>>()},
-        },
+        "TaskTemplate": template,
         "Mode": match s.mode {
             Mode::Replicated(n) => serde_json::json!({"Replicated": {"Replicas": n}}),
             Mode::Global => serde_json::json!({"Global": {}}),
         },
         "UpdateConfig": config_json(&s.update_config()),
         "RollbackConfig": config_json(&s.rollback_config),
-        "EndpointSpec": {"Mode": s.endpoint_mode},
-    });
-    if let Some(g) = s.stop_grace {
-        // Present only when set, as in Docker's JSON (nanoseconds).
-        v["TaskTemplate"]["ContainerSpec"]["StopGracePeriod"] = g.into();
-    }
-    v
+        "EndpointSpec": endpoint,
+    })
+}
+
+/// Published ports as the API lists them.
+fn ports_json(s: &Service) -> Vec<serde_json::Value> {
+    s.ports
+        .iter()
+        .map(|p| {
+            serde_json::json!({
+                "Protocol": p.protocol,
+                "TargetPort": p.target,
+                "PublishedPort": p.published,
+                "PublishMode": p.mode,
+            })
+        })
+        .collect()
 }
 
 fn service_json(s: &Service, store: &Store) -> serde_json::Value {
+    use crate::cli::text::rfc3339;
     let mut v = serde_json::json!({
         "ID": s.id,
-        "Spec": spec_json(s),
+        "Version": {"Index": s.version_index},
+        "CreatedAt": rfc3339(s.created),
+        "UpdatedAt": rfc3339(s.updated),
+        "Spec": spec_json(s, store),
     });
     if let Some(prev) = &s.previous {
-        v["PreviousSpec"] = spec_json(prev);
+        v["PreviousSpec"] = spec_json(prev, store);
     }
     v["Endpoint"] = endpoint_json(s, store);
     if let Some(u) = &s.update_status {
@@ -2725,21 +2825,13 @@ fn service_json(s: &Service, store: &Store) -> serde_json::Value {
 
 /// The `Endpoint` of `service inspect`: the spec's ports and the allocated VIPs.
 fn endpoint_json(s: &Service, store: &Store) -> serde_json::Value {
-    let ports: Vec<serde_json::Value> = s
-        .ports
-        .iter()
-        .map(|p| {
-            serde_json::json!({
-                "Protocol": p.protocol,
-                "TargetPort": p.target,
-                "PublishedPort": p.published,
-                "PublishMode": p.mode,
-            })
-        })
-        .collect();
-    let vips: Vec<serde_json::Value> = s
-        .vips
-        .iter()
+    let ports = ports_json(s);
+    // The ingress VIP first, as swarmkit's allocator lists them.
+    let ingress = |n: &String| !store.networks.get(n).is_some_and(|x| x.ingress);
+    let mut ordered: Vec<&(String, Ipv4Addr)> = s.vips.iter().collect();
+    ordered.sort_by_key(|(n, _)| ingress(n));
+    let vips: Vec<serde_json::Value> = ordered
+        .into_iter()
         .map(|(n, ip)| {
             let prefix = store
                 .networks
@@ -2898,9 +2990,10 @@ struct NetworkInspectArgs {
 }
 
 fn network_json(n: &Network) -> serde_json::Value {
-    serde_json::json!({
+    let mut v = serde_json::json!({
         "Name": n.name,
         "Id": n.id,
+        "Created": crate::cli::text::rfc3339(n.created),
         "Scope": "swarm",
         "Driver": "overlay",
         "EnableIPv6": false,
@@ -2912,6 +3005,9 @@ fn network_json(n: &Network) -> serde_json::Value {
         "Internal": false,
         "Attachable": n.attachable,
         "Ingress": n.ingress,
+        "ConfigFrom": {"Network": ""},
+        "ConfigOnly": false,
+        "Containers": null,
         "Options": if n.encrypted {
             serde_json::json!({
                 "com.docker.network.driver.overlay.vxlanid_list": n.vni.to_string(),
@@ -2922,7 +3018,9 @@ fn network_json(n: &Network) -> serde_json::Value {
                 "com.docker.network.driver.overlay.vxlanid_list": n.vni.to_string(),
             })
         },
-    })
+    });
+    v["Labels"] = serde_json::Value::Null;
+    v
 }
 
 /// A 64-hex endpoint id, stable for what it names.
@@ -3008,6 +3106,7 @@ async fn network_inspect(cx: &Cx<'_>, host: HostId, a: NetworkInspectArgs) -> Re
                 // nodes NetworkDB lists in it (Docker's "Containers" and "Peers").
                 if let Some((containers, peers)) = local_network_view(lab, host, &x.name) {
                     j["Containers"] = containers;
+                    j["Labels"] = serde_json::json!({});
                     j["Peers"] = peers;
                 }
                 found.push(j)

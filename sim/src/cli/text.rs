@@ -184,9 +184,17 @@ pub(crate) fn hash_id(bytes: &[u8]) -> String {
     format!("{:012x}", h & 0xffff_ffff_ffff)
 }
 
+/// When a lab starts, as its clocks show it: 2026-01-01T00:00:00Z (virtual time counts
+/// from there; a fixed date keeps the output the same from run to run).
+pub(crate) const LAB_EPOCH_SECS: u64 = 1_767_225_600;
+
 /// A virtual time as Docker's JSON timestamps print it (RFC 3339 with nanoseconds, UTC).
-/// Virtual time counts from the Unix epoch: a lab starts on 1970-01-01.
 pub(crate) fn rfc3339(nanos: u64) -> String {
+    unix_rfc3339(nanos.saturating_add(LAB_EPOCH_SECS * 1_000_000_000))
+}
+
+/// Nanoseconds since the Unix epoch in RFC 3339.
+fn unix_rfc3339(nanos: u64) -> String {
     let secs = nanos / 1_000_000_000;
     let (days, rem) = (secs / 86_400, secs % 86_400);
     // Days to a civil date (Howard Hinnant's algorithm, proleptic Gregorian).
@@ -231,14 +239,19 @@ mod time_tests {
 
     #[test]
     fn rfc3339_counts_from_the_epoch_across_leap_years() {
-        assert_eq!(super::rfc3339(0), "1970-01-01T00:00:00.000000000Z");
+        assert_eq!(super::unix_rfc3339(0), "1970-01-01T00:00:00.000000000Z");
         assert_eq!(
-            super::rfc3339(951_782_400_000_000_005),
+            super::unix_rfc3339(951_782_400_000_000_005),
             "2000-02-29T00:00:00.000000005Z"
         );
         assert_eq!(
-            super::rfc3339(1_798_761_599_000_000_000),
+            super::unix_rfc3339(1_798_761_599_000_000_000),
             "2026-12-31T23:59:59.000000000Z"
+        );
+        // A lab starts on the first of January 2026.
+        assert_eq!(
+            super::rfc3339(1_500_000_000),
+            "2026-01-01T00:00:01.500000000Z"
         );
     }
 }
