@@ -1597,3 +1597,33 @@ expect error contains \"Failed to connect to 10.0.0.1 port 8080\"
     );
     assert_eq!(o.failed, 0, "{}", o.timeline);
 }
+
+/// The CLI's progress while it follows a service, as the real one prints it (CLI 28,
+/// measured here): the first line counts nothing yet, even for a scale-down whose task
+/// already runs; one bar per replica up to 20, none for 21.
+#[test]
+fn progress_starts_at_zero_and_draws_bars_for_at_most_twenty_replicas() {
+    let o = play(
+        "host m1 10.1.0.1
+m1$ docker swarm init
+m1$ docker service create --name web --replicas 3 --detach busybox sleep 1d
+sleep 5s
+m1$ docker service scale web=1
+expect output contains \"web scaled to 1\"
+expect output contains \"overall progress: 0 out of 1 tasks\"
+expect output contains \"1/1:  \"
+m1$ docker service create --name big --replicas 21 busybox sleep 1d
+expect output contains \"overall progress: 0 out of 21 tasks\"
+m1$ docker service scale big=20
+expect output contains \"20/20:  \"
+",
+    );
+    assert_eq!(o.failed, 0, "{}", o.timeline);
+    let big = o
+        .timeline
+        .split("--replicas 21")
+        .nth(1)
+        .and_then(|t| t.split("docker service scale big=20").next())
+        .unwrap();
+    assert!(!big.contains("1/21:"), "{big}");
+}

@@ -1985,6 +1985,9 @@ async fn service_create(cx: &Cx<'_>, host: HostId, a: ServiceCreateArgs) -> Res<
 /// tasks, polled every 200 ms as the CLI does, then the 5-second stability check.
 /// `shown` is how the last line names the service: `create` gives its ID, `scale` and
 /// `update` the name they were given, as the Docker CLI does.
+/// The most replicas the CLI draws a progress bar for.
+const MAX_PROGRESS_BARS: usize = 20;
+
 /// What `converge` follows.
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Follow {
@@ -2040,9 +2043,13 @@ async fn converge(
             .filter(|t| t.state == TaskState::Running && t.version == svc.version)
             .count();
         if first {
-            out.push_str(&format!("{label}{running} out of {want} tasks\n"));
-            for i in 1..=want {
-                out.push_str(&format!("{i}/{want}:  \n"));
+            // The CLI's first lines: nothing counted yet, and one bar per replica when
+            // there are at most 20 (measured on the real CLI: 21 replicas get none).
+            out.push_str(&format!("{label}0 out of {want} tasks\n"));
+            if want <= MAX_PROGRESS_BARS {
+                for i in 1..=want {
+                    out.push_str(&format!("{i}/{want}:  \n"));
+                }
             }
             first = false;
         }
