@@ -333,6 +333,11 @@ fn swarmlab_answers_as_a_real_single_node_swarm() {
         "run -d -p abc nosuchimage".split(' ').map(String::from).collect(),
         "run -d -p 80/bogus nosuchimage".split(' ').map(String::from).collect(),
         "run -d -p 1:2:3:4 nosuchimage".split(' ').map(String::from).collect(),
+        // The host's own networks, answered without the leader.
+        vec!["network".into(), "inspect".into(), "bridge".into(), "--format".into(), "{{.Name}} {{.Scope}} {{.Driver}} {{json .IPAM}} {{.Internal}} {{.Attachable}} {{.Ingress}}".into()],
+        vec!["network".into(), "inspect".into(), "host".into(), "none".into(), "--format".into(), "{{.Name}} {{.Driver}} {{json .IPAM}} {{json .Options}} {{json .Labels}}".into()],
+        vec!["network".into(), "inspect".into(), "docker_gwbridge".into(), "--format".into(), "{{json .IPAM.Config}} {{json .Options}}".into()],
+        vec!["network".into(), "inspect".into(), "bridge".into(), "nosuch".into(), "--format".into(), "{{.Name}}".into()],
         // (Not `--filter membership=...`: after a `node update`, the real daemon's spec
         // holds membership PENDING, its zero value, so the filter answers the opposite.)
         "node ls --filter membership=bogus".split(' ').map(String::from).collect(),
@@ -441,6 +446,7 @@ fn swarmlab_answers_as_a_real_single_node_swarm() {
         &["node", "inspect", "self"][..],
         &["service", "inspect", "pub"][..],
         &["network", "inspect", "ingress"][..],
+        &["network", "inspect", "bridge"][..],
     ] {
         let (real, ours) = (docker(args), run(&mut lab, args));
         let shape = |o: &CommandOutput| {

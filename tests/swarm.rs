@@ -1627,3 +1627,25 @@ expect output contains \"20/20:  \"
         .unwrap();
     assert!(!big.contains("1/21:"), "{big}");
 }
+
+/// `docker network inspect` of the host's own networks works on any host, in a swarm or
+/// not, and `bridge` lists the containers on it; outside a swarm an unknown network is
+/// not found (the real engine's answer), not a swarm refusal.
+#[test]
+fn the_host_s_own_networks_are_inspected_anywhere() {
+    let o = play(
+        "host h1 10.1.0.1
+h1$ docker run -d --name web nginx
+h1$ docker network inspect bridge --format '{{.Driver}} {{.Scope}} {{json .IPAM.Config}}'
+expect output contains 'bridge local [{\"Subnet\":\"172.17.0.0/16\"}]'
+h1$ docker network inspect bridge
+expect output contains '\"Name\": \"web\"'
+expect output contains '\"IPv4Address\": \"172.17.0.2/16\"'
+h1$ docker network inspect none --format '{{.Driver}}'
+expect output contains null
+h1$ docker network inspect nosuch
+expect error contains \"Error response from daemon: network nosuch not found\"
+",
+    );
+    assert_eq!(o.failed, 0, "{}", o.timeline);
+}

@@ -3097,15 +3097,34 @@ fn local_network_view(
 }
 
 async fn network_inspect(cx: &Cx<'_>, host: HostId, a: NetworkInspectArgs) -> Res<CommandOutput> {
-    let leader = leader_for(cx, host).await?;
-    let lab = &*cx.lab();
-    let store = leader_store(lab, leader);
     if a.names.is_empty() {
         return Err(fail("docker: 'docker network inspect' requires at least 1 argument\n\nUsage:  docker network inspect [OPTIONS] NETWORK [NETWORK...]\n\nSee 'docker network inspect --help' for more information"));
     }
+    let (in_swarm, manager) = {
+        let lab = cx.lab();
+        let s = lab.swarm_of(host);
+        (s.node_id.is_some(), s.manager.is_some())
+    };
+    // The host's own networks answer anywhere; the swarm's come from the leader (a
+    // worker still refuses them, which a real worker does not: swarmlab's gap).
+    let all_local = a
+        .names
+        .iter()
+        .all(|n| local_network_json(&cx.lab(), host, n, in_swarm).is_some());
+    let leader = if in_swarm && (manager || !all_local) {
+        Some(leader_for(cx, host).await?)
+    } else {
+        None
+    };
+    let lab = &*cx.lab();
+    let store = leader.map(|l| leader_store(lab, l)).unwrap_or_default();
     let mut found = Vec::new();
     let mut missing = String::new();
     for n in &a.names {
+        if let Some(j) = local_network_json(lab, host, n, in_swarm) {
+            found.push(j);
+            continue;
+        }
         match store.find_network(n) {
             Some(x) => {
                 let mut j = network_json(x);
@@ -3170,6 +3189,106 @@ struct NetworkLsArgs {
     format: Option<String>,
     #[arg(short, long)]
     filter: Vec<String>,
+}
+
+/// A local network's ID: 64 hex digits, stable per host and name.
+fn local_network_id(lab: &Lab, host: HostId, name: &str) -> String {
+    let mut seed = lab.underlay.nic(host).ip.octets().to_vec();
+    seed.extend_from_slice(name.as_bytes());
+    let mut id = crate::cli::text::hash_id(&seed);
+    for k in 1u8.. {
+        if id.len() >= 64 {
+            break;
+        }
+        seed.push(k);
+        id.push_str(&crate::cli::text::hash_id(&seed));
+    }
+    id.truncate(64);
+    id
+}
+
+/// `network inspect` of the host's own networks (`bridge`, `host`, `none`, and
+/// `docker_gwbridge` on a swarm node), by name or ID prefix, as a 20.10 engine shows
+/// them; `bridge` lists the containers on it.
+fn local_network_json(
+    lab: &Lab,
+    host: HostId,
+    r: &str,
+    in_swarm: bool,
+) -> Option<serde_json::Value> {
+    let names: &[&str] = if in_swarm {
+        &["bridge", "docker_gwbridge", "host", "none"]
+    } else {
+        &["bridge", "host", "none"]
+    };
+    let name = names
+        .iter()
+        .copied()
+        .find(|n| *n == r || (r.len() >= 2 && local_network_id(lab, host, n).starts_with(r)))?;
+    let id = local_network_id(lab, host, name);
+    let (driver, config, options) = match name {
+        "bridge" => (
+            "bridge",
+            serde_json::json!([{"Subnet": "172.17.0.0/16"}]),
+            serde_json::json!({
+                "com.docker.network.bridge.default_bridge": "true",
+                "com.docker.network.bridge.enable_icc": "true",
+                "com.docker.network.bridge.enable_ip_masquerade": "true",
+                "com.docker.network.bridge.host_binding_ipv4": "0.0.0.0",
+                "com.docker.network.bridge.name": "docker0",
+                "com.docker.network.driver.mtu": "1500",
+            }),
+        ),
+        "docker_gwbridge" => (
+            "bridge",
+            serde_json::json!([{"Subnet": "172.18.0.0/16", "Gateway": "172.18.0.1"}]),
+            serde_json::json!({
+                "com.docker.network.bridge.enable_icc": "false",
+                "com.docker.network.bridge.enable_ip_masquerade": "true",
+                "com.docker.network.bridge.name": "docker_gwbridge",
+            }),
+        ),
+        "host" => ("host", serde_json::json!([]), serde_json::json!({})),
+        _ => ("null", serde_json::json!([]), serde_json::json!({})),
+    };
+    let mut containers = serde_json::Map::new();
+    let net = format!("{name}@{}", lab.host_name(host));
+    for c in lab
+        .containers
+        .iter()
+        .filter(|c| c.host == host && c.running)
+    {
+        if lab.nets.get(c.net.0).is_some_and(|n| n.name == net) {
+            let endpoint = local_network_id(lab, host, &format!("{}{}", c.id, name));
+            containers.insert(
+                c.id.clone(),
+                serde_json::json!({
+                    "Name": c.name,
+                    "EndpointID": endpoint,
+                    "MacAddress": c.mac.to_string(),
+                    "IPv4Address": format!("{}/16", c.ip),
+                    "IPv6Address": "",
+                }),
+            );
+        }
+    }
+    Some(serde_json::json!({
+        "Name": name,
+        "Id": id,
+        "Created": crate::cli::text::rfc3339(0),
+        "Scope": "local",
+        "Driver": driver,
+        "EnableIPv6": false,
+        "IPAM": {"Driver": "default", "Options": null, "Config": config},
+        "Internal": false,
+        "Attachable": false,
+        "Ingress": false,
+        "ConfigFrom": {"Network": ""},
+        "ConfigOnly": false,
+        "Containers": containers,
+        "Options": options,
+        "Labels": {},
+    }))
 }
 
 async fn network_ls(cx: &Cx<'_>, host: HostId, a: NetworkLsArgs) -> Res<CommandOutput> {
@@ -3239,7 +3358,6 @@ async fn network_ls(cx: &Cx<'_>, host: HostId, a: NetworkLsArgs) -> Res<CommandO
             _ => true,
         })
     });
-    let host_seed = lab.underlay.nic(host).ip.octets();
     let mut t = vec![vec![
         "NETWORK ID".to_string(),
         "NAME".into(),
@@ -3250,10 +3368,7 @@ async fn network_ls(cx: &Cx<'_>, host: HostId, a: NetworkLsArgs) -> Res<CommandO
         let id = if id.len() == 12 {
             id
         } else {
-            // Local networks: a stable id per host and name.
-            let mut seed = host_seed.to_vec();
-            seed.extend_from_slice(name.as_bytes());
-            crate::cli::text::hash_id(&seed)
+            local_network_id(lab, host, &name)[..12].to_string()
         };
         t.push(vec![id, name, driver, scope]);
     }
