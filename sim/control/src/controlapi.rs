@@ -256,30 +256,17 @@ fn network<'a>(store: &'a Store, r: &str) -> Result<&'a Network, ApiError> {
 
 /// A node by ID, host name or ID prefix, as the daemon looks them up.
 fn node<'a>(store: &'a Store, r: &str) -> Result<&'a Node, ApiError> {
-    if let Some(n) = store.nodes.get(r) {
-        return Ok(n);
-    }
-    let by_name: Vec<&Node> = store.nodes.values().filter(|n| n.hostname == r).collect();
-    if by_name.len() == 1 {
-        return Ok(by_name[0]);
-    }
-    let by_prefix: Vec<&Node> = store
-        .nodes
-        .values()
-        .filter(|n| n.id.starts_with(r))
-        .collect();
-    match (by_name.len(), by_prefix.len()) {
-        (0, 1) => Ok(by_prefix[0]),
-        (0, 0) => Err(ApiError::NotFound {
+    store.lookup_node(r).map_err(|matches| match matches {
+        0 => ApiError::NotFound {
             kind: "node",
             name: r.to_string(),
-        }),
-        (a, b) => Err(ApiError::Ambiguous {
+        },
+        n => ApiError::Ambiguous {
             kind: "node",
             name: r.to_string(),
-            matches: a.max(b),
-        }),
-    }
+            matches: n,
+        },
+    })
 }
 
 /// swarmkit's rule for service and network names: a DNS label (letters, digits, `-`,

@@ -712,6 +712,15 @@ impl Store {
 
     /// A node by id, by id prefix, or by host name, as the Docker CLI looks them up.
     pub fn find_node(&self, r: &str) -> Result<&Node, String> {
+        self.lookup_node(r).map_err(|matches| match matches {
+            0 => format!("Error response from daemon: node {r} not found"),
+            n => format!("Error response from daemon: node {r} is ambiguous ({n} matches found)"),
+        })
+    }
+
+    /// A node by id, host name or id prefix; otherwise how many nodes matched (0 or
+    /// more than one).
+    pub fn lookup_node(&self, r: &str) -> Result<&Node, usize> {
         if let Some(n) = self.nodes.get(r) {
             return Ok(n);
         }
@@ -726,11 +735,7 @@ impl Store {
             .collect();
         match (by_name.len(), by_prefix.len()) {
             (0, 1) => Ok(by_prefix[0]),
-            (0, 0) => Err(format!("Error response from daemon: node {r} not found")),
-            _ => Err(format!(
-                "Error response from daemon: node {r} is ambiguous ({} matches found)",
-                by_name.len().max(by_prefix.len())
-            )),
+            (a, b) => Err(a.max(b)),
         }
     }
 

@@ -2637,24 +2637,25 @@ async fn service_update(cx: &Cx<'_>, host: HostId, a: ServiceUpdateArgs) -> Res<
     let (leader, _) = request(cx, host, &update).await?;
     cx.lab().swarm_note(host, format!("service {name} updated"));
     let mut out = format!("{name}\n");
-    if !a.detach {
-        let id = leader_store(&cx.lab(), leader)
-            .find_service(&name)
-            .map(|s| s.id.clone());
-        if let Some(id) = id {
-            let (progress, paused) =
-                converge(cx, leader, &id, &name, a.quiet, Follow::Update).await;
-            out.push_str(&progress);
-            if let Some(error) = paused {
-                return Ok(CommandOutput {
-                    stdout: out,
-                    stderr: error,
-                    exit_code: 1,
-                });
-            }
-        }
+    if a.detach {
+        return Ok(CommandOutput::out(out));
     }
-    Ok(CommandOutput::out(out))
+    let (progress, paused) = converge(cx, leader, &cur.id, &name, a.quiet, Follow::Update).await;
+    out.push_str(&progress);
+    Ok(followed(out, paused))
+}
+
+/// What a command that followed a rolling update prints: its progress, then the CLI's
+/// error (status 1) when the update or rollback paused.
+fn followed(stdout: String, paused: Option<String>) -> CommandOutput {
+    match paused {
+        Some(stderr) => CommandOutput {
+            stdout,
+            stderr,
+            exit_code: 1,
+        },
+        None => CommandOutput::out(stdout),
+    }
 }
 
 #[derive(Parser, Debug)]
@@ -2690,13 +2691,7 @@ async fn service_rollback(
             }
             let (progress, paused) = converge(cx, leader, &id, name, quiet, Follow::Rollback).await;
             out.push_str(&progress);
-            if let Some(error) = paused {
-                return Ok(CommandOutput {
-                    stdout: out,
-                    stderr: error,
-                    exit_code: 1,
-                });
-            }
+            return Ok(followed(out, paused));
         }
     }
     Ok(CommandOutput::out(out))
