@@ -116,7 +116,7 @@ fn last_heartbeat(lab: &mut Lab, leader: usize, node: &str, until: Instant) -> I
         lab.swarm_of(swarmlab::underlay::HostId(leader))
             .manager
             .as_ref()
-            .and_then(|m| m.duties.as_ref())
+            .and_then(|m| m.duties())
             .and_then(|d| d.deadlines.get(node).copied())
     };
     let mut last = None;

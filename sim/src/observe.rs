@@ -288,7 +288,7 @@ fn task_containers(lab: &Lab, service: &str) -> Vec<(HostId, ContainerId, String
             .agent
             .iter()
             .flat_map(|a| a.tasks.values())
-            .filter_map(|t| t.container.map(|c| (c, t)))
+            .filter_map(|t| t.container.map(|c| (ContainerId(c as usize), t)))
             .collect();
         for &c in lab.containers_on(host) {
             let k = &lab.containers[c.0];

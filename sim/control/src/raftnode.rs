@@ -47,7 +47,7 @@ pub struct RaftNode {
     changes: Vec<MemberChange>,
     applied_batches: u64,
     /// The generator of election timeouts (splitmix64), seeded by the driver.
-    draws: u64,
+    draws: crate::draws::Draws,
     /// The term and role the current election timeout was drawn for.
     drawn_for: (u64, StateRole),
 }
@@ -118,7 +118,7 @@ impl RaftNode {
             outbox: Vec::new(),
             changes: Vec::new(),
             applied_batches: 0,
-            draws: seed,
+            draws: crate::draws::Draws(seed),
             drawn_for,
         };
         node.redraw();
@@ -128,11 +128,7 @@ impl RaftNode {
     /// A new election timeout in `[ElectionTick, 2 x ElectionTick)`, from the seeded
     /// generator (splitmix64).
     fn redraw(&mut self) {
-        self.draws = self.draws.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.draws;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^= z >> 31;
+        let z = self.draws.next_u64();
         let ticks = ELECTION_TICK + (z % ELECTION_TICK as u64) as usize;
         self.raw.raft.set_randomized_election_timeout(ticks);
         self.drawn_for = (self.raw.raft.term, self.raw.raft.state);

@@ -721,22 +721,22 @@ fn docker_ps(lab: &mut Lab, host: HostId, args: &[String]) -> CommandOutput {
                 continue;
             }
             let status = if running {
-                format!("Up {}", human_duration(now - t.since))
+                format!("Up {}", human_duration(now - Instant(t.since)))
             } else {
                 format!(
                     "Exited ({}) {} ago",
                     t.exit.unwrap_or(137),
-                    human_duration(now - t.since)
+                    human_duration(now - Instant(t.since))
                 )
             };
             listed.push((
-                t.created,
+                Instant(t.created),
                 lab.containers.len() + i,
                 vec![
                     task_container_id(id),
                     t.image.clone(),
                     format!("\"{}\"", short_command(&t.args.join(" "))),
-                    format!("{} ago", human_duration(now - t.created)),
+                    format!("{} ago", human_duration(now - Instant(t.created))),
                     status,
                     String::new(),
                     t.name.clone(),

@@ -566,7 +566,8 @@ async fn swarm_init(cx: &Cx<'_>, host: HostId, a: InitArgs) -> Res<CommandOutput
             updated: now,
             version_index: 0,
         };
-        let raft = RaftNode::bootstrap(raft_id, addr, lab.rng.next_u64()).map_err(|e| fail(&e))?;
+        let raft =
+            RaftNode::bootstrap(raft_id, addr, lab.swarm_seed(host)).map_err(|e| fail(&e))?;
         let token = cluster.token(Role::Worker);
         lab.swarm_start_first_manager(host, node_id.clone(), raft);
         (cluster, node, ingress, node_id, token)
@@ -601,7 +602,7 @@ async fn swarm_init(cx: &Cx<'_>, host: HostId, a: InitArgs) -> Res<CommandOutput
 /// `--force-new-cluster`: a surviving manager becomes the only voter of a new Raft
 /// group, keeping the store (services, workers, tasks).
 async fn force_new_cluster(cx: &Cx<'_>, host: HostId, addr: Ipv4Addr) -> Res<CommandOutput> {
-    let force_actions = cx.lab().swarm_force_new_cluster(host, addr).map_err(fail)?;
+    let force_actions = cx.lab().swarm_force_new_cluster(host).map_err(fail)?;
     commit(cx, host, &force_actions).await?;
     let mut g = cx.lab();
     let lab = &mut *g;

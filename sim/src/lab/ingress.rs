@@ -138,7 +138,7 @@ impl Lab {
         }
         if let Some(agent) = self.hosts[host.0].swarm.agent.as_ref() {
             b.host_mode = agent.tasks.values().find_map(|t| {
-                let cid = t.container?;
+                let cid = ContainerId(t.container? as usize);
                 let c = &self.containers[cid.0];
                 if !c.running {
                     return None;

@@ -304,7 +304,7 @@ pub struct Host {
     pub capture: Vec<(Instant, Vec<u8>)>,
     /// The engine's swarm mode (manager, agent). Private to the world's rooms: the
     /// clients read it through `Lab::swarm_of` and change it only by asking the world.
-    swarm: crate::swarm::HostSwarm,
+    swarm: crate::swarm::SwarmNode,
     /// The host's own TCP stack (host-side clients), made when first used.
     pub stack: Option<Box<crate::netstack::Stack>>,
     /// The routing mesh: ingress sandbox and connection table.
@@ -417,7 +417,8 @@ impl Lab {
             vtep,
             gossip,
             capture: Vec::new(),
-            swarm: Default::default(),
+            // The swarm mode draws from its own stream, derived from the host's seed.
+            swarm: crate::swarm::SwarmNode::new(ip, seed ^ 0x5357_4152_4d32_3337),
             stack: None,
             mesh: Default::default(),
             peers: BTreeMap::new(),
@@ -948,7 +949,7 @@ impl Lab {
 
     /// What `host`'s engine knows of the swarm: its node id, manager and agent. Read
     /// only: the swarm room (`lab/swarm.rs`) is the one that changes it.
-    pub fn swarm_of(&self, host: HostId) -> &crate::swarm::HostSwarm {
+    pub fn swarm_of(&self, host: HostId) -> &crate::swarm::SwarmNode {
         &self.hosts[host.0].swarm
     }
 
