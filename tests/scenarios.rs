@@ -131,13 +131,64 @@ fn every_shipped_scenario_parses() {
         let path = entry.unwrap().path();
         if path.extension().is_some_and(|e| e == "lab") {
             let text = std::fs::read_to_string(&path).unwrap();
-            if let Err(e) = parse(&path.display().to_string(), &text) {
-                panic!("{e}");
+            match parse(&path.display().to_string(), &text) {
+                // And `swarmlab check` finds every command one that swarmlab runs.
+                Ok(s) => {
+                    let refused = swarmlab::scenario::check_commands(&s, &text);
+                    assert!(refused.is_empty(), "{}", refused[0]);
+                }
+                Err(e) => panic!("{e}"),
             }
             n += 1;
         }
     }
     assert!(n >= 1);
+}
+
+/// What `swarmlab check` says a lab may run is what the clients run: every simulated
+/// docker command and subcommand answers something other than "not simulated", and
+/// every other subcommand Docker has is said to be swarmlab's gap, on a manager where
+/// the swarm's commands get as far as they can.
+#[test]
+fn the_checker_and_the_clients_agree_on_what_is_simulated() {
+    use swarmlab::cli::support::{is_simulated, SIMULATED};
+    let mut lab = swarmlab::lab::Lab::new(1);
+    let h = lab.add_host("m1", "10.0.0.1".parse().unwrap(), 1500);
+    let run = |lab: &mut swarmlab::lab::Lab, line: &str| {
+        let argv: Vec<String> = line.split_whitespace().map(String::from).collect();
+        let out = swarmlab::session::execute(lab, h, &argv);
+        format!("{}{}", out.stdout, out.stderr)
+    };
+    run(&mut lab, "docker swarm init");
+    let gap = |out: &str| out.contains("is not simulated yet");
+    for (cmd, subs) in SIMULATED {
+        for sub in subs.iter() {
+            let line = if cmd.is_empty() {
+                format!("docker {sub}")
+            } else {
+                format!("docker {cmd} {sub}")
+            };
+            if matches!(*sub, "leave" | "init" | "join" | "demote" | "promote") {
+                continue; // would change the swarm the other lines need
+            }
+            let out = run(&mut lab, &line);
+            assert!(!gap(&out), "{line}: {out}");
+        }
+    }
+    for (cmd, subs) in swarmlab::dockerref::SUBCOMMANDS {
+        for sub in subs.iter().filter(|s| !is_simulated(cmd, Some(s))) {
+            let line = format!("docker {cmd} {sub}");
+            let out = run(&mut lab, &line);
+            assert!(gap(&out), "{line}: {out}");
+        }
+    }
+    for cmd in swarmlab::dockerref::COMMANDS
+        .iter()
+        .filter(|c| !is_simulated(c, None))
+    {
+        let out = run(&mut lab, &format!("docker {cmd}"));
+        assert!(gap(&out), "docker {cmd}: {out}");
+    }
 }
 
 fn play(text: &str) -> swarmlab::scenario::run::Outcome {
@@ -159,8 +210,17 @@ fn a_failed_expectation_is_reported_and_fails_the_run() {
     ));
     assert_eq!((o.held, o.failed), (0, 1));
     assert_eq!(o.exit_code(), 1);
+    // The FAIL line and the summary both name the file and line.
     assert!(
-        o.timeline.contains("FAIL expect ping a b ok"),
+        o.timeline.contains("FAIL t.lab:7: expect ping a b ok -- "),
+        "{}",
+        o.timeline
+    );
+    assert_eq!(o.failures.len(), 1);
+    assert!(o.failures[0].starts_with("t.lab:7: expect ping a b ok"));
+    assert!(
+        o.timeline
+            .contains("            failed:\n            t.lab:7: expect ping a b ok"),
         "{}",
         o.timeline
     );

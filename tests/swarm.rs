@@ -461,7 +461,20 @@ sleep 35s
 m1$ docker service ps --filter desired-state=running --format '{{{{.Image}}}}' web
 "
     ));
-    let last = o.timeline.rsplit("desired-state=running").next().unwrap();
+    // The command's output whole (the timeline folds its identical lines).
+    let last = o
+        .lab
+        .trace
+        .events()
+        .iter()
+        .rev()
+        .find_map(|(_, e)| match e {
+            swarmlab::trace::TraceEvent::Output { text, stream, .. } if *stream == "stdout" => {
+                Some(text.clone())
+            }
+            _ => None,
+        })
+        .unwrap();
     assert_eq!(last.matches("alpine:latest").count(), 4, "{}", o.timeline);
     assert!(!last.contains("busybox:latest"), "{}", o.timeline);
 }

@@ -1,9 +1,10 @@
 //! The `swarmlab` command line.
 
-use clap::{Parser, Subcommand};
+use clap::{Parser, Subcommand, ValueEnum};
 use std::path::PathBuf;
 use std::process::ExitCode;
-use swarmlab::scenario::{self, Scenario};
+use swarmlab::report::timeline::View;
+use swarmlab::scenario::{self, run::Options, Scenario};
 
 #[derive(Parser)]
 #[command(
@@ -14,6 +15,17 @@ use swarmlab::scenario::{self, Scenario};
 struct Cli {
     #[command(subcommand)]
     command: Command,
+}
+
+/// When the timeline is coloured.
+#[derive(Clone, Copy, Debug, ValueEnum)]
+enum Color {
+    /// On a terminal, unless NO_COLOR is set.
+    Auto,
+    /// Always.
+    Always,
+    /// Never.
+    Never,
 }
 
 #[derive(Subcommand)]
@@ -29,8 +41,25 @@ enum Command {
         /// Write one pcap per host and trace.jsonl into this directory.
         #[arg(long)]
         out: Option<PathBuf>,
+        /// Colour the timeline: ok green, FAIL red, faults yellow, gossip and swarm dim.
+        #[arg(long, value_enum, default_value_t = Color::Auto)]
+        color: Color,
+        /// Print only expectations, faults and the summary.
+        #[arg(short, long, conflicts_with = "verbose")]
+        quiet: bool,
+        /// Print commands' outputs whole (the timeline folds runs of identical lines).
+        #[arg(short, long)]
+        verbose: bool,
+        /// A command that exits non-zero fails the run, unless an `expect exit N` or
+        /// `expect error contains` right after it expects the failure.
+        #[arg(long)]
+        strict: bool,
+        /// Stop at the first failure.
+        #[arg(long)]
+        fail_fast: bool,
     },
-    /// Parse and validate a scenario without running it (exit 0 valid, 2 invalid).
+    /// Validate a scenario without running it: its syntax, and that every command is one
+    /// swarmlab runs (exit 0 valid, 2 invalid).
     Check {
         /// Scenario file.
         file: PathBuf,
@@ -40,7 +69,7 @@ enum Command {
     LiveVtep(swarmlab::live::LiveArgs),
 }
 
-fn load(file: Option<&PathBuf>) -> Result<Scenario, ExitCode> {
+fn load(file: Option<&PathBuf>) -> Result<(Scenario, String), ExitCode> {
     let (name, text) = match file {
         None => (
             "scenarios/default.lab".to_string(),
@@ -54,30 +83,78 @@ fn load(file: Option<&PathBuf>) -> Result<Scenario, ExitCode> {
             }
         },
     };
-    scenario::parse(&name, &text).map_err(|e| {
-        eprintln!("{e}");
-        ExitCode::from(2)
-    })
+    match scenario::parse(&name, &text) {
+        Ok(s) => Ok((s, text)),
+        Err(e) => {
+            eprintln!("{e}");
+            Err(ExitCode::from(2))
+        }
+    }
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
         Command::Check { file } => match load(Some(&file)) {
-            Ok(s) => {
-                println!("{}: ok ({} steps)", s.file, s.steps.len());
-                ExitCode::SUCCESS
+            Ok((s, text)) => {
+                let refused = scenario::check_commands(&s, &text);
+                for e in &refused {
+                    eprintln!("{e}\n");
+                }
+                if refused.is_empty() {
+                    println!("{}: ok ({} steps)", s.file, s.steps.len());
+                    ExitCode::SUCCESS
+                } else {
+                    eprintln!(
+                        "{}: {} command line{} will not run as written",
+                        s.file,
+                        refused.len(),
+                        if refused.len() == 1 { "" } else { "s" }
+                    );
+                    ExitCode::from(2)
+                }
             }
             Err(code) => code,
         },
-        Command::Run { file, seed, out } => {
-            let s = match load(file.as_ref()) {
+        Command::Run {
+            file,
+            seed,
+            out,
+            color,
+            quiet,
+            verbose,
+            strict,
+            fail_fast,
+        } => {
+            let (s, text) = match load(file.as_ref()) {
                 Ok(s) => s,
                 Err(code) => return code,
             };
-            // Each line is written (and flushed) when its step happens.
-            let stdout: Box<dyn std::io::Write> = Box::new(std::io::stdout());
-            let outcome = scenario::run::run_streaming(&s, seed, out.is_some(), Some(stdout));
+            // What `check` refuses still runs (the commands fail as they would), with a
+            // warning first.
+            for e in scenario::check_commands(&s, &text) {
+                eprintln!("{}\n", e.as_warning());
+            }
+            let choice = match color {
+                Color::Auto => anstream::ColorChoice::Auto,
+                Color::Always => anstream::ColorChoice::Always,
+                Color::Never => anstream::ColorChoice::Never,
+            };
+            // Each line is written (and flushed) when its step happens; the stream drops
+            // the colours where they do not belong (not a terminal, NO_COLOR).
+            let stdout: Box<dyn std::io::Write> =
+                Box::new(anstream::AutoStream::new(std::io::stdout(), choice));
+            let options = Options {
+                capture: out.is_some(),
+                strict,
+                fail_fast,
+                view: View {
+                    color: !matches!(color, Color::Never),
+                    quiet,
+                    verbose,
+                },
+            };
+            let outcome = scenario::run::run_with(&s, seed, options, Some(stdout));
             if let Some(dir) = out {
                 match swarmlab::report::write_outputs(&outcome.lab, &dir) {
                     Ok(paths) => {

@@ -11,7 +11,7 @@
 use crate::cli::docker::{self, CommandOutput};
 use crate::lab::cx::{drive, Cx};
 use crate::lab::Lab;
-use crate::report::timeline::Timeline;
+use crate::report::timeline::{Timeline, View};
 use crate::time::{Duration, Instant};
 use crate::trace::TraceEvent;
 use crate::underlay::HostId;
@@ -35,9 +35,20 @@ impl Session {
     /// A new lab with its random source seeded by `seed`. `capture` keeps every
     /// underlay frame for pcap output; `stream` receives the timeline line by line.
     pub fn new(seed: u64, capture: bool, stream: Option<Box<dyn std::io::Write>>) -> Session {
+        Session::with_view(seed, capture, stream, View::default())
+    }
+
+    /// A new session whose stream shows the timeline as `view` says (colours, quiet,
+    /// verbose).
+    pub fn with_view(
+        seed: u64,
+        capture: bool,
+        stream: Option<Box<dyn std::io::Write>>,
+        view: View,
+    ) -> Session {
         let mut lab = Lab::new(seed);
         lab.capture = capture;
-        let out = Timeline::new(stream);
+        let out = Timeline::new(stream, view);
         lab.trace.watch(out.watcher());
         Session { lab, out }
     }

@@ -108,3 +108,128 @@ fn run_streams_the_timeline_while_the_lab_plays() {
         "the run ended before its first lines were read"
     );
 }
+
+/// A typo of a command, a docker command Docker lacks and one swarmlab does not
+/// simulate are refused by `check` before anything runs, each at file:line:col with a
+/// hint; a command meant to fail (an `expect error` or `expect exit N` after it) is not.
+#[test]
+fn check_refuses_typos_and_unsimulated_commands_with_did_you_mean() {
+    let p = write(
+        "typo.lab",
+        "\u{feff}host m1 10.0.0.1\nm1$ dokcer service ls\nm1$ docker sevice ls\nm1$ docker service logs web\nm1$ docker frobnicate\nexpect error contains \"unknown command\"\n",
+    );
+    let out = swarmlab(&["check", p.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("typo.lab:2:5: expected a command a host runs, found \"dokcer\""),
+        "{err}"
+    );
+    assert!(err.contains("hint: did you mean \"docker\"?"), "{err}");
+    assert!(err.contains("typo.lab:3:12: "), "{err}");
+    assert!(err.contains("did you mean \"service\"?"), "{err}");
+    assert!(
+        err.contains("typo.lab:4:20: swarmlab does not simulate docker service logs yet"),
+        "{err}"
+    );
+    assert!(!err.contains("typo.lab:5:"), "meant to fail: {err}");
+    assert!(
+        err.contains("3 command lines will not run as written"),
+        "{err}"
+    );
+    // `run` plays it anyway, after the same findings as warnings.
+    let out = swarmlab(&["run", p.to_str().unwrap()]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("warning: ") && err.contains("typo.lab:2:5: expected"),
+        "{err}"
+    );
+    assert_eq!(out.status.code(), Some(0));
+}
+
+/// Exit statuses count: `expect exit N` checks the last command's, and `--strict` fails
+/// a run whose command exits non-zero when nothing expected it; the FAIL line and the
+/// summary give FILE:LINE.
+#[test]
+fn strict_fails_an_unexpected_non_zero_exit_and_expect_exit_checks_one() {
+    let p = write(
+        "exits.lab",
+        "host a 10.0.0.1\na$ docker rm gone\nexpect exit 1\na$ docker rm nothere\na$ docker ps\n",
+    );
+    let out = swarmlab(&["run", p.to_str().unwrap()]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    let out = swarmlab(&["run", "--strict", p.to_str().unwrap()]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{stdout}");
+    assert!(
+        stdout.contains("ok   expect exit 1 -- exit status 1"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains(
+            "exits.lab:4: a$ docker rm nothere -- exit status 1, not expected (--strict)"
+        ),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains(
+            "1 expectation, 1 held, 0 failed; 1 command exited non-zero unexpectedly (--strict)"
+        ),
+        "{stdout}"
+    );
+    let p = write(
+        "exit-wrong.lab",
+        "host a 10.0.0.1\na$ docker ps\nexpect exit 1\na$ docker ps\nexpect exit 0\n",
+    );
+    let out = swarmlab(&["run", "--fail-fast", p.to_str().unwrap()]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stdout.contains("FAIL ")
+            && stdout.contains("exit-wrong.lab:3: expect exit 1 -- exit status 0"),
+        "{stdout}"
+    );
+    assert!(
+        !stdout.contains("expect exit 0"),
+        "--fail-fast stops: {stdout}"
+    );
+    assert!(
+        stdout.contains("(stopped at the first failure: --fail-fast)"),
+        "{stdout}"
+    );
+}
+
+/// `--quiet` prints expectations, faults and the summary; `--color always` colours the
+/// verdicts and faults, `never` (and NO_COLOR, off a terminal) does not.
+#[test]
+fn quiet_and_colours() {
+    let p = write(
+        "quiet.lab",
+        "host a 10.0.0.1\nhost b 10.0.0.2\na$ docker ps\ncrash b\nexpect http b:80 fails\n",
+    );
+    let out = swarmlab(&["run", "-q", p.to_str().unwrap()]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(!stdout.contains("docker ps"), "{stdout}");
+    assert!(!stdout.contains("swarmlab: "), "{stdout}");
+    assert!(stdout.contains("crash b"), "{stdout}");
+    assert!(stdout.contains("ok   expect http b:80 fails"), "{stdout}");
+    assert!(stdout.contains("scenario finished"), "{stdout}");
+    assert!(!stdout.contains('\u{1b}'), "off a terminal, auto is plain");
+    let out = swarmlab(&["run", "--color", "always", p.to_str().unwrap()]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains("\u{1b}[32mok  \u{1b}[0m"), "{stdout:?}");
+    assert!(
+        stdout.contains("\u{1b}[33m"),
+        "the crash is yellow: {stdout:?}"
+    );
+    let out = Command::new(env!("CARGO_BIN_EXE_swarmlab"))
+        .args(["run", "--color", "never", p.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(!String::from_utf8_lossy(&out.stdout).contains('\u{1b}'));
+}

@@ -4,5 +4,6 @@
 
 pub mod docker;
 pub mod info;
+pub mod support;
 pub mod swarm;
 pub mod text;

@@ -9,7 +9,7 @@
 mod parse;
 pub mod run;
 
-pub use parse::{expand_vars, parse, ParseError};
+pub use parse::{check_commands, expand_vars, parse, ParseError};
 
 use crate::time::Duration;
 use crate::underlay::{LinkParams, PortRule};
@@ -146,6 +146,8 @@ pub enum Expectation {
     OutputContains(String),
     /// The previous command's standard error contains the text.
     ErrorContains(String),
+    /// `expect exit N`: the previous command's exit status.
+    Exit(i32),
     /// `expect member H1 sees H2 alive|suspect|dead|left`.
     Member {
         /// Whose view.

@@ -48,6 +48,17 @@ impl fmt::Display for ParseError {
     }
 }
 
+impl ParseError {
+    /// The same report, as a warning.
+    pub fn as_warning(&self) -> String {
+        let text = self.to_string();
+        match text.strip_prefix("error:") {
+            Some(rest) => format!("warning:{rest}"),
+            None => text,
+        }
+    }
+}
+
 impl std::error::Error for ParseError {}
 
 #[derive(Debug, Clone)]
@@ -407,6 +418,8 @@ pub fn expand_list(s: &str) -> Option<Vec<String>> {
 
 /// Parse a scenario. Names are checked across lines by `check` afterwards.
 pub fn parse(file: &str, text: &str) -> Result<Scenario, ParseError> {
+    // A byte-order mark, as some Windows editors write, is not part of the first line.
+    let text = text.strip_prefix('\u{feff}').unwrap_or(text);
     let mut steps = Vec::new();
     for (i, source) in text.lines().enumerate() {
         let (tokens, text) = tokenize(file, i + 1, source)?;
@@ -782,9 +795,9 @@ fn host_port(s: &str) -> Option<(String, u16)> {
 }
 
 fn parse_expect(l: &mut Line) -> PResult<StepKind> {
-    const HINT: &str = "expectations are: expect output contains \"TEXT\", expect error contains \"TEXT\", expect ping C1 C2 ok|fails, expect member H1 sees H2 alive|suspect|dead|left, expect members H count N, expect node H status|availability|manager VALUE, expect service S running N, expect service S on H1,H2, expect quorum ok|lost, expect leader H, expect http H:PORT ok|fails, expect reach C1 C2:PORT ok|fails, expect resolve C NAME -> N addresses, expect spread H:PORT over S [N requests], each with an optional [within DURATION]";
+    const HINT: &str = "expectations are: expect output contains \"TEXT\", expect error contains \"TEXT\", expect exit N, expect ping C1 C2 ok|fails, expect member H1 sees H2 alive|suspect|dead|left, expect members H count N, expect node H status|availability|manager VALUE, expect service S running N, expect service S on H1,H2, expect quorum ok|lost, expect leader H, expect http H:PORT ok|fails, expect reach C1 C2:PORT ok|fails, expect resolve C NAME -> N addresses, expect spread H:PORT over S [N requests], each with an optional [within DURATION]";
     const KINDS: &str =
-        "output, error, ping, member, members, node, service, quorum, leader, http, reach, resolve or spread";
+        "output, error, exit, ping, member, members, node, service, quorum, leader, http, reach, resolve or spread";
     let kind = l.next(KINDS, HINT)?;
     let what = match kind.text.as_str() {
         "output" | "error" => {
@@ -801,6 +814,16 @@ fn parse_expect(l: &mut Line) -> PResult<StepKind> {
             } else {
                 Expectation::ErrorContains(text.text)
             }
+        }
+        "exit" => {
+            let n = l.next("an exit status", "e.g. expect exit 1")?;
+            let code = n
+                .text
+                .parse::<i32>()
+                .ok()
+                .filter(|c| (0..=255).contains(c))
+                .ok_or_else(|| l.error(&n, "an exit status from 0 to 255", "e.g. expect exit 1"))?;
+            Expectation::Exit(code)
         }
         "ping" => {
             let from = l.name("a container name")?;
@@ -1026,6 +1049,53 @@ fn parse_expect(l: &mut Line) -> PResult<StepKind> {
 
 /// Cross-line checks: hosts declared once and before use, overlays on declared hosts,
 /// expectations about output only after a command, pinged containers started earlier.
+/// The command lines that will not run as written: a typo, a command Docker lacks, or
+/// one swarmlab does not simulate (`swarmlab check` refuses them; `swarmlab run` warns).
+/// A command followed by an expectation of its failure (`expect error ...` or `expect
+/// exit N` with N > 0) is meant to fail, and is not judged.
+pub fn check_commands(s: &Scenario, text: &str) -> Vec<ParseError> {
+    let text = text.strip_prefix('\u{feff}').unwrap_or(text);
+    let lines: Vec<&str> = text.lines().collect();
+    let mut found = Vec::new();
+    for (i, step) in s.steps.iter().enumerate() {
+        let StepKind::Command { argv, .. } = &step.kind else {
+            continue;
+        };
+        let meant_to_fail = s.steps[i + 1..]
+            .iter()
+            .take_while(|n| matches!(n.kind, StepKind::Expect { .. }))
+            .any(|n| {
+                matches!(
+                    &n.kind,
+                    StepKind::Expect {
+                        what: Expectation::ErrorContains(_),
+                        ..
+                    } | StepKind::Expect {
+                        what: Expectation::Exit(1..),
+                        ..
+                    }
+                )
+            });
+        if meant_to_fail {
+            continue;
+        }
+        if let Err(r) = crate::cli::support::check(argv) {
+            let source = lines.get(step.line - 1).copied().unwrap_or("");
+            let col = locate(source, &r.word).unwrap_or(1);
+            found.push(ParseError {
+                file: s.file.clone(),
+                line: step.line,
+                col,
+                width: r.word.chars().count(),
+                message: r.message,
+                hint: r.hint,
+                source: source.to_string(),
+            });
+        }
+    }
+    found
+}
+
 fn check(s: &Scenario, text: &str) -> PResult<()> {
     let lines: Vec<&str> = text.lines().collect();
     let err = |step: &Step, needle: &str, message: String, hint: String| {
@@ -1207,12 +1277,16 @@ fn check(s: &Scenario, text: &str) -> PResult<()> {
                 }
             }
             StepKind::Expect { what, .. } => match what {
-                Expectation::OutputContains(_) | Expectation::ErrorContains(_) if !had_command => {
+                Expectation::OutputContains(_)
+                | Expectation::ErrorContains(_)
+                | Expectation::Exit(_)
+                    if !had_command =>
+                {
                     return Err(err(
                         step,
                         "expect",
                         "expected a command before this expectation, found none".into(),
-                        "expect output/error is about the previous HOST$ COMMAND line".into(),
+                        "expect output/error/exit is about the previous HOST$ COMMAND line".into(),
                     ));
                 }
                 Expectation::Member { viewer, member, .. } => {

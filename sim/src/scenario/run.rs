@@ -4,6 +4,7 @@
 use super::{Expectation, Scenario, Step, StepKind, SwarmExpect};
 use crate::cli::docker::CommandOutput;
 use crate::lab::{Lab, Subnet};
+use crate::report::timeline::{Kind, View};
 use crate::session::Session;
 use crate::time::{Duration, Instant};
 use crate::trace::{MemberChange, TraceEvent};
@@ -23,12 +24,17 @@ pub struct Outcome {
     pub held: usize,
     /// Expectations that failed.
     pub failed: usize,
+    /// Under `--strict`, commands that exited non-zero when nothing expected it.
+    pub failed_commands: usize,
+    /// What failed, in order: `FILE:LINE: the line -- why`.
+    pub failures: Vec<String>,
 }
 
 impl Outcome {
-    /// Exit status: 0 when every expectation held, 1 otherwise.
+    /// Exit status: 0 when every expectation held (and, under `--strict`, no command
+    /// failed unexpectedly), 1 otherwise.
     pub fn exit_code(&self) -> i32 {
-        if self.failed == 0 {
+        if self.failed == 0 && self.failed_commands == 0 {
             0
         } else {
             1
@@ -36,12 +42,38 @@ impl Outcome {
     }
 }
 
-struct Runner {
+/// How to run a scenario.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Options {
+    /// Keep every underlay frame for pcap output.
+    pub capture: bool,
+    /// A command that exits non-zero fails the run, unless the lab expects it (`expect
+    /// exit N` or `expect error contains` right after it).
+    pub strict: bool,
+    /// Stop at the first failure.
+    pub fail_fast: bool,
+    /// How the stream shows the timeline.
+    pub view: View,
+}
+
+struct Runner<'a> {
     s: Session,
+    file: &'a str,
+    options: Options,
     vars: BTreeMap<String, String>,
     last: Option<CommandOutput>,
+    /// The last command's step, while its non-zero exit has not been expected.
+    unexpected_exit: Option<&'a super::Step>,
     held: usize,
     failed: usize,
+    failed_commands: usize,
+    failures: Vec<String>,
+}
+
+impl Runner<'_> {
+    fn any_failed(&self) -> bool {
+        self.failed + self.failed_commands > 0
+    }
 }
 
 /// Run a scenario with a seed. `capture` keeps every underlay frame for pcap output.
@@ -57,16 +89,44 @@ pub fn run_streaming(
     capture: bool,
     stream: Option<Box<dyn std::io::Write>>,
 ) -> Outcome {
+    let options = Options {
+        capture,
+        ..Default::default()
+    };
+    run_with(scenario, seed, options, stream)
+}
+
+/// Run a scenario with options, streaming its timeline to `stream` as `options.view`
+/// shows it.
+pub fn run_with(
+    scenario: &Scenario,
+    seed: u64,
+    options: Options,
+    stream: Option<Box<dyn std::io::Write>>,
+) -> Outcome {
     let mut r = Runner {
-        s: Session::new(seed, capture, stream),
+        s: Session::with_view(seed, options.capture, stream, options.view),
+        file: &scenario.file,
+        options,
         vars: BTreeMap::new(),
         last: None,
+        unexpected_exit: None,
         held: 0,
         failed: 0,
+        failed_commands: 0,
+        failures: Vec::new(),
     };
-    r.s.timeline()
-        .raw(&format!("swarmlab: {} (seed {seed})\n", scenario.file));
+    r.s.timeline().raw_as(
+        Kind::Header,
+        &format!("swarmlab: {} (seed {seed})\n", scenario.file),
+    );
     for step in &scenario.steps {
+        if r.options.fail_fast && r.any_failed() {
+            break;
+        }
+        if !matches!(step.kind, StepKind::Expect { .. }) {
+            r.settle_exit();
+        }
         let mark = r.s.lab.trace.events().len();
         let at = r.s.lab.now();
         r.s.lab.trace.push(
@@ -80,41 +140,78 @@ pub fn run_streaming(
         r.report_drops(mark);
         r.report_gossip(mark);
     }
+    if !(r.options.fail_fast && r.any_failed()) {
+        r.settle_exit();
+    }
     let total = r.held + r.failed;
     let now = r.s.now();
-    r.s.timeline().line(
+    let commands = match r.failed_commands {
+        0 => String::new(),
+        1 => "; 1 command exited non-zero unexpectedly (--strict)".to_string(),
+        n => format!("; {n} commands exited non-zero unexpectedly (--strict)"),
+    };
+    let stopped = if r.options.fail_fast && r.any_failed() {
+        " (stopped at the first failure: --fail-fast)"
+    } else {
+        ""
+    };
+    r.s.timeline().line_as(
         now,
+        Kind::Summary,
         &format!(
-            "scenario finished: {total} expectation{}, {} held, {} failed",
+            "scenario finished: {total} expectation{}, {} held, {} failed{commands}{stopped}",
             if total == 1 { "" } else { "s" },
             r.held,
             r.failed
         ),
     );
+    if !r.failures.is_empty() {
+        let list: String = r
+            .failures
+            .iter()
+            .map(|f| format!("            {f}\n"))
+            .collect();
+        r.s.timeline()
+            .raw_as(Kind::Summary, &format!("            failed:\n{list}"));
+    }
     let (lab, timeline) = r.s.finish();
     Outcome {
         lab,
         timeline,
         held: r.held,
         failed: r.failed,
+        failed_commands: r.failed_commands,
+        failures: r.failures,
     }
 }
 
-fn indent(text: &str) -> String {
-    text.lines()
-        .map(|l| {
-            if l.is_empty() {
-                "\n".to_string()
-            } else {
-                format!("            {l}\n")
-            }
-        })
-        .collect()
-}
-
-impl Runner {
+impl<'a> Runner<'a> {
     fn say(&mut self, at: Instant, text: &str) {
         self.s.timeline().line(at, text);
+    }
+
+    fn fault(&mut self, at: Instant, text: &str) {
+        self.s.timeline().line_as(at, Kind::Fault, text);
+    }
+
+    /// Under `--strict`, a command that exited non-zero and that no expectation after it
+    /// expected fails the run.
+    fn settle_exit(&mut self) {
+        let Some(step) = self.unexpected_exit.take() else {
+            return;
+        };
+        if !self.options.strict {
+            return;
+        }
+        let code = self.last.as_ref().map_or(0, |o| o.exit_code);
+        let at = self.s.now();
+        let what = format!(
+            "{}:{}: {} -- exit status {code}, not expected (--strict)",
+            self.file, step.line, step.text
+        );
+        self.s.timeline().verdict(at, false, &what);
+        self.failed_commands += 1;
+        self.failures.push(what);
     }
 
     fn host(&self, name: &str) -> crate::underlay::HostId {
@@ -126,7 +223,7 @@ impl Runner {
             .expect("host checked by the parser")
     }
 
-    fn step(&mut self, step: &Step) {
+    fn step(&mut self, step: &'a Step) {
         let now = self.s.lab.now();
         match &step.kind {
             StepKind::Host { name, ip, mtu } => {
@@ -224,12 +321,12 @@ impl Runner {
             StepKind::Crash(h) => {
                 let id = self.host(h);
                 self.s.lab.crash(id);
-                self.say(now, &format!("crash {h}: host down, its containers die"));
+                self.fault(now, &format!("crash {h}: host down, its containers die"));
             }
             StepKind::Restart(h) => {
                 let id = self.host(h);
                 self.s.lab.restart(id);
-                self.say(now, &format!("restart {h}: host up again"));
+                self.fault(now, &format!("restart {h}: host up again"));
             }
             StepKind::Partition { from, to, one_way } => {
                 let ids = |v: &[String]| {
@@ -243,21 +340,21 @@ impl Runner {
                     self.s.lab.underlay.cut(b, a);
                 }
                 let arrow = if *one_way { "->" } else { "|" };
-                self.say(
+                self.fault(
                     now,
                     &format!("partition {} {arrow} {}", from.join(","), to.join(",")),
                 );
             }
             StepKind::Heal => {
                 self.s.lab.underlay.heal();
-                self.say(now, "heal: every partition removed");
+                self.fault(now, "heal: every partition removed");
             }
             StepKind::Block { host, rule, block } => {
                 let id = self.host(host);
                 let changed = self.s.lab.underlay.set_blocked(id, *rule, *block);
                 let verb = if *block { "block" } else { "unblock" };
                 let note = if changed { "" } else { " (no change)" };
-                self.say(now, &format!("{verb} {host} inbound {rule}{note}"));
+                self.fault(now, &format!("{verb} {host} inbound {rule}{note}"));
             }
             StepKind::Command { host, argv, assign } => {
                 let id = self.host(host);
@@ -276,10 +373,14 @@ impl Runner {
                         .insert(v.clone(), out.stdout.trim_end_matches('\n').to_string());
                 }
                 let t = self.s.timeline();
-                t.raw(&indent(&out.stdout));
-                t.raw(&indent(&out.stderr));
+                t.output(&out.stdout);
+                t.output(&out.stderr);
                 if out.exit_code != 0 {
-                    t.raw(&format!("            (exit status {})\n", out.exit_code));
+                    t.raw_as(
+                        Kind::Exit,
+                        &format!("            (exit status {})\n", out.exit_code),
+                    );
+                    self.unexpected_exit = Some(step);
                 }
                 self.last = Some(out);
             }
@@ -288,7 +389,15 @@ impl Runner {
     }
 
     fn expect(&mut self, step: &Step, what: &Expectation, within: Option<Duration>) {
+        if matches!(what, Expectation::ErrorContains(_) | Expectation::Exit(_)) {
+            // The lab looks at the command's failure: it was expected.
+            self.unexpected_exit = None;
+        }
         let (held, detail) = match what {
+            Expectation::Exit(want) => {
+                let got = self.last.as_ref().map_or(0, |o| o.exit_code);
+                (got == *want, format!("exit status {got}"))
+            }
             Expectation::OutputContains(t) | Expectation::ErrorContains(t) => {
                 let last = self.last.clone().unwrap_or_default();
                 let (stream, text) = match what {
@@ -427,12 +536,16 @@ impl Runner {
                 detail: detail.clone(),
             },
         );
-        let verdict = if held { "ok  " } else { "FAIL" };
-        self.say(at, &format!("{verdict} {} -- {detail}", step.text));
         if held {
+            self.s
+                .timeline()
+                .verdict(at, true, &format!("{} -- {detail}", step.text));
             self.held += 1;
         } else {
+            let what = format!("{}:{}: {} -- {detail}", self.file, step.line, step.text);
+            self.s.timeline().verdict(at, false, &what);
             self.failed += 1;
+            self.failures.push(what);
         }
     }
 
@@ -590,18 +703,22 @@ impl Runner {
         let total = groups.len();
         for ((member, kind), seen_by, at, reason) in groups.into_iter().take(20) {
             let what = crate::trace::change_text(kind);
-            let _ = writeln!(
-                self.s.timeline().clone(),
-                "            ~ {member} {what}: seen by {} (first by {} at {at}: {reason})",
-                short_list(&seen_by),
-                seen_by[0]
+            self.s.timeline().raw_as(
+                Kind::Gossip,
+                &format!(
+                    "            ~ {member} {what}: seen by {} (first by {} at {at}: {reason})\n",
+                    short_list(&seen_by),
+                    seen_by[0]
+                ),
             );
         }
         if total > 20 {
-            let _ = writeln!(
-                self.s.timeline().clone(),
-                "            ~ ... and {} more membership changes",
-                total - 20
+            self.s.timeline().raw_as(
+                Kind::Gossip,
+                &format!(
+                    "            ~ ... and {} more membership changes\n",
+                    total - 20
+                ),
             );
         }
     }
@@ -632,16 +749,18 @@ impl Runner {
         }
         let total = groups.len();
         if total > 12 {
-            let _ = writeln!(
-                self.s.timeline().clone(),
-                "            ! ... frames dropped in {total} places; the first 12:"
+            self.s.timeline().raw_as(
+                Kind::Drop,
+                &format!("            ! ... frames dropped in {total} places; the first 12:\n"),
             );
         }
         for ((place, reason), n) in groups.into_iter().take(12) {
-            let _ = writeln!(
-                self.s.timeline().clone(),
-                "            ! {place}: {n} frame{} dropped ({reason})",
-                if n == 1 { "" } else { "s" }
+            self.s.timeline().raw_as(
+                Kind::Drop,
+                &format!(
+                    "            ! {place}: {n} frame{} dropped ({reason})\n",
+                    if n == 1 { "" } else { "s" }
+                ),
             );
         }
     }
