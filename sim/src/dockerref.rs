@@ -230,6 +230,15 @@ pub fn has_flag(cmd: &str, flag: &str) -> bool {
         .any(|(c, flags)| *c == cmd && flags.split(' ').any(|f| f == flag))
 }
 
+/// The long flags of `docker CMD` (e.g. `"service create"`), as its `--help` lists them.
+pub fn long_flags(cmd: &str) -> Vec<&'static str> {
+    FLAGS
+        .iter()
+        .filter(|(c, _)| *c == cmd)
+        .flat_map(|(_, flags)| flags.split(' ').filter(|f| f.starts_with("--")))
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -27,6 +27,7 @@ pub mod programs;
 pub mod report;
 pub mod scenario;
 pub mod session;
+pub mod shell;
 pub mod stack;
 pub mod swarm;
 pub mod time;

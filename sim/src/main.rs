@@ -64,6 +64,16 @@ enum Command {
         /// Scenario file.
         file: PathBuf,
     },
+    /// An interactive lab: type scenario lines (`m1$ docker node ls`, `crash w2`,
+    /// `sleep 10s`, `expect ...`), `use HOST`, and `:help` for the rest. Virtual time
+    /// moves only with what is typed.
+    Shell {
+        /// Play this file first.
+        file: Option<PathBuf>,
+        /// Seed of the simulator's random source.
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+    },
     /// Live mode: run one VTEP with one container stack on a real UDP socket.
     #[command(hide = true)]
     LiveVtep(swarmlab::live::LiveArgs),
@@ -169,6 +179,30 @@ fn main() -> ExitCode {
                 }
             }
             ExitCode::from(outcome.exit_code() as u8)
+        }
+        Command::Shell { file, seed } => {
+            let stdout: Box<dyn std::io::Write> = Box::new(std::io::stdout());
+            let mut shell = swarmlab::shell::Shell::new(seed, stdout);
+            if let Some(p) = file {
+                let text = match std::fs::read_to_string(&p) {
+                    Ok(t) => t,
+                    Err(e) => {
+                        eprintln!("error: cannot read {}: {e}", p.display());
+                        return ExitCode::from(2);
+                    }
+                };
+                if let Err(e) = shell.preload(&text) {
+                    eprintln!("{e}");
+                    return ExitCode::from(2);
+                }
+            }
+            match swarmlab::shell::repl(shell) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    ExitCode::from(1)
+                }
+            }
         }
         Command::LiveVtep(args) => match swarmlab::live::run_vtep(args) {
             Ok(()) => ExitCode::SUCCESS,

@@ -213,6 +213,11 @@ impl Trace {
         &self.events
     }
 
+    /// One event as a line of the JSON-lines trace (without its newline).
+    pub fn json_line(at: Instant, event: &TraceEvent) -> String {
+        serde_json::to_string(&Line { t_ns: at.0, event }).unwrap_or_default()
+    }
+
     /// Write the trace as JSON lines.
     pub fn write_jsonl(&self, mut w: impl Write) -> io::Result<()> {
         for (at, event) in &self.events {

@@ -233,3 +233,90 @@ fn quiet_and_colours() {
         .unwrap();
     assert!(!String::from_utf8_lossy(&out.stdout).contains('\u{1b}'));
 }
+
+/// `swarmlab shell` on piped lines: scenario lines, `use HOST` and meta-commands;
+/// `:save` writes a lab that `swarmlab run` replays to the same state.
+#[test]
+fn shell_on_piped_lines_saves_a_lab_that_replays() {
+    use std::io::Write as _;
+    let saved = std::path::PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("shell-saved.lab");
+    let _ = std::fs::remove_file(&saved);
+    let mut child = Command::new(env!("CARGO_BIN_EXE_swarmlab"))
+        .args(["shell", "--seed", "3"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("run swarmlab shell");
+    let script = format!(
+        "hosts m[1-2] 10.0.0.0/24\nuse m1\ndocker swarm init\nsleep 1s\n:time\ndocker node ls\nexpect output contains \"Leader\"\n:save {}\n:quit\n",
+        saved.display()
+    );
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(script.as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{stdout}");
+    assert!(
+        stdout.contains("m1 [0.000s]$ docker swarm init"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("m1 [1.000s]$ :time\n1.000s"), "{stdout}");
+    assert!(
+        stdout.contains("ok   expect output contains \"Leader\""),
+        "{stdout}"
+    );
+    assert!(stdout.contains("saved 5 lines to"), "{stdout}");
+    let lab = std::fs::read_to_string(&saved).unwrap();
+    assert_eq!(
+        lab,
+        "hosts m[1-2] 10.0.0.0/24\nm1$ docker swarm init\nsleep 1s\nm1$ docker node ls\nexpect output contains \"Leader\"\n"
+    );
+    let out = swarmlab(&["run", "--seed", "3", saved.to_str().unwrap()]);
+    let replay = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{replay}");
+    assert!(
+        replay.contains("1 expectation, 1 held, 0 failed"),
+        "{replay}"
+    );
+}
+
+/// The shell on a pseudo-terminal, as a student types: a command, a tab completion
+/// (`docker ser<TAB>` becomes `docker service`), and `:undo`; the screen is read back.
+#[test]
+fn shell_on_a_terminal_completes_and_undoes() {
+    let history = std::path::PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("shell-history");
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_swarmlab"));
+    cmd.args(["shell"])
+        .env("SWARMLAB_HISTORY", &history)
+        .env("TERM", "xterm")
+        .env("NO_COLOR", "1");
+    let mut p = rexpect::session::spawn_command(cmd, Some(20_000)).expect("a pty");
+    p.exp_string("swarmlab [0.000s]$ ").unwrap();
+    p.send_line("hosts m[1-2] 10.0.0.0/24").unwrap();
+    p.exp_string("hosts m1..m2").unwrap();
+    p.send_line("use m1").unwrap();
+    p.exp_string("m1 [0.000s]$ ").unwrap();
+    p.send("docker ser").unwrap();
+    p.send("\t").unwrap();
+    p.flush().unwrap();
+    p.exp_string("service").unwrap();
+    p.send_line(" ls").unwrap();
+    p.exp_string("This node is not a swarm manager").unwrap();
+    p.send_line("sleep 5s").unwrap();
+    p.exp_string("m1 [5.000s]$ ").unwrap();
+    // Lines typed ahead (a pasted block) are all run.
+    p.send_line("sleep 1s").unwrap();
+    p.send_line(":time").unwrap();
+    p.exp_string("6.000s").unwrap();
+    p.send_line(":undo").unwrap();
+    p.exp_string("undone: sleep 1s").unwrap();
+    p.exp_string("m1 [5.000s]$ ").unwrap();
+    p.send_line(":quit").unwrap();
+    p.exp_eof().unwrap();
+    let kept = std::fs::read_to_string(&history).unwrap();
+    assert!(kept.contains("docker service ls"), "{kept}");
+}

@@ -158,6 +158,11 @@ impl Timeline {
         })))
     }
 
+    /// Write to `stream` from now on (None: keep the timeline in memory only).
+    pub fn set_stream(&self, stream: Option<Box<dyn io::Write>>) {
+        self.0.borrow_mut().stream = stream;
+    }
+
     /// One stamped step line: `[   12.5s] text`.
     pub fn line(&self, at: Instant, text: &str) {
         self.line_as(at, Kind::Step, text);

@@ -9,7 +9,7 @@
 mod parse;
 pub mod run;
 
-pub use parse::{check_commands, expand_vars, parse, ParseError};
+pub use parse::{check_commands, expand_vars, parse, ParseError, DIRECTIVE_NAMES};
 
 use crate::time::Duration;
 use crate::underlay::{LinkParams, PortRule};

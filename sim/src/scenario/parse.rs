@@ -390,6 +390,23 @@ fn parse_rule(s: &str) -> Option<PortRule> {
 
 const DIRECTIVES: &str = "host, hosts, link, overlay, gossip, sleep, crash, restart, partition, heal, block, unblock, expect, or HOST$ COMMAND";
 
+/// The first words of the directives (a line that starts otherwise is `HOST$ COMMAND`).
+pub const DIRECTIVE_NAMES: &[&str] = &[
+    "host",
+    "hosts",
+    "link",
+    "overlay",
+    "gossip",
+    "sleep",
+    "crash",
+    "restart",
+    "partition",
+    "heal",
+    "block",
+    "unblock",
+    "expect",
+];
+
 const RANGE_HINT: &str = "a host list is names separated by commas, or a range like n[1-100]";
 
 /// Expand `n[1-3]` into n1, n2, n3; a plain valid name into itself; `None` otherwise.

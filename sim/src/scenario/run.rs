@@ -56,21 +56,21 @@ pub struct Options {
     pub view: View,
 }
 
-struct Runner<'a> {
+struct Runner {
     s: Session,
-    file: &'a str,
+    file: String,
     options: Options,
     vars: BTreeMap<String, String>,
     last: Option<CommandOutput>,
-    /// The last command's step, while its non-zero exit has not been expected.
-    unexpected_exit: Option<&'a super::Step>,
+    /// The last command's line and text, while its non-zero exit has not been expected.
+    unexpected_exit: Option<(usize, String)>,
     held: usize,
     failed: usize,
     failed_commands: usize,
     failures: Vec<String>,
 }
 
-impl Runner<'_> {
+impl Runner {
     fn any_failed(&self) -> bool {
         self.failed + self.failed_commands > 0
     }
@@ -104,26 +104,50 @@ pub fn run_with(
     options: Options,
     stream: Option<Box<dyn std::io::Write>>,
 ) -> Outcome {
-    let mut r = Runner {
-        s: Session::with_view(seed, options.capture, stream, options.view),
-        file: &scenario.file,
-        options,
-        vars: BTreeMap::new(),
-        last: None,
-        unexpected_exit: None,
-        held: 0,
-        failed: 0,
-        failed_commands: 0,
-        failures: Vec::new(),
-    };
-    r.s.timeline().raw_as(
-        Kind::Header,
-        &format!("swarmlab: {} (seed {seed})\n", scenario.file),
-    );
+    let mut p = Player::new(&scenario.file, seed, options, stream);
     for step in &scenario.steps {
-        if r.options.fail_fast && r.any_failed() {
+        if options.fail_fast && p.r.any_failed() {
             break;
         }
+        p.play(step);
+    }
+    p.finish()
+}
+
+/// A scenario being played one step at a time (a file by `run_with`, a student's lines
+/// by the shell), with its timeline and its verdicts so far.
+pub struct Player {
+    r: Runner,
+}
+
+impl Player {
+    /// A new lab, seeded, whose timeline starts with the file's name.
+    pub fn new(
+        file: &str,
+        seed: u64,
+        options: Options,
+        stream: Option<Box<dyn std::io::Write>>,
+    ) -> Player {
+        let r = Runner {
+            s: Session::with_view(seed, options.capture, stream, options.view),
+            file: file.to_string(),
+            options,
+            vars: BTreeMap::new(),
+            last: None,
+            unexpected_exit: None,
+            held: 0,
+            failed: 0,
+            failed_commands: 0,
+            failures: Vec::new(),
+        };
+        r.s.timeline()
+            .raw_as(Kind::Header, &format!("swarmlab: {file} (seed {seed})\n"));
+        Player { r }
+    }
+
+    /// Play one step, with what it saw dropped and gossip's membership changes after it.
+    pub fn play(&mut self, step: &Step) {
+        let r = &mut self.r;
         if !matches!(step.kind, StepKind::Expect { .. }) {
             r.settle_exit();
         }
@@ -140,52 +164,85 @@ pub fn run_with(
         r.report_drops(mark);
         r.report_gossip(mark);
     }
-    if !(r.options.fail_fast && r.any_failed()) {
-        r.settle_exit();
+
+    /// The lab, to look at.
+    pub fn lab(&self) -> &Lab {
+        self.r.s.lab()
     }
-    let total = r.held + r.failed;
-    let now = r.s.now();
-    let commands = match r.failed_commands {
-        0 => String::new(),
-        1 => "; 1 command exited non-zero unexpectedly (--strict)".to_string(),
-        n => format!("; {n} commands exited non-zero unexpectedly (--strict)"),
-    };
-    let stopped = if r.options.fail_fast && r.any_failed() {
-        " (stopped at the first failure: --fail-fast)"
-    } else {
-        ""
-    };
-    r.s.timeline().line_as(
-        now,
-        Kind::Summary,
-        &format!(
-            "scenario finished: {total} expectation{}, {} held, {} failed{commands}{stopped}",
-            if total == 1 { "" } else { "s" },
-            r.held,
-            r.failed
-        ),
-    );
-    if !r.failures.is_empty() {
-        let list: String = r
-            .failures
-            .iter()
-            .map(|f| format!("            {f}\n"))
-            .collect();
-        r.s.timeline()
-            .raw_as(Kind::Summary, &format!("            failed:\n{list}"));
+
+    /// Stream the timeline to `stream` from now on.
+    pub fn set_stream(&mut self, stream: Option<Box<dyn std::io::Write>>) {
+        self.r.s.timeline().set_stream(stream);
     }
-    let (lab, timeline) = r.s.finish();
-    Outcome {
-        lab,
-        timeline,
-        held: r.held,
-        failed: r.failed,
-        failed_commands: r.failed_commands,
-        failures: r.failures,
+
+    /// The variables set so far (`HOST$ NAME=$(COMMAND)`).
+    pub fn vars(&self) -> &BTreeMap<String, String> {
+        &self.r.vars
+    }
+
+    /// Expectations held and failed so far.
+    pub fn verdicts(&self) -> (usize, usize) {
+        (self.r.held, self.r.failed)
+    }
+
+    /// The summary, and the outcome.
+    pub fn finish(mut self) -> Outcome {
+        let r = &mut self.r;
+        if !(r.options.fail_fast && r.any_failed()) {
+            r.settle_exit();
+        }
+        let total = r.held + r.failed;
+        let now = r.s.now();
+        let commands = match r.failed_commands {
+            0 => String::new(),
+            1 => "; 1 command exited non-zero unexpectedly (--strict)".to_string(),
+            n => format!("; {n} commands exited non-zero unexpectedly (--strict)"),
+        };
+        let stopped = if r.options.fail_fast && r.any_failed() {
+            " (stopped at the first failure: --fail-fast)"
+        } else {
+            ""
+        };
+        r.s.timeline().line_as(
+            now,
+            Kind::Summary,
+            &format!(
+                "scenario finished: {total} expectation{}, {} held, {} failed{commands}{stopped}",
+                if total == 1 { "" } else { "s" },
+                r.held,
+                r.failed
+            ),
+        );
+        if !r.failures.is_empty() {
+            let list: String = r
+                .failures
+                .iter()
+                .map(|f| format!("            {f}\n"))
+                .collect();
+            r.s.timeline()
+                .raw_as(Kind::Summary, &format!("            failed:\n{list}"));
+        }
+        let Runner {
+            s,
+            held,
+            failed,
+            failed_commands,
+            failures,
+            ..
+        } = self.r;
+        let (lab, timeline) = s.finish();
+        Outcome {
+            lab,
+            timeline,
+            held,
+            failed,
+            failed_commands,
+            failures,
+        }
     }
 }
 
-impl<'a> Runner<'a> {
+impl Runner {
     fn say(&mut self, at: Instant, text: &str) {
         self.s.timeline().line(at, text);
     }
@@ -197,7 +254,7 @@ impl<'a> Runner<'a> {
     /// Under `--strict`, a command that exited non-zero and that no expectation after it
     /// expected fails the run.
     fn settle_exit(&mut self) {
-        let Some(step) = self.unexpected_exit.take() else {
+        let Some((line, text)) = self.unexpected_exit.take() else {
             return;
         };
         if !self.options.strict {
@@ -206,8 +263,8 @@ impl<'a> Runner<'a> {
         let code = self.last.as_ref().map_or(0, |o| o.exit_code);
         let at = self.s.now();
         let what = format!(
-            "{}:{}: {} -- exit status {code}, not expected (--strict)",
-            self.file, step.line, step.text
+            "{}:{line}: {text} -- exit status {code}, not expected (--strict)",
+            self.file
         );
         self.s.timeline().verdict(at, false, &what);
         self.failed_commands += 1;
@@ -223,7 +280,7 @@ impl<'a> Runner<'a> {
             .expect("host checked by the parser")
     }
 
-    fn step(&mut self, step: &'a Step) {
+    fn step(&mut self, step: &Step) {
         let now = self.s.lab.now();
         match &step.kind {
             StepKind::Host { name, ip, mtu } => {
@@ -380,7 +437,7 @@ impl<'a> Runner<'a> {
                         Kind::Exit,
                         &format!("            (exit status {})\n", out.exit_code),
                     );
-                    self.unexpected_exit = Some(step);
+                    self.unexpected_exit = Some((step.line, step.text.clone()));
                 }
                 self.last = Some(out);
             }
