@@ -163,6 +163,7 @@ fn main() -> ExitCode {
                     quiet,
                     verbose,
                 },
+                progress: true,
             };
             let outcome = scenario::run::run_with(&s, seed, options, Some(stdout));
             if let Some(dir) = out {

@@ -320,3 +320,26 @@ fn shell_on_a_terminal_completes_and_undoes() {
     let kept = std::fs::read_to_string(&history).unwrap();
     assert!(kept.contains("docker service ls"), "{kept}");
 }
+
+/// A long run shows its progress on a terminal's stderr (virtual time, steps done,
+/// events per second), and nothing on stderr that is not a terminal.
+#[test]
+fn progress_shows_on_a_terminal_only() {
+    let p = write(
+        "progress.lab",
+        "hosts n[1-2000] 10.1.0.0/16\ngossip n[1-2000] formed\nsleep 1h\n",
+    );
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_swarmlab"));
+    cmd.args(["run", p.to_str().unwrap()]);
+    let mut s = rexpect::session::spawn_command(cmd, Some(30_000)).expect("a pty");
+    s.exp_regex(r"virtual [0-9.]+s, step 2/3, [0-9.]+[kM] events/s")
+        .unwrap();
+    s.process.exit().unwrap();
+    let short = write("short.lab", "host a 10.0.0.1\nsleep 10s\n");
+    let out = swarmlab(&["run", short.to_str().unwrap()]);
+    assert!(
+        out.stderr.is_empty(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}

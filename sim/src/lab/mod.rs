@@ -350,10 +350,16 @@ pub struct Lab {
     pub gossip_names: gossip::registry::Registry,
     /// Gossip traffic counters, for the load figures.
     pub gossip_load: crate::membership::GossipLoad,
+    /// Told the virtual time and the events handled so far every `PROGRESS_EVERY`
+    /// events (a progress display; it cannot change the lab).
+    pub progress: Option<Box<dyn FnMut(Instant, u64)>>,
     /// Whether every member's view of every join goes into the trace (N^2 events: large
     /// experiments turn it off; the other membership changes are always traced).
     pub trace_joins: bool,
 }
+
+/// How often (in events handled) the lab tells its progress display.
+pub const PROGRESS_EVERY: u64 = 1 << 14;
 
 /// The ICMP echo identifier a ping session uses. Identifiers repeat after 57344
 /// sessions; replies are matched only against unfinished sessions of the container.
@@ -382,6 +388,7 @@ impl Lab {
             gossip_names: gossip::registry::Registry::new(),
             gossip_load: Default::default(),
             trace_joins: true,
+            progress: None,
         }
     }
 
@@ -1000,6 +1007,11 @@ impl Lab {
     }
 
     fn handle(&mut self, ev: Event) {
+        if self.engine.processed() % PROGRESS_EVERY == 0 {
+            if let Some(p) = self.progress.as_mut() {
+                p(self.engine.now(), self.engine.processed());
+            }
+        }
         match ev {
             Event::Underlay { to, frame } => self.underlay_arrival(to, frame),
             Event::Container { to, frame } => {

@@ -54,6 +54,9 @@ pub struct Options {
     pub fail_fast: bool,
     /// How the stream shows the timeline.
     pub view: View,
+    /// Show a progress indicator on stderr (only on a terminal): virtual time, steps
+    /// done, events per second.
+    pub progress: bool,
 }
 
 struct Runner {
@@ -104,14 +107,78 @@ pub fn run_with(
     options: Options,
     stream: Option<Box<dyn std::io::Write>>,
 ) -> Outcome {
+    let bar = options.progress.then(progress_bar);
+    // The timeline's lines clear the spinner before they are written, so that the two
+    // do not mix on a terminal.
+    let stream = match (&bar, stream) {
+        (Some((bar, _)), Some(inner)) => Some(Box::new(Suspending {
+            bar: bar.clone(),
+            inner,
+        }) as Box<dyn std::io::Write>),
+        (_, stream) => stream,
+    };
     let mut p = Player::new(&scenario.file, seed, options, stream);
-    for step in &scenario.steps {
+    if let Some((bar, done)) = &bar {
+        let (b, d, steps) = (bar.clone(), done.clone(), scenario.steps.len());
+        p.r.s.lab.progress = Some(Box::new(move |now, events| {
+            // indicatif's own clock: the display's, never the lab's.
+            let rate = events as f64 / b.elapsed().as_secs_f64().max(1e-3);
+            let rate = if rate >= 1e6 {
+                format!("{:.1}M", rate / 1e6)
+            } else {
+                format!("{:.0}k", rate / 1e3)
+            };
+            b.set_message(format!("{now}, step {}/{steps}, {rate} events/s", d.get()));
+            b.tick();
+        }));
+    }
+    for (i, step) in scenario.steps.iter().enumerate() {
         if options.fail_fast && p.r.any_failed() {
             break;
         }
+        if let Some((bar, done)) = &bar {
+            done.set(i);
+            bar.set_message(format!(
+                "{}, step {i}/{}",
+                p.lab().now(),
+                scenario.steps.len()
+            ));
+        }
         p.play(step);
     }
+    if let Some((bar, _)) = bar {
+        bar.finish_and_clear();
+    }
     p.finish()
+}
+
+/// A spinner on stderr that the lab updates as it runs: virtual time, steps done, and
+/// events per second (indicatif draws nothing when stderr is not a terminal).
+fn progress_bar() -> (indicatif::ProgressBar, std::rc::Rc<std::cell::Cell<usize>>) {
+    let bar =
+        indicatif::ProgressBar::with_draw_target(None, indicatif::ProgressDrawTarget::stderr());
+    bar.set_style(
+        indicatif::ProgressStyle::with_template("{spinner} virtual {msg}, {elapsed}")
+            .unwrap_or_else(|_| indicatif::ProgressStyle::default_spinner()),
+    );
+    (bar, std::rc::Rc::new(std::cell::Cell::new(0)))
+}
+
+/// The timeline's stream, written with the progress spinner cleared.
+struct Suspending {
+    bar: indicatif::ProgressBar,
+    inner: Box<dyn std::io::Write>,
+}
+
+impl std::io::Write for Suspending {
+    fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+        let inner = &mut self.inner;
+        self.bar.suspend(|| inner.write(b))
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        let inner = &mut self.inner;
+        self.bar.suspend(|| inner.flush())
+    }
 }
 
 /// A scenario being played one step at a time (a file by `run_with`, a student's lines
