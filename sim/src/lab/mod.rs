@@ -1007,7 +1007,7 @@ impl Lab {
     }
 
     fn handle(&mut self, ev: Event) {
-        if self.engine.processed() % PROGRESS_EVERY == 0 {
+        if self.engine.processed().is_multiple_of(PROGRESS_EVERY) {
             if let Some(p) = self.progress.as_mut() {
                 p(self.engine.now(), self.engine.processed());
             }
