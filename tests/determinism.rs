@@ -22,14 +22,24 @@ fn files(dir: &std::path::Path) -> Vec<(String, Vec<u8>)> {
 #[test]
 fn same_scenario_and_seed_give_byte_identical_outputs() {
     let s = default_scenario();
-    let a = run(&s, 7, true);
-    let b = run(&s, 7, true);
+    let options = swarmlab::scenario::run::Options {
+        capture: true,
+        count_traffic: true,
+        ..Default::default()
+    };
+    let a = swarmlab::scenario::run::run_with(&s, 7, options, None);
+    let b = swarmlab::scenario::run::run_with(&s, 7, options, None);
     assert_eq!(a.timeline, b.timeline);
     let (da, db) = (scratch_dir("det-a"), scratch_dir("det-b"));
-    swarmlab::report::write_outputs(&a.lab, &da).unwrap();
-    swarmlab::report::write_outputs(&b.lab, &db).unwrap();
+    let src = swarmlab::report::html::Source {
+        file: &s.file,
+        text: swarmlab::scenario::DEFAULT_SCENARIO,
+        seed: 7,
+    };
+    swarmlab::report::write_outputs(&a.lab, &da, Some(&src)).unwrap();
+    swarmlab::report::write_outputs(&b.lab, &db, Some(&src)).unwrap();
     let (fa, fb) = (files(&da), files(&db));
-    assert_eq!(fa.len(), 6, "five pcaps and a trace");
+    assert_eq!(fa.len(), 7, "five pcaps, a trace and the report");
     assert!(
         fa.iter().all(|(_, bytes)| bytes.len() > 100),
         "outputs are not empty"
@@ -73,8 +83,8 @@ fn gossip_lab_is_byte_identical_for_a_seed_and_differs_across_seeds() {
     let (a, b) = (run(&s, 5, true), run(&s, 5, true));
     assert_eq!(a.timeline, b.timeline);
     let (da, db) = (scratch_dir("gdet-a"), scratch_dir("gdet-b"));
-    swarmlab::report::write_outputs(&a.lab, &da).unwrap();
-    swarmlab::report::write_outputs(&b.lab, &db).unwrap();
+    swarmlab::report::write_outputs(&a.lab, &da, None).unwrap();
+    swarmlab::report::write_outputs(&b.lab, &db, None).unwrap();
     assert_eq!(files(&da), files(&db));
     // Probe order, gossip targets and timer phases come from the seed.
     assert_ne!(a.timeline, run(&s, 6, false).timeline);

@@ -161,7 +161,7 @@ expect output contains \"** server can't find nothing.here: NXDOMAIN\"
     ));
     // nslookup's queries went over UDP to 127.0.0.11 and the engine answered them.
     let answered = o.lab.trace.events().iter().any(|(_, e)| {
-        matches!(e, TraceEvent::Balance { at, what } if at == "client" && what == "embedded DNS 127.0.0.11: web -> 10.0.1.2")
+        matches!(e, TraceEvent::Balance { at, what, .. } if at == "client" && what == "embedded DNS 127.0.0.11: web -> 10.0.1.2")
     });
     assert!(answered, "{}", o.timeline);
     // A container on another network cannot resolve appnet's names.
@@ -223,7 +223,7 @@ expect output contains \"--- 6 requests to http://w2:8080/\"
     // The manager runs no task, yet it answered: the mesh DNATed to the tasks.
     let t = &o.timeline;
     let balanced_on_m1 = o.lab.trace.events().iter().any(|(_, e)| {
-        matches!(e, TraceEvent::Balance { at, what } if at == "m1" && what.starts_with("10.1.0.1:8080 from"))
+        matches!(e, TraceEvent::Balance { at, what, .. } if at == "m1" && what.starts_with("10.1.0.1:8080 from"))
     });
     assert!(balanced_on_m1, "{t}");
     let lines: Vec<&str> = t.lines().filter(|l| l.contains("     2  ")).collect();
@@ -316,7 +316,7 @@ expect spread m1:8080 over web within 10s
             .iter()
             .filter(|(t, e)| {
                 *t > from
-                    && matches!(e, TraceEvent::Balance { at, what } if at == "m1" && w3_task_ip.iter().any(|ip| what.contains(&format!("-> task {ip}:"))))
+                    && matches!(e, TraceEvent::Balance { at, what, .. } if at == "m1" && w3_task_ip.iter().any(|ip| what.contains(&format!("-> task {ip}:"))))
             })
             .count()
     };

@@ -14,7 +14,7 @@ fn tshark_decodes_the_underlay_pcap_as_vxlan_with_the_scenario_vni() {
     }
     let outcome = swarmlab::scenario::run::run(&overlay_scenario(), 1, true);
     let dir = scratch_dir("pcap");
-    swarmlab::report::write_outputs(&outcome.lab, &dir).unwrap();
+    swarmlab::report::write_outputs(&outcome.lab, &dir, None).unwrap();
     for host in ["node1", "node2"] {
         let pcap = dir.join(format!("{host}.pcap"));
         let out = Command::new("tshark")
@@ -74,7 +74,7 @@ fn tshark_decodes_the_mesh_http_requests_and_handshakes_inside_vxlan() {
     // The default scenario's tour: curl through the routing mesh to whoami tasks.
     let outcome = swarmlab::scenario::run::run(&swarmlab_tests::default_scenario(), 1, true);
     let dir = scratch_dir("pcap-mesh");
-    swarmlab::report::write_outputs(&outcome.lab, &dir).unwrap();
+    swarmlab::report::write_outputs(&outcome.lab, &dir, None).unwrap();
     let w1 = dir.join("w1.pcap");
     let fields = |filter: &str, fields: &[&str]| tshark_fields(&w1, filter, fields);
     // HTTP requests inside VXLAN on the ingress network (VNI 4096), from a node's ingress
@@ -135,7 +135,7 @@ fn tshark_sees_handshakes_and_data_on_the_control_ports_of_the_default_scenario(
     }
     let outcome = swarmlab::scenario::run::run(&swarmlab_tests::default_scenario(), 1, true);
     let dir = scratch_dir("pcap-control");
-    swarmlab::report::write_outputs(&outcome.lab, &dir).unwrap();
+    swarmlab::report::write_outputs(&outcome.lab, &dir, None).unwrap();
     let (w1, m1) = (dir.join("w1.pcap"), dir.join("m1.pcap"));
     // w1 (10.10.1.1), a worker, dials a manager (10.10.0.x) on 2377.
     let syns = tshark_fields(

@@ -38,9 +38,12 @@ enum Command {
         /// Seed of the simulator's random source.
         #[arg(long, default_value_t = 1)]
         seed: u64,
-        /// Write one pcap per host and trace.jsonl into this directory.
+        /// Write one pcap per host, trace.jsonl and report.html into this directory.
         #[arg(long)]
         out: Option<PathBuf>,
+        /// Write the HTML report (one self-contained page) to this file.
+        #[arg(long)]
+        report: Option<PathBuf>,
         /// Colour the timeline: ok green, FAIL red, faults yellow, gossip and swarm dim.
         #[arg(long, value_enum, default_value_t = Color::Auto)]
         color: Color,
@@ -130,6 +133,7 @@ fn main() -> ExitCode {
             file,
             seed,
             out,
+            report,
             color,
             quiet,
             verbose,
@@ -164,10 +168,24 @@ fn main() -> ExitCode {
                     verbose,
                 },
                 progress: true,
+                count_traffic: out.is_some() || report.is_some(),
             };
             let outcome = scenario::run::run_with(&s, seed, options, Some(stdout));
+            let source = swarmlab::report::html::Source {
+                file: &s.file,
+                text: &text,
+                seed,
+            };
+            if let Some(path) = report {
+                let page = swarmlab::report::html::render(&outcome.lab.trace, &source);
+                if let Err(e) = std::fs::write(&path, page) {
+                    eprintln!("error: cannot write {}: {e}", path.display());
+                    return ExitCode::from(2);
+                }
+                println!("wrote {}", path.display());
+            }
             if let Some(dir) = out {
-                match swarmlab::report::write_outputs(&outcome.lab, &dir) {
+                match swarmlab::report::write_outputs(&outcome.lab, &dir, Some(&source)) {
                     Ok(paths) => {
                         for p in paths {
                             println!("wrote {}", p.display());

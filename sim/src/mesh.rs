@@ -134,6 +134,12 @@ impl Mesh {
         self.flows.len()
     }
 
+    /// The backend of the connection `client` opened to the published `port`.
+    pub fn backend_for(&self, client: SocketAddrV4, port: u16) -> Option<SocketAddrV4> {
+        let id = self.by_client.get(&(client, port))?;
+        self.flows.get(id).map(|f| f.backend)
+    }
+
     fn insert(&mut self, f: Flow) -> u64 {
         let id = self.next_flow;
         self.next_flow += 1;

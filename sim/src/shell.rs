@@ -29,7 +29,7 @@ Meta-commands:
   :undo                      go back one line (the session is replayed without it)
   :time                      the virtual time
   :trace [N]                 the last N trace events (10 by default), as JSON lines
-  :report FILE.html          the HTML report (not built yet)
+  :report FILE.html          the HTML report of the session so far
   :help                      this text
   :quit                      leave (also Ctrl-D)
 Virtual time moves only with commands, sleeps and waits.";
@@ -186,16 +186,25 @@ impl Write for Shared {
 
 const NAME: &str = "shell";
 
+/// The shell's lab counts its traffic, for `:report`.
+const OPTIONS: Options = Options {
+    capture: false,
+    strict: false,
+    fail_fast: false,
+    view: crate::report::timeline::View {
+        color: false,
+        quiet: false,
+        verbose: false,
+    },
+    progress: false,
+    count_traffic: true,
+};
+
 impl Shell {
     /// An empty lab, seeded, printing to `out`.
     pub fn new(seed: u64, out: Box<dyn Write>) -> Shell {
         let out = Rc::new(RefCell::new(out));
-        let player = Player::new(
-            NAME,
-            seed,
-            Options::default(),
-            Some(Box::new(Shared(out.clone()))),
-        );
+        let player = Player::new(NAME, seed, OPTIONS, Some(Box::new(Shared(out.clone()))));
         let vocabulary = Rc::new(RefCell::new(Vocabulary::of(&player)));
         Shell {
             seed,
@@ -353,9 +362,21 @@ impl Shell {
                 Err(e) => self.say(&format!("swarmlab: cannot write {file}: {e}")),
             },
             ["undo"] => self.undo(),
-            ["report", _] => self.say(
-                "swarmlab: the HTML report is not built yet; `swarmlab run FILE --out DIR` writes pcaps and trace.jsonl",
-            ),
+            ["report", file] => {
+                let text = self.session();
+                let page = crate::report::html::render(
+                    &self.player.lab().trace,
+                    &crate::report::html::Source {
+                        file: NAME,
+                        text: &text,
+                        seed: self.seed,
+                    },
+                );
+                match std::fs::write(file, page) {
+                    Ok(()) => self.say(&format!("wrote {file}")),
+                    Err(e) => self.say(&format!("swarmlab: cannot write {file}: {e}")),
+                }
+            }
             _ => self.say(&format!("swarmlab: unknown meta-command :{meta} (:help)")),
         }
         Flow::Continue
@@ -373,7 +394,7 @@ impl Shell {
         } else {
             self.session()
         };
-        let mut player = Player::new(NAME, self.seed, Options::default(), None);
+        let mut player = Player::new(NAME, self.seed, OPTIONS, None);
         if let Ok(s) = scenario::parse(NAME, &text) {
             for step in &s.steps {
                 player.play(step);

@@ -115,6 +115,16 @@ pub enum TraceEvent {
         at: String,
         /// What was chosen, for which flow.
         what: String,
+        /// The backend chosen (task address and port), when one was.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        backend: Option<String>,
+    },
+    /// A manager became the Raft leader.
+    Leader {
+        /// The host.
+        host: String,
+        /// Its term.
+        term: u64,
     },
     /// A host's gossip member saw a membership change.
     Gossip {
@@ -128,6 +138,11 @@ pub enum TraceEvent {
         incarnation: u32,
         /// Why (which probes failed, through whom; who accused).
         reason: String,
+    },
+    /// Members started as one formed cluster: each lists every other alive.
+    GossipFormed {
+        /// The members.
+        members: Vec<String>,
     },
     /// Something the swarm control plane did (elections, node status, tasks).
     Swarm {
@@ -170,11 +185,40 @@ pub enum TraceEvent {
 /// Something that reads events as they are recorded (a streaming report).
 pub type Watcher = Box<dyn FnMut(Instant, &TraceEvent)>;
 
+/// The traffic classes the report shows: VXLAN, gossip, the swarm's control plane, and
+/// the rest (published ports, clients).
+pub const TRAFFIC_PORTS: [(u16, &str); 3] = [
+    (4789, "4789 vxlan"),
+    (7946, "7946 gossip"),
+    (2377, "2377 swarm"),
+];
+
+/// Bytes sent on the underlay, by host and by second, per traffic class (the three of
+/// `TRAFFIC_PORTS`, then the rest). Counted only when asked for (a report).
+#[derive(Debug, Default, Clone)]
+pub struct Traffic {
+    /// Per host (in the order hosts were added), bytes per class.
+    pub per_host: Vec<[u64; 4]>,
+    /// Per second of virtual time, bytes per class, all hosts together.
+    pub per_second: Vec<[u64; 4]>,
+}
+
+impl Traffic {
+    /// The class of a port pair: a known port on either side, else the rest.
+    pub fn class(src: u16, dst: u16) -> usize {
+        TRAFFIC_PORTS
+            .iter()
+            .position(|(p, _)| *p == dst || *p == src)
+            .unwrap_or(3)
+    }
+}
+
 /// The recorded events, in order.
 #[derive(Default)]
 pub struct Trace {
     events: Vec<(Instant, TraceEvent)>,
     watcher: Option<Watcher>,
+    traffic: Option<Traffic>,
 }
 
 impl std::fmt::Debug for Trace {
@@ -211,6 +255,33 @@ impl Trace {
     /// Every event so far.
     pub fn events(&self) -> &[(Instant, TraceEvent)] {
         &self.events
+    }
+
+    /// Count the underlay's bytes from now on (for a report).
+    pub fn count_traffic(&mut self) {
+        self.traffic.get_or_insert_with(Traffic::default);
+    }
+
+    /// The underlay's bytes counted so far, when counting.
+    pub fn traffic(&self) -> Option<&Traffic> {
+        self.traffic.as_ref()
+    }
+
+    /// `bytes` sent by host number `host` in traffic class `class`, at `at`.
+    pub fn count(&mut self, at: Instant, host: usize, class: usize, bytes: usize) {
+        let Some(t) = self.traffic.as_mut() else {
+            return;
+        };
+        let class = class.min(3);
+        if t.per_host.len() <= host {
+            t.per_host.resize(host + 1, [0; 4]);
+        }
+        t.per_host[host][class] += bytes as u64;
+        let sec = (at.0 / 1_000_000_000) as usize;
+        if t.per_second.len() <= sec {
+            t.per_second.resize(sec + 1, [0; 4]);
+        }
+        t.per_second[sec][class] += bytes as u64;
     }
 
     /// One event as a line of the JSON-lines trace (without its newline).

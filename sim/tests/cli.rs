@@ -240,7 +240,9 @@ fn quiet_and_colours() {
 fn shell_on_piped_lines_saves_a_lab_that_replays() {
     use std::io::Write as _;
     let saved = std::path::PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("shell-saved.lab");
+    let report = std::path::PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("shell-report.html");
     let _ = std::fs::remove_file(&saved);
+    let _ = std::fs::remove_file(&report);
     let mut child = Command::new(env!("CARGO_BIN_EXE_swarmlab"))
         .args(["shell", "--seed", "3"])
         .stdin(std::process::Stdio::piped())
@@ -248,8 +250,9 @@ fn shell_on_piped_lines_saves_a_lab_that_replays() {
         .spawn()
         .expect("run swarmlab shell");
     let script = format!(
-        "hosts m[1-2] 10.0.0.0/24\nuse m1\ndocker swarm init\nsleep 1s\n:time\ndocker node ls\nexpect output contains \"Leader\"\n:save {}\n:quit\n",
-        saved.display()
+        "hosts m[1-2] 10.0.0.0/24\nuse m1\ndocker swarm init\nsleep 1s\n:time\ndocker node ls\nexpect output contains \"Leader\"\n:save {}\n:report {}\n:quit\n",
+        saved.display(),
+        report.display()
     );
     child
         .stdin
@@ -275,6 +278,9 @@ fn shell_on_piped_lines_saves_a_lab_that_replays() {
         lab,
         "hosts m[1-2] 10.0.0.0/24\nm1$ docker swarm init\nsleep 1s\nm1$ docker node ls\nexpect output contains \"Leader\"\n"
     );
+    let page = std::fs::read_to_string(&report).unwrap();
+    assert!(page.contains("1 expectation, 1 held, 0 failed"), "{page}");
+    assert!(page.contains("<svg"));
     let out = swarmlab(&["run", "--seed", "3", saved.to_str().unwrap()]);
     let replay = String::from_utf8_lossy(&out.stdout);
     assert_eq!(out.status.code(), Some(0), "{replay}");

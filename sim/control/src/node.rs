@@ -101,6 +101,11 @@ pub enum Output {
     },
     /// A line for the timeline.
     Note(String),
+    /// This node's manager became the Raft leader, in this term.
+    Elected {
+        /// The term.
+        term: u64,
+    },
     /// Start the task's container (its networks and endpoint are in the agent's task);
     /// answer with `set_container`.
     StartTask {
@@ -583,6 +588,7 @@ impl SwarmNode {
             self.seen_leader = leader_now;
             if is_leader {
                 self.note(format!("elected Raft leader (term {term})"));
+                self.out.push_back(Output::Elected { term });
             }
         }
         let now = self.now;

@@ -79,7 +79,11 @@ impl Lab {
                 .open(now, node_ip, &packet, &backends);
             if let Some((v, what)) = opened {
                 let at = self.host_name(host).to_string();
-                self.trace.push(now, TraceEvent::Balance { at, what });
+                let backend = crate::mesh::tcp_ends(&packet)
+                    .and_then(|(src, _)| self.hosts[host.0].mesh.backend_for(src, port))
+                    .map(|b| b.to_string());
+                self.trace
+                    .push(now, TraceEvent::Balance { at, what, backend });
                 return self.mesh_act(host, v);
             }
         }

@@ -18,6 +18,13 @@ impl Lab {
     /// `gossip HOSTS formed`: the hosts' members start as one formed cluster (see
     /// `Member::assume_formed`).
     pub fn gossip_formed(&mut self, hosts: &[HostId]) {
+        let members = hosts
+            .iter()
+            .map(|h| self.host_name(*h).to_string())
+            .collect();
+        let now = self.now();
+        self.trace
+            .push(now, crate::trace::TraceEvent::GossipFormed { members });
         let idents: Vec<_> = hosts
             .iter()
             .map(|h| self.hosts[h.0].gossip.member.identity())

@@ -358,6 +358,19 @@ pub struct Lab {
     pub trace_joins: bool,
 }
 
+/// The UDP or TCP ports of an IPv4 frame on the underlay, if it is one.
+fn frame_ports(frame: &[u8]) -> Option<(u16, u16)> {
+    let ip = frame.get(14..)?;
+    if frame.get(12..14)? != [0x08, 0x00] || !matches!(ip.get(9)?, 6 | 17) {
+        return None;
+    }
+    let l4 = ip.get(usize::from(ip[0] & 0x0f) * 4..)?;
+    Some((
+        u16::from_be_bytes([*l4.first()?, *l4.get(1)?]),
+        u16::from_be_bytes([*l4.get(2)?, *l4.get(3)?]),
+    ))
+}
+
 /// How often (in events handled) the lab tells its progress display.
 pub const PROGRESS_EVERY: u64 = 1 << 14;
 
@@ -430,12 +443,13 @@ impl Lab {
             mesh: Default::default(),
             peers: BTreeMap::new(),
         });
-        self.gossip_flush(id);
+        // The host first, then what its member says of itself.
         self.record(TraceEvent::HostAdded {
             host: name.to_string(),
             ip: ip.to_string(),
             mtu,
         });
+        self.gossip_flush(id);
         id
     }
 
@@ -1072,6 +1086,13 @@ impl Lab {
         if client == server {
             return;
         }
+        if self.trace.traffic().is_some() {
+            let sender = if from_client { client } else { server };
+            let now = self.now();
+            // The payload and its TCP/IP and Ethernet headers.
+            let class = crate::trace::Traffic::class(port, port);
+            self.trace.count(now, sender.0, class, payload.len() + 54);
+        }
         let (c, s) = (self.stream_end(client), self.stream_end(server));
         if !self.capture {
             // No frames, but the connection's state: a new one costs a handshake.
@@ -1131,6 +1152,10 @@ impl Lab {
         let now = self.now();
         if self.capture {
             self.hosts[from.0].capture.push((now, frame.clone()));
+        }
+        if self.trace.traffic().is_some() {
+            let class = frame_ports(&frame).map_or(3, |(s, d)| crate::trace::Traffic::class(s, d));
+            self.trace.count(now, from.0, class, frame.len());
         }
         match self.underlay.transmit(now, &mut self.rng, from, &frame) {
             Ok((to, at)) => self.engine.schedule(at, Event::Underlay { to, frame }),

@@ -218,6 +218,7 @@ impl Lab {
             TraceEvent::Balance {
                 at,
                 what: format!("VIP {dst} of {svc} -> task {pick} (rr)"),
+                backend: Some(SocketAddrV4::new(pick, dst.port()).to_string()),
             },
         );
         SocketAddrV4::new(pick, dst.port())
@@ -299,6 +300,7 @@ impl Lab {
                     "embedded DNS 127.0.0.11: {name} -> {}",
                     crate::traffic::shown_answer(&answers)
                 ),
+                backend: None,
             },
         );
         if let Some(reply) = udp_packet(src, dst, &dns) {

@@ -159,6 +159,10 @@ impl Lab {
                         .schedule(Instant(at), Event::Swarm(SwarmEvent::Timer { host, timer }));
                 }
                 Output::Note(text) => self.swarm_note(host, text),
+                Output::Elected { term } => {
+                    let name = self.host_name(host).to_string();
+                    self.record(TraceEvent::Leader { host: name, term });
+                }
                 Output::StartTask { task } => {
                     let Some(t) = self.hosts[host.0]
                         .swarm

@@ -2,6 +2,7 @@
 //! it, both directions) and the JSON-lines trace; the streamed text timeline
 //! (`timeline`).
 
+pub mod html;
 pub mod timeline;
 
 use crate::lab::Lab;
@@ -11,8 +12,13 @@ use std::fs::File;
 use std::io::{self, BufWriter};
 use std::path::{Path, PathBuf};
 
-/// Write `DIR/HOST.pcap` for every host and `DIR/trace.jsonl`; returns the paths.
-pub fn write_outputs(lab: &Lab, dir: &Path) -> io::Result<Vec<PathBuf>> {
+/// Write `DIR/HOST.pcap` for every host, `DIR/trace.jsonl`, and `DIR/report.html` when
+/// the scenario is given; returns the paths.
+pub fn write_outputs(
+    lab: &Lab,
+    dir: &Path,
+    report: Option<&html::Source<'_>>,
+) -> io::Result<Vec<PathBuf>> {
     std::fs::create_dir_all(dir)?;
     let mut written = Vec::new();
     for (id, nic) in lab.underlay.nics() {
@@ -40,6 +46,11 @@ pub fn write_outputs(lab: &Lab, dir: &Path) -> io::Result<Vec<PathBuf>> {
     lab.trace
         .write_jsonl(BufWriter::new(File::create(&path)?))?;
     written.push(path);
+    if let Some(src) = report {
+        let path = dir.join("report.html");
+        std::fs::write(&path, html::render(&lab.trace, src))?;
+        written.push(path);
+    }
     Ok(written)
 }
 

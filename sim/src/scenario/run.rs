@@ -57,6 +57,8 @@ pub struct Options {
     /// Show a progress indicator on stderr (only on a terminal): virtual time, steps
     /// done, events per second.
     pub progress: bool,
+    /// Count the underlay's traffic by port, for the HTML report.
+    pub count_traffic: bool,
 }
 
 struct Runner {
@@ -195,8 +197,12 @@ impl Player {
         options: Options,
         stream: Option<Box<dyn std::io::Write>>,
     ) -> Player {
+        let mut s = Session::with_view(seed, options.capture, stream, options.view);
+        if options.count_traffic {
+            s.lab.trace.count_traffic();
+        }
         let r = Runner {
-            s: Session::with_view(seed, options.capture, stream, options.view),
+            s,
             file: file.to_string(),
             options,
             vars: BTreeMap::new(),
