@@ -46,6 +46,28 @@ fn overlay_scenario_holds_every_expectation() {
     );
 }
 
+/// The timeline folds runs of identical output lines (`overall progress: 0 out of 3
+/// tasks (x4)`): the default scenario's has no line twice in a row, while the command's
+/// output, kept whole in the trace, does repeat them.
+#[test]
+fn the_timeline_folds_repeated_output_lines() {
+    let o = run(&default_scenario(), 1, false);
+    let lines: Vec<&str> = o.timeline.lines().collect();
+    for pair in lines.windows(2) {
+        assert!(
+            pair[0].trim().is_empty() || pair[0] != pair[1],
+            "{:?} twice in a row",
+            pair[0]
+        );
+    }
+    assert!(o.timeline.contains("overall progress: 0 out of 3 tasks (x"));
+    let whole = o.lab.trace.events().iter().any(|(_, e)| {
+        matches!(e, swarmlab::trace::TraceEvent::Output { text, .. }
+            if text.contains("overall progress: 0 out of 3 tasks\noverall progress: 0 out of 3 tasks\n"))
+    });
+    assert!(whole, "the trace keeps the output whole");
+}
+
 /// The timeline's stamps never go backwards: every line is written when its event
 /// happens (a step, a control-plane event, a verdict), so they are in time order.
 fn assert_time_never_goes_back(what: &str, timeline: &str) {

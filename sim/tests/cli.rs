@@ -349,3 +349,31 @@ fn progress_shows_on_a_terminal_only() {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+/// `--color auto` colours on a terminal, and not when NO_COLOR is set.
+#[test]
+fn auto_colours_on_a_terminal_unless_no_color() {
+    let p = write(
+        "tty.lab",
+        "host a 10.0.0.1\nhost b 10.0.0.2\ncrash b\nexpect http b:80 fails\n",
+    );
+    let shown = |no_color: bool| {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_swarmlab"));
+        cmd.args(["run", p.to_str().unwrap()]);
+        if no_color {
+            cmd.env("NO_COLOR", "1");
+        } else {
+            cmd.env_remove("NO_COLOR");
+        }
+        let mut s = rexpect::session::spawn_command(cmd, Some(20_000)).expect("a pty");
+        s.exp_eof().unwrap()
+    };
+    let coloured = shown(false);
+    assert!(coloured.contains("\u{1b}[32mok  \u{1b}[0m"), "{coloured:?}");
+    let plain = shown(true);
+    assert!(plain.contains("ok   expect http b:80 fails"), "{plain:?}");
+    assert!(
+        !plain.contains('\u{1b}'),
+        "a short run draws no spinner either: {plain:?}"
+    );
+}

@@ -1021,7 +1021,8 @@ impl Lab {
     }
 
     fn handle(&mut self, ev: Event) {
-        if self.engine.processed().is_multiple_of(PROGRESS_EVERY) {
+        let handled = self.engine.processed();
+        if handled > 0 && handled.is_multiple_of(PROGRESS_EVERY) {
             if let Some(p) = self.progress.as_mut() {
                 p(self.engine.now(), self.engine.processed());
             }

@@ -166,6 +166,29 @@ impl<'a> Line<'a> {
         }
     }
 
+    /// The token as a duration; a well-formed one too long for the lab's clock is
+    /// refused with the limit.
+    fn duration(&self, tok: &Token) -> PResult<Duration> {
+        if let Some(d) = parse_duration(&tok.text) {
+            return Ok(d);
+        }
+        let digits = tok
+            .text
+            .trim_end_matches(|c: char| c.is_ascii_alphabetic() || c == 'µ');
+        let unit = &tok.text[digits.len()..];
+        let well_formed = !digits.is_empty()
+            && digits.chars().all(|c| c.is_ascii_digit() || c == '.')
+            && ["ns", "us", "µs", "ms", "s", "m", "h"].contains(&unit);
+        if well_formed {
+            return Err(self.error(
+                tok,
+                "a duration of at most 5124095h",
+                "the lab's clock counts nanoseconds in 64 bits: about 584 years",
+            ));
+        }
+        Err(self.error(tok, "a duration", DURATION_HINT))
+    }
+
     fn error(&self, tok: &Token, expected: &str, hint: &str) -> ParseError {
         self.error_at(
             tok.col,
@@ -424,6 +447,17 @@ pub fn expand_range(s: &str) -> Option<Vec<String>> {
     valid_name(s).then(|| vec![s.to_string()])
 }
 
+/// Whether `s` is a well-formed range `p[A-B]` of more hosts than one range may hold.
+fn range_too_long(s: &str) -> bool {
+    let Some((_, rest)) = s.split_once('[') else {
+        return false;
+    };
+    let Some((a, b)) = rest.strip_suffix(']').and_then(|r| r.split_once('-')) else {
+        return false;
+    };
+    matches!((a.parse::<u64>(), b.parse::<u64>()), (Ok(a), Ok(b)) if b >= a && b - a >= 100_000)
+}
+
 /// A comma-separated list whose items may be ranges.
 pub fn expand_list(s: &str) -> Option<Vec<String>> {
     let mut out = Vec::new();
@@ -566,7 +600,17 @@ fn parse_directive(l: &mut Line) -> PResult<StepKind> {
             let names_tok = l.next("a host range", hint)?;
             let names = expand_range(&names_tok.text)
                 .filter(|v| !v.is_empty())
-                .ok_or_else(|| l.error(&names_tok, "a host range like n[1-100]", hint))?;
+                .ok_or_else(|| {
+                    if range_too_long(&names_tok.text) {
+                        l.error(
+                            &names_tok,
+                            "a host range of at most 100000 hosts",
+                            "swarmlab simulates up to 100000 hosts in one range",
+                        )
+                    } else {
+                        l.error(&names_tok, "a host range like n[1-100]", hint)
+                    }
+                })?;
             let block_tok = l.next("an address block in CIDR form", hint)?;
             let (base, prefix) = parse_cidr(&block_tok.text)
                 .ok_or_else(|| l.error(&block_tok, "an address block in CIDR form", hint))?;
@@ -629,14 +673,8 @@ fn parse_directive(l: &mut Line) -> PResult<StepKind> {
             let mut params = LinkParams::default();
             for (k, v) in l.options(&["latency", "jitter", "loss", "bandwidth"])? {
                 match k.as_str() {
-                    "latency" => {
-                        params.latency = parse_duration(&v.text)
-                            .ok_or_else(|| l.error(&v, "a duration", DURATION_HINT))?
-                    }
-                    "jitter" => {
-                        params.jitter = parse_duration(&v.text)
-                            .ok_or_else(|| l.error(&v, "a duration", DURATION_HINT))?
-                    }
+                    "latency" => params.latency = l.duration(&v)?,
+                    "jitter" => params.jitter = l.duration(&v)?,
                     "loss" => {
                         params.loss = parse_percent(&v.text).ok_or_else(|| {
                             l.error(
@@ -729,8 +767,7 @@ fn parse_directive(l: &mut Line) -> PResult<StepKind> {
         }
         "sleep" => {
             let t = l.next("a duration", DURATION_HINT)?;
-            let d =
-                parse_duration(&t.text).ok_or_else(|| l.error(&t, "a duration", DURATION_HINT))?;
+            let d = l.duration(&t)?;
             l.done("sleep takes one duration")?;
             Ok(StepKind::Sleep(d))
         }
@@ -1057,8 +1094,7 @@ fn parse_expect(l: &mut Line) -> PResult<StepKind> {
         }
         l.pos += 1;
         let d = l.next("a duration", DURATION_HINT)?;
-        within =
-            Some(parse_duration(&d.text).ok_or_else(|| l.error(&d, "a duration", DURATION_HINT))?);
+        within = Some(l.duration(&d)?);
         l.done(HINT)?;
     }
     Ok(StepKind::Expect { what, within })
@@ -1446,6 +1482,25 @@ mod tests {
         assert_eq!(parse_duration("100us"), Some(Duration::from_micros(100)));
         assert_eq!(parse_duration("2xs"), None);
         assert_eq!(parse_duration("s"), None);
+    }
+
+    #[test]
+    fn limits_are_named_when_a_value_passes_them() {
+        let e = error("host a 10.0.0.1\nsleep 100000000h\n");
+        assert_eq!((e.line, e.col), (2, 7));
+        assert!(
+            e.message
+                .contains("expected a duration of at most 5124095h"),
+            "{}",
+            e.message
+        );
+        let e = error("hosts n[1-100000000] 10.0.0.0/8\n");
+        assert!(
+            e.message
+                .contains("expected a host range of at most 100000 hosts"),
+            "{}",
+            e.message
+        );
     }
 
     #[test]

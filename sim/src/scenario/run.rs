@@ -122,7 +122,13 @@ pub fn run_with(
     let mut p = Player::new(&scenario.file, seed, options, stream);
     if let Some((bar, done)) = &bar {
         let (b, d, steps) = (bar.clone(), done.clone(), scenario.steps.len());
+        let shown = std::cell::Cell::new(false);
         p.r.s.lab.progress = Some(Box::new(move |now, events| {
+            // Drawn once the run is long enough to have handled `PROGRESS_EVERY` events:
+            // a short lab shows no spinner.
+            if !shown.replace(true) {
+                b.set_draw_target(indicatif::ProgressDrawTarget::stderr());
+            }
             // indicatif's own clock: the display's, never the lab's.
             let rate = events as f64 / b.elapsed().as_secs_f64().max(1e-3);
             let rate = if rate >= 1e6 {
@@ -155,10 +161,11 @@ pub fn run_with(
 }
 
 /// A spinner on stderr that the lab updates as it runs: virtual time, steps done, and
-/// events per second (indicatif draws nothing when stderr is not a terminal).
+/// events per second (indicatif draws nothing when stderr is not a terminal). It starts
+/// hidden: the lab shows it when the run gets long.
 fn progress_bar() -> (indicatif::ProgressBar, std::rc::Rc<std::cell::Cell<usize>>) {
     let bar =
-        indicatif::ProgressBar::with_draw_target(None, indicatif::ProgressDrawTarget::stderr());
+        indicatif::ProgressBar::with_draw_target(None, indicatif::ProgressDrawTarget::hidden());
     bar.set_style(
         indicatif::ProgressStyle::with_template("{spinner} virtual {msg}, {elapsed}")
             .unwrap_or_else(|_| indicatif::ProgressStyle::default_spinner()),
