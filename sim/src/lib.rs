@@ -12,6 +12,7 @@ pub mod dockerref;
 /// The docker client, where it has always been.
 pub use cli::docker;
 pub mod engine;
+pub mod fs;
 pub mod ids;
 pub mod images;
 pub mod lab;
@@ -27,6 +28,7 @@ pub mod programs;
 pub mod report;
 pub mod scenario;
 pub mod session;
+pub mod sh;
 pub mod shell;
 pub mod stack;
 pub mod swarm;
