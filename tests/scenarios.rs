@@ -213,6 +213,56 @@ fn the_checker_and_the_clients_agree_on_what_is_simulated() {
     }
 }
 
+/// A host's line runs in its shell when it needs one: here-documents, `&&`, `||`, pipes
+/// and redirections, on the host's own disk (another host does not see it), with
+/// docker among the programs; `check` judges every command of such a line.
+#[test]
+fn host_lines_run_in_a_shell_on_the_hosts_disk() {
+    let text = "hosts m[1-2] 10.0.0.0/24
+m1$ mkdir -p app && cat > app/Dockerfile <<EOF
+FROM nginx
+COPY index.html /usr/share/nginx/html/index.html
+EOF
+m1$ echo '<h1>v1</h1>' > app/index.html
+m1$ ls app && cat app/Dockerfile
+expect output contains \"Dockerfile\"
+m1$ cat <<-'END' | grep -v skip
+\tkeep $HOME
+\tskip this
+\tEND
+expect output contains \"keep $HOME\"
+m1$ cat app/missing || echo \"no file\"
+expect output contains \"no file\"
+expect error contains \"cat: app/missing: No such file or directory\"
+m1$ docker swarm init > /dev/null && docker node ls | grep -c Leader
+expect output contains \"1\"
+m2$ cat /root/app/index.html
+expect exit 1
+";
+    let s = parse("t.lab", text).unwrap();
+    assert!(swarmlab::scenario::check_commands(&s, text).is_empty());
+    let o = run(&s, 1, false);
+    assert_eq!((o.held, o.failed), (6, 0), "{}", o.timeline);
+    assert!(
+        o.timeline
+            .contains("            Dockerfile\n            index.html\n            FROM nginx\n"),
+        "{}",
+        o.timeline
+    );
+    // The here-documents' lines are their commands', not steps of their own.
+    assert_eq!(s.steps.len(), 14, "{:#?}", s.steps);
+    let typo = "host a 10.0.0.1\na$ mkdir x && dokcer ps\n";
+    let refused = swarmlab::scenario::check_commands(&parse("t.lab", typo).unwrap(), typo);
+    assert_eq!(refused.len(), 1);
+    assert_eq!(refused[0].hint, "did you mean \"docker\"?");
+    let open = parse("t.lab", "host a 10.0.0.1\na$ cat > f <<EOF\nno end\n").unwrap_err();
+    assert!(
+        open.message
+            .contains("here-document's terminator, a line \"EOF\""),
+        "{open}"
+    );
+}
+
 fn play(text: &str) -> swarmlab::scenario::run::Outcome {
     run(&parse("t.lab", text).unwrap(), 1, false)
 }

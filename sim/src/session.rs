@@ -94,6 +94,24 @@ impl Session {
     /// Run a command as a student types it on `host`, recording its output in the trace.
     pub fn command(&mut self, host: HostId, argv: &[String]) -> CommandOutput {
         let out = execute(&mut self.lab, host, argv);
+        self.record_output(host, &out);
+        out
+    }
+
+    /// Run a line through `host`'s shell (bash on the host's filesystem), with the
+    /// scenario's variables, recording its output in the trace.
+    pub fn shell(
+        &mut self,
+        host: HostId,
+        script: &str,
+        vars: &std::collections::BTreeMap<String, String>,
+    ) -> CommandOutput {
+        let out = self.run(async |cx| docker::host_shell(cx, host, script, vars).await);
+        self.record_output(host, &out);
+        out
+    }
+
+    fn record_output(&mut self, host: HostId, out: &CommandOutput) {
         let at = self.now();
         let name = self.lab.host_name(host).to_string();
         for (stream, text) in [("stdout", &out.stdout), ("stderr", &out.stderr)] {
@@ -109,7 +127,6 @@ impl Session {
                 );
             }
         }
-        out
     }
 
     /// One ICMP echo from a container, waiting at most `timeout` for the reply (and a

@@ -106,6 +106,64 @@ pub async fn execute(cx: &Cx<'_>, host: HostId, argv: &[String]) -> CommandOutpu
     }
 }
 
+/// The programs a host's shell runs that are not the shell's own: docker, curl, wget.
+struct HostPrograms<'c, 'a> {
+    cx: &'c Cx<'a>,
+    host: HostId,
+}
+
+impl crate::sh::External for HostPrograms<'_, '_> {
+    async fn run(
+        &mut self,
+        _sh: &mut crate::sh::Sh,
+        argv: &[String],
+        _stdin: &str,
+    ) -> Option<crate::sh::Io> {
+        if !crate::cli::support::HOST_PROGRAMS.contains(&argv[0].as_str()) {
+            return None;
+        }
+        let out = Box::pin(execute(self.cx, self.host, argv)).await;
+        Some(crate::sh::Io {
+            stdout: out.stdout,
+            stderr: out.stderr,
+            code: out.exit_code,
+        })
+    }
+}
+
+/// A line run by `host`'s shell (bash, in `/root`, on the host's filesystem), with the
+/// scenario's variables set. What it writes stays on the host's disk.
+pub async fn host_shell(
+    cx: &Cx<'_>,
+    host: HostId,
+    script: &str,
+    vars: &std::collections::BTreeMap<String, String>,
+) -> CommandOutput {
+    let fs = {
+        let lab = cx.lab();
+        if !lab.underlay.nic(host).up {
+            return CommandOutput::err(
+                format!(
+                    "ssh: connect to host {} port 22: No route to host\n",
+                    lab.host_name(host)
+                ),
+                255,
+            );
+        }
+        lab.host_fs(host).clone()
+    };
+    let mut sh = crate::sh::Sh::new(fs, "/root", crate::sh::Flavor::Gnu);
+    sh.env
+        .extend(vars.iter().map(|(k, v)| (k.clone(), v.clone())));
+    let io = sh.run(script, "", &mut HostPrograms { cx, host }).await;
+    cx.lab().set_host_fs(host, sh.fs);
+    CommandOutput {
+        stdout: io.stdout,
+        stderr: io.stderr,
+        exit_code: io.code,
+    }
+}
+
 /// Whether an image is built in (see `images`); anything else is refused as a pull from
 /// a registry that does not have it.
 pub(crate) fn image_known(image: &str) -> bool {

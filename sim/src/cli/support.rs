@@ -104,16 +104,62 @@ pub fn is_simulated(cmd: &str, sub: Option<&str>) -> bool {
     }
 }
 
+/// Check a line the host's shell runs: each of its commands (after `;`, `&&`, `||`, `|`
+/// or a newline) is checked as `check` does.
+pub fn check_script(script: &str) -> Result<(), Refusal> {
+    let Ok(tokens) = brush_parser::tokenize_str(script) else {
+        return Ok(()); // the shell itself says what is wrong with it
+    };
+    let mut argv: Vec<String> = Vec::new();
+    let mut skip_next = false;
+    for t in tokens
+        .iter()
+        .chain(std::iter::once(&brush_parser::Token::Operator(
+            "\n".into(),
+            brush_parser::TokenLocation::default(),
+        )))
+    {
+        match t {
+            brush_parser::Token::Word(w, _) if !skip_next => argv.push(shlex_word(w)),
+            brush_parser::Token::Word(..) => skip_next = false,
+            brush_parser::Token::Operator(op, _) => match op.as_str() {
+                ">" | ">>" | "<" | ">&" => skip_next = true,
+                "<<" | "<<-" => skip_next = true,
+                _ => {
+                    if !argv.is_empty() {
+                        check(&argv)?;
+                    }
+                    argv.clear();
+                }
+            },
+        }
+    }
+    Ok(())
+}
+
+/// A word without its quotes (its variables stay as written).
+fn shlex_word(w: &str) -> String {
+    w.chars().filter(|c| !matches!(c, '\'' | '"')).collect()
+}
+
 /// Check a command line typed on a host. Words holding a variable are not judged.
 pub fn check(argv: &[String]) -> Result<(), Refusal> {
     let Some(program) = argv.first() else {
         return Ok(());
     };
-    if program.contains('$') {
+    if program.contains('$') || crate::sh::BUILTINS.contains(&program.as_str()) {
         return Ok(());
     }
+    if program.contains('=') {
+        return Ok(()); // a variable assignment
+    }
     if !HOST_PROGRAMS.contains(&program.as_str()) {
-        let hint = match did_you_mean(program, HOST_PROGRAMS) {
+        let known: Vec<&str> = HOST_PROGRAMS
+            .iter()
+            .chain(crate::sh::BUILTINS)
+            .copied()
+            .collect();
+        let hint = match did_you_mean(program, &known) {
             Some(k) => format!("did you mean \"{k}\"?"),
             None => "a host runs docker, curl and wget; run other programs in a container: \
                      docker exec CONTAINER PROGRAM ..."

@@ -305,6 +305,8 @@ pub struct Host {
     /// The engine's swarm mode (manager, agent). Private to the world's rooms: the
     /// clients read it through `Lab::swarm_of` and change it only by asking the world.
     swarm: crate::swarm::SwarmNode,
+    /// The host's disk (what its shell reads and writes).
+    fs: crate::fs::Fs,
     /// The host's own TCP stack (host-side clients), made when first used.
     pub stack: Option<Box<crate::netstack::Stack>>,
     /// The routing mesh: ingress sandbox and connection table.
@@ -439,6 +441,11 @@ impl Lab {
             capture: Vec::new(),
             // The swarm mode draws from its own stream, derived from the host's seed.
             swarm: crate::swarm::SwarmNode::new(ip, seed ^ 0x5357_4152_4d32_3337),
+            fs: crate::fs::Fs::with_files([
+                ("/etc/hostname", format!("{name}\n").as_bytes()),
+                ("/root/.profile", b"".as_slice()),
+                ("/tmp/.keep", b"".as_slice()),
+            ]),
             stack: None,
             mesh: Default::default(),
             peers: BTreeMap::new(),
@@ -966,6 +973,16 @@ impl Lab {
             mac: mac.to_string(),
         };
         self.record(event);
+    }
+
+    /// A host's disk.
+    pub fn host_fs(&self, host: HostId) -> &crate::fs::Fs {
+        &self.hosts[host.0].fs
+    }
+
+    /// A host's disk after its shell wrote to it.
+    pub fn set_host_fs(&mut self, host: HostId, fs: crate::fs::Fs) {
+        self.hosts[host.0].fs = fs;
     }
 
     /// What `host`'s engine knows of the swarm: its node id, manager and agent. Read

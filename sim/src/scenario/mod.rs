@@ -129,6 +129,10 @@ pub enum StepKind {
         argv: Vec<String>,
         /// The variable that receives the standard output (trailing newlines removed).
         assign: Option<String>,
+        /// The command line as a shell script, when it needs the shell: operators
+        /// (`&&`, `|`, `>`...), a here-document (its lines included), or a program of
+        /// the shell's (`mkdir`, `cat`...).
+        script: Option<String>,
     },
     /// `expect ...`
     Expect {

@@ -447,6 +447,58 @@ pub fn expand_range(s: &str) -> Option<Vec<String>> {
     valid_name(s).then(|| vec![s.to_string()])
 }
 
+/// Whether a host's command line needs the shell: an operator outside quotes, a
+/// here-document, or a program only the shell has.
+fn needs_shell(raw: &str, argv: &[String]) -> bool {
+    let builtin = argv
+        .first()
+        .is_some_and(|p| crate::sh::BUILTINS.contains(&p.as_str()));
+    builtin
+        || heredoc_opener(raw).is_some()
+        || brush_parser::tokenize_str(raw).is_ok_and(|tokens| {
+            tokens
+                .iter()
+                .any(|t| matches!(t, brush_parser::Token::Operator(op, _) if op != "\n"))
+        })
+}
+
+/// A here-document opened on this line: its terminator, whether `<<-` strips tabs, and
+/// the column of `<<`. (brush-parser refuses a line whose here-document has not ended
+/// yet, so the opener is found here: the first `<<` outside quotes.)
+fn heredoc_opener(source: &str) -> Option<(String, bool, usize)> {
+    let chars: Vec<char> = source.chars().collect();
+    let (mut single, mut double) = (false, false);
+    let mut k = 0;
+    while k < chars.len() {
+        match chars[k] {
+            '\\' if !single => k += 1,
+            '\'' if !double => single = !single,
+            '"' if !single => double = !double,
+            '#' if !single && !double && (k == 0 || chars[k - 1].is_whitespace()) => return None,
+            '<' if !single && !double && chars.get(k + 1) == Some(&'<') => {
+                let col = k + 1;
+                let mut j = k + 2;
+                let strip = chars.get(j) == Some(&'-');
+                if strip {
+                    j += 1;
+                }
+                while chars.get(j).is_some_and(|c| *c == ' ') {
+                    j += 1;
+                }
+                let word: String = chars[j..]
+                    .iter()
+                    .take_while(|c| !c.is_whitespace() && !matches!(c, ';' | '&' | '|' | '<' | '>'))
+                    .filter(|c| !matches!(c, '\'' | '"' | '\\'))
+                    .collect();
+                return (!word.is_empty()).then_some((word, strip, col));
+            }
+            _ => {}
+        }
+        k += 1;
+    }
+    None
+}
+
 /// Whether `s` is a well-formed range `p[A-B]` of more hosts than one range may hold.
 fn range_too_long(s: &str) -> bool {
     let Some((_, rest)) = s.split_once('[') else {
@@ -472,9 +524,13 @@ pub fn parse(file: &str, text: &str) -> Result<Scenario, ParseError> {
     // A byte-order mark, as some Windows editors write, is not part of the first line.
     let text = text.strip_prefix('\u{feff}').unwrap_or(text);
     let mut steps = Vec::new();
-    for (i, source) in text.lines().enumerate() {
+    let lines: Vec<&str> = text.lines().collect();
+    let mut i = 0;
+    while i < lines.len() {
+        let source = lines[i];
         let (tokens, text) = tokenize(file, i + 1, source)?;
         if tokens.is_empty() {
+            i += 1;
             continue;
         }
         let mut line = Line {
@@ -484,12 +540,46 @@ pub fn parse(file: &str, text: &str) -> Result<Scenario, ParseError> {
             tokens,
             pos: 0,
         };
-        let kind = parse_directive(&mut line)?;
+        let mut kind = parse_directive(&mut line)?;
+        let first = i;
+        // A here-document: its lines, up to its terminator, are the command's.
+        if let StepKind::Command {
+            script: Some(script),
+            ..
+        } = &mut kind
+        {
+            if let Some((word, strip_tabs, col)) = heredoc_opener(source) {
+                loop {
+                    i += 1;
+                    let Some(body) = lines.get(i) else {
+                        return Err(line.error_at(
+                            col,
+                            2,
+                            format!(
+                                "expected the here-document's terminator, a line \"{word}\", found the end of the file"
+                            ),
+                            &format!("end the here-document with a line holding only {word}"),
+                        ));
+                    };
+                    script.push('\n');
+                    script.push_str(body);
+                    let end = if strip_tabs {
+                        body.trim_start_matches('\t')
+                    } else {
+                        body
+                    };
+                    if end == word {
+                        break;
+                    }
+                }
+            }
+        }
         steps.push(Step {
-            line: i + 1,
+            line: first + 1,
             text,
             kind,
         });
+        i += 1;
     }
     let scenario = Scenario {
         file: file.to_string(),
@@ -559,10 +649,15 @@ fn parse_directive(l: &mut Line) -> PResult<StepKind> {
             }
             assign = Some(var);
         }
+        // The command as written, for the shell when it needs one.
+        let start = l.tokens[l.pos].col;
+        let raw: String = l.source.chars().skip(start - 1).collect();
+        let script = (assign.is_none() && needs_shell(&raw, &argv)).then_some(raw);
         return Ok(StepKind::Command {
             host: host.to_string(),
             argv,
             assign,
+            script,
         });
     }
     match head.text.as_str() {
@@ -1111,7 +1206,7 @@ pub fn check_commands(s: &Scenario, text: &str) -> Vec<ParseError> {
     let lines: Vec<&str> = text.lines().collect();
     let mut found = Vec::new();
     for (i, step) in s.steps.iter().enumerate() {
-        let StepKind::Command { argv, .. } = &step.kind else {
+        let StepKind::Command { argv, script, .. } = &step.kind else {
             continue;
         };
         let meant_to_fail = s.steps[i + 1..]
@@ -1132,7 +1227,11 @@ pub fn check_commands(s: &Scenario, text: &str) -> Vec<ParseError> {
         if meant_to_fail {
             continue;
         }
-        if let Err(r) = crate::cli::support::check(argv) {
+        let checked = match script {
+            Some(script) => crate::cli::support::check_script(script),
+            None => crate::cli::support::check(argv),
+        };
+        if let Err(r) = checked {
             let source = lines.get(step.line - 1).copied().unwrap_or("");
             let col = locate(source, &r.word).unwrap_or(1);
             found.push(ParseError {
@@ -1289,10 +1388,16 @@ fn check(s: &Scenario, text: &str) -> PResult<()> {
                     ));
                 }
             }
-            StepKind::Command { host, argv, assign } => {
+            StepKind::Command {
+                host,
+                argv,
+                assign,
+                script,
+            } => {
                 need_host(step, host, &hosts, &host_set)?;
                 had_command = true;
-                for a in argv {
+                // A script's variables may be its own: the shell expands them.
+                for a in argv.iter().filter(|_| script.is_none()) {
                     for (_, name) in var_refs(a) {
                         if !vars.contains(&name) {
                             let hint = if vars.is_empty() {

@@ -493,18 +493,30 @@ impl Runner {
                 let note = if changed { "" } else { " (no change)" };
                 self.fault(now, &format!("{verb} {host} inbound {rule}{note}"));
             }
-            StepKind::Command { host, argv, assign } => {
+            StepKind::Command {
+                host,
+                argv,
+                assign,
+                script,
+            } => {
                 let id = self.host(host);
                 let argv: Vec<String> = argv
                     .iter()
                     .map(|a| super::expand_vars(a, &self.vars))
                     .collect();
-                let line = match assign {
-                    Some(v) => format!("{host}$ {v}=$({})", shell_join(&argv)),
-                    None => format!("{host}$ {}", shell_join(&argv)),
+                let line = match (assign, script) {
+                    (Some(v), _) => format!("{host}$ {v}=$({})", shell_join(&argv)),
+                    // A script is shown as written: the shell expands it.
+                    (None, Some(script)) => {
+                        format!("{host}$ {}", script.replace('\n', "\n            "))
+                    }
+                    (None, None) => format!("{host}$ {}", shell_join(&argv)),
                 };
                 self.say(now, &line);
-                let out = self.s.command(id, &argv);
+                let out = match script {
+                    Some(script) => self.s.shell(id, script, &self.vars),
+                    None => self.s.command(id, &argv),
+                };
                 if let Some(v) = assign {
                     self.vars
                         .insert(v.clone(), out.stdout.trim_end_matches('\n').to_string());
