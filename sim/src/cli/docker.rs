@@ -33,17 +33,8 @@ pub async fn execute(cx: &Cx<'_>, host: HostId, argv: &[String]) -> CommandOutpu
     let Some(program) = argv.first() else {
         return CommandOutput::default();
     };
-    {
-        let lab = cx.lab();
-        if !lab.underlay.nic(host).up {
-            return CommandOutput::err(
-                format!(
-                    "ssh: connect to host {} port 22: No route to host\n",
-                    lab.host_name(host)
-                ),
-                255,
-            );
-        }
+    if let Some(down) = unreachable(&cx.lab(), host) {
+        return down;
     }
     match program.as_str() {
         "docker" => {}
@@ -106,6 +97,20 @@ pub async fn execute(cx: &Cx<'_>, host: HostId, argv: &[String]) -> CommandOutpu
     }
 }
 
+/// What the student's terminal says when the host is down: its ssh session cannot reach
+/// it.
+fn unreachable(lab: &Lab, host: HostId) -> Option<CommandOutput> {
+    (!lab.underlay.nic(host).up).then(|| {
+        CommandOutput::err(
+            format!(
+                "ssh: connect to host {} port 22: No route to host\n",
+                lab.host_name(host)
+            ),
+            255,
+        )
+    })
+}
+
 /// The programs a host's shell runs that are not the shell's own: docker, curl, wget.
 struct HostPrograms<'c, 'a> {
     cx: &'c Cx<'a>,
@@ -141,14 +146,8 @@ pub async fn host_shell(
 ) -> CommandOutput {
     let fs = {
         let lab = cx.lab();
-        if !lab.underlay.nic(host).up {
-            return CommandOutput::err(
-                format!(
-                    "ssh: connect to host {} port 22: No route to host\n",
-                    lab.host_name(host)
-                ),
-                255,
-            );
+        if let Some(down) = unreachable(&lab, host) {
+            return down;
         }
         lab.host_fs(host).clone()
     };
