@@ -263,6 +263,38 @@ expect exit 1
     );
 }
 
+/// Containers have their image's files and a writable layer: busybox's shell and
+/// programs work in alpine (`sh -c`, redirections, `wget -O FILE`), nginx's page is a
+/// file of its image, and `expect file` reads a container's or a host's file.
+#[test]
+fn containers_have_files_and_a_busybox_shell() {
+    let o = play(&format!(
+        "{TWO_HOSTS}h2$ docker run -d --name web --network net nginx
+h1$ docker exec a sh -c 'mkdir -p /data && echo hello > /data/f && head -n 1 /etc/os-release'
+expect output contains \"NAME=\\\"Alpine Linux\\\"\"
+expect file a /data/f contains \"hello\"
+h1$ docker exec a sh -c 'wget -O /tmp/page http://web/ && grep -c nginx /tmp/page'
+expect output contains \"3\"
+expect error contains \"'/tmp/page' saved\"
+expect file web /usr/share/nginx/html/index.html contains \"Welcome to nginx\"
+h1$ docker exec a cat /nope
+expect error contains \"cat: can't open '/nope': No such file or directory\"
+h1$ docker exec a sh -c frob
+expect exit 127
+expect error contains \"sh: frob: not found\"
+h1$ echo on-the-host > /root/note
+expect file h1 /root/note contains \"on-the-host\"
+expect file h2 /root/note contains \"on-the-host\"
+"
+    ));
+    assert_eq!((o.held, o.failed), (9, 1), "{}", o.timeline);
+    assert!(
+        o.timeline.contains("FAIL t.lab:21: expect file h2 /root/note contains \"on-the-host\" -- h2:/root/note: No such file or directory"),
+        "{}",
+        o.timeline
+    );
+}
+
 fn play(text: &str) -> swarmlab::scenario::run::Outcome {
     run(&parse("t.lab", text).unwrap(), 1, false)
 }

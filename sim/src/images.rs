@@ -105,6 +105,34 @@ pub const CATALOG: &[Image] = &[
     },
 ];
 
+/// The page nginx's image serves at `/` (its `/usr/share/nginx/html/index.html`).
+pub const NGINX_INDEX: &str = "<!DOCTYPE html>\n<html>\n<head>\n<title>Welcome to nginx!</title>\n</head>\n<body>\n<h1>Welcome to nginx!</h1>\n<p>swarmlab's built-in nginx image serves this page.</p>\n</body>\n</html>\n";
+
+/// The files an image brings: its base system's few that labs read, and its server's.
+pub fn files(image: &str) -> Vec<(&'static str, &'static [u8])> {
+    let repo = image_repo(image);
+    let mut files: Vec<(&'static str, &'static [u8])> = vec![
+        ("/tmp/.keep", b""),
+        ("/root/.keep", b""),
+        ("/etc/passwd", b"root:x:0:0:root:/root:/bin/sh\n"),
+    ];
+    match repo {
+        "alpine" => files.push((
+            "/etc/os-release",
+            b"NAME=\"Alpine Linux\"\nID=alpine\nVERSION_ID=3.20.3\nPRETTY_NAME=\"Alpine Linux v3.20\"\n",
+        )),
+        "nginx" => files.push(("/usr/share/nginx/html/index.html", NGINX_INDEX.as_bytes())),
+        "redis" => files.push(("/data/.keep", b"")),
+        _ => {}
+    }
+    files
+}
+
+/// Whether an image's shell is busybox's (alpine, busybox), rather than a Debian one.
+pub fn busybox_shell(image: &str) -> bool {
+    matches!(image_repo(image), "alpine" | "busybox")
+}
+
 /// An image reference without its tag or digest, and without `docker.io/library/`.
 pub fn image_repo(image: &str) -> &str {
     let no_digest = image.split('@').next().unwrap_or(image);

@@ -902,7 +902,7 @@ fn nginx(head: &str) -> Vec<u8> {
         return http_response(405, "Not Allowed", "text/html", SERVER, body);
     }
     if path == "/" || path == "/index.html" {
-        let body = "<!DOCTYPE html>\n<html>\n<head>\n<title>Welcome to nginx!</title>\n</head>\n<body>\n<h1>Welcome to nginx!</h1>\n<p>swarmlab's built-in nginx image serves this page.</p>\n</body>\n</html>\n";
+        let body = crate::images::NGINX_INDEX;
         return http_response(200, "OK", "text/html", SERVER, body);
     }
     let body = "<html>\r\n<head><title>404 Not Found</title></head>\r\n<body>\r\n<center><h1>404 Not Found</h1></center>\r\n<hr><center>nginx/1.27.3</center>\r\n</body>\r\n</html>\r\n";

@@ -51,6 +51,8 @@ pub trait Netns {
     /// The name of the container whose ID starts with `id` (swarmlab's note on which
     /// replica answered), if the lab knows it.
     fn container_named_by_id(&self, id: &str) -> Option<String>;
+    /// Write a file (relative paths from the working directory).
+    fn write_file(&mut self, path: &str, bytes: Vec<u8>) -> Result<(), crate::fs::FsError>;
 }
 
 /// The longest a client may be told to wait: a lab runs every event until then.
@@ -211,12 +213,6 @@ pub async fn wget(ns: &mut impl Netns, args: &[String]) -> CommandOutput {
     let Some(url) = url else {
         return CommandOutput::err("BusyBox v1.36.1 multi-call binary.\n\nUsage: wget [-cqS] [--spider] [-O FILE] [-o LOGFILE] [--header STR]\n\t[--post-data STR | --post-file FILE] [-Y on/off]\n\t[-P DIR] [-U AGENT] [-T SEC] URL...\n", 1);
     };
-    if out_file.as_deref().is_some_and(|f| f != "-") {
-        return CommandOutput::err(
-            "swarmlab: container files are not simulated; use wget -O- (or -qO-) to print the page\n",
-            1,
-        );
-    }
     let url = match parse_url(&url) {
         Ok(u) => u,
         Err(e) => return CommandOutput::err(format!("wget: {e}\n"), 1),
@@ -283,6 +279,27 @@ pub async fn wget(ns: &mut impl Netns, args: &[String]) -> CommandOutput {
     if code >= 400 {
         let status = head.lines().next().unwrap_or_default().to_string();
         return fail(stderr, format!("wget: server returned error: {status}\n"));
+    }
+    // `-O FILE`: busybox's wget saves the body there.
+    if let Some(file) = out_file.as_deref().filter(|f| *f != "-") {
+        if !quiet {
+            stderr.push_str(&format!("saving to '{file}'\n"));
+        }
+        let len = body.len();
+        if let Err(e) = ns.write_file(file, body) {
+            return fail(stderr, format!("wget: can't open '{file}': {e}\n"));
+        }
+        if !quiet {
+            let base = file.rsplit('/').next().unwrap_or(file);
+            stderr.push_str(&format!(
+                "{base:<20} 100% |********************************| {len:>5}  0:00:00 ETA\n'{file}' saved\n"
+            ));
+        }
+        return CommandOutput {
+            stdout: String::new(),
+            stderr,
+            exit_code: 0,
+        };
     }
     if !quiet {
         stderr.push_str("writing to stdout\n");
@@ -717,6 +734,9 @@ mod tests {
         }
         fn container_named_by_id(&self, _id: &str) -> Option<String> {
             None
+        }
+        fn write_file(&mut self, _: &str, _: Vec<u8>) -> Result<(), crate::fs::FsError> {
+            Err(crate::fs::FsError::NotFound)
         }
     }
 

@@ -651,7 +651,18 @@ impl Sh {
                 ok(text.lines().take(n).map(|l| format!("{l}\n")).collect())
             }
             "wc" => {
-                let text = stdin;
+                let file = args.iter().find(|a| !a.starts_with('-'));
+                let read;
+                let text = match file {
+                    Some(f) => match self.fs.read(&self.path(f)) {
+                        Ok(b) => {
+                            read = String::from_utf8_lossy(b).into_owned();
+                            read.as_str()
+                        }
+                        Err(e) => return Io::err(format!("wc: {f}: {e}\n"), 1),
+                    },
+                    None => stdin,
+                };
                 let lines = text.matches('\n').count();
                 if args.iter().any(|a| a == "-l") {
                     ok(format!("{lines}\n"))
@@ -664,19 +675,51 @@ impl Sh {
                 }
             }
             "grep" => {
-                let pattern = args.iter().find(|a| !a.starts_with('-'));
-                let Some(pattern) = pattern else {
-                    return Io::err("grep: missing pattern\n".into(), 2);
-                };
-                let invert = args.iter().any(|a| a == "-v");
-                let found: String = stdin
-                    .lines()
-                    .filter(|l| l.contains(pattern.as_str()) != invert)
-                    .map(|l| format!("{l}\n"))
+                let flags: String = args
+                    .iter()
+                    .filter(|a| a.starts_with('-'))
+                    .flat_map(|a| a.chars().skip(1))
                     .collect();
+                let mut words = args.iter().filter(|a| !a.starts_with('-'));
+                let Some(pattern) = words.next() else {
+                    return Io::err("Usage: grep [-cvqi] PATTERN [FILE]...\n".into(), 2);
+                };
+                let (invert, count, quiet, fold) = (
+                    flags.contains('v'),
+                    flags.contains('c'),
+                    flags.contains('q'),
+                    flags.contains('i'),
+                );
+                let files: Vec<&String> = words.collect();
+                let mut text = String::new();
+                if files.is_empty() {
+                    text.push_str(stdin);
+                }
+                for f in &files {
+                    match self.fs.read(&self.path(f)) {
+                        Ok(b) => text.push_str(&String::from_utf8_lossy(b)),
+                        Err(e) => return Io::err(format!("grep: {f}: {e}\n"), 2),
+                    }
+                }
+                let hit = |l: &str| {
+                    let found = if fold {
+                        l.to_lowercase().contains(&pattern.to_lowercase())
+                    } else {
+                        l.contains(pattern.as_str())
+                    };
+                    found != invert
+                };
+                let found: Vec<&str> = text.lines().filter(|l| hit(l)).collect();
+                let stdout = if quiet {
+                    String::new()
+                } else if count {
+                    format!("{}\n", found.len())
+                } else {
+                    found.iter().map(|l| format!("{l}\n")).collect()
+                };
                 Io {
                     code: i32::from(found.is_empty()),
-                    stdout: found,
+                    stdout,
                     ..Default::default()
                 }
             }

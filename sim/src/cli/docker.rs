@@ -120,14 +120,17 @@ struct HostPrograms<'c, 'a> {
 impl crate::sh::External for HostPrograms<'_, '_> {
     async fn run(
         &mut self,
-        _sh: &mut crate::sh::Sh,
+        sh: &mut crate::sh::Sh,
         argv: &[String],
         _stdin: &str,
     ) -> Option<crate::sh::Io> {
         if !crate::cli::support::HOST_PROGRAMS.contains(&argv[0].as_str()) {
             return None;
         }
+        // The program sees the disk as the shell left it, and the shell what it wrote.
+        self.cx.lab().set_host_fs(self.host, sh.fs.clone());
         let out = Box::pin(execute(self.cx, self.host, argv)).await;
+        sh.fs = self.cx.lab().host_fs(self.host).clone();
         Some(crate::sh::Io {
             stdout: out.stdout,
             stderr: out.stderr,
@@ -517,12 +520,90 @@ async fn docker_exec(cx: &Cx<'_>, host: HostId, args: &[String]) -> CommandOutpu
     exec_in(cx, cid, &parsed.command).await
 }
 
-/// Run a program inside a running container.
+/// The programs a container's shell runs that are not the shell's own.
+struct ContainerPrograms<'c, 'a> {
+    cx: &'c Cx<'a>,
+    cid: ContainerId,
+}
+
+impl crate::sh::External for ContainerPrograms<'_, '_> {
+    async fn run(
+        &mut self,
+        sh: &mut crate::sh::Sh,
+        argv: &[String],
+        _stdin: &str,
+    ) -> Option<crate::sh::Io> {
+        // What the shell wrote so far is the container's before the program runs.
+        self.cx.lab().containers[self.cid.0].fs = sh.fs.clone();
+        let out = Box::pin(exec_program(self.cx, self.cid, argv)).await?;
+        // And what the program wrote (`wget -O`) is the shell's after it.
+        sh.fs = self.cx.lab().containers[self.cid.0].fs.clone();
+        Some(crate::sh::Io {
+            stdout: out.stdout,
+            stderr: out.stderr,
+            code: out.exit_code,
+        })
+    }
+}
+
+/// Run a program inside a running container: the shell's programs on its filesystem
+/// (in images that have a shell), the network programs on its stack.
 async fn exec_in(cx: &Cx<'_>, cid: ContainerId, argv: &[String]) -> CommandOutput {
-    let program = argv[0].as_str();
+    let program = argv[0].rsplit('/').next().unwrap_or(&argv[0]);
+    let (image, fs) = {
+        let lab = cx.lab();
+        let c = &lab.containers[cid.0];
+        (c.image.clone(), c.fs.clone())
+    };
+    let shell = crate::programs::has_program(&image, "sh")
+        && (crate::sh::BUILTINS.contains(&program) || program == "bash");
+    if shell {
+        let flavor = if crate::images::busybox_shell(&image) {
+            crate::sh::Flavor::Busybox
+        } else {
+            crate::sh::Flavor::Gnu
+        };
+        let mut sh = crate::sh::Sh::new(fs, "/", flavor);
+        // One command, as `docker exec` runs it: its words are already split.
+        let quoted: Vec<String> = argv.iter().map(|a| shell_quote(a)).collect();
+        let io = sh
+            .run(&quoted.join(" "), "", &mut ContainerPrograms { cx, cid })
+            .await;
+        cx.lab().containers[cid.0].fs = sh.fs;
+        return CommandOutput {
+            stdout: io.stdout,
+            stderr: io.stderr,
+            exit_code: io.code,
+        };
+    }
+    match Box::pin(exec_program(cx, cid, argv)).await {
+        Some(out) => out,
+        None => CommandOutput::out(format!(
+            "OCI runtime exec failed: exec failed: unable to start container process: exec: \"{program}\": executable file not found in $PATH: unknown\n"
+        ))
+        .with_code(126),
+    }
+}
+
+/// A word quoted for the shell, so that it stays one word.
+fn shell_quote(w: &str) -> String {
+    if !w.is_empty()
+        && w.chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-_./=:,@%+".contains(c))
+    {
+        w.to_string()
+    } else {
+        format!("'{}'", w.replace('\'', "'\\''"))
+    }
+}
+
+/// A program of the container's other than the shell's: `None` when it has none of that
+/// name.
+async fn exec_program(cx: &Cx<'_>, cid: ContainerId, argv: &[String]) -> Option<CommandOutput> {
+    let program = argv[0].rsplit('/').next().unwrap_or(&argv[0]);
     let mut ns = crate::lab::Ns::new(cx, Owner::Container(cid));
     let has = crate::programs::has_program(&cx.lab().containers[cid.0].image, program);
-    match program {
+    Some(match program {
         "ping" if has => ping(cx, cid, &argv[1..]).await,
         "wget" if has => crate::programs::wget(&mut ns, &argv[1..]).await,
         "curl" if has => crate::programs::curl(&mut ns, &argv[1..]).await,
@@ -533,11 +614,8 @@ async fn exec_in(cx: &Cx<'_>, cid: ContainerId, argv: &[String]) -> CommandOutpu
         "hostname" if has => {
             CommandOutput::out(format!("{}\n", &cx.lab().containers[cid.0].id[..12]))
         }
-        other => CommandOutput::out(format!(
-            "OCI runtime exec failed: exec failed: unable to start container process: exec: \"{other}\": executable file not found in $PATH: unknown\n"
-        ))
-        .with_code(126),
-    }
+        _ => return None,
+    })
 }
 
 impl CommandOutput {

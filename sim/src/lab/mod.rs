@@ -162,6 +162,9 @@ pub struct Container {
     /// Ports published on its host (`docker run -p`): host port, container port,
     /// protocol.
     pub published: Vec<(u16, u16, &'static str)>,
+    /// Its filesystem: the image's files and what was written since (lost with the
+    /// container).
+    pub fs: crate::fs::Fs,
     /// Its TCP stack and programs, while it runs.
     pub stack: Option<Box<crate::netstack::Stack>>,
     /// Round-robin positions of its VIP balancer, by VIP.
@@ -671,7 +674,10 @@ impl Lab {
         let now = self.now();
         self.nets[net.0].used.insert(ip);
         let cid = ContainerId(self.containers.len());
+        let mut fs = crate::fs::Fs::with_files(crate::images::files(image));
+        let _ = fs.write("/etc/hostname", format!("{}\n", &id[..12]).into_bytes());
         self.containers.push(Container {
+            fs,
             id,
             name: name.to_string(),
             image: image.to_string(),

@@ -563,6 +563,23 @@ impl crate::programs::Netns for Ns<'_, '_> {
             .find(|c| !c.id.is_empty() && c.id.starts_with(id))
             .map(|c| c.name.clone())
     }
+
+    fn write_file(&mut self, path: &str, bytes: Vec<u8>) -> Result<(), crate::fs::FsError> {
+        let mut lab = self.cx.lab();
+        match self.owner {
+            Owner::Container(cid) => {
+                let p = crate::fs::resolve("/", path);
+                lab.containers[cid.0].fs.write(&p, bytes)
+            }
+            Owner::Host(h) => {
+                let p = crate::fs::resolve("/root", path);
+                let mut fs = lab.host_fs(h).clone();
+                fs.write(&p, bytes)?;
+                lab.set_host_fs(h, fs);
+                Ok(())
+            }
+        }
+    }
 }
 
 /// A DNS wire name (`\x03web\x00`) as text.

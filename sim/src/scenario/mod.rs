@@ -152,6 +152,16 @@ pub enum Expectation {
     ErrorContains(String),
     /// `expect exit N`: the previous command's exit status.
     Exit(i32),
+    /// `expect file C PATH contains "TEXT"`: a file of a container (a name, or a task
+    /// as `SERVICE.SLOT`) or of a host's disk.
+    File {
+        /// The container, task or host.
+        target: String,
+        /// The file's path.
+        path: String,
+        /// What it holds.
+        text: String,
+    },
     /// `expect member H1 sees H2 alive|suspect|dead|left`.
     Member {
         /// Whose view.

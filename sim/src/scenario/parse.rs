@@ -944,9 +944,9 @@ fn host_port(s: &str) -> Option<(String, u16)> {
 }
 
 fn parse_expect(l: &mut Line) -> PResult<StepKind> {
-    const HINT: &str = "expectations are: expect output contains \"TEXT\", expect error contains \"TEXT\", expect exit N, expect ping C1 C2 ok|fails, expect member H1 sees H2 alive|suspect|dead|left, expect members H count N, expect node H status|availability|manager VALUE, expect service S running N, expect service S on H1,H2, expect quorum ok|lost, expect leader H, expect http H:PORT ok|fails, expect reach C1 C2:PORT ok|fails, expect resolve C NAME -> N addresses, expect spread H:PORT over S [N requests], each with an optional [within DURATION]";
+    const HINT: &str = "expectations are: expect output contains \"TEXT\", expect error contains \"TEXT\", expect exit N, expect file C PATH contains \"TEXT\", expect ping C1 C2 ok|fails, expect member H1 sees H2 alive|suspect|dead|left, expect members H count N, expect node H status|availability|manager VALUE, expect service S running N, expect service S on H1,H2, expect quorum ok|lost, expect leader H, expect http H:PORT ok|fails, expect reach C1 C2:PORT ok|fails, expect resolve C NAME -> N addresses, expect spread H:PORT over S [N requests], each with an optional [within DURATION]";
     const KINDS: &str =
-        "output, error, exit, ping, member, members, node, service, quorum, leader, http, reach, resolve or spread";
+        "output, error, exit, file, ping, member, members, node, service, quorum, leader, http, reach, resolve or spread";
     let kind = l.next(KINDS, HINT)?;
     let what = match kind.text.as_str() {
         "output" | "error" => {
@@ -962,6 +962,25 @@ fn parse_expect(l: &mut Line) -> PResult<StepKind> {
                 Expectation::OutputContains(text.text)
             } else {
                 Expectation::ErrorContains(text.text)
+            }
+        }
+        "file" => {
+            const FILE_HINT: &str =
+                "e.g. expect file web.1 /usr/share/nginx/html/index.html contains \"v1\"";
+            let target = l.next("a container, a task (SERVICE.SLOT) or a host", FILE_HINT)?;
+            let path = l.next("an absolute path", FILE_HINT)?;
+            if !path.text.starts_with('/') {
+                return Err(l.error(&path, "an absolute path", FILE_HINT));
+            }
+            let c = l.next("contains", FILE_HINT)?;
+            if c.text != "contains" {
+                return Err(l.error(&c, "contains", FILE_HINT));
+            }
+            let text = l.next("a quoted text", FILE_HINT)?;
+            Expectation::File {
+                target: target.text,
+                path: path.text,
+                text: text.text,
             }
         }
         "exit" => {

@@ -543,6 +543,25 @@ impl Runner {
             self.unexpected_exit = None;
         }
         let (held, detail) = match what {
+            Expectation::File { target, path, text } => {
+                let seen = |lab: &Lab| file_of(lab, target, path);
+                let waited = self.wait(within, |lab: &Lab| {
+                    seen(lab).is_ok_and(|t| t.contains(text.as_str()))
+                });
+                match seen(&self.s.lab) {
+                    Ok(t) if t.contains(text.as_str()) => {
+                        (true, format!("{target}:{path} holds it{waited}"))
+                    }
+                    Ok(t) => (
+                        false,
+                        format!(
+                            "{target}:{path} does not hold it (first line: {:?}){waited}",
+                            t.lines().next().unwrap_or("")
+                        ),
+                    ),
+                    Err(e) => (false, format!("{e}{waited}")),
+                }
+            }
             Expectation::Exit(want) => {
                 let got = self.last.as_ref().map_or(0, |o| o.exit_code);
                 (got == *want, format!("exit status {got}"))
@@ -913,6 +932,21 @@ impl Runner {
             );
         }
     }
+}
+
+/// The text of a file of a running container (a name, or a task as `SERVICE.SLOT`), or
+/// of a host's disk.
+fn file_of(lab: &Lab, target: &str, path: &str) -> Result<String, String> {
+    let fs = match crate::observe::find_container(lab, target) {
+        Some(c) => &lab.containers[c.0].fs,
+        None => match lab.underlay.by_name(target) {
+            Some(h) => lab.host_fs(h),
+            None => return Err(format!("no running container, task or host {target}")),
+        },
+    };
+    fs.read(path)
+        .map(|b| String::from_utf8_lossy(b).into_owned())
+        .map_err(|e| format!("{target}:{path}: {e}"))
 }
 
 /// A fraction as a percentage with at most three decimals: 0.07 -> "7", 0.005 -> "0.5".
