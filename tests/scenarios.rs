@@ -295,6 +295,57 @@ expect file h2 /root/note contains \"on-the-host\"
     );
 }
 
+/// An image lives on the node that built it: `docker build` reads the Dockerfile and
+/// the context from the host's disk (COPY, RUN, ENV, CMD), its containers see its files
+/// there; another node has no such image, so a service's tasks there are Rejected with
+/// `No such image` and `docker run` is refused as the hub refuses it.
+#[test]
+fn a_built_image_is_on_its_node_only() {
+    let text = "hosts m[1-2] 10.0.0.0/24
+m1$ docker swarm init --advertise-addr 10.0.0.1
+m1$ W=$(docker swarm join-token -q worker)
+m2$ docker swarm join --token $W 10.0.0.1:2377
+m1$ mkdir -p app && cat > app/Dockerfile <<EOF
+FROM nginx
+COPY index.html /usr/share/nginx/html/index.html
+RUN echo built > /built.txt
+ENV GREETING=hello
+EOF
+m1$ echo '<h1>v1</h1>' > app/index.html
+m1$ docker build -t myapp:1 app
+expect error contains \"#6 [2/3] COPY index.html /usr/share/nginx/html/index.html\"
+expect error contains \"naming to docker.io/library/myapp:1 done\"
+expect image m1 myapp:1 present
+expect image m2 myapp:1 absent
+m1$ docker images
+expect output contains \"myapp        1   \"
+m1$ docker service create --name app --replicas 2 --detach myapp:1
+expect error contains \"image myapp:1 could not be accessed on a registry\"
+sleep 10s
+m1$ docker service ps app --format \"{{.Node}} {{.CurrentState}} {{.Error}}\"
+expect output contains \"m2 Rejected\"
+expect output contains \"No such image: myapp:1\"
+expect service app on m1
+m1$ docker run -d --name local myapp:1
+m1$ docker exec local cat /usr/share/nginx/html/index.html /built.txt
+expect output contains \"<h1>v1</h1>\"
+expect output contains \"built\"
+m2$ docker run -d --name remote myapp:1
+expect error contains \"Unable to find image 'myapp:1' locally\"
+m1$ cat > app/Dockerfile <<EOF
+FROM nginx
+FROBNICATE x
+EOF
+m1$ docker build -t bad app
+expect error contains \"dockerfile parse error on line 2: unknown instruction: FROBNICATE\"
+m1$ docker build -t nope missingdir
+expect error contains \"unable to prepare context: path \\\"missingdir\\\" not found\"
+";
+    let o = run(&parse("t.lab", text).unwrap(), 1, false);
+    assert_eq!(o.failed, 0, "{}", o.timeline);
+    assert_eq!(o.held, 14, "{}", o.timeline);
+}
+
 fn play(text: &str) -> swarmlab::scenario::run::Outcome {
     run(&parse("t.lab", text).unwrap(), 1, false)
 }

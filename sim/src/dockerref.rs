@@ -75,6 +75,13 @@ pub const SUBCOMMANDS: &[(&str, &[&str])] = &[
         ],
     ),
     (
+        "image",
+        &[
+            "build", "history", "import", "inspect", "load", "ls", "prune", "pull", "push", "rm",
+            "save", "tag",
+        ],
+    ),
+    (
         "swarm",
         &[
             "ca",

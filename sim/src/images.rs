@@ -27,6 +27,8 @@ pub struct Image {
     /// Whether PID 1 stops on SIGTERM (nginx, redis), rather than ignoring it until the
     /// SIGKILL after the grace period (`sleep`, a shell, Go servers such as whoami).
     pub stops_on_sigterm: bool,
+    /// Its size, as `docker images` shows it (linux/amd64).
+    pub size: u64,
 }
 
 /// What an image can exec.
@@ -60,48 +62,56 @@ pub const CATALOG: &[Image] = &[
         server: None,
         programs: BUSYBOX,
         stops_on_sigterm: false,
+        size: 7_800_000,
     },
     Image {
         repo: "busybox",
         server: None,
         programs: BUSYBOX,
         stops_on_sigterm: false,
+        size: 4_260_000,
     },
     Image {
         repo: "nginx",
         server: Some((Server::Nginx, 80)),
         programs: BUSYBOX,
         stops_on_sigterm: true,
+        size: 192_000_000,
     },
     Image {
         repo: "redis",
         server: Some((Server::Redis, 6379)),
         programs: REDIS,
         stops_on_sigterm: true,
+        size: 117_000_000,
     },
     Image {
         repo: "swarmlab/whoami",
         server: Some((Server::Whoami, 80)),
         programs: Programs::Scratch,
         stops_on_sigterm: false,
+        size: 6_840_000,
     },
     Image {
         repo: "traefik/whoami",
         server: Some((Server::Whoami, 80)),
         programs: Programs::Scratch,
         stops_on_sigterm: false,
+        size: 6_840_000,
     },
     Image {
         repo: "containous/whoami",
         server: Some((Server::Whoami, 80)),
         programs: Programs::Scratch,
         stops_on_sigterm: false,
+        size: 7_370_000,
     },
     Image {
         repo: "swarmlab/counter",
         server: Some((Server::Counter, 80)),
         programs: Programs::Scratch,
         stops_on_sigterm: false,
+        size: 6_900_000,
     },
 ];
 

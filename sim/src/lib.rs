@@ -15,6 +15,7 @@ pub mod engine;
 pub mod fs;
 pub mod ids;
 pub mod images;
+pub mod imagestore;
 pub mod lab;
 pub mod live;
 pub mod live_gossip;

@@ -57,6 +57,30 @@ pub async fn execute(cx: &Cx<'_>, host: HostId, argv: &[String]) -> CommandOutpu
         Some("start") => docker_stop_start(cx, host, &args[1..], true).await,
         Some("rm") => docker_rm(cx, host, &args[1..]).await,
         Some("info") => crate::cli::info::info(&cx.lab(), host, &args[1..]),
+        Some("images") => docker_images(&cx.lab(), host, &args[1..]),
+        Some("build") => crate::cli::build::build(cx, host, &args[1..]).await,
+        Some("image") if matches!(args.get(1).map(String::as_str), Some("ls" | "list")) => {
+            docker_images(&cx.lab(), host, &args[2..])
+        }
+        Some("image") if args.get(1).map(String::as_str) == Some("build") => {
+            crate::cli::build::build(cx, host, &args[2..]).await
+        }
+        Some("image") => match args.get(1) {
+            Some(sub) if crate::dockerref::has_subcommand("image", sub) => {
+                CommandOutput::err(
+                    format!("swarmlab: docker image {sub} is not simulated yet\n"),
+                    1,
+                )
+            }
+            Some(sub) => CommandOutput::err(
+                format!("docker: unknown command: docker image {sub}\n\nRun 'docker image --help' for more information\n"),
+                1,
+            ),
+            None => CommandOutput::err(
+                "swarmlab: docker image without a command prints Docker's help, which swarmlab does not; try docker image ls\n",
+                1,
+            ),
+        },
         Some("version") => crate::cli::info::version(&args[1..]),
         // `docker container CMD` is `docker CMD` for the commands swarmlab simulates.
         Some("container") => match args.get(1).map(String::as_str) {
@@ -109,6 +133,73 @@ fn unreachable(lab: &Lab, host: HostId) -> Option<CommandOutput> {
             255,
         )
     })
+}
+
+/// A size as Docker prints it: three significant digits, decimal units (`7.8MB`).
+fn human_size(bytes: u64) -> String {
+    let units = ["B", "kB", "MB", "GB", "TB"];
+    let mut v = bytes as f64;
+    let mut u = 0;
+    while v >= 1000.0 && u + 1 < units.len() {
+        v /= 1000.0;
+        u += 1;
+    }
+    let digits = if v >= 100.0 {
+        0
+    } else if v >= 10.0 {
+        1
+    } else {
+        2
+    };
+    let text = format!("{v:.digits$}");
+    let text = if text.contains('.') {
+        text.trim_end_matches('0').trim_end_matches('.').to_string()
+    } else {
+        text
+    };
+    format!("{text}{}", units[u])
+}
+
+/// `docker images` (and `docker image ls`): the node's images, newest first.
+fn docker_images(lab: &Lab, host: HostId, args: &[String]) -> CommandOutput {
+    let quiet = args.iter().any(|a| a == "-q" || a == "--quiet");
+    if let Some(other) = args
+        .iter()
+        .find(|a| !matches!(a.as_str(), "-q" | "--quiet" | "-a" | "--all"))
+    {
+        return CommandOutput::err(
+            format!("swarmlab: docker images {other} is not simulated yet\n"),
+            1,
+        );
+    }
+    let now = lab.now();
+    let rows = lab.images_of(host).rows();
+    if quiet {
+        let mut ids: Vec<&str> = rows.iter().map(|(_, _, i)| &i.id[7..19]).collect();
+        ids.dedup();
+        return CommandOutput::out(ids.iter().map(|i| format!("{i}\n")).collect::<String>());
+    }
+    let header: Vec<String> = ["REPOSITORY", "TAG", "IMAGE ID", "CREATED", "SIZE"]
+        .map(String::from)
+        .to_vec();
+    let body: Vec<Vec<String>> = std::iter::once(header)
+        .chain(rows.iter().map(|(repo, tag, img)| {
+            // Built-in images were released before the lab began.
+            let created = if img.created == 0 {
+                "2 months ago".to_string()
+            } else {
+                format!("{} ago", human_duration(now - Instant(img.created)))
+            };
+            vec![
+                repo.clone(),
+                tag.clone(),
+                img.id[7..19].to_string(),
+                created,
+                human_size(img.size),
+            ]
+        }))
+        .collect();
+    CommandOutput::out(table(&body))
 }
 
 /// The programs a host's shell runs that are not the shell's own: docker, curl, wget.
@@ -164,12 +255,6 @@ pub async fn host_shell(
         stderr: io.stderr,
         exit_code: io.code,
     }
-}
-
-/// Whether an image is built in (see `images`); anything else is refused as a pull from
-/// a registry that does not have it.
-pub(crate) fn image_known(image: &str) -> bool {
-    crate::images::lookup(image).is_some()
 }
 
 /// `docker run`'s options (the subset the lab simulates), parsed with clap as the
@@ -233,7 +318,7 @@ async fn docker_run(cx: &Cx<'_>, host: HostId, args: &[String]) -> CommandOutput
         }
     }
     let command: Vec<String> = parsed.command.clone();
-    if !image_known(image) {
+    if cx.lab().image_pull(host, image).is_none() {
         let full = if image.contains(':') {
             image.clone()
         } else {
@@ -553,7 +638,7 @@ async fn exec_in(cx: &Cx<'_>, cid: ContainerId, argv: &[String]) -> CommandOutpu
     let (image, fs) = {
         let lab = cx.lab();
         let c = &lab.containers[cid.0];
-        (c.image.clone(), c.fs.clone())
+        (c.base.clone(), c.fs.clone())
     };
     let shell = crate::programs::has_program(&image, "sh")
         && (crate::sh::BUILTINS.contains(&program) || program == "bash");
@@ -602,7 +687,7 @@ fn shell_quote(w: &str) -> String {
 async fn exec_program(cx: &Cx<'_>, cid: ContainerId, argv: &[String]) -> Option<CommandOutput> {
     let program = argv[0].rsplit('/').next().unwrap_or(&argv[0]);
     let mut ns = crate::lab::Ns::new(cx, Owner::Container(cid));
-    let has = crate::programs::has_program(&cx.lab().containers[cid.0].image, program);
+    let has = crate::programs::has_program(&cx.lab().containers[cid.0].base, program);
     Some(match program {
         "ping" if has => ping(cx, cid, &argv[1..]).await,
         "wget" if has => crate::programs::wget(&mut ns, &argv[1..]).await,

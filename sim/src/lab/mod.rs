@@ -165,6 +165,9 @@ pub struct Container {
     /// Its filesystem: the image's files and what was written since (lost with the
     /// container).
     pub fs: crate::fs::Fs,
+    /// The built-in image its programs come from (its image, or what that was built
+    /// FROM).
+    pub base: String,
     /// Its TCP stack and programs, while it runs.
     pub stack: Option<Box<crate::netstack::Stack>>,
     /// Round-robin positions of its VIP balancer, by VIP.
@@ -310,6 +313,8 @@ pub struct Host {
     swarm: crate::swarm::SwarmNode,
     /// The host's disk (what its shell reads and writes).
     fs: crate::fs::Fs,
+    /// The images its engine has.
+    images: crate::imagestore::ImageStore,
     /// The host's own TCP stack (host-side clients), made when first used.
     pub stack: Option<Box<crate::netstack::Stack>>,
     /// The routing mesh: ingress sandbox and connection table.
@@ -449,6 +454,7 @@ impl Lab {
                 ("/root/.profile", b"".as_slice()),
                 ("/tmp/.keep", b"".as_slice()),
             ]),
+            images: Default::default(),
             stack: None,
             mesh: Default::default(),
             peers: BTreeMap::new(),
@@ -674,10 +680,17 @@ impl Lab {
         let now = self.now();
         self.nets[net.0].used.insert(ip);
         let cid = ContainerId(self.containers.len());
-        let mut fs = crate::fs::Fs::with_files(crate::images::files(image));
+        let (mut fs, base) = match self.hosts[host.0].images.get_or_pull(image) {
+            Some(img) => (img.files.clone(), img.base.clone()),
+            None => (
+                crate::fs::Fs::with_files(crate::images::files(image)),
+                image.to_string(),
+            ),
+        };
         let _ = fs.write("/etc/hostname", format!("{}\n", &id[..12]).into_bytes());
         self.containers.push(Container {
             fs,
+            base,
             id,
             name: name.to_string(),
             image: image.to_string(),
@@ -984,6 +997,26 @@ impl Lab {
     /// A host's disk.
     pub fn host_fs(&self, host: HostId) -> &crate::fs::Fs {
         &self.hosts[host.0].fs
+    }
+
+    /// A host's images.
+    pub fn images_of(&self, host: HostId) -> &crate::imagestore::ImageStore {
+        &self.hosts[host.0].images
+    }
+
+    /// The image a reference names on `host`, pulled if a registry has it and the node
+    /// does not yet.
+    pub fn image_pull(
+        &mut self,
+        host: HostId,
+        reference: &str,
+    ) -> Option<&crate::imagestore::LocalImage> {
+        self.hosts[host.0].images.get_or_pull(reference)
+    }
+
+    /// Store an image on `host` under `name` (what `docker build` made there).
+    pub fn image_add(&mut self, host: HostId, image: crate::imagestore::LocalImage, name: &str) {
+        self.hosts[host.0].images.add(image, name);
     }
 
     /// A host's disk after its shell wrote to it.

@@ -32,7 +32,7 @@ impl Lab {
         }
         let c = &mut self.containers[cid.0];
         stack.hostname = c.id.get(..12).unwrap_or_default().to_string();
-        if let Some((app, port)) = App::of_image(&c.image) {
+        if let Some((app, port)) = App::of_image(&c.base) {
             stack.serve(port, app.with_args(&c.command));
         }
         stack.with_resolver();

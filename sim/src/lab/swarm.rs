@@ -11,18 +11,25 @@ use crate::swarm::store::{Action, Node, Store};
 use crate::swarm::*;
 use crate::trace::TraceEvent;
 
-/// The image catalog, as the agents' executor asks it.
-struct Catalog;
+/// A node's images and the catalog, as its agent's executor asks them.
+struct Catalog<'a>(&'a crate::imagestore::ImageStore);
 
-impl node::Executor for Catalog {
+impl Catalog<'_> {
+    /// The built-in image a task's image runs as (what a local image was built FROM).
+    fn base<'b>(&'b self, image: &'b str) -> &'b str {
+        self.0.get(image).map_or(image, |i| i.base.as_str())
+    }
+}
+
+impl node::Executor for Catalog<'_> {
     fn has_image(&self, image: &str) -> bool {
-        crate::images::lookup(image).is_some()
+        self.0.get(image).is_some() || crate::images::lookup(image).is_some()
     }
     fn lifetime(&self, image: &str, args: &[String]) -> Option<(u64, i32)> {
-        lifetime(image, args).map(|(d, code)| (d.as_nanos(), code))
+        lifetime(self.base(image), args).map(|(d, code)| (d.as_nanos(), code))
     }
     fn stops_on_sigterm(&self, image: &str) -> bool {
-        crate::images::stops_on_sigterm(image)
+        crate::images::stops_on_sigterm(self.base(image))
     }
 }
 
@@ -120,7 +127,8 @@ impl Lab {
         match ev {
             SwarmEvent::Timer { host, timer } => {
                 let now = self.now().0;
-                self.hosts[host.0].swarm.handle_timer(now, timer, &Catalog);
+                let h = &mut self.hosts[host.0];
+                h.swarm.handle_timer(now, timer, &Catalog(&h.images));
                 self.swarm_drain(host);
             }
             SwarmEvent::Deliver { from, to, bytes } => {
@@ -137,9 +145,8 @@ impl Lab {
                     return; // the connection broke while the message was in flight
                 }
                 let (now, ip) = (self.now().0, self.underlay.nic(from).ip);
-                self.hosts[to.0]
-                    .swarm
-                    .handle_message(now, ip, msg, &Catalog);
+                let h = &mut self.hosts[to.0];
+                h.swarm.handle_message(now, ip, msg, &Catalog(&h.images));
                 self.swarm_drain(to);
             }
         }

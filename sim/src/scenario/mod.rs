@@ -152,6 +152,15 @@ pub enum Expectation {
     ErrorContains(String),
     /// `expect exit N`: the previous command's exit status.
     Exit(i32),
+    /// `expect image H NAME[:TAG] present|absent`: whether host H's engine has it.
+    Image {
+        /// The host.
+        host: String,
+        /// The image.
+        image: String,
+        /// Present (true) or absent.
+        present: bool,
+    },
     /// `expect file C PATH contains "TEXT"`: a file of a container (a name, or a task
     /// as `SERVICE.SLOT`) or of a host's disk.
     File {

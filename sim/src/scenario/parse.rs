@@ -944,9 +944,9 @@ fn host_port(s: &str) -> Option<(String, u16)> {
 }
 
 fn parse_expect(l: &mut Line) -> PResult<StepKind> {
-    const HINT: &str = "expectations are: expect output contains \"TEXT\", expect error contains \"TEXT\", expect exit N, expect file C PATH contains \"TEXT\", expect ping C1 C2 ok|fails, expect member H1 sees H2 alive|suspect|dead|left, expect members H count N, expect node H status|availability|manager VALUE, expect service S running N, expect service S on H1,H2, expect quorum ok|lost, expect leader H, expect http H:PORT ok|fails, expect reach C1 C2:PORT ok|fails, expect resolve C NAME -> N addresses, expect spread H:PORT over S [N requests], each with an optional [within DURATION]";
+    const HINT: &str = "expectations are: expect output contains \"TEXT\", expect error contains \"TEXT\", expect exit N, expect file C PATH contains \"TEXT\", expect image H NAME present|absent, expect ping C1 C2 ok|fails, expect member H1 sees H2 alive|suspect|dead|left, expect members H count N, expect node H status|availability|manager VALUE, expect service S running N, expect service S on H1,H2, expect quorum ok|lost, expect leader H, expect http H:PORT ok|fails, expect reach C1 C2:PORT ok|fails, expect resolve C NAME -> N addresses, expect spread H:PORT over S [N requests], each with an optional [within DURATION]";
     const KINDS: &str =
-        "output, error, exit, file, ping, member, members, node, service, quorum, leader, http, reach, resolve or spread";
+        "output, error, exit, file, image, ping, member, members, node, service, quorum, leader, http, reach, resolve or spread";
     let kind = l.next(KINDS, HINT)?;
     let what = match kind.text.as_str() {
         "output" | "error" => {
@@ -962,6 +962,22 @@ fn parse_expect(l: &mut Line) -> PResult<StepKind> {
                 Expectation::OutputContains(text.text)
             } else {
                 Expectation::ErrorContains(text.text)
+            }
+        }
+        "image" => {
+            const IMAGE_HINT: &str = "e.g. expect image m2 myapp:1 absent";
+            let host = l.name("a host name")?;
+            let image = l.next("an image", IMAGE_HINT)?;
+            let v = l.next("present or absent", IMAGE_HINT)?;
+            let present = match v.text.as_str() {
+                "present" => true,
+                "absent" => false,
+                _ => return Err(l.error(&v, "present or absent", IMAGE_HINT)),
+            };
+            Expectation::Image {
+                host: host.text,
+                image: image.text,
+                present,
             }
         }
         "file" => {
@@ -1473,6 +1489,7 @@ fn check(s: &Scenario, text: &str) -> PResult<()> {
                 Expectation::MemberCount { viewer, .. } => {
                     need_host(step, viewer, &hosts, &host_set)?
                 }
+                Expectation::Image { host, .. } => need_host(step, host, &hosts, &host_set)?,
                 Expectation::Http { host, .. } | Expectation::Spread { host, .. } => {
                     need_host(step, host, &hosts, &host_set)?
                 }

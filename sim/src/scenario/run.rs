@@ -543,6 +543,19 @@ impl Runner {
             self.unexpected_exit = None;
         }
         let (held, detail) = match what {
+            Expectation::Image {
+                host,
+                image,
+                present,
+            } => {
+                let h = self.host(host);
+                let has = |lab: &Lab| lab.images_of(h).get(image).is_some();
+                let want = *present;
+                let waited = self.wait(within, |lab: &Lab| has(lab) == want);
+                let now = has(&self.s.lab);
+                let shown = if now { "present" } else { "absent" };
+                (now == want, format!("{image} is {shown} on {host}{waited}"))
+            }
             Expectation::File { target, path, text } => {
                 let seen = |lab: &Lab| file_of(lab, target, path);
                 let waited = self.wait(within, |lab: &Lab| {
