@@ -25,7 +25,7 @@ const LOWER: &[(&str, &[&str])] = &[
     ("trace", &["time"]),
     ("underlay", &["engine", "time"]),
     ("stack", &[]),
-    ("netstack", &["time", "images"]),
+    ("netstack", &["time", "images", "fs"]),
     ("images", &[]),
     ("output", &[]),
     ("programs", &["fs", "images", "netstack", "output", "time"]),

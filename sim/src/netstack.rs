@@ -225,6 +225,9 @@ pub struct Stack {
     next_conn: u64,
     /// The wake-up the lab has scheduled, if any.
     pub wake: Option<Instant>,
+    /// The container's files, as nginx serves them from `/usr/share/nginx/html` (None:
+    /// its built-in page).
+    pub docroot: Option<crate::fs::Fs>,
     /// Local ports in TIME-WAIT, and when they are free again. Like the kernel, which
     /// keeps TIME-WAIT connections in a cheap table, the stack drops their sockets and
     /// only reserves the ports.
@@ -294,6 +297,7 @@ impl Stack {
             wants: Vec::new(),
             next_conn: 0,
             wake: None,
+            docroot: None,
             time_wait: BTreeMap::new(),
             now,
             dns: None,
@@ -762,7 +766,7 @@ impl Stack {
                     let remote = self.conns[k].remote;
                     out.push(match self.conns[k].app {
                         App::Whoami => self.whoami(&head, remote),
-                        _ => nginx(&head),
+                        _ => nginx(&head, self.docroot.as_ref()),
                     });
                 }
                 App::Redis => {
@@ -892,7 +896,8 @@ pub fn http_response(
     out
 }
 
-fn nginx(head: &str) -> Vec<u8> {
+/// nginx's default server: files of `/usr/share/nginx/html` (`/` is its `index.html`).
+fn nginx(head: &str, docroot: Option<&crate::fs::Fs>) -> Vec<u8> {
     let line = head.lines().next().unwrap_or("");
     let mut parts = line.split(' ');
     let (method, path) = (parts.next().unwrap_or(""), parts.next().unwrap_or(""));
@@ -901,9 +906,30 @@ fn nginx(head: &str) -> Vec<u8> {
         let body = "<html>\r\n<head><title>405 Not Allowed</title></head>\r\n<body>\r\n<center><h1>405 Not Allowed</h1></center>\r\n<hr><center>nginx/1.27.3</center>\r\n</body>\r\n</html>\r\n";
         return http_response(405, "Not Allowed", "text/html", SERVER, body);
     }
-    if path == "/" || path == "/index.html" {
-        let body = crate::images::NGINX_INDEX;
-        return http_response(200, "OK", "text/html", SERVER, body);
+    let file = if path.ends_with('/') {
+        format!("{path}index.html")
+    } else {
+        path.to_string()
+    };
+    match docroot {
+        Some(fs) => {
+            let at = crate::fs::resolve("/usr/share/nginx/html", file.trim_start_matches('/'));
+            if at.starts_with("/usr/share/nginx/html/") {
+                if let Ok(bytes) = fs.read(&at) {
+                    let kind = if at.ends_with(".html") {
+                        "text/html"
+                    } else {
+                        "text/plain"
+                    };
+                    let body = String::from_utf8_lossy(bytes);
+                    return http_response(200, "OK", kind, SERVER, &body);
+                }
+            }
+        }
+        None if file == "/index.html" => {
+            return http_response(200, "OK", "text/html", SERVER, crate::images::NGINX_INDEX);
+        }
+        None => {}
     }
     let body = "<html>\r\n<head><title>404 Not Found</title></head>\r\n<body>\r\n<center><h1>404 Not Found</h1></center>\r\n<hr><center>nginx/1.27.3</center>\r\n</body>\r\n</html>\r\n";
     http_response(404, "Not Found", "text/html", SERVER, body)

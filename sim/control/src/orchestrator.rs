@@ -121,15 +121,32 @@ fn counts(tasks: &[Task], service: &str) -> (BTreeMap<String, usize>, BTreeMap<S
     (mine, all)
 }
 
-/// Pick a node for a task of `svc`: Ready, Active, meeting the constraints; the fewest
-/// tasks of this service, then the fewest tasks in all, then host name order.
+/// swarmkit's scheduler puts last the nodes where a service's tasks failed this many
+/// times (`maxFailures`) within `MONITOR_FAILURES` (`monitorFailures`, 5 minutes).
+const MAX_FAILURES: usize = 5;
+const MONITOR_FAILURES: Nanos = 5 * 60 * 1_000_000_000;
+
+/// Pick a node for a task of `svc`: Ready, Active, meeting the constraints; nodes where
+/// the service failed too often lately last; the fewest tasks of this service, then the
+/// fewest tasks in all, then host name order.
 pub fn place(
     nodes: &[Node],
     svc: &Service,
     tasks: &[Task],
     services: &BTreeMap<String, Service>,
+    now: Nanos,
 ) -> Result<String, String> {
     let (mine, all) = counts(tasks, &svc.id);
+    let mut failures: BTreeMap<&str, usize> = BTreeMap::new();
+    for t in tasks.iter().filter(|t| {
+        t.service_id == svc.id
+            && matches!(t.state, TaskState::Failed | TaskState::Rejected)
+            && now.saturating_sub(t.since) <= MONITOR_FAILURES
+    }) {
+        if let Some(n) = t.node_id.as_deref() {
+            *failures.entry(n).or_insert(0) += 1;
+        }
+    }
     let (mut unavailable, mut constrained, mut ports) = (0, 0, 0);
     let host_ports: Vec<(u16, &str)> = svc
         .ports
@@ -151,7 +168,7 @@ pub fn place(
                     })
             })
     };
-    let mut best: Option<(usize, usize, &Node)> = None;
+    let mut best: Option<(bool, usize, usize, &Node)> = None;
     for n in nodes {
         if n.status != NodeStatus::Ready || n.availability != Availability::Active {
             unavailable += 1;
@@ -166,20 +183,22 @@ pub fn place(
             continue;
         }
         let key = (
+            failures.get(n.id.as_str()).copied().unwrap_or(0) >= MAX_FAILURES,
             mine.get(&n.id).copied().unwrap_or(0),
             all.get(&n.id).copied().unwrap_or(0),
         );
         let better = match best {
             None => true,
-            Some((m, a, b)) => {
-                key < (m, a) || (key == (m, a) && natural_cmp(&n.hostname, &b.hostname).is_lt())
+            Some((f, m, a, b)) => {
+                key < (f, m, a)
+                    || (key == (f, m, a) && natural_cmp(&n.hostname, &b.hostname).is_lt())
             }
         };
         if better {
-            best = Some((key.0, key.1, n));
+            best = Some((key.0, key.1, key.2, n));
         }
     }
-    best.map(|(_, _, n)| n.id.clone())
+    best.map(|(_, _, _, n)| n.id.clone())
         .ok_or_else(|| no_suitable_node(unavailable, constrained, ports))
 }
 
@@ -224,7 +243,7 @@ fn new_task(n: NewTask<'_>) -> Task {
         t.state = TaskState::Assigned;
         t.message = "assigned".into();
     } else {
-        match place(n.nodes, svc, n.tasks, &n.store.services) {
+        match place(n.nodes, svc, n.tasks, &n.store.services, n.now) {
             Ok(node) => {
                 t.node_id = Some(node);
                 t.state = TaskState::Assigned;
@@ -403,7 +422,7 @@ pub fn reconcile(
                     let failed = t.state.terminal();
                     if t.node_id.is_none() {
                         // Pending: try to place it.
-                        match place(&nodes, svc, &tasks, &store.services) {
+                        match place(&nodes, svc, &tasks, &store.services, now) {
                             Ok(n) => {
                                 t.node_id = Some(n);
                                 t.state = TaskState::Assigned;

@@ -619,7 +619,7 @@ impl crate::sh::External for ContainerPrograms<'_, '_> {
         _stdin: &str,
     ) -> Option<crate::sh::Io> {
         // What the shell wrote so far is the container's before the program runs.
-        self.cx.lab().containers[self.cid.0].fs = sh.fs.clone();
+        self.cx.lab().set_container_fs(self.cid, sh.fs.clone());
         let out = Box::pin(exec_program(self.cx, self.cid, argv)).await?;
         // And what the program wrote (`wget -O`) is the shell's after it.
         sh.fs = self.cx.lab().containers[self.cid.0].fs.clone();
@@ -654,7 +654,7 @@ async fn exec_in(cx: &Cx<'_>, cid: ContainerId, argv: &[String]) -> CommandOutpu
         let io = sh
             .run(&quoted.join(" "), "", &mut ContainerPrograms { cx, cid })
             .await;
-        cx.lab().containers[cid.0].fs = sh.fs;
+        cx.lab().set_container_fs(cid, sh.fs);
         return CommandOutput {
             stdout: io.stdout,
             stderr: io.stderr,

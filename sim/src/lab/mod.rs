@@ -999,6 +999,15 @@ impl Lab {
         &self.hosts[host.0].fs
     }
 
+    /// A container's files after a program wrote them (nginx serves what they hold).
+    pub fn set_container_fs(&mut self, cid: ContainerId, fs: crate::fs::Fs) {
+        let c = &mut self.containers[cid.0];
+        if let Some(root) = c.stack.as_mut().and_then(|s| s.docroot.as_mut()) {
+            *root = fs.clone();
+        }
+        c.fs = fs;
+    }
+
     /// A host's images.
     pub fn images_of(&self, host: HostId) -> &crate::imagestore::ImageStore {
         &self.hosts[host.0].images

@@ -32,6 +32,9 @@ impl Lab {
         }
         let c = &mut self.containers[cid.0];
         stack.hostname = c.id.get(..12).unwrap_or_default().to_string();
+        if crate::images::image_repo(&c.base) == "nginx" {
+            stack.docroot = Some(c.fs.clone());
+        }
         if let Some((app, port)) = App::of_image(&c.base) {
             stack.serve(port, app.with_args(&c.command));
         }
@@ -569,7 +572,10 @@ impl crate::programs::Netns for Ns<'_, '_> {
         match self.owner {
             Owner::Container(cid) => {
                 let p = crate::fs::resolve("/", path);
-                lab.containers[cid.0].fs.write(&p, bytes)
+                let mut fs = lab.containers[cid.0].fs.clone();
+                fs.write(&p, bytes)?;
+                lab.set_container_fs(cid, fs);
+                Ok(())
             }
             Owner::Host(h) => {
                 let p = crate::fs::resolve("/root", path);
