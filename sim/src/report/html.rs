@@ -115,11 +115,35 @@ struct Facts {
     links: Vec<String>,
     /// Viewer -> its view.
     views: BTreeMap<String, View>,
+    /// (viewer, member) -> what the viewer last saw of the member, for the first
+    /// `MAX_ROWS` hosts: 0 alive, 1 suspect, 2 dead or left.
+    seen: BTreeMap<(usize, usize), u8>,
+    /// Container -> its exit status, once stopped.
+    exits: BTreeMap<String, i32>,
+    /// Host -> the inbound rules blocked at the end.
+    blocked: BTreeMap<String, BTreeSet<String>>,
     leaders: Vec<(f64, String, u64)>,
     /// Backend address -> picks.
     picks: BTreeMap<String, u64>,
     held: usize,
     failed: usize,
+}
+
+/// Note what `viewer` saw of `member`, for the matrix of the first hosts.
+fn record_seen(f: &mut Facts, viewer: &str, member: &str, kind: MemberChange) {
+    let (Some(&v), Some(&m)) = (f.host_index.get(viewer), f.host_index.get(member)) else {
+        return;
+    };
+    if v >= MAX_ROWS || m >= MAX_ROWS {
+        return;
+    }
+    let state = match kind {
+        MemberChange::Joined | MemberChange::Alive | MemberChange::Updated => 0,
+        MemberChange::Suspect => 1,
+        MemberChange::Dead | MemberChange::Left => 2,
+        MemberChange::ReachableOnlyOverTcp => return,
+    };
+    f.seen.insert((v, m), state);
 }
 
 /// Viewers whose membership view is charted: the first hosts added.
@@ -141,6 +165,16 @@ fn gather(trace: &Trace) -> Facts {
                 f.hosts.push((host.clone(), ip.clone()));
             }
             TraceEvent::GossipFormed { members } => {
+                let idx: Vec<usize> = members
+                    .iter()
+                    .filter_map(|m| f.host_index.get(m).copied())
+                    .filter(|&i| i < MAX_ROWS)
+                    .collect();
+                for &v in &idx {
+                    for &m in &idx {
+                        f.seen.insert((v, m), 0);
+                    }
+                }
                 // Only the charted viewers keep their view (N views of N members would
                 // not fit a large lab).
                 let viewers: Vec<&String> = members.iter().filter(|m| charted(&f, m)).collect();
@@ -168,9 +202,14 @@ fn gather(trace: &Trace) -> Facts {
                 f.lives
                     .push((container.clone(), host.clone(), t, None, ip.clone()));
             }
-            TraceEvent::ContainerStopped { container, .. } => {
+            TraceEvent::ContainerStopped {
+                container,
+                exit_code,
+                ..
+            } => {
                 if let Some(i) = live.remove(container) {
                     f.lives[i].3 = Some(t);
+                    f.exits.insert(container.clone(), *exit_code);
                 }
             }
             TraceEvent::HostCrashed { host } => {
@@ -190,10 +229,31 @@ fn gather(trace: &Trace) -> Facts {
                 if word == "link" {
                     f.links.push(text.clone());
                 }
+                let words: Vec<&str> = text.split_whitespace().collect();
+                match words.as_slice() {
+                    ["block", h, rule, ..] => {
+                        f.blocked
+                            .entry(h.to_string())
+                            .or_default()
+                            .insert(rule.to_string());
+                    }
+                    ["unblock", h, rule, ..] => {
+                        if let Some(b) = f.blocked.get_mut(*h) {
+                            b.remove(*rule);
+                        }
+                    }
+                    _ => {}
+                }
             }
             TraceEvent::Gossip {
                 host, kind, member, ..
-            } if charted(&f, host) => {
+            } if !charted(&f, host) => {
+                record_seen(&mut f, host, member, *kind);
+            }
+            TraceEvent::Gossip {
+                host, kind, member, ..
+            } => {
+                record_seen(&mut f, host, member, *kind);
                 let (alive, points) = f.views.entry(host.clone()).or_default();
                 let changed = match kind {
                     MemberChange::Joined | MemberChange::Alive | MemberChange::Updated => {
@@ -361,6 +421,18 @@ fn topology(f: &Facts) -> String {
                 RGBColor(160, 160, 160).stroke_width(1),
             ))
             .map_err(err)?;
+            if let Some(rules) = f.blocked.get(name).filter(|r| !r.is_empty()) {
+                let text = format!(
+                    "blocks {}",
+                    rules.iter().cloned().collect::<Vec<_>>().join(", ")
+                );
+                root.draw(&Text::new(
+                    text,
+                    (x + 10, y + bh as i32 - 16),
+                    ("sans-serif", 11).into_font().color(&FAULT),
+                ))
+                .map_err(err)?;
+            }
             let title = format!("{name} {ip}{}", if down { " (down)" } else { "" });
             root.draw(&Text::new(
                 title,
@@ -454,6 +526,18 @@ fn gantt(f: &Facts) -> String {
             )
         });
         chart.draw_series(bars).map_err(err)?;
+        // How each stopped one ended: a black tick for 0, red for another status.
+        let ends = placed.iter().filter_map(|(c, r, lane, _, end)| {
+            let code = f.exits.get(*c)?;
+            let h = 0.8 / lanes_used[*r] as f64;
+            let y0 = *r as f64 + 0.1 + h * *lane as f64;
+            let colour = if *code == 0 { BLACK } else { FAULT };
+            Some(PathElement::new(
+                vec![(*end, y0), (*end, y0 + h * 0.9)],
+                colour.stroke_width(3),
+            ))
+        });
+        chart.draw_series(ends).map_err(err)?;
         mark_faults(&mut chart, &f.faults, (0.0, rows as f64))
     })
 }
@@ -509,6 +593,63 @@ fn membership(f: &Facts) -> String {
             .border_style(BLACK)
             .draw()
             .map_err(err)
+    })
+}
+
+/// Who sees whom at the end of the run: a row per viewer, a column per member, green
+/// alive, orange suspect, red dead or left, white never heard of.
+fn who_sees_whom(f: &Facts) -> String {
+    let n = f.hosts.len().min(MAX_ROWS);
+    if f.seen.is_empty() || n == 0 {
+        return String::new();
+    }
+    let cell = (600 / n).clamp(8, 28) as i32;
+    let left = 80;
+    let top = 70;
+    let height = (top + cell * n as i32 + 20) as u32;
+    let names: Vec<&str> = f.hosts.iter().take(n).map(|(h, _)| h.as_str()).collect();
+    svg(height, |root| {
+        let font = ("sans-serif", 11).into_font();
+        root.draw(&Text::new(
+            "who sees whom at the end (row: viewer, column: member): green alive, orange suspect, red dead or left",
+            (10, 8),
+            font.clone(),
+        ))
+        .map_err(err)?;
+        for (j, m) in names.iter().enumerate() {
+            let x = left + cell * j as i32;
+            root.draw(&Text::new(
+                m.to_string(),
+                (x + 2, top - 14),
+                ("sans-serif", 9).into_font(),
+            ))
+            .map_err(err)?;
+        }
+        for (i, v) in names.iter().enumerate() {
+            let y = top + cell * i as i32;
+            root.draw(&Text::new(v.to_string(), (10, y + cell / 4), font.clone()))
+                .map_err(err)?;
+            for j in 0..n {
+                let x = left + cell * j as i32;
+                let colour = match f.seen.get(&(i, j)) {
+                    Some(0) => RGBColor(44, 160, 44),
+                    Some(1) => RGBColor(255, 127, 14),
+                    Some(_) => FAULT,
+                    None => WHITE,
+                };
+                root.draw(&Rectangle::new(
+                    [(x, y), (x + cell - 1, y + cell - 1)],
+                    colour.filled(),
+                ))
+                .map_err(err)?;
+                root.draw(&Rectangle::new(
+                    [(x, y), (x + cell - 1, y + cell - 1)],
+                    RGBColor(220, 220, 220).stroke_width(1),
+                ))
+                .map_err(err)?;
+            }
+        }
+        Ok(())
     })
 }
 
@@ -812,7 +953,7 @@ table.steps td,table.steps th{border-bottom:1px solid #eee;padding:2px 6px;verti
 tr.ok td:last-child{color:#2a7d2a}tr.fail{background:#fde8e8}tr.fail td:last-child{color:#c00}\
 pre{background:#f6f6f6;padding:4px;overflow-x:auto;font-size:.85em}\
 pre.source span:target{background:#fff3b0}.n{color:#999}.note{color:#777;font-style:italic}\
-.summary.ok{color:#2a7d2a}.summary.fail{color:#c00}svg{display:block;margin:.5em 0}";
+.fault{color:#c00}.summary.ok{color:#2a7d2a}.summary.fail{color:#c00}svg{display:block;margin:.5em 0}";
 
 /// The page for a run whose trace is `trace`.
 pub fn render(trace: &Trace, src: &Source<'_>) -> String {
@@ -836,8 +977,15 @@ pub fn render(trace: &Trace, src: &Source<'_>) -> String {
     );
     page.push_str("<h2 id=topology>Topology</h2>\n");
     page.push_str(&topology(&f));
-    if !f.overlays.is_empty() || !f.links.is_empty() {
+    if !f.overlays.is_empty() || !f.links.is_empty() || !f.faults.is_empty() {
         page.push_str("<ul>");
+        for (t, text) in &f.faults {
+            let _ = write!(
+                page,
+                "<li class=fault>at {t:.3} s: <code>{}</code></li>",
+                escape(text)
+            );
+        }
         for (name, (vni, subnet)) in &f.overlays {
             let _ = write!(
                 page,
@@ -855,8 +1003,10 @@ pub fn render(trace: &Trace, src: &Source<'_>) -> String {
     page.push_str(&timeline(trace, src));
     page.push_str("<h2 id=tasks>Tasks per node</h2>\n");
     page.push_str(&gantt(&f));
+    page.push_str("<p class=note>A bar per container, coloured by service, from its start to its end; a tick at its end: black for exit status 0, red for another.</p>\n");
     page.push_str("<h2 id=membership>Membership (gossip)</h2>\n");
     page.push_str(&membership(&f));
+    page.push_str(&who_sees_whom(&f));
     page.push_str("<h2 id=raft>Raft leader and term</h2>\n");
     page.push_str(&raft(&f));
     page.push_str("<h2 id=traffic>Traffic by port</h2>\n");
