@@ -119,6 +119,15 @@ pub enum TraceEvent {
         #[serde(skip_serializing_if = "Option::is_none")]
         backend: Option<String>,
     },
+    /// A task reached a state on its node (as `docker service ps` shows it).
+    Task {
+        /// The node.
+        host: String,
+        /// The task's container name (`SERVICE.SLOT.ID`).
+        task: String,
+        /// The state, in lower case.
+        state: &'static str,
+    },
     /// A manager became the Raft leader.
     Leader {
         /// The host.

@@ -101,6 +101,13 @@ pub enum Output {
     },
     /// A line for the timeline.
     Note(String),
+    /// A task's container reached a state (what `docker service ps` shows).
+    TaskState {
+        /// The task's container name (`SERVICE.SLOT.ID`).
+        name: String,
+        /// The state.
+        state: TaskState,
+    },
     /// This node's manager became the Raft leader, in this term.
     Elected {
         /// The term.
@@ -1173,6 +1180,10 @@ impl SwarmNode {
         a.pending.retain(|s| s.task != task);
         a.pending.push(status.clone());
         let target = a.leader;
+        self.out.push_back(Output::TaskState {
+            name: t.name.clone(),
+            state,
+        });
         if state >= TaskState::Running {
             self.note(format!("task {} {}", t.name, state.as_str().to_lowercase()));
         }

@@ -11,6 +11,27 @@ use crate::swarm::store::{Action, Node, Store};
 use crate::swarm::*;
 use crate::trace::TraceEvent;
 
+/// A task state as the trace names it.
+fn task_state_text(s: crate::swarm::store::TaskState) -> &'static str {
+    use crate::swarm::store::TaskState as T;
+    match s {
+        T::New => "new",
+        T::Pending => "pending",
+        T::Assigned => "assigned",
+        T::Accepted => "accepted",
+        T::Preparing => "preparing",
+        T::Ready => "ready",
+        T::Starting => "starting",
+        T::Running => "running",
+        T::Complete => "complete",
+        T::Shutdown => "shutdown",
+        T::Failed => "failed",
+        T::Rejected => "rejected",
+        T::Orphaned => "orphaned",
+        T::Remove => "remove",
+    }
+}
+
 /// A node's images and the catalog, as its agent's executor asks them.
 struct Catalog<'a>(&'a crate::imagestore::ImageStore);
 
@@ -166,6 +187,14 @@ impl Lab {
                         .schedule(Instant(at), Event::Swarm(SwarmEvent::Timer { host, timer }));
                 }
                 Output::Note(text) => self.swarm_note(host, text),
+                Output::TaskState { name, state } => {
+                    let node = self.host_name(host).to_string();
+                    self.record(TraceEvent::Task {
+                        host: node,
+                        task: name,
+                        state: task_state_text(state),
+                    });
+                }
                 Output::Elected { term } => {
                     let name = self.host_name(host).to_string();
                     self.record(TraceEvent::Leader { host: name, term });

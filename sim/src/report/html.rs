@@ -98,6 +98,9 @@ fn thin(points: Vec<(f64, f64)>) -> Vec<(f64, f64)> {
     out
 }
 
+/// A task's node, and its states with the times they were reached.
+type TaskLife = (String, Vec<(f64, &'static str)>);
+
 /// A charted member's view: who it sees alive, and the points of that count.
 type View = (BTreeSet<String>, Vec<(f64, f64)>);
 
@@ -120,6 +123,8 @@ struct Facts {
     seen: BTreeMap<(usize, usize), u8>,
     /// Container -> its exit status, once stopped.
     exits: BTreeMap<String, i32>,
+    /// Task -> its node and its states over time.
+    tasks: BTreeMap<String, TaskLife>,
     /// Host -> the inbound rules blocked at the end.
     blocked: BTreeMap<String, BTreeSet<String>>,
     leaders: Vec<(f64, String, u64)>,
@@ -269,6 +274,13 @@ fn gather(trace: &Trace) -> Facts {
                 }
             }
             TraceEvent::Leader { host, term } => f.leaders.push((t, host.clone(), *term)),
+            TraceEvent::Task { host, task, state } => {
+                let (_, states) = f
+                    .tasks
+                    .entry(task.clone())
+                    .or_insert_with(|| (host.clone(), Vec::new()));
+                states.push((t, state));
+            }
             TraceEvent::Balance {
                 backend: Some(b), ..
             } => *f.picks.entry(b.clone()).or_default() += 1,
@@ -467,7 +479,7 @@ fn gantt(f: &Facts) -> String {
         .hosts
         .iter()
         .map(|(h, _)| h)
-        .filter(|h| f.lives.iter().any(|l| &l.1 == *h))
+        .filter(|h| f.lives.iter().any(|l| &l.1 == *h) || f.tasks.values().any(|t| &t.0 == *h))
         .take(MAX_ROWS)
         .collect();
     if hosts.is_empty() {
@@ -484,17 +496,38 @@ fn gantt(f: &Facts) -> String {
     let mut lane_end: Vec<[f64; LANES]> = vec![[f64::NEG_INFINITY; LANES]; hosts.len()];
     let mut lanes_used = vec![1usize; hosts.len()];
     let mut placed = Vec::new();
-    for (c, h, start, end, _) in &f.lives {
-        let Some(&r) = row.get(h.as_str()) else {
+    // A task's states, each a segment; a container that is a task is drawn by them.
+    let mut lives: Vec<(&str, &str, f64, Option<f64>)> = f
+        .lives
+        .iter()
+        .filter(|l| !f.tasks.contains_key(&l.0))
+        .map(|(c, h, s, e, _)| (c.as_str(), h.as_str(), *s, *e))
+        .collect();
+    for (name, (host, states)) in &f.tasks {
+        let start = states.first().map_or(0.0, |s| s.0);
+        let end = states
+            .last()
+            .filter(|s| {
+                matches!(
+                    s.1,
+                    "complete" | "shutdown" | "failed" | "rejected" | "orphaned"
+                )
+            })
+            .map(|s| s.0);
+        lives.push((name.as_str(), host.as_str(), start, end));
+    }
+    lives.sort_by(|a, b| a.2.total_cmp(&b.2).then_with(|| a.0.cmp(b.0)));
+    for (c, h, start, end) in lives {
+        let Some(&r) = row.get(h) else {
             continue;
         };
-        let end = end.unwrap_or(f.end);
+        let end = end.unwrap_or(f.end).max(start + f.end / 500.0);
         let lane = (0..LANES)
-            .find(|&k| lane_end[r][k] <= *start)
+            .find(|&k| lane_end[r][k] <= start)
             .unwrap_or(LANES - 1);
         lane_end[r][lane] = end;
         lanes_used[r] = lanes_used[r].max(lane + 1);
-        placed.push((c.as_str(), r, lane, *start, end));
+        placed.push((c, r, lane, start, end));
     }
     let rows = hosts.len();
     let height = (80 + rows * 34).max(160) as u32;
@@ -514,21 +547,40 @@ fn gantt(f: &Facts) -> String {
             .draw()
             .map_err(err)?;
         label_rows(root, &chart, 0.0, &names)?;
-        let bars = placed.iter().map(|(c, r, lane, start, end)| {
+        // A task's segments: grey while it is prepared and started, its service's colour
+        // while it runs, red once failed or rejected, dark grey once shut down.
+        let mut bars = Vec::new();
+        for (c, r, lane, start, end) in &placed {
             let h = 0.8 / lanes_used[*r] as f64;
             let y0 = *r as f64 + 0.1 + h * *lane as f64;
-            Rectangle::new(
-                [
-                    (*start, y0),
-                    (end.max(*start + f.end / 500.0), y0 + h * 0.9),
-                ],
-                colour(service_of(c)).mix(0.8).filled(),
-            )
-        });
+            let segments: Vec<(f64, f64, RGBColor)> = match f.tasks.get(*c) {
+                Some((_, states)) => states
+                    .iter()
+                    .enumerate()
+                    .map(|(k, (t, st))| {
+                        let next = states.get(k + 1).map_or(*end, |n| n.0);
+                        let shade = match *st {
+                            "running" => colour(service_of(c)),
+                            "failed" | "rejected" => FAULT,
+                            "complete" | "shutdown" | "orphaned" => RGBColor(90, 90, 90),
+                            _ => RGBColor(190, 190, 190),
+                        };
+                        (*t, next.max(*t + f.end / 500.0), shade)
+                    })
+                    .collect(),
+                None => vec![(*start, *end, colour(service_of(c)))],
+            };
+            for (a, b, shade) in segments {
+                bars.push(Rectangle::new(
+                    [(a, y0), (b, y0 + h * 0.9)],
+                    shade.mix(0.85).filled(),
+                ));
+            }
+        }
         chart.draw_series(bars).map_err(err)?;
         // How each stopped one ended: a black tick for 0, red for another status.
         let ends = placed.iter().filter_map(|(c, r, lane, _, end)| {
-            let code = f.exits.get(*c)?;
+            let code = f.exits.get(*c).filter(|_| !f.tasks.contains_key(*c))?;
             let h = 0.8 / lanes_used[*r] as f64;
             let y0 = *r as f64 + 0.1 + h * *lane as f64;
             let colour = if *code == 0 { BLACK } else { FAULT };
@@ -1003,7 +1055,7 @@ pub fn render(trace: &Trace, src: &Source<'_>) -> String {
     page.push_str(&timeline(trace, src));
     page.push_str("<h2 id=tasks>Tasks per node</h2>\n");
     page.push_str(&gantt(&f));
-    page.push_str("<p class=note>A bar per container, coloured by service, from its start to its end; a tick at its end: black for exit status 0, red for another.</p>\n");
+    page.push_str("<p class=note>A bar per task, by state: grey while it is prepared and started, its service's colour while it runs, red once failed or rejected, dark grey once shut down or complete. A container that is not a task is a bar of its service's colour, with a tick at its end: black for exit status 0, red for another.</p>\n");
     page.push_str("<h2 id=membership>Membership (gossip)</h2>\n");
     page.push_str(&membership(&f));
     page.push_str(&who_sees_whom(&f));
