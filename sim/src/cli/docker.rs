@@ -202,6 +202,24 @@ fn docker_images(lab: &Lab, host: HostId, args: &[String]) -> CommandOutput {
     CommandOutput::out(table(&body))
 }
 
+/// A program's output as the shell takes it.
+fn shell_io(out: CommandOutput) -> crate::sh::Io {
+    crate::sh::Io {
+        stdout: out.stdout,
+        stderr: out.stderr,
+        code: out.exit_code,
+    }
+}
+
+/// What the shell printed, as the command's output.
+fn command_output(io: crate::sh::Io) -> CommandOutput {
+    CommandOutput {
+        stdout: io.stdout,
+        stderr: io.stderr,
+        exit_code: io.code,
+    }
+}
+
 /// The programs a host's shell runs that are not the shell's own: docker, curl, wget.
 struct HostPrograms<'c, 'a> {
     cx: &'c Cx<'a>,
@@ -222,11 +240,7 @@ impl crate::sh::External for HostPrograms<'_, '_> {
         self.cx.lab().set_host_fs(self.host, sh.fs.clone());
         let out = Box::pin(execute(self.cx, self.host, argv)).await;
         sh.fs = self.cx.lab().host_fs(self.host).clone();
-        Some(crate::sh::Io {
-            stdout: out.stdout,
-            stderr: out.stderr,
-            code: out.exit_code,
-        })
+        Some(shell_io(out))
     }
 }
 
@@ -250,11 +264,7 @@ pub async fn host_shell(
         .extend(vars.iter().map(|(k, v)| (k.clone(), v.clone())));
     let io = sh.run(script, "", &mut HostPrograms { cx, host }).await;
     cx.lab().set_host_fs(host, sh.fs);
-    CommandOutput {
-        stdout: io.stdout,
-        stderr: io.stderr,
-        exit_code: io.code,
-    }
+    command_output(io)
 }
 
 /// `docker run`'s options (the subset the lab simulates), parsed with clap as the
@@ -623,11 +633,7 @@ impl crate::sh::External for ContainerPrograms<'_, '_> {
         let out = Box::pin(exec_program(self.cx, self.cid, argv)).await?;
         // And what the program wrote (`wget -O`) is the shell's after it.
         sh.fs = self.cx.lab().containers[self.cid.0].fs.clone();
-        Some(crate::sh::Io {
-            stdout: out.stdout,
-            stderr: out.stderr,
-            code: out.exit_code,
-        })
+        Some(shell_io(out))
     }
 }
 
@@ -655,11 +661,7 @@ async fn exec_in(cx: &Cx<'_>, cid: ContainerId, argv: &[String]) -> CommandOutpu
             .run(&quoted.join(" "), "", &mut ContainerPrograms { cx, cid })
             .await;
         cx.lab().set_container_fs(cid, sh.fs);
-        return CommandOutput {
-            stdout: io.stdout,
-            stderr: io.stderr,
-            exit_code: io.code,
-        };
+        return command_output(io);
     }
     match Box::pin(exec_program(cx, cid, argv)).await {
         Some(out) => out,

@@ -321,6 +321,22 @@ fn err<E: std::fmt::Debug>(e: E) -> String {
     format!("{e:?}")
 }
 
+/// The chart's legend, in a framed box.
+fn legend<'a, DB: DrawingBackend + 'a>(
+    chart: &mut ChartContext<
+        'a,
+        DB,
+        Cartesian2d<plotters::coord::types::RangedCoordf64, plotters::coord::types::RangedCoordf64>,
+    >,
+) -> Result<(), String> {
+    chart
+        .configure_series_labels()
+        .background_style(WHITE.mix(0.8))
+        .border_style(BLACK)
+        .draw()
+        .map_err(err)
+}
+
 /// Vertical marks at the faults' times, with their text.
 fn mark_faults<DB: DrawingBackend>(
     chart: &mut ChartContext<
@@ -639,12 +655,7 @@ fn membership(f: &Facts) -> String {
                 .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 16, y)], c));
         }
         mark_faults(&mut chart, &f.faults, (bottom, top))?;
-        chart
-            .configure_series_labels()
-            .background_style(WHITE.mix(0.8))
-            .border_style(BLACK)
-            .draw()
-            .map_err(err)
+        legend(&mut chart)
     })
 }
 
@@ -790,12 +801,7 @@ fn traffic(trace: &Trace, f: &Facts) -> String {
                 .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 16, y)], c));
         }
         mark_faults(&mut chart, &f.faults, (0.0, top))?;
-        chart
-            .configure_series_labels()
-            .background_style(WHITE.mix(0.8))
-            .border_style(BLACK)
-            .draw()
-            .map_err(err)
+        legend(&mut chart)
     });
     // Per host: the busiest, stacked by class.
     let mut hosts: Vec<(usize, [u64; 4])> = t.per_host.iter().copied().enumerate().collect();
